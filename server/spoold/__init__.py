@@ -1,0 +1,3 @@
+"""spoold: the Spool job queue server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,278 @@
+"""Proto messages to validated domain values, and domain values back to proto."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from spool.v1 import job_pb2, queue_service_pb2 as qs
+from spoold.api import validate as v
+from spoold.config import Limits, Settings
+from spoold.errors import BatchTooLarge, InvalidArgument
+from spoold.model import (
+    JSON,
+    Ack,
+    Attempt,
+    Backoff,
+    BackoffKind,
+    Heartbeat,
+    Job,
+    JobError,
+    JobState,
+    LeaseRequest,
+    Nack,
+    NewJob,
+    Outcome,
+    is_json,
+)
+
+_KINDS = {
+    job_pb2.BackoffPolicy.KIND_EXPONENTIAL: BackoffKind.EXPONENTIAL,
+    job_pb2.BackoffPolicy.KIND_LINEAR: BackoffKind.LINEAR,
+    job_pb2.BackoffPolicy.KIND_FIXED: BackoffKind.FIXED,
+}
+_KIND_PROTO = {k: p for p, k in _KINDS.items()}
+_STATES = {
+    JobState.PENDING: job_pb2.Job.STATE_PENDING,
+    JobState.RUNNING: job_pb2.Job.STATE_RUNNING,
+    JobState.SUCCEEDED: job_pb2.Job.STATE_SUCCEEDED,
+    JobState.DEAD: job_pb2.Job.STATE_DEAD,
+    JobState.CANCELLED: job_pb2.Job.STATE_CANCELLED,
+}
+STATE_FROM_PROTO = {p: s for s, p in _STATES.items()}
+_OUTCOMES = {
+    Outcome.SUCCEEDED: job_pb2.Attempt.OUTCOME_SUCCEEDED,
+    Outcome.FAILED: job_pb2.Attempt.OUTCOME_FAILED,
+    Outcome.LEASE_EXPIRED: job_pb2.Attempt.OUTCOME_LEASE_EXPIRED,
+    Outcome.TIMED_OUT: job_pb2.Attempt.OUTCOME_TIMED_OUT,
+    Outcome.CANCELLED: job_pb2.Attempt.OUTCOME_CANCELLED,
+}
+
+
+# ---- requests -> domain
+
+
+def new_job(req: qs.EnqueueRequest, settings: Settings, now: datetime, prefix: str = "") -> NewJob:
+    lim = settings.limits
+    content_type = v.text(f"{prefix}content_type", req.content_type, 255) or JSON
+    payload = v.blob(f"{prefix}payload", req.payload, lim)
+    if is_json(content_type):
+        payload = v.json_document(f"{prefix}payload", payload).encode()
+    key = v.text(f"{prefix}concurrency_key", req.concurrency_key, lim.max_key_length) or None
+    limit = v.in_range(f"{prefix}concurrency_limit", req.concurrency_limit, 0, 1_000_000) or None
+    if limit is not None and key is None:
+        raise InvalidArgument(f"{prefix}concurrency_limit", "needs a concurrency_key")
+    return NewJob(
+        queue=v.name(f"{prefix}queue", req.queue, lim),
+        payload=payload,
+        content_type=content_type,
+        headers=v.headers(f"{prefix}headers", req.headers, lim),
+        priority=v.in_range(f"{prefix}priority", req.priority, -32768, 32767),
+        run_at=_start(req, lim, now, prefix),
+        max_attempts=(
+            v.in_range(f"{prefix}max_attempts", req.max_attempts, 1, 100) if req.HasField("max_attempts") else 1
+        ),
+        backoff=backoff(f"{prefix}backoff", req.backoff, lim) if req.HasField("backoff") else Backoff(),
+        lease_duration=(
+            v.duration(f"{prefix}lease_duration", req.lease_duration, lim.max_lease_duration)
+            if req.HasField("lease_duration")
+            else settings.default_lease_duration
+        ),
+        attempt_timeout=(
+            v.duration(f"{prefix}attempt_timeout", req.attempt_timeout, lim.max_attempt_timeout)
+            if req.HasField("attempt_timeout")
+            else None
+        ),
+        idempotency_key=v.text(f"{prefix}idempotency_key", req.idempotency_key, lim.max_key_length) or None,
+        concurrency_key=key,
+        # A key without a limit runs its jobs one at a time.
+        concurrency_limit=limit or (1 if key else None),
+    )
+
+
+def _start(req: qs.EnqueueRequest, lim: Limits, now: datetime, prefix: str) -> datetime | None:
+    which = req.WhichOneof("start")
+    if which == "delay":
+        return now + v.duration(f"{prefix}delay", req.delay, lim.max_delay, allow_zero=True)
+    if which == "run_at":
+        run_at = v.timestamp(f"{prefix}run_at", req.run_at)
+        if run_at - now > lim.max_delay:
+            raise InvalidArgument(f"{prefix}run_at", f"more than {lim.max_delay} ahead")
+        return run_at
+    return None
+
+
+def backoff(field: str, p: job_pb2.BackoffPolicy, lim: Limits) -> Backoff:
+    default = Backoff()
+    if p.kind not in _KINDS and p.kind != job_pb2.BackoffPolicy.KIND_UNSPECIFIED:
+        raise InvalidArgument(f"{field}.kind", f"unknown kind {p.kind}")
+    initial = (
+        v.duration(f"{field}.initial_interval", p.initial_interval, lim.max_delay)
+        if p.HasField("initial_interval")
+        else default.initial
+    )
+    maximum = (
+        v.duration(f"{field}.max_interval", p.max_interval, lim.max_delay)
+        if p.HasField("max_interval")
+        else max(default.max, initial)
+    )
+    if maximum < initial:
+        raise InvalidArgument(f"{field}.max_interval", "must not be less than initial_interval")
+    return Backoff(
+        kind=_KINDS.get(p.kind, default.kind),
+        initial=initial,
+        max=maximum,
+        multiplier=v.finite(f"{field}.multiplier", p.multiplier, 1.0, 100.0) if p.multiplier else default.multiplier,
+        jitter=p.jitter if p.HasField("jitter") else default.jitter,
+    )
+
+
+def lease_request(req: qs.LeaseRequest, lim: Limits) -> LeaseRequest:
+    return LeaseRequest(
+        queues=v.names("queues", req.queues, lim),
+        max_jobs=v.in_range("max_jobs", req.max_jobs or 1, 1, lim.max_lease_jobs),
+        lease_duration=(
+            v.duration("lease_duration", req.lease_duration, lim.max_lease_duration)
+            if req.HasField("lease_duration")
+            else None
+        ),
+        wait=v.duration("wait", req.wait, lim.max_wait, allow_zero=True) if req.HasField("wait") else timedelta(0),
+        worker_id=v.text("worker_id", req.worker_id, lim.max_key_length) or None,
+    )
+
+
+def heartbeat(req: qs.HeartbeatRequest, lim: Limits, prefix: str = "") -> Heartbeat:
+    return Heartbeat(
+        job_id=v.positive_id(f"{prefix}job_id", req.job_id),
+        lease_token=v.positive_id(f"{prefix}lease_token", req.lease_token),
+        lease_duration=(
+            v.duration(f"{prefix}lease_duration", req.lease_duration, lim.max_lease_duration)
+            if req.HasField("lease_duration")
+            else None
+        ),
+        checkpoint=v.blob(f"{prefix}checkpoint", req.checkpoint, lim) if req.HasField("checkpoint") else None,
+        set_checkpoint=req.HasField("checkpoint"),
+    )
+
+
+def ack(req: qs.AckRequest, lim: Limits, prefix: str = "") -> Ack:
+    has_result = bool(req.result) or bool(req.result_content_type)
+    content_type = v.text(f"{prefix}result_content_type", req.result_content_type, 255)
+    return Ack(
+        job_id=v.positive_id(f"{prefix}job_id", req.job_id),
+        lease_token=v.positive_id(f"{prefix}lease_token", req.lease_token),
+        result=v.blob(f"{prefix}result", req.result, lim) if has_result else None,
+        result_content_type=(content_type or JSON) if has_result else None,
+    )
+
+
+def nack(req: qs.NackRequest, lim: Limits) -> Nack:
+    return Nack(
+        job_id=v.positive_id("job_id", req.job_id),
+        lease_token=v.positive_id("lease_token", req.lease_token),
+        error=JobError(
+            type=v.text("error.type", req.error.type, lim.max_name_length * 2),
+            message=v.text("error.message", req.error.message, lim.max_error_bytes),
+            details=v.text("error.details", req.error.details, lim.max_error_bytes),
+        ),
+        retryable=req.retryable if req.HasField("retryable") else True,
+        retry_after=(
+            v.duration("retry_after", req.retry_after, lim.max_delay, allow_zero=True)
+            if req.HasField("retry_after")
+            else None
+        ),
+        checkpoint=v.blob("checkpoint", req.checkpoint, lim) if req.HasField("checkpoint") else None,
+        set_checkpoint=req.HasField("checkpoint"),
+    )
+
+
+def batch_size(field: str, n: int, lim: Limits) -> None:
+    if n > lim.max_batch:
+        raise BatchTooLarge(f"{field}: {n} items is over the limit of {lim.max_batch}", field=field)
+
+
+# ---- domain -> proto
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def dur(value: timedelta | None) -> Duration | None:
+    if value is None:
+        return None
+    out = Duration()
+    out.FromTimedelta(value)
+    return out
+
+
+def error_proto(e: JobError | None) -> job_pb2.JobError | None:
+    return None if e is None else job_pb2.JobError(type=e.type, message=e.message, details=e.details)
+
+
+def attempt_proto(a: Attempt) -> job_pb2.Attempt:
+    return job_pb2.Attempt(
+        number=a.number,
+        worker_id=a.worker_id or "",
+        lease_token=str(a.lease_token),
+        started_at=ts(a.started_at),
+        finished_at=ts(a.finished_at),
+        outcome=_OUTCOMES[a.outcome] if a.outcome else job_pb2.Attempt.OUTCOME_UNSPECIFIED,
+        error=error_proto(a.error),
+        duration=dur(a.finished_at - a.started_at) if a.finished_at else None,
+    )
+
+
+def job_proto(j: Job) -> job_pb2.Job:
+    running = j.state is JobState.RUNNING
+    return job_pb2.Job(
+        id=str(j.id),
+        queue=j.queue,
+        state=_STATES[j.state],
+        payload=j.payload,
+        content_type=j.content_type,
+        headers=j.headers,
+        priority=j.priority,
+        run_at=ts(j.run_at),
+        attempt=j.attempt,
+        max_attempts=j.max_attempts,
+        backoff=job_pb2.BackoffPolicy(
+            kind=_KIND_PROTO[j.backoff.kind],
+            initial_interval=dur(j.backoff.initial),
+            max_interval=dur(j.backoff.max),
+            multiplier=j.backoff.multiplier,
+            jitter=j.backoff.jitter,
+        ),
+        lease_duration=dur(j.lease_duration),
+        attempt_timeout=dur(j.attempt_timeout),
+        idempotency_key=j.idempotency_key or "",
+        concurrency_key=j.concurrency_key or "",
+        concurrency_limit=j.concurrency_limit or 0,
+        result=j.result or b"",
+        result_content_type=j.result_content_type or "",
+        last_error=error_proto(j.last_error),
+        checkpoint=j.checkpoint or b"",
+        cancel_requested=j.cancel_requested,
+        worker_id=(j.worker_id or "") if running else "",
+        lease_expires_at=ts(j.lease_expires_at),
+        attempt_deadline=ts(j.attempt_deadline),
+        created_at=ts(j.created_at),
+        updated_at=ts(j.updated_at),
+        finished_at=ts(j.finished_at),
+        attempts=[attempt_proto(a) for a in j.attempts],
+    )
+
+
+def leased_proto(j: Job) -> qs.LeasedJob:
+    return qs.LeasedJob(
+        job=job_proto(j),
+        lease_token=str(j.lease_token),
+        lease_expires_at=ts(j.lease_expires_at),
+        attempt_deadline=ts(j.attempt_deadline),
+    )

@@ -1,0 +1,133 @@
+"""spool.v1.QueueService: validate, call the domain, convert back. No SQL here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from spool.v1 import queue_service_pb2 as qs, queue_service_pb2_grpc
+from spoold.api import convert, validate as v
+from spoold.api.errors import code_of, stream, unary
+from spoold.config import Settings
+from spoold.errors import InvalidArgument, SpoolError
+from spoold.leasing import Leaser
+from spoold.store.jobs import JobStore
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _item_error(err: SpoolError) -> qs.ItemError:
+    return qs.ItemError(code=code_of(err).value[0], reason=err.reason, message=err.message)
+
+
+class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
+    def __init__(self, store: JobStore, leaser: Leaser, settings: Settings) -> None:
+        self._store = store
+        self._leaser = leaser
+        self._settings = settings
+        self._limits = settings.limits
+
+    @unary
+    async def Enqueue(self, request: qs.EnqueueRequest, context: Context) -> qs.EnqueueResponse:
+        new = convert.new_job(request, self._settings, datetime.now(UTC))
+        (result,) = await self._store.enqueue([new])
+        return qs.EnqueueResponse(job=convert.job_proto(result.job), deduplicated=result.deduplicated)
+
+    @unary
+    async def EnqueueBatch(self, request: qs.EnqueueBatchRequest, context: Context) -> qs.EnqueueBatchResponse:
+        convert.batch_size("jobs", len(request.jobs), self._limits)
+        if not request.jobs:
+            raise InvalidArgument("jobs", "at least one job is required")
+        now = datetime.now(UTC)
+        news = [convert.new_job(j, self._settings, now, prefix=f"jobs[{i}].") for i, j in enumerate(request.jobs)]
+        results = await self._store.enqueue(news)
+        return qs.EnqueueBatchResponse(
+            results=[qs.EnqueueResponse(job=convert.job_proto(r.job), deduplicated=r.deduplicated) for r in results]
+        )
+
+    @unary
+    async def Lease(self, request: qs.LeaseRequest, context: Context) -> qs.LeaseResponse:
+        jobs = await self._leaser.lease(convert.lease_request(request, self._limits))
+        return qs.LeaseResponse(jobs=[convert.leased_proto(j) for j in jobs])
+
+    @unary
+    async def Heartbeat(self, request: qs.HeartbeatRequest, context: Context) -> qs.HeartbeatResponse:
+        (result,) = await self._store.heartbeat([convert.heartbeat(request, self._limits)])
+        if isinstance(result, SpoolError):
+            raise result
+        return qs.HeartbeatResponse(
+            lease_expires_at=convert.ts(result.lease_expires_at), cancel_requested=result.cancel_requested
+        )
+
+    @unary
+    async def HeartbeatBatch(self, request: qs.HeartbeatBatchRequest, context: Context) -> qs.HeartbeatBatchResponse:
+        convert.batch_size("heartbeats", len(request.heartbeats), self._limits)
+        beats = [convert.heartbeat(h, self._limits, f"heartbeats[{i}].") for i, h in enumerate(request.heartbeats)]
+        results = await self._store.heartbeat(beats) if beats else []
+        out = qs.HeartbeatBatchResponse()
+        for beat, result in zip(beats, results, strict=True):
+            item = out.results.add(job_id=str(beat.job_id))
+            if isinstance(result, SpoolError):
+                item.error.CopyFrom(_item_error(result))
+            else:
+                item.heartbeat.lease_expires_at.CopyFrom(convert.ts(result.lease_expires_at))
+                item.heartbeat.cancel_requested = result.cancel_requested
+        return out
+
+    @unary
+    async def Ack(self, request: qs.AckRequest, context: Context) -> qs.AckResponse:
+        (result,) = await self._store.ack([convert.ack(request, self._limits)])
+        if isinstance(result, SpoolError):
+            raise result
+        return qs.AckResponse(job=convert.job_proto(result))
+
+    @unary
+    async def AckBatch(self, request: qs.AckBatchRequest, context: Context) -> qs.AckBatchResponse:
+        convert.batch_size("acks", len(request.acks), self._limits)
+        acks = [convert.ack(a, self._limits, f"acks[{i}].") for i, a in enumerate(request.acks)]
+        results = await self._store.ack(acks) if acks else []
+        out = qs.AckBatchResponse()
+        for ack, result in zip(acks, results, strict=True):
+            item = out.results.add(job_id=str(ack.job_id))
+            if isinstance(result, SpoolError):
+                item.error.CopyFrom(_item_error(result))
+        return out
+
+    @unary
+    async def Nack(self, request: qs.NackRequest, context: Context) -> qs.NackResponse:
+        job = await self._store.nack(convert.nack(request, self._limits))
+        return qs.NackResponse(job=convert.job_proto(job))
+
+    @unary
+    async def Requeue(self, request: qs.RequeueRequest, context: Context) -> qs.RequeueResponse:
+        if request.HasField("filter"):
+            raise InvalidArgument("filter", "requeue by filter is not supported yet; pass job_ids")
+        if not request.job_ids:
+            raise InvalidArgument("job_ids", "at least one job id is required")
+        convert.batch_size("job_ids", len(request.job_ids), self._limits)
+        ids = [v.positive_id(f"job_ids[{i}]", j) for i, j in enumerate(request.job_ids)]
+        jobs = await self._store.requeue(list(dict.fromkeys(ids)), request.include_succeeded)
+        return qs.RequeueResponse(jobs=[convert.job_proto(j) for j in jobs])
+
+    @unary
+    async def CancelJob(self, request: qs.CancelJobRequest, context: Context) -> qs.CancelJobResponse:
+        job = await self._store.cancel(v.positive_id("job_id", request.job_id))
+        return qs.CancelJobResponse(job=convert.job_proto(job))
+
+    @unary
+    async def GetJob(self, request: qs.GetJobRequest, context: Context) -> qs.GetJobResponse:
+        job = await self._store.get(v.positive_id("job_id", request.job_id))
+        return qs.GetJobResponse(job=convert.job_proto(job))
+
+    @unary
+    async def ListJobs(self, request: qs.ListJobsRequest, context: Context) -> qs.ListJobsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListJobs is not implemented yet")
+        raise AssertionError("unreachable")
+
+    @stream
+    async def WatchJob(self, request: qs.WatchJobRequest, context: Context) -> AsyncIterator[qs.WatchJobResponse]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "WatchJob is not implemented yet")
+        yield qs.WatchJobResponse()

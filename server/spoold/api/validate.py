@@ -1,0 +1,127 @@
+"""Request validation: every field is checked here, before anything reaches the database."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from spoold.config import Limits
+from spoold.errors import InvalidArgument, PayloadTooLarge
+
+# Printable, no spaces or control characters: safe in logs, URLs and NOTIFY payloads.
+_NAME = re.compile(r"[^\x00-\x20\x7f]+")
+_MAX_ID = 2**63 - 1
+# Protobuf's own range for Timestamp and Duration: beyond it conversion would overflow.
+_TS_MIN, _TS_MAX = -62135596800, 253402300799
+_DUR_MAX = 315576000000
+
+
+def text(field: str, value: str, max_chars: int, *, required: bool = False) -> str:
+    if required and not value:
+        raise InvalidArgument(field, "required")
+    if "\x00" in value:
+        raise InvalidArgument(field, "must not contain a NUL character")
+    if len(value) > max_chars:
+        raise InvalidArgument(field, f"longer than {max_chars} characters")
+    return value
+
+
+def name(field: str, value: str, limits: Limits) -> str:
+    text(field, value, limits.max_name_length, required=True)
+    if not _NAME.fullmatch(value):
+        raise InvalidArgument(field, "must be printable characters without spaces")
+    return value
+
+
+def names(field: str, values: Iterable[str], limits: Limits) -> tuple[str, ...]:
+    found = tuple(dict.fromkeys(name(f"{field}[{i}]", v, limits) for i, v in enumerate(values)))
+    if not found:
+        raise InvalidArgument(field, "at least one is required")
+    return found
+
+
+def positive_id(field: str, value: str) -> int:
+    """Job ids and lease tokens: decimal strings of positive 64-bit integers."""
+    if not value:
+        raise InvalidArgument(field, "required")
+    if not value.isascii() or not value.isdigit() or len(value) > 19 or not 0 < int(value) <= _MAX_ID:
+        raise InvalidArgument(field, f"malformed: {value[:40]!r}")
+    return int(value)
+
+
+def duration(field: str, d: Duration, maximum: timedelta, *, allow_zero: bool = False) -> timedelta:
+    if abs(d.seconds) > _DUR_MAX or abs(d.nanos) >= 10**9 or (d.seconds * d.nanos < 0):
+        raise InvalidArgument(field, "not a valid duration")
+    value = d.ToTimedelta()
+    if value < timedelta(0) or (value == timedelta(0) and not allow_zero):
+        raise InvalidArgument(field, "must be positive" if not allow_zero else "must not be negative")
+    if value > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum}")
+    return value
+
+
+def timestamp(field: str, ts: Timestamp) -> datetime:
+    if not _TS_MIN <= ts.seconds <= _TS_MAX or not 0 <= ts.nanos < 10**9:
+        raise InvalidArgument(field, "not a valid timestamp")
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def in_range(field: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise InvalidArgument(field, f"must be between {low} and {high}")
+    return value
+
+
+def finite(field: str, value: float, low: float, high: float) -> float:
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidArgument(field, f"must be between {low} and {high}")
+    return value
+
+
+def blob(field: str, value: bytes, limits: Limits) -> bytes:
+    if len(value) > limits.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"{field}: {len(value)} bytes is over the limit of {limits.max_payload_bytes}", field=field
+        )
+    return value
+
+
+def json_document(field: str, value: bytes | str) -> str:
+    """Valid JSON that PostgreSQL's jsonb can store (no \\u0000), as text."""
+    try:
+        raw = value.decode() if isinstance(value, bytes) else value
+        parsed = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidArgument(field, f"not valid JSON: {str(exc)[:120]}") from exc
+    if "\\u0000" in raw and _has_nul(parsed):
+        raise InvalidArgument(field, "JSON must not contain \\u0000")
+    return raw
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    return False
+
+
+def headers(field: str, value: Mapping[str, str], limits: Limits) -> dict[str, str]:
+    if len(value) > limits.max_headers:
+        raise InvalidArgument(field, f"more than {limits.max_headers} headers")
+    size = 0
+    for k, v in value.items():
+        text(f"{field}[{k[:40]!r}]", k, limits.max_name_length, required=True)
+        text(f"{field}[{k[:40]!r}]", v, limits.max_header_bytes)
+        size += len(k) + len(v)
+    if size > limits.max_header_bytes:
+        raise InvalidArgument(field, f"over {limits.max_header_bytes} characters in all")
+    return dict(value)

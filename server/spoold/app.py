@@ -1,0 +1,96 @@
+"""Assembles spoold: pool, migrations, listener, loops and the gRPC server, and takes them down in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from spool.v1 import queue_service_pb2, queue_service_pb2_grpc
+from spoold.api.queue_service import QueueService
+from spoold.config import Settings
+from spoold.leasing import Leaser
+from spoold.loops import Loop, Reaper
+from spoold.notify import Listener
+from spoold.store.database import create_pool
+from spoold.store.jobs import JobStore
+from spoold.store.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+SERVICES = (queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,)
+_MAX_MESSAGE = 64 * 1024 * 1024
+
+
+@dataclass
+class App:
+    settings: Settings
+    dsn: str
+    port: int = 0
+    pool: asyncpg.Pool | None = None
+    store: JobStore | None = None
+    listener: Listener | None = None
+    leaser: Leaser | None = None
+    loops: list[Loop] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    server: grpc.aio.Server | None = None
+    health: health.aio.HealthServicer | None = None
+
+    async def start(self) -> int:
+        """Starts everything; returns the port the gRPC server listens on."""
+        s = self.settings
+        self.pool = await create_pool(self.dsn, s.pool_min_size, s.pool_max_size)
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn)
+        if applied:
+            log.info("migrated: %s", ", ".join(applied))
+        self.store = JobStore(self.pool)
+        self.listener = Listener(self.dsn)
+        await self.listener.start()
+        self.leaser = Leaser(self.store, self.listener, s.lease_poll_interval.total_seconds())
+        self.loops = [Reaper(self.store, s.reaper_interval.total_seconds(), s.reaper_batch)]
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", _MAX_MESSAGE),
+                ("grpc.max_send_message_length", _MAX_MESSAGE),
+            ]
+        )
+        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(
+            QueueService(self.store, self.leaser, s), self.server
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        await self.server.start()
+        for name in ("", *SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.tasks = [loop.start() for loop in self.loops]
+        log.info("spoold serving on %s:%d", s.host, self.port)
+        return self.port
+
+    async def wait_for_failure(self) -> asyncio.Task[None]:
+        """Returns the first background task to end; while serving, none should."""
+        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+        return done.pop()
+
+    async def stop(self) -> None:
+        """Health NOT_SERVING, end long polls, finish in-flight RPCs, then loops, listener, pool."""
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        if self.leaser is not None:
+            self.leaser.close()
+        if self.server is not None:
+            await self.server.stop(self.settings.shutdown_grace.total_seconds())
+        for loop in self.loops:
+            await loop.stop()
+        if self.listener is not None:
+            await self.listener.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("spoold stopped")

@@ -1,0 +1,80 @@
+"""Settings, read in one place from a mapping (the environment, overridden by command-line flags)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a request may ask for; anything beyond is refused with INVALID_ARGUMENT or RESOURCE_EXHAUSTED."""
+
+    max_payload_bytes: int = 1024 * 1024
+    max_batch: int = 1000
+    max_delay: timedelta = timedelta(days=30)
+    max_lease_duration: timedelta = timedelta(hours=12)
+    max_attempt_timeout: timedelta = timedelta(days=7)
+    max_wait: timedelta = timedelta(seconds=60)
+    max_lease_jobs: int = 1000
+    max_name_length: int = 128
+    max_key_length: int = 256
+    max_headers: int = 64
+    max_header_bytes: int = 8 * 1024
+    max_error_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".spool")
+    host: str = "127.0.0.1"
+    port: int = 50051
+    pool_min_size: int = 4
+    pool_max_size: int = 16
+    default_lease_duration: timedelta = timedelta(seconds=30)
+    lease_poll_interval: timedelta = timedelta(seconds=1)
+    reaper_interval: timedelta = timedelta(seconds=1)
+    reaper_batch: int = 1000
+    shutdown_grace: timedelta = timedelta(seconds=10)
+    log_level: str = "INFO"
+    limits: Limits = Limits()
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        return cls.from_env(os.environ)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Reads SPOOL_* variables; unknown ones are ignored, malformed ones raise ValueError."""
+        settings = cls()
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"SPOOL_{f.name.upper()}")
+            if raw is not None and f.name != "limits":
+                values[f.name] = _parse(raw, getattr(settings, f.name), f.name)
+        limit_values: dict[str, Any] = {}
+        for f in fields(Limits):
+            raw = env.get(f"SPOOL_{f.name.upper()}")
+            if raw is not None:
+                limit_values[f.name] = _parse(raw, getattr(settings.limits, f.name), f.name)
+        return replace(settings, **values, limits=replace(settings.limits, **limit_values))
+
+
+def _parse(raw: str, default: object, name: str) -> object:
+    try:
+        if isinstance(default, timedelta):
+            return timedelta(seconds=float(raw))
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"SPOOL_{name.upper()}: {exc}") from exc
+    return raw

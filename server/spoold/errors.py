@@ -1,0 +1,55 @@
+"""Domain errors. api/errors.py maps each to a gRPC status; nothing here knows gRPC."""
+
+from __future__ import annotations
+
+
+class SpoolError(Exception):
+    """Base of the errors a caller can act on; `reason` is the machine-readable ErrorInfo reason."""
+
+    reason = "ERROR"
+
+    def __init__(self, message: str, **metadata: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = metadata
+
+
+class InvalidArgument(SpoolError):
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+        self.field = field
+
+
+class JobNotFound(SpoolError):
+    reason = "JOB_NOT_FOUND"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} not found", job_id=str(job_id))
+
+
+class LeaseLost(SpoolError):
+    """The lease token is stale: the lease expired, or the job was re-leased, finished or cancelled."""
+
+    reason = "LEASE_LOST"
+
+
+class WrongState(SpoolError):
+    """The job's state does not allow the transition."""
+
+    reason = "WRONG_STATE"
+
+
+class PayloadTooLarge(SpoolError):
+    reason = "PAYLOAD_TOO_LARGE"
+
+
+class BatchTooLarge(SpoolError):
+    reason = "BATCH_TOO_LARGE"
+
+
+class Unavailable(SpoolError):
+    """The database cannot be reached; the call may be retried."""
+
+    reason = "DATABASE_UNAVAILABLE"

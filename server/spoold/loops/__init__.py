@@ -1,0 +1,6 @@
+"""Background loops: small classes with start / stop / run_once."""
+
+from spoold.loops.base import Loop
+from spoold.loops.reaper import Reaper
+
+__all__ = ["Loop", "Reaper"]

@@ -1,0 +1,174 @@
+"""Frozen values that cross layers: what a job is, independent of protobuf and of SQL."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+class JobState(enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
+
+
+class Outcome(enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LEASE_EXPIRED = "lease_expired"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+class BackoffKind(enum.Enum):
+    EXPONENTIAL = "exponential"
+    LINEAR = "linear"
+    FIXED = "fixed"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    kind: BackoffKind = BackoffKind.EXPONENTIAL
+    initial: timedelta = timedelta(seconds=1)
+    max: timedelta = timedelta(minutes=5)
+    multiplier: float = 2.0
+    jitter: bool = True
+
+
+@dataclass(frozen=True)
+class JobError:
+    type: str = ""
+    message: str = ""
+    details: str = ""
+
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated request to create a job, with every default resolved."""
+
+    queue: str
+    payload: bytes
+    content_type: str = JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+    priority: int = 0
+    run_at: datetime | None = None
+    max_attempts: int = 1
+    backoff: Backoff = Backoff()
+    lease_duration: timedelta = timedelta(seconds=30)
+    attempt_timeout: timedelta | None = None
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    lease_token: int
+    worker_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: Outcome | None
+    error: JobError | None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    queue: str
+    state: JobState
+    payload: bytes
+    content_type: str
+    headers: Mapping[str, str]
+    priority: int
+    run_at: datetime
+    attempt: int
+    max_attempts: int
+    backoff: Backoff
+    lease_duration: timedelta
+    attempt_timeout: timedelta | None
+    idempotency_key: str | None
+    concurrency_key: str | None
+    concurrency_limit: int | None
+    result: bytes | None
+    result_content_type: str | None
+    last_error: JobError | None
+    checkpoint: bytes | None
+    cancel_requested: bool
+    lease_token: int | None
+    worker_id: str | None
+    started_at: datetime | None
+    lease_expires_at: datetime | None
+    attempt_deadline: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    attempts: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job: Job
+    deduplicated: bool
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A lease extension asked for by the worker holding the lease."""
+
+    job_id: int
+    lease_token: int
+    lease_duration: timedelta | None = None
+    checkpoint: bytes | None = None
+    set_checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    lease_expires_at: datetime
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class Ack:
+    job_id: int
+    lease_token: int
+    result: bytes | None = None
+    result_content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Nack:
+    job_id: int
+    lease_token: int
+    error: JobError
+    retryable: bool = True
+    retry_after: timedelta | None = None
+    checkpoint: bytes | None = None
+    set_checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    queues: tuple[str, ...]
+    max_jobs: int
+    lease_duration: timedelta | None
+    wait: timedelta
+    worker_id: str | None
+
+
+def is_json(content_type: str) -> bool:
+    """application/json, with parameters or a +json suffix."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))

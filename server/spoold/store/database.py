@@ -1,0 +1,56 @@
+"""The connection pool and the translation of driver errors into domain errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import asyncpg
+
+from spoold.errors import InvalidArgument, Unavailable
+
+# CHECK constraints are the last line of validation; each names the request field it guards.
+_CONSTRAINT_FIELDS = {
+    "jobs_queue_length": "queue",
+    "jobs_max_attempts_range": "max_attempts",
+    "jobs_backoff_positive": "backoff",
+    "jobs_lease_positive": "lease_duration",
+    "jobs_timeout_positive": "attempt_timeout",
+    "jobs_concurrency_pair": "concurrency_limit",
+}
+
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+)
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Turns driver errors into domain errors, by constraint name and class, never by message."""
+    try:
+        yield
+    except asyncpg.CheckViolationError as exc:
+        field = _CONSTRAINT_FIELDS.get(exc.constraint_name or "")
+        if field is None:
+            raise
+        raise InvalidArgument(field, "out of range") from exc
+    except _UNAVAILABLE as exc:
+        raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+
+async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        # The claim path is a plpgsql function; a stale generic plan there is re-planned by Postgres.
+        server_settings={"application_name": "spoold", "jit": "off"},
+    )
+    assert pool is not None
+    return pool

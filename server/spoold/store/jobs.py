@@ -1,0 +1,203 @@
+"""JobStore: one typed async method per query of sql/jobs.sql."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+import asyncpg
+
+from spoold.errors import JobNotFound, LeaseLost, SpoolError, WrongState
+from spoold.model import (
+    Ack,
+    Enqueued,
+    Heartbeat,
+    HeartbeatResult,
+    Job,
+    JobState,
+    LeaseRequest,
+    Nack,
+    NewJob,
+    is_json,
+)
+from spoold.store import queries, rows
+from spoold.store.database import translated
+
+Q = queries.load("jobs.sql")
+
+
+def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
+    """The jobs as the column arrays insert_jobs unnests, in its parameter order."""
+    cols: list[list[object]] = [[] for _ in range(18)]
+    for j in jobs:
+        as_json = is_json(j.content_type)
+        values = (
+            j.queue,
+            j.payload.decode() if as_json else None,
+            None if as_json else j.payload,
+            j.content_type,
+            json.dumps(dict(j.headers)) if j.headers else None,
+            j.priority,
+            j.run_at,
+            j.max_attempts,
+            j.backoff.kind.value,
+            j.backoff.initial,
+            j.backoff.max,
+            j.backoff.multiplier,
+            j.backoff.jitter,
+            j.lease_duration,
+            j.attempt_timeout,
+            j.idempotency_key,
+            j.concurrency_key,
+            j.concurrency_limit,
+        )
+        for col, value in zip(cols, values, strict=True):
+            col.append(value)
+    return cols
+
+
+class JobStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """Creates the jobs in one transaction; a taken idempotency key yields the original job."""
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction():
+                inserted = {
+                    r["ord"]: rows.job(r) for r in await conn.fetch(Q["insert_jobs"], *_columns(jobs))
+                }
+                results = []
+                for ord_, new in enumerate(jobs, start=1):
+                    if ord_ in inserted:
+                        results.append(Enqueued(inserted[ord_], deduplicated=False))
+                    else:
+                        results.append(Enqueued(await self._original(conn, new), deduplicated=True))
+                return results
+
+    async def _original(self, conn: asyncpg.Connection, new: NewJob) -> Job:
+        # A new statement takes a new snapshot, so a key committed by a racing enqueue is seen here.
+        row = await conn.fetchrow(Q["get_job_by_idempotency_key"], new.queue, new.idempotency_key)
+        if row is None:
+            raise WrongState("the job holding this idempotency key was deleted; try again")
+        return rows.job(row)
+
+    async def get(self, job_id: int, with_attempts: bool = True) -> Job:
+        with translated():
+            async with self.pool.acquire() as conn:
+                row = await conn.fetchrow(Q["get_job"], job_id)
+                if row is None:
+                    raise JobNotFound(job_id)
+                attempts = await conn.fetch(Q["get_attempts"], job_id) if with_attempts else []
+        job = rows.job(row, attempts)
+        running = rows.running_attempt(job)
+        if running is not None and with_attempts:
+            job = replace(job, attempts=(*job.attempts, running))
+        return job
+
+    async def claim(self, req: LeaseRequest) -> list[Job]:
+        with translated():
+            found = await self.pool.fetch(
+                Q["claim_jobs"], list(req.queues), req.max_jobs, req.lease_duration, req.worker_id
+            )
+        claimed = [rows.job(r) for r in found]
+        claimed.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        return claimed
+
+    async def heartbeat(self, beats: Sequence[Heartbeat]) -> list[HeartbeatResult | SpoolError]:
+        """Extends each held lease; a refused one gets its reason, in request order."""
+        with translated():
+            found = await self.pool.fetch(
+                Q["heartbeat_many"],
+                [b.job_id for b in beats],
+                [b.lease_token for b in beats],
+                [b.lease_duration for b in beats],
+                [b.set_checkpoint for b in beats],
+                [b.checkpoint for b in beats],
+            )
+        extended = {r["id"]: HeartbeatResult(r["lease_expires_at"], r["cancel_requested"]) for r in found}
+        return [
+            extended.get(b.job_id) or await self.lease_failure(b.job_id, b.lease_token) for b in beats
+        ]
+
+    async def ack(self, acks: Sequence[Ack]) -> list[Job | SpoolError]:
+        """Finishes each held lease successfully; a refused one gets its reason, in request order."""
+        with translated():
+            found = await self.pool.fetch(
+                Q["ack_many"],
+                [a.job_id for a in acks],
+                [a.lease_token for a in acks],
+                [a.result for a in acks],
+                [a.result_content_type for a in acks],
+            )
+        done = {r["id"]: rows.job(r) for r in found}
+        return [done.get(a.job_id) or await self.lease_failure(a.job_id, a.lease_token) for a in acks]
+
+    async def nack(self, n: Nack) -> Job:
+        with translated():
+            row = await self.pool.fetchrow(
+                Q["nack"],
+                n.job_id,
+                n.lease_token,
+                n.retryable,
+                n.retry_after,
+                n.error.type or None,
+                n.error.message or None,
+                n.error.details or None,
+                n.set_checkpoint,
+                n.checkpoint,
+            )
+        if row is None:
+            raise await self.lease_failure(n.job_id, n.lease_token)
+        return rows.job(row)
+
+    async def lease_failure(self, job_id: int, lease_token: int) -> SpoolError:
+        """Why a fenced call matched nothing: the job is unknown, or the lease is no longer held."""
+        with translated():
+            row = await self.pool.fetchrow(Q["get_job"], job_id)
+        if row is None:
+            return JobNotFound(job_id)
+        state = JobState(row["state"])
+        if row["lease_token"] != lease_token:
+            return LeaseLost(f"job {job_id} is no longer held by this lease: it was leased again")
+        if state is JobState.RUNNING:
+            return LeaseLost(f"job {job_id}: the lease expired at {row['lease_expires_at'].isoformat()}")
+        return LeaseLost(f"job {job_id} is no longer held by this lease: it is {state.name}")
+
+    async def reap(self, limit: int) -> int:
+        """Ends expired leases and timed-out attempts; returns how many."""
+        with translated():
+            return len(await self.pool.fetch(Q["reap_expired"], limit))
+
+    async def cancel(self, job_id: int) -> Job:
+        with translated():
+            row = await self.pool.fetchrow(Q["cancel_job"], job_id)
+        if row is not None:
+            return rows.job(row)
+        job = await self.get(job_id, with_attempts=False)
+        if job.state is JobState.CANCELLED:
+            return job
+        raise WrongState(f"job {job_id} is {job.state.name} and can no longer be cancelled")
+
+    async def requeue(self, job_ids: Sequence[int], include_succeeded: bool) -> list[Job]:
+        """Requeues all the jobs or, if any cannot be, none of them."""
+        allowed = [JobState.DEAD.value, JobState.CANCELLED.value]
+        if include_succeeded:
+            allowed.append(JobState.SUCCEEDED.value)
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction():
+                found = {r["id"]: rows.job(r) for r in await conn.fetch(Q["requeue_jobs"], list(job_ids), allowed)}
+                for job_id in job_ids:
+                    if job_id not in found:
+                        raise await self._not_requeueable(conn, job_id, include_succeeded)
+        return [found[i] for i in job_ids]
+
+    async def _not_requeueable(self, conn: asyncpg.Connection, job_id: int, include_succeeded: bool) -> SpoolError:
+        row = await conn.fetchrow(Q["get_job"], job_id)
+        if row is None:
+            return JobNotFound(job_id)
+        state = JobState(row["state"]).name
+        hint = "" if include_succeeded or state != "SUCCEEDED" else " (set include_succeeded to requeue it)"
+        return WrongState(f"job {job_id} is {state}; only finished jobs can be requeued{hint}", job_id=str(job_id))
+

@@ -1,0 +1,188 @@
+-- name: insert_jobs
+-- Inserts jobs in input order, skipping those whose idempotency key is taken (their ord is absent
+-- from the result), and wakes lease waiters for the queues that got a job ready now.
+WITH input AS (
+    SELECT i.*, nextval('spool.jobs_id_seq') AS new_id
+    FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::smallint[],
+        $7::timestamptz[], $8::integer[], $9::spool.backoff_kind[], $10::interval[],
+        $11::interval[], $12::double precision[], $13::boolean[], $14::interval[],
+        $15::interval[], $16::text[], $17::text[], $18::integer[])
+        WITH ORDINALITY AS i(queue, payload_json, payload_bytes, content_type, headers, priority,
+            run_at, max_attempts, backoff_kind, backoff_initial, backoff_max, backoff_multiplier,
+            backoff_jitter, lease_duration, attempt_timeout, idempotency_key, concurrency_key,
+            concurrency_limit, ord)
+), inserted AS (
+    INSERT INTO spool.jobs (id, queue, payload_json, payload_bytes, content_type, headers,
+        priority, run_at, max_attempts, backoff_kind, backoff_initial, backoff_max,
+        backoff_multiplier, backoff_jitter, lease_duration, attempt_timeout, idempotency_key,
+        concurrency_key, concurrency_limit)
+    OVERRIDING SYSTEM VALUE
+    SELECT new_id, queue, payload_json::jsonb, payload_bytes, content_type, headers::jsonb,
+        priority, coalesce(run_at, now()), max_attempts, backoff_kind, backoff_initial,
+        backoff_max, backoff_multiplier, backoff_jitter, lease_duration, attempt_timeout,
+        idempotency_key, concurrency_key, concurrency_limit
+    FROM input
+    ORDER BY ord
+    ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+), woken AS (
+    SELECT DISTINCT queue FROM inserted WHERE run_at <= now()
+)
+SELECT input.ord, inserted.*,
+       (SELECT count(pg_notify('spool_ready', woken.queue)::text) FROM woken) AS notified
+FROM input JOIN inserted ON inserted.id = input.new_id
+ORDER BY input.ord
+
+-- name: get_job_by_idempotency_key
+SELECT * FROM spool.jobs WHERE queue = $1 AND idempotency_key = $2
+
+-- name: get_job
+SELECT * FROM spool.jobs WHERE id = $1
+
+-- name: get_attempts
+SELECT * FROM spool.attempts WHERE job_id = $1 ORDER BY lease_token
+
+-- name: claim_jobs
+SELECT * FROM spool.claim($1::text[], $2, $3, $4)
+
+-- name: heartbeat
+UPDATE spool.jobs SET
+    lease_expires_at = least(now() + coalesce($3, lease_duration), attempt_deadline),
+    checkpoint = CASE WHEN $4 THEN $5 ELSE checkpoint END,
+    updated_at = now()
+WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires_at > now()
+RETURNING id, lease_expires_at, cancel_requested
+
+-- name: heartbeat_many
+UPDATE spool.jobs j SET
+    lease_expires_at = least(now() + coalesce(h.lease, j.lease_duration), j.attempt_deadline),
+    checkpoint = CASE WHEN h.has_checkpoint THEN h.checkpoint ELSE j.checkpoint END,
+    updated_at = now()
+FROM unnest($1::bigint[], $2::bigint[], $3::interval[], $4::boolean[], $5::bytea[])
+    AS h(id, token, lease, has_checkpoint, checkpoint)
+WHERE j.id = h.id AND j.lease_token = h.token AND j.state = 'running'
+  AND j.lease_expires_at > now()
+RETURNING j.id, j.lease_expires_at, j.cancel_requested
+
+-- name: ack_many
+-- Finishes the held leases successfully and records their attempts.
+WITH done AS (
+    UPDATE spool.jobs j SET
+        state = 'succeeded',
+        result = a.result,
+        result_content_type = a.result_content_type,
+        lease_expires_at = NULL,
+        attempt_deadline = NULL,
+        finished_at = now(),
+        updated_at = now()
+    FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::text[])
+        AS a(id, token, result, result_content_type)
+    WHERE j.id = a.id AND j.lease_token = a.token AND j.state = 'running'
+      AND j.lease_expires_at > now()
+    RETURNING j.*
+), recorded AS (
+    INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
+        outcome)
+    SELECT id, lease_token, attempt, worker_id, started_at, finished_at, 'succeeded' FROM done
+)
+SELECT * FROM done
+
+-- name: nack
+-- Ends the held lease with an error: back to PENDING after a backoff, or DEAD, or CANCELLED.
+WITH decided AS (
+    SELECT j.id,
+           spool.state_after_failure(j.cancel_requested, $3, j.attempt, j.max_attempts) AS next
+    FROM spool.jobs j
+    WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
+    FOR UPDATE
+), done AS (
+    UPDATE spool.jobs j SET
+        state = d.next,
+        run_at = CASE WHEN d.next = 'pending'
+            THEN now() + coalesce($4, spool.backoff_delay(j.backoff_kind, j.backoff_initial,
+                j.backoff_max, j.backoff_multiplier, j.backoff_jitter, j.attempt))
+            ELSE j.run_at END,
+        error_type = $5,
+        error_message = $6,
+        error_details = $7,
+        checkpoint = CASE WHEN $8 THEN $9 ELSE j.checkpoint END,
+        lease_expires_at = NULL,
+        attempt_deadline = NULL,
+        finished_at = CASE WHEN d.next = 'pending' THEN NULL ELSE now() END,
+        updated_at = now()
+    FROM decided d
+    WHERE j.id = d.id
+    RETURNING j.*
+), recorded AS (
+    INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
+        outcome, error_type, error_message, error_details)
+    SELECT id, lease_token, attempt, worker_id, started_at, now(),
+           CASE WHEN state = 'cancelled' THEN 'cancelled' ELSE 'failed' END::spool.attempt_outcome,
+           error_type, error_message, error_details
+    FROM done
+)
+SELECT * FROM done
+
+-- name: reap_expired
+-- Ends attempts whose lease ran out or whose attempt timed out; safe in any number of processes.
+WITH expired AS (
+    SELECT id, lease_expires_at >= attempt_deadline AS timed_out
+    FROM spool.jobs
+    WHERE state = 'running' AND lease_expires_at <= now()
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE spool.jobs j SET
+        state = spool.state_after_failure(j.cancel_requested, true, j.attempt, j.max_attempts),
+        run_at = now() + spool.backoff_delay(j.backoff_kind, j.backoff_initial, j.backoff_max,
+            j.backoff_multiplier, j.backoff_jitter, j.attempt),
+        error_type = CASE WHEN e.timed_out THEN 'AttemptTimedOut' ELSE 'LeaseExpired' END,
+        error_message = CASE WHEN e.timed_out
+            THEN 'attempt ran past its timeout of ' || j.attempt_timeout::text
+            ELSE 'lease expired without a heartbeat, ack or nack' END,
+        error_details = NULL,
+        lease_expires_at = NULL,
+        attempt_deadline = NULL,
+        finished_at = CASE WHEN spool.state_after_failure(j.cancel_requested, true, j.attempt,
+            j.max_attempts) = 'pending' THEN NULL ELSE now() END,
+        updated_at = now()
+    FROM expired e
+    WHERE j.id = e.id
+    RETURNING j.*, e.timed_out
+), recorded AS (
+    INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
+        outcome, error_type, error_message)
+    SELECT id, lease_token, attempt, worker_id, started_at, now(),
+           CASE WHEN state = 'cancelled' THEN 'cancelled'
+                WHEN timed_out THEN 'timed_out'
+                ELSE 'lease_expired' END::spool.attempt_outcome,
+           error_type, error_message
+    FROM done
+)
+SELECT id, state FROM done
+
+-- name: cancel_job
+-- PENDING ends CANCELLED at once; RUNNING is flagged for its worker's next heartbeat.
+UPDATE spool.jobs SET
+    state = CASE WHEN state = 'pending' THEN 'cancelled'::spool.job_state ELSE state END,
+    cancel_requested = true,
+    finished_at = CASE WHEN state = 'pending' THEN now() ELSE finished_at END,
+    updated_at = now()
+WHERE id = $1 AND state IN ('pending', 'running')
+RETURNING *
+
+-- name: requeue_jobs
+-- A fresh attempt budget, ready now, for finished jobs in an allowed state.
+WITH requeued AS (
+    UPDATE spool.jobs SET
+        state = 'pending',
+        attempt = 0,
+        run_at = now(),
+        cancel_requested = false,
+        finished_at = NULL,
+        updated_at = now()
+    WHERE id = ANY($1::bigint[]) AND state = ANY($2::spool.job_state[])
+    RETURNING *
+)
+SELECT requeued.*, pg_notify('spool_ready', requeued.queue)::text AS notified FROM requeued
