@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,10 +67,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         import uvloop
 
-        run = uvloop.run
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:  # uvloop is optional on platforms without it
-        run = asyncio.run
-    sys.exit(run(serve(settings)))
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        code = runner.run(serve(settings))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,7 @@ class App:
                 ("grpc.max_send_message_length", _MAX_MESSAGE),
             ]
         )
-        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(
-            QueueService(self.store, self.leaser, s), self.server
-        )
+        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(QueueService(self.store, self.leaser, s), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)

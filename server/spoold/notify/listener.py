@@ -32,10 +32,10 @@ class Subscription:
             self._on_notify(payload)
         self._event.set()
 
-    async def wait(self, timeout: float) -> bool:
-        """True if woken before the timeout; clears the wake-up either way."""
+    async def wait(self, seconds: float) -> bool:
+        """True if woken within `seconds`; clears the wake-up either way."""
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(self._event.wait(), seconds)
             return True
         except TimeoutError:
             return False
@@ -84,7 +84,7 @@ class Listener:
             lost = asyncio.Event()
             try:
                 self._conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "spoold-listen"})
-                self._conn.add_termination_listener(lambda _conn: lost.set())
+                self._conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 for channel in self._channels:
                     await self._conn.add_listener(channel, self._on_notification)
                 self.connected.set()
@@ -98,9 +98,9 @@ class Listener:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def _on_notification(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+    def _on_notification(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
         for sub in tuple(self._subscribers[channel]):
-            sub.deliver(payload)
+            sub.deliver(str(payload))
 
     def _wake_all(self) -> None:
         for subs in self._subscribers.values():

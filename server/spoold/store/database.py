@@ -44,6 +44,10 @@ def translated() -> Iterator[None]:
         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
 
 
+# A pooled connection or a plain one: the queries take either.
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,

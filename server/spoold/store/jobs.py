@@ -22,7 +22,7 @@ from spoold.model import (
     is_json,
 )
 from spoold.store import queries, rows
-from spoold.store.database import translated
+from spoold.store.database import Connection, translated
 
 Q = queries.load("jobs.sql")
 
@@ -65,9 +65,7 @@ class JobStore:
         """Creates the jobs in one transaction; a taken idempotency key yields the original job."""
         with translated():
             async with self.pool.acquire() as conn, conn.transaction():
-                inserted = {
-                    r["ord"]: rows.job(r) for r in await conn.fetch(Q["insert_jobs"], *_columns(jobs))
-                }
+                inserted = {r["ord"]: rows.job(r) for r in await conn.fetch(Q["insert_jobs"], *_columns(jobs))}
                 results = []
                 for ord_, new in enumerate(jobs, start=1):
                     if ord_ in inserted:
@@ -76,7 +74,7 @@ class JobStore:
                         results.append(Enqueued(await self._original(conn, new), deduplicated=True))
                 return results
 
-    async def _original(self, conn: asyncpg.Connection, new: NewJob) -> Job:
+    async def _original(self, conn: Connection, new: NewJob) -> Job:
         # A new statement takes a new snapshot, so a key committed by a racing enqueue is seen here.
         row = await conn.fetchrow(Q["get_job_by_idempotency_key"], new.queue, new.idempotency_key)
         if row is None:
@@ -117,9 +115,7 @@ class JobStore:
                 [b.checkpoint for b in beats],
             )
         extended = {r["id"]: HeartbeatResult(r["lease_expires_at"], r["cancel_requested"]) for r in found}
-        return [
-            extended.get(b.job_id) or await self.lease_failure(b.job_id, b.lease_token) for b in beats
-        ]
+        return [extended.get(b.job_id) or await self.lease_failure(b.job_id, b.lease_token) for b in beats]
 
     async def ack(self, acks: Sequence[Ack]) -> list[Job | SpoolError]:
         """Finishes each held lease successfully; a refused one gets its reason, in request order."""
@@ -193,11 +189,10 @@ class JobStore:
                         raise await self._not_requeueable(conn, job_id, include_succeeded)
         return [found[i] for i in job_ids]
 
-    async def _not_requeueable(self, conn: asyncpg.Connection, job_id: int, include_succeeded: bool) -> SpoolError:
+    async def _not_requeueable(self, conn: Connection, job_id: int, include_succeeded: bool) -> SpoolError:
         row = await conn.fetchrow(Q["get_job"], job_id)
         if row is None:
             return JobNotFound(job_id)
         state = JobState(row["state"]).name
         hint = "" if include_succeeded or state != "SUCCEEDED" else " (set include_succeeded to requeue it)"
         return WrongState(f"job {job_id} is {state}; only finished jobs can be requeued{hint}", job_id=str(job_id))
-

