@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-PYSRC := server tests bench clients/python tools
+PYSRC := $(wildcard server tests bench clients/python)
 
 .DEFAULT_GOAL := help
 
@@ -34,7 +34,7 @@ lint: $(BIN)/.installed ## ruff lint and format check
 	$(BIN)/ruff format --check $(PYSRC)
 
 typecheck: $(BIN)/.installed ## mypy --strict on hand-written code
-	$(BIN)/mypy server clients/python/spool tools
+	$(BIN)/mypy server clients/python/spool
 
 proto: $(BIN)/.installed ## buf lint, format and breaking against the committed baseline image
 	$(BIN)/buf lint

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from spool.v1 import job_pb2, queue_service_pb2 as qs
+from spool.v1 import job_pb2
+from spool.v1 import queue_service_pb2 as qs
 from spoold.api import validate as v
 from spoold.config import Limits, Settings
 from spoold.errors import BatchTooLarge, InvalidArgument

@@ -8,8 +8,10 @@ from typing import Any
 
 import grpc
 
-from spool.v1 import queue_service_pb2 as qs, queue_service_pb2_grpc
-from spoold.api import convert, validate as v
+from spool.v1 import queue_service_pb2 as qs
+from spool.v1 import queue_service_pb2_grpc
+from spoold.api import convert
+from spoold.api import validate as v
 from spoold.api.errors import code_of, stream, unary
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, SpoolError
