@@ -1,3 +1,49 @@
-"""Spool: a durable job queue over gRPC. `spool.v1` holds the generated API."""
+"""Spool: a durable job queue over gRPC. Client and AsyncClient call it; Worker runs handlers for its jobs.
+
+`spool.v1` holds the generated API; `spool.cli` is the `spool` command line.
+"""
+
+from spool._convert import Backoff, EnqueueOptions, Filter, payload_json
+from spool._retry import RetryPolicy
+from spool.client import AsyncClient, Client, Job, Queue, is_terminal
+from spool.errors import (
+    InvalidArgument,
+    JobNotFound,
+    LeaseLost,
+    NotFound,
+    QueueNotFound,
+    ResourceExhausted,
+    SpoolError,
+    Unavailable,
+    WrongState,
+)
+from spool.job import ActiveJob, Permanent, Retry
+from spool.worker import Worker
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ActiveJob",
+    "AsyncClient",
+    "Backoff",
+    "Client",
+    "EnqueueOptions",
+    "Filter",
+    "InvalidArgument",
+    "Job",
+    "JobNotFound",
+    "LeaseLost",
+    "NotFound",
+    "Permanent",
+    "Queue",
+    "QueueNotFound",
+    "ResourceExhausted",
+    "Retry",
+    "RetryPolicy",
+    "SpoolError",
+    "Unavailable",
+    "Worker",
+    "WrongState",
+    "is_terminal",
+    "payload_json",
+]

@@ -1,0 +1,117 @@
+"""Keeps a worker's leases alive: one HeartbeatBatch per tick for every held job, carrying checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from spool._retry import TRANSIENT
+from spool.client import AsyncClient
+from spool.errors import LeaseLost, SpoolError, item_error
+from spool.job import ActiveJob
+from spool.v1 import queue_service_pb2 as qs
+
+log = logging.getLogger("spool.worker")
+
+_MAX_BATCH = 1000
+
+
+class Heartbeater:
+    """Beats held jobs every `interval` seconds; reports lost leases and requested cancellations."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        interval: float,
+        on_lost: Callable[[ActiveJob], None],
+        on_cancel: Callable[[ActiveJob], None],
+    ) -> None:
+        self._client = client
+        self._interval = interval
+        self._on_lost = on_lost
+        self._on_cancel = on_cancel
+        self._held: dict[str, ActiveJob] = {}
+        self._since: dict[str, float] = {}
+
+    def hold(self, job: ActiveJob) -> None:
+        self._held[job.id] = job
+        self._since[job.id] = asyncio.get_running_loop().time()
+
+    def release(self, job: ActiveJob) -> None:
+        """Stops beating the job (its outcome is settled, or its lease is gone)."""
+        if self._held.get(job.id) is job:
+            del self._held[job.id]
+            del self._since[job.id]
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._interval)
+            # Jobs leased or beaten within half an interval can wait for the next tick (throttling).
+            now = loop.time()
+            due = [j for j in self._held.values() if now - self._since[j.id] >= self._interval / 2]
+            for start in range(0, len(due), _MAX_BATCH):
+                await self._beat(due[start : start + _MAX_BATCH], now)
+
+    async def _beat(self, jobs: Sequence[ActiveJob], now: float) -> None:
+        sent = [j.pending_checkpoint for j in jobs]
+        reqs = [_request(j, c) for j, c in zip(jobs, sent, strict=True)]
+        try:
+            resp = await self._client.call(
+                self._client.stub.HeartbeatBatch, qs.HeartbeatBatchRequest(heartbeats=reqs), rpc_timeout=self._interval
+            )
+        except SpoolError as err:
+            if err.code in TRANSIENT:
+                log.warning("heartbeat failed, will retry: %s", err)
+                return
+            # The batch as a whole was refused (e.g. one checkpoint too large): beat one by one.
+            log.warning("heartbeat batch refused, beating one by one: %s", err)
+            await self._beat_each(jobs, sent, now)
+            return
+        for job, checkpoint, result in zip(jobs, sent, resp.results, strict=True):
+            if result.HasField("error"):
+                self._refused(job, item_error(result.error.code, result.error.reason, result.error.message))
+            else:
+                self._beaten(job, checkpoint, result.heartbeat.cancel_requested, now)
+
+    async def _beat_each(self, jobs: Sequence[ActiveJob], sent: Sequence[bytes | None], now: float) -> None:
+        for job, checkpoint in zip(jobs, sent, strict=True):
+            try:
+                resp = await self._client.call(
+                    self._client.stub.Heartbeat, _request(job, checkpoint), rpc_timeout=self._interval
+                )
+            except SpoolError as err:
+                if err.code in TRANSIENT:
+                    return
+                if checkpoint is not None and job.pending_checkpoint is checkpoint and not isinstance(err, LeaseLost):
+                    log.error("job %s: checkpoint refused, dropped: %s", job.id, err)
+                    job.pending_checkpoint = None
+                self._refused(job, err)
+            else:
+                self._beaten(job, checkpoint, resp.cancel_requested, now)
+
+    def _beaten(self, job: ActiveJob, checkpoint: bytes | None, cancel_requested: bool, now: float) -> None:
+        if job.id in self._since:
+            self._since[job.id] = now
+        if checkpoint is not None and job.pending_checkpoint is checkpoint:
+            job.pending_checkpoint = None  # stored; a newer one set meanwhile waits for the next beat
+        if cancel_requested:
+            self._on_cancel(job)
+
+    def _refused(self, job: ActiveJob, err: SpoolError) -> None:
+        if isinstance(err, LeaseLost):
+            log.warning("job %s: lease lost: %s", job.id, err.message)
+            self._on_lost(job)
+        else:
+            log.error("job %s: heartbeat refused: %s", job.id, err)
+
+
+def _request(job: ActiveJob, checkpoint: bytes | None) -> qs.HeartbeatRequest:
+    req = qs.HeartbeatRequest(job_id=job.id, lease_token=job.lease_token)
+    if checkpoint is not None:
+        req.checkpoint = checkpoint
+    return req

@@ -1,0 +1,116 @@
+"""Reports how attempts ended: Acks coalesced into AckBatch, Nacks one by one; both survive outages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import grpc
+
+from spool._retry import TRANSIENT, RetryPolicy
+from spool.client import AsyncClient
+from spool.errors import LeaseLost, SpoolError, item_error
+from spool.job import ActiveJob, nack_request
+from spool.v1 import queue_service_pb2 as qs
+
+log = logging.getLogger("spool.worker")
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+_MAX_BATCH = 1000
+
+
+class ResultRefused(Exception):
+    """The server refused the Ack (e.g. a result over the size limit); the attempt is failed instead."""
+
+
+class Reporter:
+    """Sends outcomes until the server has them; `settled` is called once per job when it is done."""
+
+    def __init__(self, client: AsyncClient, retry: RetryPolicy, settled: Callable[[ActiveJob], None]) -> None:
+        self._client = client
+        self._retry = retry
+        self._settled = settled
+        self._acks: asyncio.Queue[tuple[ActiveJob, qs.AckRequest]] = asyncio.Queue()
+
+    def ack(self, job: ActiveJob, req: qs.AckRequest) -> None:
+        self._acks.put_nowait((job, req))
+
+    async def flush(self) -> None:
+        """Returns once every queued Ack has been answered."""
+        await self._acks.join()
+
+    async def run(self) -> None:
+        """Sends queued Acks; what arrives while a batch is in flight goes in the next one."""
+        while True:
+            batch = [await self._acks.get()]
+            while not self._acks.empty() and len(batch) < _MAX_BATCH:
+                batch.append(self._acks.get_nowait())
+            try:
+                await self._send_acks(batch)
+            finally:
+                for _ in batch:
+                    self._acks.task_done()
+
+    async def _send_acks(self, batch: Sequence[tuple[ActiveJob, qs.AckRequest]]) -> None:
+        req = qs.AckBatchRequest(acks=[r for _, r in batch])
+        try:
+            resp = await self._call(self._client.stub.AckBatch, req)
+        except SpoolError as err:
+            # Refused as a whole (e.g. one result too large): ack one by one so the rest go through.
+            log.warning("ack batch refused, acking one by one: %s", err)
+            for job, one in batch:
+                await self._ack_one(job, one)
+            return
+        for (job, _), result in zip(batch, resp.results, strict=True):
+            if result.HasField("error"):
+                await self._refused(job, item_error(result.error.code, result.error.reason, result.error.message))
+            else:
+                self._settled(job)
+
+    async def _ack_one(self, job: ActiveJob, req: qs.AckRequest) -> None:
+        try:
+            await self._call(self._client.stub.Ack, req)
+        except SpoolError as err:
+            await self._refused(job, err)
+        else:
+            self._settled(job)
+
+    async def _refused(self, job: ActiveJob, err: SpoolError) -> None:
+        if isinstance(err, LeaseLost):
+            log.warning("job %s: ack refused, lease lost: %s", job.id, err.message)
+            self._settled(job)
+        else:
+            await self.nack(job, ResultRefused(str(err)))
+
+    async def nack(self, job: ActiveJob, exc: BaseException, *, retry_now: bool = False) -> None:
+        """Fails the attempt with `exc` (type, message, traceback); Retry/Permanent choose what follows."""
+        req = nack_request(job, exc, retry_now=retry_now)
+        try:
+            await self._call(self._client.stub.Nack, req)
+        except LeaseLost as err:
+            log.warning("job %s: nack refused, lease lost: %s", job.id, err.message)
+        except SpoolError as err:
+            if not req.HasField("checkpoint"):
+                log.error("job %s: nack refused; the lease will expire: %s", job.id, err)
+            else:  # most likely the checkpoint itself: keep the failure, drop the progress
+                log.error("job %s: nack refused, retrying without the checkpoint: %s", job.id, err)
+                job.pending_checkpoint = None
+                await self.nack(job, exc, retry_now=retry_now)
+                return
+        self._settled(job)
+
+    async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], req: Req) -> Resp:
+        delays = self._retry.delays()
+        while True:
+            try:
+                return await self._client.call(method, req, rpc_timeout=self._client.timeout)
+            except SpoolError as err:
+                delay = next(delays, None) if err.code in TRANSIENT else None
+                if delay is None:
+                    raise
+                log.warning("%s failed, retrying in %.1fs: %s", type(req).__name__, delay, err)
+            await asyncio.sleep(delay)

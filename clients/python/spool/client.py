@@ -1,0 +1,401 @@
+"""AsyncClient (grpc.aio) and Client, its blocking twin over a plain gRPC channel, for QueueService."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+
+import grpc
+
+from spool._config import Connection
+from spool._convert import ORDERS, EnqueueOptions, Filter, batch_requests, duration, enqueue_request
+from spool._retry import DEFAULT_RETRY, NO_RETRY, RETRYABLE, RetryPolicy
+from spool.errors import from_rpc_error
+from spool.v1 import admin_service_pb2 as adm
+from spool.v1 import job_pb2
+from spool.v1 import queue_service_pb2 as qs
+from spool.v1.admin_service_pb2_grpc import AdminServiceStub
+from spool.v1.queue_service_pb2_grpc import QueueServiceStub
+
+if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi files
+    from spool.v1.admin_service_pb2_grpc import AdminServiceAsyncStub
+    from spool.v1.queue_service_pb2_grpc import QueueServiceAsyncStub
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Job = job_pb2.Job
+Queue = adm.Queue
+
+DEFAULT_TIMEOUT = 30.0
+_TERMINAL = frozenset({Job.STATE_SUCCEEDED, Job.STATE_DEAD, Job.STATE_CANCELLED})
+
+
+def _list_request(where: Filter | None, order: str, page_size: int, token: str) -> qs.ListJobsRequest:
+    req = qs.ListJobsRequest(order=ORDERS[order], page_size=page_size, page_token=token)
+    if where is not None:
+        req.filter.CopyFrom(where.to_proto())
+    return req
+
+
+def _requeue_request(
+    ids: Sequence[str], where: Filter | None, include_succeeded: bool, limit: int
+) -> qs.RequeueRequest:
+    req = qs.RequeueRequest(job_ids=list(ids), include_succeeded=include_succeeded, limit=limit)
+    if where is not None:
+        req.filter.CopyFrom(where.to_proto())
+    return req
+
+
+def _update_request(name: str, defaults: adm.QueueDefaults, mask: Sequence[str]) -> adm.UpdateQueueRequest:
+    req = adm.UpdateQueueRequest(name=name, defaults=defaults)
+    if mask:
+        req.update_mask.paths.extend(mask)
+    return req
+
+
+class AsyncClient:
+    """QueueService over grpc.aio. Methods raise spool.errors.SpoolError subclasses.
+
+    UNAVAILABLE is retried with `retry` (capped exponential backoff, full jitter) for calls that are
+    safe to repeat; Enqueue is one of them because it always carries an idempotency key.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        tls: bool | None = None,
+        root_certificates: bytes | None = None,
+        token: str | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.connection = Connection.resolve(
+            address, tls=tls, root_certificates=root_certificates, token=token, metadata=metadata
+        )
+        self.retry = retry
+        self.timeout = timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: QueueServiceAsyncStub | None = None
+        self._admin: AdminServiceAsyncStub | None = None
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        # Opened on first use: a grpc.aio channel belongs to the event loop running when it is made,
+        # so a client built before asyncio.run() (e.g. for Worker.run()) must not make it earlier.
+        if self._channel is None:
+            self._channel = self.connection.aio_channel()
+        return self._channel
+
+    @property
+    def stub(self) -> QueueServiceAsyncStub:
+        if self._stub is None:
+            self._stub = QueueServiceStub(self.channel)
+        return self._stub
+
+    @property
+    def admin(self) -> AdminServiceAsyncStub:
+        if self._admin is None:
+            self._admin = AdminServiceStub(self.channel)
+        return self._admin
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = self._admin = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def call(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        *,
+        retry: RetryPolicy | None = None,
+        rpc_timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> Resp:
+        """One unary call with the client's metadata; UNAVAILABLE retried when `retry` is given."""
+        delays = (retry or NO_RETRY).delays()
+        while True:
+            try:
+                return await method(request, metadata=self.connection.metadata, timeout=rpc_timeout)
+            except grpc.aio.AioRpcError as err:
+                delay = next(delays, None) if err.code() in RETRYABLE else None
+                if delay is None:
+                    raise from_rpc_error(err) from err
+            await asyncio.sleep(delay)
+
+    async def enqueue(self, queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> Job:
+        """Creates a job; `payload` is bytes or anything json.dumps accepts."""
+        req = enqueue_request(queue, payload, **options)
+        return (await self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout)).job
+
+    async def enqueue_many(
+        self, queue: str, payloads: Iterable[Any], **options: Unpack[EnqueueOptions]
+    ) -> builtins.list[Job]:
+        """Creates one job per payload in one transaction, all or nothing."""
+        req = qs.EnqueueBatchRequest(jobs=batch_requests(queue, payloads, options))
+        resp = await self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout)
+        return [r.job for r in resp.results]
+
+    async def get(self, job_id: str) -> Job:
+        """The job with its attempts."""
+        req = qs.GetJobRequest(job_id=job_id)
+        return (await self.call(self.stub.GetJob, req, retry=self.retry, rpc_timeout=self.timeout)).job
+
+    async def list(
+        self, where: Filter | None = None, *, order: str = "newest", page_size: int = 100
+    ) -> AsyncIterator[Job]:
+        """Every matching job, fetching pages as the iteration goes; order is "newest" or "oldest"."""
+        token = ""
+        while True:
+            req = _list_request(where, order, page_size, token)
+            resp = await self.call(self.stub.ListJobs, req, retry=self.retry, rpc_timeout=self.timeout)
+            for job in resp.jobs:
+                yield job
+            token = resp.next_page_token
+            if not token:
+                return
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+        """The job now, then each change, ending after a terminal state; reconnects on UNAVAILABLE."""
+        delays = self.retry.delays()
+        last: Job | None = None
+        while True:
+            call = self.stub.WatchJob(qs.WatchJobRequest(job_id=job_id), metadata=self.connection.metadata)
+            try:
+                async for resp in call:
+                    delays = self.retry.delays()
+                    if resp.job != last:  # a reconnect starts with the snapshot already seen
+                        last = resp.job
+                        yield resp.job
+                return
+            except grpc.aio.AioRpcError as err:
+                delay = next(delays, None) if err.code() in RETRYABLE else None
+                if delay is None:
+                    raise from_rpc_error(err) from err
+            finally:
+                call.cancel()
+            await asyncio.sleep(delay)
+
+    async def cancel(self, job_id: str) -> Job:
+        """PENDING ends CANCELLED now; a RUNNING job's worker is told by its next heartbeat."""
+        req = qs.CancelJobRequest(job_id=job_id)
+        return (await self.call(self.stub.CancelJob, req, retry=self.retry, rpc_timeout=self.timeout)).job
+
+    async def requeue(self, *job_ids: str, include_succeeded: bool = False) -> builtins.list[Job]:
+        """Puts DEAD or CANCELLED (or SUCCEEDED, when asked) jobs back to PENDING with fresh attempts."""
+        req = _requeue_request(job_ids, None, include_succeeded, 0)
+        return builtins.list((await self.call(self.stub.Requeue, req, rpc_timeout=self.timeout)).jobs)
+
+    async def requeue_matching(
+        self, where: Filter, *, include_succeeded: bool = False, limit: int = 1000
+    ) -> builtins.list[Job]:
+        """Requeues at most `limit` matching jobs; call again until it returns none."""
+        req = _requeue_request((), where, include_succeeded, limit)
+        return builtins.list((await self.call(self.stub.Requeue, req, rpc_timeout=self.timeout)).jobs)
+
+    async def queues(self) -> builtins.list[Queue]:
+        """Every queue, by name, with its stats by derived status."""
+        resp = await self.call(
+            self.admin.ListQueues, adm.ListQueuesRequest(), retry=self.retry, rpc_timeout=self.timeout
+        )
+        return builtins.list(resp.queues)
+
+    async def queue(self, name: str) -> Queue:
+        """One queue with its settings and stats."""
+        req = adm.GetQueueRequest(name=name)
+        return (await self.call(self.admin.GetQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+    async def pause(self, name: str) -> Queue:
+        """Stops leasing the queue's jobs; enqueue still works and running jobs finish."""
+        req = adm.PauseQueueRequest(name=name)
+        return (await self.call(self.admin.PauseQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+    async def resume(self, name: str) -> Queue:
+        """Leases the queue's jobs again."""
+        req = adm.ResumeQueueRequest(name=name)
+        return (await self.call(self.admin.ResumeQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+    async def update_queue(self, name: str, defaults: adm.QueueDefaults, mask: Sequence[str] = ()) -> Queue:
+        """Writes the queue's job defaults: the fields in `mask`, or without one, those set in `defaults`."""
+        req = _update_request(name, defaults, mask)
+        return (await self.call(self.admin.UpdateQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+    async def lease(
+        self,
+        queues: Sequence[str],
+        *,
+        max_jobs: int = 1,
+        wait: timedelta = timedelta(0),
+        lease_duration: timedelta | None = None,
+        worker_id: str = "",
+        retry: RetryPolicy | None = None,
+    ) -> builtins.list[qs.LeasedJob]:
+        """Claims up to max_jobs ready jobs, waiting up to `wait` for one (long poll)."""
+        req = qs.LeaseRequest(queues=list(queues), max_jobs=max_jobs, worker_id=worker_id, wait=duration(wait))
+        if lease_duration is not None:
+            req.lease_duration.CopyFrom(duration(lease_duration))
+        timeout = wait.total_seconds() + (self.timeout or DEFAULT_TIMEOUT)
+        return builtins.list((await self.call(self.stub.Lease, req, retry=retry, rpc_timeout=timeout)).jobs)
+
+
+class Client:
+    """The blocking twin of AsyncClient, over a plain (thread-safe) gRPC channel: for scripts and web handlers."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        tls: bool | None = None,
+        root_certificates: bytes | None = None,
+        token: str | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.connection = Connection.resolve(
+            address, tls=tls, root_certificates=root_certificates, token=token, metadata=metadata
+        )
+        self.channel = self.connection.sync_channel()
+        self.stub = QueueServiceStub(self.channel)
+        self.admin = AdminServiceStub(self.channel)
+        self.retry = retry
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        *,
+        retry: RetryPolicy | None = None,
+        rpc_timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> Resp:
+        """One unary call with the client's metadata; UNAVAILABLE retried when `retry` is given."""
+        delays = (retry or NO_RETRY).delays()
+        while True:
+            try:
+                return method(request, metadata=self.connection.metadata, timeout=rpc_timeout)
+            except grpc.RpcError as err:
+                code = err.code() if isinstance(err, grpc.Call) else None
+                delay = next(delays, None) if code in RETRYABLE else None
+                if delay is None:
+                    raise from_rpc_error(err) from err
+            time.sleep(delay)
+
+    def enqueue(self, queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> Job:
+        """Creates a job; `payload` is bytes or anything json.dumps accepts."""
+        req = enqueue_request(queue, payload, **options)
+        return self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout).job
+
+    def enqueue_many(
+        self, queue: str, payloads: Iterable[Any], **options: Unpack[EnqueueOptions]
+    ) -> builtins.list[Job]:
+        """Creates one job per payload in one transaction, all or nothing."""
+        req = qs.EnqueueBatchRequest(jobs=batch_requests(queue, payloads, options))
+        return [
+            r.job for r in self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout).results
+        ]
+
+    def get(self, job_id: str) -> Job:
+        """The job with its attempts."""
+        return self.call(
+            self.stub.GetJob, qs.GetJobRequest(job_id=job_id), retry=self.retry, rpc_timeout=self.timeout
+        ).job
+
+    def list(self, where: Filter | None = None, *, order: str = "newest", page_size: int = 100) -> Iterator[Job]:
+        """Every matching job, fetching pages as the iteration goes; order is "newest" or "oldest"."""
+        token = ""
+        while True:
+            req = _list_request(where, order, page_size, token)
+            resp = self.call(self.stub.ListJobs, req, retry=self.retry, rpc_timeout=self.timeout)
+            yield from resp.jobs
+            token = resp.next_page_token
+            if not token:
+                return
+
+    def watch(self, job_id: str) -> Iterator[Job]:
+        """The job now, then each change, ending after a terminal state; reconnects on UNAVAILABLE."""
+        delays = self.retry.delays()
+        last: Job | None = None
+        while True:
+            call = self.stub.WatchJob(qs.WatchJobRequest(job_id=job_id), metadata=self.connection.metadata)
+            try:
+                for resp in call:
+                    delays = self.retry.delays()
+                    if resp.job != last:  # a reconnect starts with the snapshot already seen
+                        last = resp.job
+                        yield resp.job
+                return
+            except grpc.RpcError as err:
+                code = err.code() if isinstance(err, grpc.Call) else None
+                delay = next(delays, None) if code in RETRYABLE else None
+                if delay is None:
+                    raise from_rpc_error(err) from err
+            finally:
+                call.cancel()
+            time.sleep(delay)
+
+    def cancel(self, job_id: str) -> Job:
+        """PENDING ends CANCELLED now; a RUNNING job's worker is told by its next heartbeat."""
+        req = qs.CancelJobRequest(job_id=job_id)
+        return self.call(self.stub.CancelJob, req, retry=self.retry, rpc_timeout=self.timeout).job
+
+    def requeue(self, *job_ids: str, include_succeeded: bool = False) -> builtins.list[Job]:
+        """Puts DEAD or CANCELLED (or SUCCEEDED, when asked) jobs back to PENDING with fresh attempts."""
+        req = _requeue_request(job_ids, None, include_succeeded, 0)
+        return builtins.list(self.call(self.stub.Requeue, req, rpc_timeout=self.timeout).jobs)
+
+    def requeue_matching(
+        self, where: Filter, *, include_succeeded: bool = False, limit: int = 1000
+    ) -> builtins.list[Job]:
+        """Requeues at most `limit` matching jobs; call again until it returns none."""
+        req = _requeue_request((), where, include_succeeded, limit)
+        return builtins.list(self.call(self.stub.Requeue, req, rpc_timeout=self.timeout).jobs)
+
+    def queues(self) -> builtins.list[Queue]:
+        """Every queue, by name, with its stats by derived status."""
+        resp = self.call(self.admin.ListQueues, adm.ListQueuesRequest(), retry=self.retry, rpc_timeout=self.timeout)
+        return builtins.list(resp.queues)
+
+    def queue(self, name: str) -> Queue:
+        """One queue with its settings and stats."""
+        req = adm.GetQueueRequest(name=name)
+        return (self.call(self.admin.GetQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+    def pause(self, name: str) -> Queue:
+        """Stops leasing the queue's jobs; enqueue still works and running jobs finish."""
+        req = adm.PauseQueueRequest(name=name)
+        return (self.call(self.admin.PauseQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+    def resume(self, name: str) -> Queue:
+        """Leases the queue's jobs again."""
+        req = adm.ResumeQueueRequest(name=name)
+        return (self.call(self.admin.ResumeQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+    def update_queue(self, name: str, defaults: adm.QueueDefaults, mask: Sequence[str] = ()) -> Queue:
+        """Writes the queue's job defaults: the fields in `mask`, or without one, those set in `defaults`."""
+        req = _update_request(name, defaults, mask)
+        return (self.call(self.admin.UpdateQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+
+def is_terminal(job: Job) -> bool:
+    return job.state in _TERMINAL

@@ -1,0 +1,136 @@
+"""What a handler receives (ActiveJob) and how its outcome becomes an Ack or a Nack."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from spool._convert import decode_json, duration, encode
+from spool.v1 import job_pb2
+from spool.v1 import queue_service_pb2 as qs
+
+# The server refuses error texts over 64 KiB and types over 256 characters.
+MAX_ERROR_BYTES = 64 * 1024
+MAX_TYPE_CHARS = 256
+_TRUNCATED = "...[truncated]\n"
+
+
+class Retry(Exception):
+    """Raise from a handler to fail this attempt and retry after `after` (default: the job's backoff)."""
+
+    def __init__(self, message: str = "retry requested", *, after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.after = after
+
+
+class Permanent(Exception):
+    """Raise from a handler to fail the job for good: it goes to DEAD whatever attempts remain."""
+
+
+class ActiveJob:
+    """A leased job, as a handler sees it: the job, its checkpoints and whether to stop."""
+
+    def __init__(self, leased: qs.LeasedJob) -> None:
+        self.proto: job_pb2.Job = leased.job
+        self.lease_token = leased.lease_token
+        # Set from handler threads, read by the heartbeat loop: single attribute writes are atomic.
+        self.pending_checkpoint: bytes | None = None
+        self._cancelled = threading.Event()
+
+    @property
+    def id(self) -> str:
+        return self.proto.id
+
+    @property
+    def queue(self) -> str:
+        return self.proto.queue
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first attempt."""
+        return self.proto.attempt
+
+    @property
+    def max_attempts(self) -> int:
+        return self.proto.max_attempts
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.proto.headers
+
+    @property
+    def payload(self) -> bytes:
+        return self.proto.payload
+
+    def json(self) -> Any:
+        """The payload decoded as JSON."""
+        return decode_json(self.proto.payload)
+
+    def checkpoint(self, value: Any) -> None:
+        """Saves progress with the next heartbeat (or the Nack); bytes are kept as they are, else JSON."""
+        self.pending_checkpoint = encode(value)[0]
+
+    @property
+    def previous_checkpoint(self) -> Any:
+        """What the last attempt checkpointed: decoded JSON, or bytes if not JSON; None if nothing."""
+        raw = self.proto.checkpoint
+        if not raw:
+            return None
+        try:
+            return decode_json(raw)
+        except ValueError:
+            return raw
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled or its lease lost; sync handlers should poll it and return."""
+        return self._cancelled.is_set()
+
+    def mark_cancelled(self) -> None:
+        self._cancelled.set()
+
+
+def _clip(text: str, limit: int = MAX_ERROR_BYTES, *, keep_end: bool = False) -> str:
+    """At most `limit` UTF-8 bytes, without NUL (which the server refuses)."""
+    text = text.replace("\x00", "\\x00")
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    room = limit - len(_TRUNCATED)
+    if keep_end:  # a traceback's last lines name the failing frame and the exception
+        return _TRUNCATED + data[-room:].decode(errors="ignore")
+    return data[:room].decode(errors="ignore") + _TRUNCATED
+
+
+def job_error(exc: BaseException) -> job_pb2.JobError:
+    cls = type(exc)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    details = "".join(traceback.format_exception(exc))
+    return job_pb2.JobError(
+        type=_clip(name, MAX_TYPE_CHARS), message=_clip(str(exc)), details=_clip(details, keep_end=True)
+    )
+
+
+def nack_request(job: ActiveJob, exc: BaseException, *, retry_now: bool = False) -> qs.NackRequest:
+    """The Nack for a failed attempt; Retry picks the delay, Permanent sends the job to DEAD."""
+    req = qs.NackRequest(job_id=job.id, lease_token=job.lease_token, error=job_error(exc))
+    if isinstance(exc, Permanent):
+        req.retryable = False
+    if isinstance(exc, Retry) and exc.after is not None:
+        req.retry_after.CopyFrom(duration(exc.after))
+    if retry_now:
+        req.retry_after.CopyFrom(duration(timedelta(0)))
+    if job.pending_checkpoint is not None:
+        req.checkpoint = job.pending_checkpoint
+    return req
+
+
+def ack_request(job: ActiveJob, result: Any) -> qs.AckRequest:
+    """None stores no result; bytes are stored as they are; anything else as JSON."""
+    req = qs.AckRequest(job_id=job.id, lease_token=job.lease_token)
+    if result is not None:
+        req.result, req.result_content_type = encode(result)
+    return req

@@ -1,0 +1,284 @@
+"""Worker: leases jobs in batches with long poll, runs handlers concurrently, heartbeats, reports outcomes.
+
+Lifecycle: serve() leases while there are free slots; stop() (or SIGTERM/SIGINT under run()) stops
+leasing, lets running handlers finish within `grace`, then cancels the rest and Nacks them for retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from spool._heartbeats import Heartbeater
+from spool._outcomes import Reporter
+from spool._retry import TRANSIENT, WORKER_RETRY, RetryPolicy
+from spool.client import AsyncClient
+from spool.errors import SpoolError
+from spool.job import ActiveJob, ack_request
+from spool.v1 import queue_service_pb2 as qs
+
+log = logging.getLogger("spool.worker")
+
+Handler = Callable[[ActiveJob], Any]
+H = TypeVar("H", bound=Handler)
+
+_MAX_LEASE = 1000
+# A Lease in flight when stop() comes may already have claimed jobs: give it this long to hand them over.
+_LEASE_CUTOFF = 1.0
+
+
+class WorkerShutdown(Exception):
+    """The worker stopped before the handler finished; the job is retried."""
+
+
+class Cancelled(Exception):
+    """Cancellation was requested while the handler ran."""
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs registered handlers for jobs leased from their queues, `concurrency` at a time."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        queues: Sequence[str] = (),
+        *,
+        concurrency: int = 10,
+        lease_duration: timedelta = timedelta(seconds=30),
+        poll_wait: timedelta = timedelta(seconds=20),
+        grace: timedelta = timedelta(seconds=30),
+        worker_id: str | None = None,
+        retry: RetryPolicy = WORKER_RETRY,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.client = client
+        self.queues = tuple(queues)
+        self.concurrency = concurrency
+        self.lease_duration = lease_duration
+        self.poll_wait = poll_wait
+        self.grace = grace
+        self.worker_id = worker_id or default_worker_id()
+        # The worker never gives up on the server: an outage pauses it, it does not end it.
+        self.retry = retry.forever()
+        self._handlers: dict[str, Handler] = {}
+        self._running: dict[str, tuple[ActiveJob, asyncio.Task[None]]] = {}
+        self._interrupted: set[str] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._hurry = False
+        self._slot_freed = asyncio.Event()
+        self._stopping = threading.Event()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._heartbeats = Heartbeater(
+            client, lease_duration.total_seconds() / 3, on_lost=self._lost, on_cancel=self._cancel
+        )
+        self._reporter = Reporter(client, self.retry, settled=self._heartbeats.release)
+
+    def handler(self, queue: str) -> Callable[[H], H]:
+        """Registers the decorated function for `queue`; async functions run on the loop, others in threads."""
+
+        def register(fn: H) -> H:
+            if queue in self._handlers:
+                raise ValueError(f"a handler for {queue!r} is already registered")
+            self._handlers[queue] = fn
+            return fn
+
+        return register
+
+    @property
+    def running(self) -> int:
+        """Handlers running now."""
+        return len(self._running)
+
+    def stop(self) -> None:
+        """Begins a graceful stop; safe to call from any thread or a signal handler."""
+        self._stopping.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake_up)
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+        self._slot_freed.set()  # the lease loop may be waiting for a slot
+
+    def run(self) -> None:
+        """Serves until SIGTERM or SIGINT, then drains; blocks. A second signal skips the grace period."""
+        asyncio.run(self._serve_with_signals())
+
+    async def _serve_with_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
+        try:
+            await self.serve()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self) -> None:
+        if self._stopping.is_set():
+            self._hurry = True
+        log.info("stopping: no new jobs; waiting up to %s for %d running", self.grace, self.running)
+        self.stop()
+
+    async def serve(self) -> None:
+        """Runs until stop(), then drains. Raises if a part of the worker fails (e.g. a queue is refused)."""
+        queues = self.queues or tuple(self._handlers)
+        missing = [q for q in queues if q not in self._handlers]
+        if not queues or missing:
+            raise ValueError(f"no handler for queues {missing}" if missing else "no handler registered")
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        if self._stopping.is_set():
+            self._wake.set()
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="spool-handler")
+        helpers = [asyncio.create_task(self._heartbeats.run()), asyncio.create_task(self._reporter.run())]
+        leasing = asyncio.create_task(self._lease_loop(queues))
+        try:
+            await self._until_stopped(leasing, helpers)
+            await self._drain()
+        finally:
+            for task in (leasing, *helpers):
+                task.cancel()
+            await asyncio.gather(leasing, *helpers, return_exceptions=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _until_stopped(self, leasing: asyncio.Task[None], helpers: list[asyncio.Task[None]]) -> None:
+        assert self._wake is not None
+        woken = asyncio.create_task(self._wake.wait())
+        try:
+            done, _ = await asyncio.wait([woken, leasing, *helpers], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        for task in done:
+            if task is not woken and not (task is leasing and self._stopping.is_set()):
+                task.result()  # a part of the worker died: say why, loudly
+                raise RuntimeError("a worker task ended on its own")
+        await asyncio.wait([leasing], timeout=_LEASE_CUTOFF)
+        leasing.cancel()
+
+    async def _lease_loop(self, queues: Sequence[str]) -> None:
+        delays = self.retry.delays()
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                await self._slot_freed.wait()
+                self._slot_freed.clear()
+                continue
+            try:
+                leased = await self.client.lease(
+                    queues,
+                    max_jobs=min(free, _MAX_LEASE),
+                    wait=self.poll_wait,
+                    lease_duration=self.lease_duration,
+                    worker_id=self.worker_id,
+                )
+            except SpoolError as err:
+                if err.code not in TRANSIENT:
+                    raise
+                delay = next(delays)
+                log.warning("lease failed, pausing %.1fs: %s", delay, err)
+                await asyncio.sleep(delay)
+                continue
+            delays = self.retry.delays()
+            for item in leased:
+                self._start(item)
+
+    def _start(self, leased: qs.LeasedJob) -> None:
+        job = ActiveJob(leased)
+        self._heartbeats.hold(job)
+        task = asyncio.create_task(self._execute(job), name=f"spool-job-{job.id}")
+        self._running[job.id] = (job, task)
+
+    async def _execute(self, job: ActiveJob) -> None:
+        try:
+            result = await self._invoke(job)
+            req = ack_request(job, result)  # an unencodable result fails the attempt like an exception
+        except asyncio.CancelledError:
+            if job.id not in self._interrupted:
+                raise
+        except Exception as exc:
+            if job.id not in self._interrupted:
+                log.info("job %s failed: %r", job.id, exc)
+                await self._reporter.nack(job, exc)
+        else:
+            if job.id not in self._interrupted:
+                self._reporter.ack(job, req)
+        finally:
+            self._running.pop(job.id, None)
+            self._interrupted.discard(job.id)
+            self._slot_freed.set()
+
+    async def _invoke(self, job: ActiveJob) -> Any:
+        fn = self._handlers[job.queue]
+        if inspect.iscoroutinefunction(fn):
+            return await fn(job)
+        assert self._pool is not None
+        # Shielded: cancelling the task cannot stop a thread, so the slot stays taken until it returns.
+        future = asyncio.get_running_loop().run_in_executor(self._pool, fn, job)
+        result = await asyncio.shield(future)
+        return await result if inspect.isawaitable(result) else result
+
+    def _interrupt(self, job: ActiveJob) -> bool:
+        """Stops the handler and keeps its outcome from being reported; False if it already finished."""
+        entry = self._running.get(job.id)
+        if entry is None or entry[0] is not job or job.id in self._interrupted:
+            return False
+        self._interrupted.add(job.id)
+        job.mark_cancelled()
+        if inspect.iscoroutinefunction(self._handlers[job.queue]):
+            entry[1].cancel()
+        return True
+
+    def _lost(self, job: ActiveJob) -> None:
+        self._heartbeats.release(job)
+        self._interrupt(job)
+
+    def _cancel(self, job: ActiveJob) -> None:
+        if self._interrupt(job):
+            log.info("job %s: cancellation requested, handler cancelled", job.id)
+            self._spawn(self._reporter.nack(job, Cancelled("cancellation requested")))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _drain(self) -> None:
+        """Waits up to `grace` for running handlers, then Nacks what is left for retry."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace.total_seconds()
+        while self._running and loop.time() < deadline and not self._hurry:
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), deadline - loop.time())
+        left = [job for job, _ in self._running.values() if self._interrupt(job)]
+        if left:
+            log.warning("grace period over: %d jobs handed back for retry", len(left))
+        for job in left:
+            self._spawn(self._reporter.nack(job, WorkerShutdown("worker stopped"), retry_now=True))
+        # Outcomes are retried through outages, but not past the leases: after that the reaper has the jobs.
+        pending = [*self._side_tasks, asyncio.ensure_future(self._reporter.flush())]
+        _, late = await asyncio.wait(pending, timeout=self.lease_duration.total_seconds())
+        if late:
+            log.error("stopping with outcomes unreported; their jobs will be retried when their leases expire")
+            for task in late:
+                task.cancel()

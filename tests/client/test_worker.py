@@ -1,0 +1,327 @@
+"""spool.Worker end to end against a live spoold: retries, checkpoints, heartbeats, cancellation, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+import spool
+from spool.v1 import job_pb2
+from spoold.app import App
+from spoold.config import Settings
+from tests.client.conftest import serving
+from tests.conftest import test_settings as settings_for_tests
+from tests.conftest import wait_until
+
+Job = job_pb2.Job
+Attempt = job_pb2.Attempt
+FAST = spool.Backoff(kind="fixed", initial=timedelta(milliseconds=50), jitter=False)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    # The reaper runs often, so a lease left without heartbeats would really expire here.
+    return settings_for_tests(reaper_interval=timedelta(milliseconds=100))
+
+
+def make_worker(client: spool.AsyncClient, **options: object) -> spool.Worker:
+    options.setdefault("poll_wait", timedelta(seconds=2))
+    return spool.Worker(client, **options)  # type: ignore[arg-type]
+
+
+async def wait_state(client: spool.AsyncClient, job_id: str, state: int, within: float = 20) -> Job:
+    async def reached() -> bool:
+        return (await client.get(job_id)).state == state
+
+    await wait_until(reached, within=within)
+    return await client.get(job_id)
+
+
+async def test_a_failing_handler_is_retried_with_backoff_then_dead_with_its_traceback(
+    client: spool.AsyncClient,
+) -> None:
+    worker = make_worker(client)
+
+    @worker.handler("flaky")
+    async def explode(job: spool.ActiveJob) -> None:
+        raise ValueError(f"boom on attempt {job.attempt}")
+
+    job = await client.enqueue("flaky", {"n": 1}, max_attempts=3, backoff=FAST)
+    async with serving(worker):
+        done = await wait_state(client, job.id, Job.STATE_DEAD)
+
+    assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_FAILED] * 3
+    assert done.last_error.type == "ValueError"
+    assert done.last_error.message == "boom on attempt 3"
+    assert "Traceback (most recent call last)" in done.last_error.details
+    assert "in explode" in done.last_error.details
+    for before, after in zip(done.attempts, done.attempts[1:], strict=False):
+        gap = after.started_at.ToDatetime() - before.finished_at.ToDatetime()
+        assert gap >= timedelta(milliseconds=50), "the next attempt waited out the backoff"
+
+
+async def test_retry_and_permanent_choose_the_path(client: spool.AsyncClient) -> None:
+    worker = make_worker(client)
+
+    @worker.handler("paths")
+    def decide(job: spool.ActiveJob) -> str:
+        if job.json()["kind"] == "permanent":
+            raise spool.Permanent("bad input, never retry")
+        if job.attempt == 1:
+            raise spool.Retry("not yet", after=timedelta(milliseconds=10))
+        return "ok"
+
+    permanent = await client.enqueue("paths", {"kind": "permanent"}, max_attempts=5)
+    retried = await client.enqueue("paths", {"kind": "retry"}, max_attempts=2)
+    async with serving(worker):
+        dead = await wait_state(client, permanent.id, Job.STATE_DEAD)
+        ok = await wait_state(client, retried.id, Job.STATE_SUCCEEDED)
+
+    assert len(dead.attempts) == 1 and dead.last_error.type == "spool.job.Permanent"
+    assert [a.outcome for a in ok.attempts] == [Attempt.OUTCOME_FAILED, Attempt.OUTCOME_SUCCEEDED]
+    assert spool.payload_json(ok) == {"kind": "retry"} and ok.result == b'"ok"'
+
+
+async def test_a_checkpoint_survives_a_crash_and_the_next_attempt_resumes_from_it(
+    client: spool.AsyncClient,
+) -> None:
+    worker = make_worker(client, lease_duration=timedelta(milliseconds=600))
+    seen: list[object] = []
+    stored = threading.Event()
+
+    @worker.handler("resumable")
+    def work(job: spool.ActiveJob) -> dict[str, object]:  # a sync handler, run in a thread
+        seen.append(job.previous_checkpoint)
+        if job.attempt == 1:
+            job.checkpoint({"done": 3})
+            if not stored.wait(10):
+                raise AssertionError("the heartbeat never stored the checkpoint")
+            raise RuntimeError("crash after checkpointing")
+        return {"resumed_from": job.previous_checkpoint}
+
+    job = await client.enqueue("resumable", {"items": 5}, max_attempts=2, backoff=FAST)
+    async with serving(worker):
+
+        async def checkpoint_stored() -> bool:
+            return (await client.get(job.id)).checkpoint == b'{"done":3}'
+
+        await wait_until(checkpoint_stored)  # by a heartbeat, while the handler still runs
+        stored.set()
+        done = await wait_state(client, job.id, Job.STATE_SUCCEEDED)
+
+    assert seen == [None, {"done": 3}]
+    assert spool.payload_json(done) == {"items": 5}
+    assert done.result == b'{"resumed_from":{"done":3}}'
+    assert done.attempts[0].error.type == "RuntimeError"
+
+
+async def test_a_checkpoint_set_just_before_a_crash_travels_with_the_nack(client: spool.AsyncClient) -> None:
+    worker = make_worker(client)
+    seen: list[object] = []
+
+    @worker.handler("resumable")
+    async def work(job: spool.ActiveJob) -> None:
+        seen.append(job.previous_checkpoint)
+        if job.attempt == 1:
+            job.checkpoint(b"\x00raw")
+            raise RuntimeError("crash")
+
+    job = await client.enqueue("resumable", {}, max_attempts=2, backoff=FAST)
+    async with serving(worker):
+        await wait_state(client, job.id, Job.STATE_SUCCEEDED)
+    assert seen == [None, b"\x00raw"]
+
+
+async def test_a_long_handler_stays_leased_by_heartbeats(client: spool.AsyncClient) -> None:
+    worker = make_worker(client, lease_duration=timedelta(milliseconds=600))
+    handler_done = asyncio.Event()
+
+    @worker.handler("long")
+    async def long(job: spool.ActiveJob) -> str:
+        await asyncio.sleep(2)  # the work: over three lease durations
+        handler_done.set()
+        return "finished"
+
+    job = await client.enqueue("long", {}, max_attempts=3, backoff=FAST)
+    async with serving(worker):
+        done = await wait_state(client, job.id, Job.STATE_SUCCEEDED)
+
+    assert handler_done.is_set()
+    assert done.attempt == 1
+    assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_SUCCEEDED]
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_cancel_stops_a_running_handler(client: spool.AsyncClient, kind: str) -> None:
+    worker = make_worker(client, lease_duration=timedelta(milliseconds=600))
+    started = threading.Event()
+    saw_cancel = threading.Event()
+
+    async def async_handler(job: spool.ActiveJob) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            saw_cancel.set()
+            raise
+
+    def sync_handler(job: spool.ActiveJob) -> None:
+        started.set()
+        while not job.cancelled:
+            time.sleep(0.01)  # the handler's own polling of job.cancelled
+        saw_cancel.set()
+
+    worker.handler("cancellable")(async_handler if kind == "async" else sync_handler)
+    job = await client.enqueue("cancellable", {}, max_attempts=3)
+    async with serving(worker):
+        await wait_until(started.is_set)
+        await client.cancel(job.id)
+        done = await wait_state(client, job.id, Job.STATE_CANCELLED)
+        await wait_until(saw_cancel.is_set)
+
+    assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_CANCELLED]
+
+
+async def all_in_state(client: spool.AsyncClient, ids: list[str], state: int) -> bool:
+    return all([(await client.get(i)).state == state for i in ids])
+
+
+async def _finished_exactly_once(client: spool.AsyncClient, ids: list[str]) -> list[Job]:
+    jobs = [await client.get(i) for i in ids]
+    for job in jobs:
+        assert job.state == Job.STATE_SUCCEEDED, job
+        outcomes = [a.outcome for a in job.attempts]
+        assert outcomes.count(Attempt.OUTCOME_SUCCEEDED) == 1 and outcomes[-1] == Attempt.OUTCOME_SUCCEEDED
+        assert job.attempt == len(job.attempts), "every attempt is counted"
+    return jobs
+
+
+async def test_stop_drains_running_jobs_and_a_second_worker_finishes_the_rest(client: spool.AsyncClient) -> None:
+    runs: Counter[str] = Counter()
+    first_done = asyncio.Event()
+
+    async def handle(job: spool.ActiveJob) -> None:
+        await asyncio.sleep(0.2)
+        runs[job.id] += 1
+        first_done.set()
+
+    jobs = await client.enqueue_many("drain", [{"i": i} for i in range(12)], max_attempts=3)
+    ids = [j.id for j in jobs]
+    first = make_worker(client, concurrency=4, grace=timedelta(seconds=20))
+    first.handler("drain")(handle)
+    async with serving(first):
+        await first_done.wait()
+    by_first = sum(runs.values())
+    assert 0 < by_first < 12
+
+    second = make_worker(client, concurrency=4)
+    second.handler("drain")(handle)
+    async with serving(second):
+        await wait_until(lambda: all_in_state(client, ids, Job.STATE_SUCCEEDED), within=30)
+
+    assert runs == Counter({i: 1 for i in ids}), "no job lost, none run twice"
+    finished = await _finished_exactly_once(client, ids)
+    assert all(j.attempt == 1 for j in finished)
+
+
+async def test_stop_hands_back_jobs_still_running_after_the_grace_period(client: spool.AsyncClient) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def stuck(job: spool.ActiveJob) -> None:
+        started.set()
+        await release.wait()
+
+    jobs = await client.enqueue_many("stuck", [{"i": i} for i in range(3)], max_attempts=2)
+    first = make_worker(client, concurrency=3, grace=timedelta(milliseconds=100))
+    first.handler("stuck")(stuck)
+    async with serving(first):
+        await wait_until(lambda: first.running == 3)
+
+    release.set()
+    second = make_worker(client, concurrency=3)
+    second.handler("stuck")(stuck)
+    async with serving(second):
+        for job in jobs:
+            await wait_state(client, job.id, Job.STATE_SUCCEEDED)
+
+    for job in await _finished_exactly_once(client, [j.id for j in jobs]):
+        assert [a.outcome for a in job.attempts] == [Attempt.OUTCOME_FAILED, Attempt.OUTCOME_SUCCEEDED]
+        assert job.attempts[0].error.type == "spool.worker.WorkerShutdown"
+
+
+async def test_a_server_restart_mid_run_loses_no_job(db_url: str, settings: Settings) -> None:
+    server = App(settings, db_url)
+    port = await server.start()
+    runs: Counter[str] = Counter()
+    async with spool.AsyncClient(f"127.0.0.1:{port}") as client:
+        jobs = await client.enqueue_many("restart", [{"i": i} for i in range(30)], max_attempts=3)
+        ids = [j.id for j in jobs]
+        worker = make_worker(client, concurrency=4)
+
+        @worker.handler("restart")
+        async def handle(job: spool.ActiveJob) -> None:
+            await asyncio.sleep(0.05)
+            runs[job.id] += 1
+
+        try:
+            async with serving(worker):
+                await wait_until(lambda: sum(runs.values()) >= 5)
+                await server.stop()
+                server = App(replace(settings, port=port), db_url)
+                await server.start()
+                await wait_until(lambda: all_in_state(client, ids, Job.STATE_SUCCEEDED), within=30)
+            await _finished_exactly_once(client, ids)
+        finally:
+            await server.stop()
+    assert set(runs) == set(ids)
+
+
+async def test_a_lost_lease_stops_the_handler_and_reports_nothing(client: spool.AsyncClient) -> None:
+    worker = make_worker(client, lease_duration=timedelta(milliseconds=600))
+    saw_cancel = asyncio.Event()
+
+    @worker.handler("timeboxed")
+    async def slow_then_quick(job: spool.ActiveJob) -> str:
+        if job.attempt == 1:
+            try:
+                await asyncio.Event().wait()  # hangs past its attempt timeout
+            except asyncio.CancelledError:
+                saw_cancel.set()
+                raise
+        return "second try"
+
+    job = await client.enqueue(
+        "timeboxed", {}, max_attempts=2, attempt_timeout=timedelta(milliseconds=400), backoff=FAST
+    )
+    async with serving(worker):
+        done = await wait_state(client, job.id, Job.STATE_SUCCEEDED)
+        await asyncio.wait_for(saw_cancel.wait(), 10)
+
+    assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_TIMED_OUT, Attempt.OUTCOME_SUCCEEDED]
+    assert done.result == b'"second try"'
+
+
+async def test_never_more_handlers_than_the_concurrency(client: spool.AsyncClient) -> None:
+    worker = make_worker(client, concurrency=3)
+    now_running, most = 0, 0
+
+    async def handle(job: spool.ActiveJob) -> None:
+        nonlocal now_running, most
+        now_running += 1
+        most = max(most, now_running)
+        await asyncio.sleep(0.05)
+        now_running -= 1
+
+    worker.handler("a")(handle)
+    worker.handler("b")(handle)
+    jobs = [*await client.enqueue_many("a", [{}] * 6), *await client.enqueue_many("b", [{}] * 6)]
+    async with serving(worker):
+        await wait_until(lambda: all_in_state(client, [j.id for j in jobs], Job.STATE_SUCCEEDED))
+    assert most == 3
