@@ -1,0 +1,24 @@
+"""RetentionStore: deletes finished jobs, with their attempts, once their queue's retention has passed."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from spoold.model import Retention
+from spoold.store import queries
+from spoold.store.database import translated
+
+Q = queries.load("search.sql")
+
+
+class RetentionStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def prune(self, defaults: Retention, batch: int) -> int:
+        """Deletes up to `batch` expired finished jobs; returns how many."""
+        with translated():
+            deleted = await self.pool.fetch(
+                Q["prune_finished"], defaults.succeeded, defaults.cancelled, defaults.dead, batch
+            )
+        return len(deleted)
