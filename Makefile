@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYSRC := $(wildcard server tests bench clients/python)
+NODE := clients/node
+NODE_STAMP := $(NODE)/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 
@@ -17,12 +19,12 @@ $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed ## create .venv and install the server, the client and the dev tools
+install: $(BIN)/.installed node-install ## create .venv and install the server, the clients and the dev tools
 
 run: $(BIN)/.installed ## serve on 127.0.0.1:50051 (embedded PostgreSQL unless SPOOL_DATABASE_URL is set)
 	$(BIN)/spoold
 
-test: check pytest ## every check, then every test
+test: check pytest node-test ## every check, then every test
 
 pytest: $(BIN)/.installed ## the Python test suite (SPOOL_TEST_DATABASE_URL, or an embedded PostgreSQL)
 	$(BIN)/pytest
@@ -41,21 +43,33 @@ proto: $(BIN)/.installed ## buf lint, format and breaking against the committed 
 	$(BIN)/buf format -d --exit-code
 	$(BIN)/buf breaking --against proto/baseline.binpb
 
-gen: $(BIN)/.installed ## regenerate the API stubs from proto/
+gen: $(BIN)/.installed $(NODE_STAMP) ## regenerate the API stubs from proto/
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/buf generate
+	@# google.rpc.ErrorInfo for the Node client, from the .proto that googleapis-common-protos ships
+	site=$$($(PY) -c 'import google.rpc, os; print(os.path.dirname(os.path.dirname(google.rpc.__path__[0])))') && \
+	  $(BIN)/buf generate "$$site" --path "$$site/google/rpc/error_details.proto" --template $(NODE)/buf.gen.rpc.yaml
 
 verify: gen ## regenerate and fail if the checked-in generated code differs
-	@git add -N clients/python/spool/v1 >/dev/null 2>&1 || true
-	git diff --exit-code -- clients/python/spool/v1
+	@git add -N clients/python/spool/v1 $(NODE)/src/gen >/dev/null 2>&1 || true
+	git diff --exit-code -- clients/python/spool/v1 $(NODE)/src/gen
 
 baseline: $(BIN)/.installed ## record the current API as the baseline for buf breaking (on a release)
 	$(BIN)/buf build -o proto/baseline.binpb
 
-bench: $(BIN)/.installed ## benchmarks against the database ceiling (bench/README.md)
-	$(PY) -m bench.throughput
+bench: $(BIN)/.installed ## benchmarks against the database ceiling (BENCH_ARGS=--quick: under 2 min; bench/README.md)
+	$(PY) -m bench $(BENCH_ARGS)
 
 format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format $(PYSRC)
 	$(BIN)/ruff check --fix $(PYSRC)
 
-.PHONY: help install run test pytest check lint typecheck proto gen verify baseline bench format
+.PHONY: help install run test pytest check lint typecheck proto gen verify baseline bench format node-install node-test
+
+$(NODE_STAMP): $(NODE)/package.json $(NODE)/package-lock.json
+	cd $(NODE) && npm ci --no-audit --no-fund
+	touch $@
+
+node-install: $(NODE_STAMP) ## install the Node client's pinned dependencies (npm ci)
+
+node-test: $(BIN)/.installed $(NODE_STAMP) ## compile the Node client (tsc, strict) and run its tests against a live spoold
+	cd $(NODE) && npm test

@@ -1,0 +1,380 @@
+// The typed client: one method per RPC, plain values in (milliseconds, Date, JSON), typed errors out.
+import { create } from "@bufbuild/protobuf";
+import { createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { duration, date, encodeBody, timestamp } from "./convert.js";
+import { fromCallError, itemError, type SpoolError } from "./errors.js";
+import {
+  BackoffPolicySchema,
+  JobErrorSchema,
+  JobFilterSchema,
+  type BackoffPolicy_Kind,
+  type Job,
+  type Job_State,
+} from "./gen/spool/v1/job_pb.js";
+import {
+  EnqueueRequestSchema,
+  ListJobsRequest_Order,
+  QueueService,
+  type LeasedJob,
+} from "./gen/spool/v1/queue_service_pb.js";
+
+export interface ClientOptions {
+  /** "host:port" or "http://host:port"; default 127.0.0.1:50051. */
+  address?: string;
+  /** Used instead of a new gRPC transport (tests, interceptors, TLS). */
+  transport?: Transport;
+  /** Deadline of each unary call (a Lease gets its long-poll wait on top); default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface Backoff {
+  kind?: BackoffPolicy_Kind;
+  initialIntervalMs?: number;
+  maxIntervalMs?: number;
+  multiplier?: number;
+  jitter?: boolean;
+}
+
+export interface EnqueueOptions {
+  /** Default application/json for values, application/octet-stream for a Uint8Array. */
+  contentType?: string;
+  headers?: Record<string, string>;
+  priority?: number;
+  runAt?: Date;
+  delayMs?: number;
+  maxAttempts?: number;
+  backoff?: Backoff;
+  leaseDurationMs?: number;
+  attemptTimeoutMs?: number;
+  idempotencyKey?: string;
+  concurrencyKey?: string;
+  concurrencyLimit?: number;
+}
+
+export interface EnqueueItem extends EnqueueOptions {
+  queue: string;
+  payload?: unknown;
+}
+
+export interface Enqueued {
+  job: Job;
+  /** True when the idempotency key matched an existing job, which is returned instead. */
+  deduplicated: boolean;
+}
+
+export interface LeaseOptions {
+  maxJobs?: number;
+  leaseDurationMs?: number;
+  /** Long poll: how long to wait for a job when none is ready (server maximum 60 s). */
+  waitMs?: number;
+  workerId?: string;
+  signal?: AbortSignal;
+}
+
+export interface HeartbeatOptions {
+  leaseDurationMs?: number;
+  checkpoint?: Uint8Array;
+}
+
+export interface HeartbeatItem extends HeartbeatOptions {
+  jobId: string;
+  leaseToken: string;
+}
+
+export interface Heartbeat {
+  leaseExpiresAt: Date | undefined;
+  /** The worker should stop and nack; the job will end CANCELLED. */
+  cancelRequested: boolean;
+}
+
+export interface HeartbeatResult {
+  jobId: string;
+  heartbeat?: Heartbeat;
+  error?: SpoolError;
+}
+
+export interface AckOptions {
+  /** A Uint8Array goes as it is; any other value as JSON. */
+  result?: unknown;
+  resultContentType?: string;
+}
+
+export interface AckItem extends AckOptions {
+  jobId: string;
+  leaseToken: string;
+}
+
+export interface AckResult {
+  jobId: string;
+  error?: SpoolError;
+}
+
+export interface NackOptions {
+  error?: { type?: string; message?: string; details?: string };
+  /** False sends the job straight to DEAD; default true. */
+  retryable?: boolean;
+  retryAfterMs?: number;
+  checkpoint?: Uint8Array;
+}
+
+export interface JobFilterInit {
+  queues?: string[];
+  states?: Job_State[];
+  createdAfter?: Date;
+  createdBefore?: Date;
+  finishedAfter?: Date;
+  finishedBefore?: Date;
+  errorContains?: string;
+  /** A JSON document the payload must contain, e.g. {order_id: 5512}. */
+  payloadContains?: unknown;
+  idempotencyKey?: string;
+  concurrencyKey?: string;
+}
+
+export interface RequeueOptions {
+  jobIds?: string[];
+  filter?: JobFilterInit;
+  includeSucceeded?: boolean;
+  limit?: number;
+}
+
+export interface ListOptions {
+  filter?: JobFilterInit;
+  order?: "newest" | "oldest";
+  pageSize?: number;
+  pageToken?: string;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+function baseUrl(address: string): string {
+  return /^https?:\/\//.test(address) ? address : `http://${address}`;
+}
+
+function backoffPolicy(b: Backoff | undefined) {
+  if (b === undefined) {
+    return undefined;
+  }
+  return create(BackoffPolicySchema, {
+    kind: b.kind,
+    initialInterval: duration(b.initialIntervalMs),
+    maxInterval: duration(b.maxIntervalMs),
+    multiplier: b.multiplier,
+    jitter: b.jitter,
+  });
+}
+
+export function enqueueRequest(item: EnqueueItem) {
+  const body = encodeBody(item.payload, item.contentType);
+  const start =
+    item.runAt !== undefined
+      ? { case: "runAt" as const, value: timestamp(item.runAt)! }
+      : item.delayMs !== undefined
+        ? { case: "delay" as const, value: duration(item.delayMs)! }
+        : { case: undefined };
+  return create(EnqueueRequestSchema, {
+    queue: item.queue,
+    payload: body.bytes,
+    contentType: body.contentType,
+    headers: item.headers ?? {},
+    priority: item.priority ?? 0,
+    start,
+    maxAttempts: item.maxAttempts,
+    backoff: backoffPolicy(item.backoff),
+    leaseDuration: duration(item.leaseDurationMs),
+    attemptTimeout: duration(item.attemptTimeoutMs),
+    idempotencyKey: item.idempotencyKey ?? "",
+    concurrencyKey: item.concurrencyKey ?? "",
+    concurrencyLimit: item.concurrencyLimit ?? 0,
+  });
+}
+
+export function jobFilter(f: JobFilterInit | undefined) {
+  if (f === undefined) {
+    return undefined;
+  }
+  const contains = f.payloadContains;
+  return create(JobFilterSchema, {
+    queues: f.queues ?? [],
+    states: f.states ?? [],
+    createdAfter: timestamp(f.createdAfter),
+    createdBefore: timestamp(f.createdBefore),
+    finishedAfter: timestamp(f.finishedAfter),
+    finishedBefore: timestamp(f.finishedBefore),
+    errorContains: f.errorContains ?? "",
+    payloadContains:
+      contains === undefined ? "" : typeof contains === "string" ? contains : JSON.stringify(contains),
+    idempotencyKey: f.idempotencyKey ?? "",
+    concurrencyKey: f.concurrencyKey ?? "",
+  });
+}
+
+function heartbeatOf(r: { leaseExpiresAt?: Parameters<typeof date>[0]; cancelRequested: boolean }): Heartbeat {
+  return { leaseExpiresAt: date(r.leaseExpiresAt), cancelRequested: r.cancelRequested };
+}
+
+/** Runs one call and turns a failed RPC into a typed SpoolError. */
+async function call<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw fromCallError(err);
+  }
+}
+
+/** A Spool client over gRPC (HTTP/2). Cheap to keep for the life of the process. */
+export class Client {
+  readonly rpc: RpcClient<typeof QueueService>;
+  private readonly timeoutMs: number;
+
+  constructor(options: ClientOptions | string = {}) {
+    const opts: ClientOptions = typeof options === "string" ? { address: options } : options;
+    const transport =
+      opts.transport ?? createGrpcTransport({ baseUrl: baseUrl(opts.address ?? "127.0.0.1:50051") });
+    this.rpc = createClient(QueueService, transport);
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** Call options with the client's deadline. */
+  private get opts(): { timeoutMs: number } {
+    return { timeoutMs: this.timeoutMs };
+  }
+
+  /** Creates one job; returns at once. `payload` is sent as JSON unless it is a Uint8Array. */
+  async enqueue(queue: string, payload?: unknown, options: EnqueueOptions = {}): Promise<Enqueued> {
+    const res = await call(() => this.rpc.enqueue(enqueueRequest({ ...options, queue, payload }), this.opts));
+    return { job: res.job!, deduplicated: res.deduplicated };
+  }
+
+  /** Creates many jobs in one transaction, all or nothing; results in the order given. */
+  async enqueueBatch(items: EnqueueItem[]): Promise<Enqueued[]> {
+    const res = await call(() => this.rpc.enqueueBatch({ jobs: items.map(enqueueRequest) }, this.opts));
+    return res.results.map((r) => ({ job: r.job!, deduplicated: r.deduplicated }));
+  }
+
+  /** Claims up to maxJobs ready jobs from the queues, waiting up to waitMs for one. */
+  async lease(queues: string[], options: LeaseOptions = {}): Promise<LeasedJob[]> {
+    const req = {
+      queues,
+      maxJobs: options.maxJobs ?? 1,
+      leaseDuration: duration(options.leaseDurationMs),
+      wait: duration(options.waitMs),
+      workerId: options.workerId ?? "",
+    };
+    const res = await call(() => this.rpc.lease(req, { signal: options.signal, timeoutMs: this.timeoutMs + (options.waitMs ?? 0) }));
+    return res.jobs;
+  }
+
+  /** Extends a held lease, optionally saving a checkpoint for the next attempt. */
+  async heartbeat(jobId: string, leaseToken: string, options: HeartbeatOptions = {}): Promise<Heartbeat> {
+    const req = { jobId, leaseToken, leaseDuration: duration(options.leaseDurationMs), checkpoint: options.checkpoint };
+    return heartbeatOf(await call(() => this.rpc.heartbeat(req, this.opts)));
+  }
+
+  /** Heartbeats many leases in one call; each item succeeds or fails alone. */
+  async heartbeatBatch(items: HeartbeatItem[], options: { timeoutMs?: number } = {}): Promise<HeartbeatResult[]> {
+    const heartbeats = items.map((i) => ({
+      jobId: i.jobId,
+      leaseToken: i.leaseToken,
+      leaseDuration: duration(i.leaseDurationMs),
+      checkpoint: i.checkpoint,
+    }));
+    const res = await call(() => this.rpc.heartbeatBatch({ heartbeats }, { timeoutMs: options.timeoutMs ?? this.timeoutMs }));
+    return res.results.map((r) =>
+      r.error !== undefined
+        ? { jobId: r.jobId, error: itemError(r.error.code, r.error.reason, r.error.message) }
+        : { jobId: r.jobId, heartbeat: heartbeatOf(r.heartbeat ?? { cancelRequested: false }) },
+    );
+  }
+
+  /** Finishes a held lease successfully, with an optional result. */
+  async ack(jobId: string, leaseToken: string, options: AckOptions = {}): Promise<Job> {
+    const res = await call(() => this.rpc.ack(ackRequest({ ...options, jobId, leaseToken }), this.opts));
+    return res.job!;
+  }
+
+  /** Acks many leases in one call; each item succeeds or fails alone. */
+  async ackBatch(items: AckItem[]): Promise<AckResult[]> {
+    const res = await call(() => this.rpc.ackBatch({ acks: items.map(ackRequest) }, this.opts));
+    return res.results.map((r) =>
+      r.error !== undefined
+        ? { jobId: r.jobId, error: itemError(r.error.code, r.error.reason, r.error.message) }
+        : { jobId: r.jobId },
+    );
+  }
+
+  /** Finishes a held lease with an error: retried with backoff while attempts remain, else DEAD. */
+  async nack(jobId: string, leaseToken: string, options: NackOptions = {}): Promise<Job> {
+    const req = {
+      jobId,
+      leaseToken,
+      error: options.error === undefined ? undefined : create(JobErrorSchema, options.error),
+      retryable: options.retryable,
+      retryAfter: duration(options.retryAfterMs),
+      checkpoint: options.checkpoint,
+    };
+    const res = await call(() => this.rpc.nack(req, this.opts));
+    return res.job!;
+  }
+
+  /** Puts DEAD or CANCELLED (or, on request, SUCCEEDED) jobs back to PENDING, by id or by filter. */
+  async requeue(options: RequeueOptions): Promise<Job[]> {
+    const req = {
+      jobIds: options.jobIds ?? [],
+      filter: jobFilter(options.filter),
+      includeSucceeded: options.includeSucceeded ?? false,
+      limit: options.limit ?? 0,
+    };
+    return (await call(() => this.rpc.requeue(req, this.opts))).jobs;
+  }
+
+  /** Cancels a PENDING job, or asks the worker of a RUNNING one to stop. */
+  async cancel(jobId: string): Promise<Job> {
+    return (await call(() => this.rpc.cancelJob({ jobId }, this.opts))).job!;
+  }
+
+  /** One job with its attempts. */
+  async get(jobId: string): Promise<Job> {
+    return (await call(() => this.rpc.getJob({ jobId }, this.opts))).job!;
+  }
+
+  /** One page of jobs matching the filter, newest first unless asked otherwise. */
+  async list(options: ListOptions = {}): Promise<JobPage> {
+    const req = {
+      filter: jobFilter(options.filter),
+      order: options.order === "oldest" ? ListJobsRequest_Order.OLDEST_FIRST : ListJobsRequest_Order.NEWEST_FIRST,
+      pageSize: options.pageSize ?? 0,
+      pageToken: options.pageToken ?? "",
+    };
+    const res = await call(() => this.rpc.listJobs(req, this.opts));
+    return { jobs: res.jobs, nextPageToken: res.nextPageToken };
+  }
+
+  /** The job now, then every change, ending after a terminal state (or when `signal` aborts). */
+  async *watch(jobId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Job, void, undefined> {
+    try {
+      for await (const res of this.rpc.watchJob({ jobId }, { signal: options.signal })) {
+        if (res.job !== undefined) {
+          yield res.job;
+        }
+      }
+    } catch (err) {
+      throw fromCallError(err);
+    }
+  }
+}
+
+function ackRequest(item: AckItem) {
+  if (item.result === undefined) {
+    return { jobId: item.jobId, leaseToken: item.leaseToken };
+  }
+  const body = encodeBody(item.result, item.resultContentType);
+  return { jobId: item.jobId, leaseToken: item.leaseToken, result: body.bytes, resultContentType: body.contentType };
+}

@@ -1,0 +1,111 @@
+// Typed errors, chosen by the google.rpc.ErrorInfo reason the server attaches to a failed call
+// (the grpc-status-details-bin trailer). The names follow the Python client's spool.errors.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+
+/** A call failed. `reason` is the server's ErrorInfo reason ("" when it sent none). */
+export class SpoolError extends Error {
+  override name = "SpoolError";
+  constructor(
+    readonly code: Code,
+    readonly reason: string,
+    message: string,
+    readonly metadata: Readonly<Record<string, string>> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(`${Code[code] ?? code}: ${message}${reason ? ` [${reason}]` : ""}`, options);
+  }
+}
+
+/** The request was refused as malformed; `field` names the offending field. */
+export class InvalidArgumentError extends SpoolError {
+  override name = "InvalidArgumentError";
+  get field(): string {
+    return this.metadata["field"] ?? "";
+  }
+}
+
+/** No job has that id. */
+export class JobNotFoundError extends SpoolError {
+  override name = "JobNotFoundError";
+}
+
+/** The lease token is stale: the lease expired, or the job was re-leased, finished or cancelled. */
+export class LeaseLostError extends SpoolError {
+  override name = "LeaseLostError";
+}
+
+/** The job's state does not allow the transition (e.g. requeueing a PENDING job). */
+export class WrongStateError extends SpoolError {
+  override name = "WrongStateError";
+}
+
+/** A payload or batch is over the server's limit. */
+export class ResourceExhaustedError extends SpoolError {
+  override name = "ResourceExhaustedError";
+}
+
+export class PayloadTooLargeError extends ResourceExhaustedError {
+  override name = "PayloadTooLargeError";
+}
+
+export class BatchTooLargeError extends ResourceExhaustedError {
+  override name = "BatchTooLargeError";
+}
+
+/** The server or its database cannot be reached; the call may be retried. */
+export class UnavailableError extends SpoolError {
+  override name = "UnavailableError";
+}
+
+type ErrorClass = new (
+  code: Code,
+  reason: string,
+  message: string,
+  metadata?: Record<string, string>,
+  options?: { cause?: unknown },
+) => SpoolError;
+
+const BY_REASON: Readonly<Record<string, ErrorClass>> = {
+  INVALID_ARGUMENT: InvalidArgumentError,
+  JOB_NOT_FOUND: JobNotFoundError,
+  LEASE_LOST: LeaseLostError,
+  WRONG_STATE: WrongStateError,
+  PAYLOAD_TOO_LARGE: PayloadTooLargeError,
+  BATCH_TOO_LARGE: BatchTooLargeError,
+  DATABASE_UNAVAILABLE: UnavailableError,
+};
+
+// When the server (or a proxy, or the channel itself) sent no ErrorInfo, the code still says enough.
+const BY_CODE: Partial<Record<Code, ErrorClass>> = {
+  [Code.InvalidArgument]: InvalidArgumentError,
+  [Code.NotFound]: JobNotFoundError,
+  [Code.ResourceExhausted]: ResourceExhaustedError,
+  [Code.Unavailable]: UnavailableError,
+};
+
+function classFor(code: Code, reason: string): ErrorClass {
+  return BY_REASON[reason] ?? BY_CODE[code] ?? SpoolError;
+}
+
+/** True for failures worth retrying as they are: the server or its database unreachable, or too slow. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof UnavailableError || (err instanceof SpoolError && err.code === Code.DeadlineExceeded);
+}
+
+/** The typed error for anything a call threw; non-RPC errors (programming errors) pass through. */
+export function fromCallError(err: unknown): unknown {
+  if (!(err instanceof ConnectError)) {
+    return err;
+  }
+  const info = err.findDetails(ErrorInfoSchema)[0];
+  const reason = info?.reason ?? "";
+  const cls = classFor(err.code, reason);
+  return new cls(err.code, reason, err.rawMessage, { ...(info?.metadata ?? {}) }, { cause: err });
+}
+
+/** The typed error for one refused item of a batch (AckBatch, HeartbeatBatch). */
+export function itemError(code: number, reason: string, message: string): SpoolError {
+  const known = Code[code] !== undefined ? (code as Code) : Code.Unknown;
+  return new (classFor(known, reason))(known, reason, message);
+}

@@ -1,0 +1,135 @@
+// Keeps the worker's leases alive: one HeartbeatBatch for every job due, each beaten about every
+// third of its lease, carrying saved checkpoints; a refused item aborts that job's handler.
+import type { Client, HeartbeatItem, HeartbeatResult } from "./client.js";
+import { isTransient, JobNotFoundError, LeaseLostError, SpoolError } from "./errors.js";
+import type { RunningJob } from "./running.js";
+
+export interface Logger {
+  warn(message: string, ...args: unknown[]): void;
+  error(message: string, ...args: unknown[]): void;
+}
+
+// Beat early any job due within this share of its interval, so neighbours share one call.
+const COALESCE = 0.25;
+// The server's default batch limit.
+const MAX_BATCH = 1000;
+const MIN_TIMEOUT_MS = 1000;
+
+export class Heartbeater {
+  private readonly jobs = new Set<RunningJob>();
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly client: Client,
+    private readonly leaseDurationMs: number | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  add(job: RunningJob): void {
+    this.jobs.add(job);
+    this.schedule();
+  }
+
+  delete(job: RunningJob): void {
+    this.jobs.delete(job);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.inFlight;
+  }
+
+  private schedule(): void {
+    if (this.closed || this.inFlight !== undefined) {
+      return; // the running beat reschedules when it ends
+    }
+    clearTimeout(this.timer);
+    let earliest = Infinity;
+    for (const job of this.jobs) {
+      earliest = Math.min(earliest, job.nextBeatAt);
+    }
+    if (earliest === Infinity) {
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.inFlight = this.beat().finally(() => {
+        this.inFlight = undefined;
+        this.schedule();
+      });
+    }, Math.max(0, earliest - Date.now()));
+  }
+
+  private due(): RunningJob[] {
+    const now = Date.now();
+    return [...this.jobs].filter((j) => !j.settled && j.nextBeatAt - j.beatIntervalMs * COALESCE <= now);
+  }
+
+  private async beat(): Promise<void> {
+    const due = this.due();
+    for (let i = 0; i < due.length; i += MAX_BATCH) {
+      await this.beatBatch(due.slice(i, i + MAX_BATCH));
+    }
+  }
+
+  private async beatBatch(jobs: RunningJob[]): Promise<void> {
+    const items: HeartbeatItem[] = jobs.map((j) => ({
+      jobId: j.id,
+      leaseToken: j.leaseToken,
+      leaseDurationMs: this.leaseDurationMs,
+      checkpoint: j.takeCheckpoint(),
+    }));
+    try {
+      // A beat that takes longer than the interval is no use: give up and retry soon.
+      const timeoutMs = Math.max(MIN_TIMEOUT_MS, Math.min(...jobs.map((j) => j.beatIntervalMs)));
+      const results = await this.client.heartbeatBatch(items, { timeoutMs });
+      jobs.forEach((job, i) => this.apply(job, results[i]!));
+    } catch (err) {
+      jobs.forEach((j, i) => j.restoreCheckpoint(items[i]!.checkpoint));
+      if (err instanceof SpoolError && !isTransient(err)) {
+        // The batch as a whole was refused (e.g. one checkpoint too large): beat one by one.
+        this.log.warn("spool worker: heartbeat batch refused, beating one by one", err.message);
+        await Promise.all(jobs.map((j) => this.beatOne(j)));
+        return;
+      }
+      // Transient (server restarting, database away): retry soon, well before the leases run out.
+      this.log.warn("spool worker: heartbeat failed, retrying", err);
+      jobs.forEach((j) => (j.nextBeatAt = Date.now() + Math.min(1000, j.beatIntervalMs / 3)));
+    }
+  }
+
+  private async beatOne(job: RunningJob): Promise<void> {
+    const checkpoint = job.takeCheckpoint();
+    try {
+      const heartbeat = await this.client.heartbeat(job.id, job.leaseToken, {
+        leaseDurationMs: this.leaseDurationMs,
+        checkpoint,
+      });
+      this.apply(job, { jobId: job.id, heartbeat });
+    } catch (err) {
+      if (err instanceof SpoolError && !isTransient(err)) {
+        if (checkpoint !== undefined && !(err instanceof LeaseLostError)) {
+          this.log.error(`spool worker: job ${job.id}: checkpoint refused, dropped`, err.message);
+        }
+        this.apply(job, { jobId: job.id, error: err });
+      } else {
+        job.restoreCheckpoint(checkpoint); // sent again with the next beat
+      }
+    }
+  }
+
+  private apply(job: RunningJob, result: HeartbeatResult): void {
+    job.nextBeatAt = Date.now() + job.beatIntervalMs;
+    if (result.error instanceof LeaseLostError || result.error instanceof JobNotFoundError) {
+      // Another worker owns the job now, or it is gone: stop the handler, report nothing.
+      job.abort("lease-lost", `lease on job ${job.id} lost: ${result.error.message}`, result.error);
+      this.jobs.delete(job);
+    } else if (result.error !== undefined) {
+      this.log.error(`spool worker: job ${job.id}: heartbeat refused`, result.error.message);
+    } else if (result.heartbeat?.cancelRequested) {
+      job.abort("cancel-requested", `job ${job.id} was cancelled`);
+    }
+  }
+}

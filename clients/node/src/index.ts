@@ -1,0 +1,9 @@
+// Spool's Node client: Client for producers and operators, Worker for handlers.
+export * from "./client.js";
+export * from "./errors.js";
+export { decodeBody } from "./convert.js";
+export { Worker, PermanentError, RetryError, JobAbortedError, type WorkerOptions, type Handler, type JobContext, type StopCause } from "./worker.js";
+export type { Logger } from "./heartbeater.js";
+export { Job_State as JobState, BackoffPolicy_Kind as BackoffKind, Attempt_Outcome as AttemptOutcome } from "./gen/spool/v1/job_pb.js";
+export type { Job, Attempt, JobError } from "./gen/spool/v1/job_pb.js";
+export type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";

@@ -1,0 +1,137 @@
+// One leased job while its handler runs: what the handler sees (JobContext), its abort signal,
+// and the checkpoint waiting for the next heartbeat.
+import { date, decodeBody, encodeBody, JSON_TYPE } from "./convert.js";
+import type { Job } from "./gen/spool/v1/job_pb.js";
+import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
+
+/** Why a handler's signal aborted. */
+export type StopCause = "lease-lost" | "cancel-requested" | "timed-out" | "shutdown";
+
+/** The reason a handler's AbortSignal carries; `cause` says which of the four it was. */
+export class JobAbortedError extends Error {
+  override name = "JobAbortedError";
+  constructor(
+    readonly stopCause: StopCause,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** What a handler gets: the job, its decoded payload, the previous checkpoint and an AbortSignal. */
+export interface JobContext {
+  readonly job: Job;
+  readonly id: string;
+  readonly queue: string;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The payload parsed as JSON (for JSON content types), else the raw bytes. */
+  readonly payload: unknown;
+  /** What an earlier attempt saved with checkpoint() (parsed as JSON when it is), or undefined. */
+  readonly previousCheckpoint: unknown;
+  /** Aborted when the lease is lost, cancellation is requested, the attempt times out or shutdown's grace ends. */
+  readonly signal: AbortSignal;
+  readonly leaseToken: string;
+  readonly leaseExpiresAt: Date | undefined;
+  /** Saves progress with the next heartbeat; a later attempt sees it as previousCheckpoint. */
+  checkpoint(value: unknown): void;
+}
+
+function decodeCheckpoint(bytes: Uint8Array): unknown {
+  if (bytes.length === 0) {
+    return undefined;
+  }
+  try {
+    return decodeBody(bytes, JSON_TYPE);
+  } catch {
+    return bytes; // saved as raw bytes, not JSON
+  }
+}
+
+export class RunningJob implements JobContext {
+  readonly job: Job;
+  readonly leaseToken: string;
+  readonly leaseExpiresAt: Date | undefined;
+  readonly payload: unknown;
+  readonly previousCheckpoint: unknown;
+  /** Set once the outcome is decided (acked, nacked, or the lease is gone): later events change nothing. */
+  settled = false;
+  nextBeatAt: number;
+  private readonly controller = new AbortController();
+  private pending: Uint8Array | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    leased: LeasedJob,
+    readonly beatIntervalMs: number,
+  ) {
+    this.job = leased.job!;
+    this.leaseToken = leased.leaseToken;
+    this.leaseExpiresAt = date(leased.leaseExpiresAt);
+    this.payload = decodeBody(this.job.payload, this.job.contentType);
+    this.previousCheckpoint = decodeCheckpoint(this.job.checkpoint);
+    this.nextBeatAt = Date.now() + beatIntervalMs;
+    const deadline = date(leased.attemptDeadline);
+    if (deadline !== undefined) {
+      this.deadlineTimer = setTimeout(
+        () => this.abort("timed-out", "the attempt ran past its timeout"),
+        Math.max(0, deadline.getTime() - Date.now()),
+      );
+      this.deadlineTimer.unref();
+    }
+  }
+
+  get id(): string {
+    return this.job.id;
+  }
+  get queue(): string {
+    return this.job.queue;
+  }
+  get attempt(): number {
+    return this.job.attempt;
+  }
+  get maxAttempts(): number {
+    return this.job.maxAttempts;
+  }
+  get headers(): Readonly<Record<string, string>> {
+    return this.job.headers;
+  }
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  checkpoint(value: unknown): void {
+    this.pending = encodeBody(value).bytes;
+  }
+
+  /** The checkpoint not yet sent, handed over once. */
+  takeCheckpoint(): Uint8Array | undefined {
+    const value = this.pending;
+    this.pending = undefined;
+    return value;
+  }
+
+  /** Puts back a checkpoint whose heartbeat failed in transit, unless a newer one was saved since. */
+  restoreCheckpoint(value: Uint8Array | undefined): void {
+    this.pending ??= value;
+  }
+
+  abort(cause: StopCause, message: string, error?: unknown): void {
+    if (!this.controller.signal.aborted) {
+      this.controller.abort(new JobAbortedError(cause, message, { cause: error }));
+    }
+  }
+
+  get stopCause(): StopCause | undefined {
+    const reason: unknown = this.controller.signal.reason;
+    return reason instanceof JobAbortedError ? reason.stopCause : undefined;
+  }
+
+  finish(): void {
+    this.settled = true;
+    clearTimeout(this.deadlineTimer);
+  }
+}

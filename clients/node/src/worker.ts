@@ -1,0 +1,272 @@
+// The Worker: leases batches from its handlers' queues with a long poll, runs up to `concurrency`
+// handlers at once, heartbeats them, and finishes each with Ack (result) or Nack (error).
+import { hostname } from "node:os";
+import type { Client } from "./client.js";
+import { millis } from "./convert.js";
+import { isTransient, LeaseLostError } from "./errors.js";
+import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
+import { Heartbeater, type Logger } from "./heartbeater.js";
+import { nackOf } from "./outcome.js";
+import { RunningJob, type JobContext } from "./running.js";
+
+export type { JobContext } from "./running.js";
+export { JobAbortedError, type StopCause } from "./running.js";
+
+/** Returns the job's result (sent as JSON unless a Uint8Array); throwing nacks the job. */
+export type Handler = (job: JobContext) => Promise<unknown> | unknown;
+
+export interface WorkerOptions {
+  /** Handlers running at once; default 10. */
+  concurrency?: number;
+  /** Lease asked for each claim; default the job's own lease_duration. Heartbeats come every third of it. */
+  leaseDurationMs?: number;
+  /** Long poll per Lease call; default 10 s (server maximum 60 s). */
+  pollWaitMs?: number;
+  /** Recorded on each attempt; default host-pid. */
+  workerId?: string;
+  /** On stop, how long running handlers may take before they are aborted and nacked; default 10 s. */
+  graceMs?: number;
+  /** Stop gracefully on SIGTERM and SIGINT while run() is going; default true. */
+  handleSignals?: boolean;
+  logger?: Logger;
+}
+
+/** Throw (or set `retryable = false` on any error) to send the job straight to DEAD. */
+export class PermanentError extends Error {
+  override name = "PermanentError";
+  readonly retryable = false;
+}
+
+/** Throw to fail this attempt and retry after `retryAfterMs` (default: the job's backoff). */
+export class RetryError extends Error {
+  override name = "RetryError";
+  constructor(
+    message = "retry requested",
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+const DEFAULT_LEASE_MS = 30_000;
+const MAX_RETRY_DELAY_MS = 5_000;
+const MAX_LEASE_JOBS = 1000;
+const LEASE_CUTOFF_MS = 1000;
+// Ack and Nack are retried this many times while the server is unavailable; then the lease expires.
+const REPORT_TRIES = 6;
+
+export class Worker {
+  readonly workerId: string;
+  private readonly handlers = new Map<string, Handler>();
+  private readonly tasks = new Map<RunningJob, Promise<void>>();
+  private readonly heartbeater: Heartbeater;
+  private readonly log: Logger;
+  private readonly opts: Required<Omit<WorkerOptions, "leaseDurationMs" | "logger" | "workerId">>;
+  /** Aborts the Lease long poll (shortly after stop: see shutdown). */
+  private readonly poll = new AbortController();
+  /** Aborted at once by stop: ends waits for a free slot or a retry delay. */
+  private readonly halt = new AbortController();
+  private slotFreed: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+  private leasing: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: Client,
+    private readonly options: WorkerOptions = {},
+  ) {
+    this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
+    this.log = options.logger ?? console;
+    this.opts = {
+      concurrency: options.concurrency ?? 10,
+      pollWaitMs: options.pollWaitMs ?? 10_000,
+      graceMs: options.graceMs ?? 10_000,
+      handleSignals: options.handleSignals ?? true,
+    };
+    this.heartbeater = new Heartbeater(client, options.leaseDurationMs, this.log);
+  }
+
+  /** Registers the handler for one queue; returns the worker for chaining. */
+  handle(queue: string, handler: Handler): this {
+    this.handlers.set(queue, handler);
+    return this;
+  }
+
+  /** Jobs whose handler is running now. */
+  get running(): number {
+    return this.tasks.size;
+  }
+
+  /** Works until stop() (or SIGTERM/SIGINT), then resolves once every job is finished. */
+  async run(): Promise<void> {
+    if (this.handlers.size === 0) {
+      throw new Error("spool worker: no handlers; call handle(queue, fn) first");
+    }
+    const onSignal = () => void this.stop();
+    if (this.opts.handleSignals) {
+      process.on("SIGTERM", onSignal).on("SIGINT", onSignal);
+    }
+    try {
+      this.leasing = this.leaseLoop();
+      await this.leasing;
+      await (this.stopping ?? this.stop());
+    } finally {
+      process.off("SIGTERM", onSignal).off("SIGINT", onSignal);
+    }
+  }
+
+  /** Stops leasing, lets running handlers finish within the grace, then aborts and nacks the rest. */
+  stop(graceMs: number = this.opts.graceMs): Promise<void> {
+    this.stopping ??= this.shutdown(graceMs);
+    return this.stopping;
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
+    this.halt.abort();
+    this.slotFreed?.();
+    // A Lease in flight may already have claimed jobs: give it a moment to hand them over (they
+    // run within the grace) rather than cancel it and leave them to lease expiry.
+    const cutoff = setTimeout(() => this.poll.abort(), Math.min(LEASE_CUTOFF_MS, graceMs));
+    await this.leasing;
+    clearTimeout(cutoff);
+    this.poll.abort();
+    const drained = Promise.all(this.tasks.values()).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((r) => (timer = setTimeout(() => r(false), graceMs)));
+    const finished = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    if (!finished) {
+      await Promise.all([...this.tasks.keys()].map((job) => this.abandon(job)));
+    }
+    await this.heartbeater.close();
+  }
+
+  private async leaseLoop(): Promise<void> {
+    let failures = 0;
+    while (this.stopping === undefined) {
+      const free = this.opts.concurrency - this.tasks.size;
+      if (free <= 0) {
+        await new Promise<void>((r) => (this.slotFreed = r));
+        continue;
+      }
+      try {
+        const leased = await this.client.lease([...this.handlers.keys()], {
+          maxJobs: Math.min(free, MAX_LEASE_JOBS),
+          leaseDurationMs: this.options.leaseDurationMs,
+          waitMs: this.opts.pollWaitMs,
+          workerId: this.workerId,
+          signal: this.poll.signal,
+        });
+        failures = 0;
+        leased.forEach((l) => this.start(l));
+      } catch (err) {
+        if (this.stopping !== undefined) {
+          break;
+        }
+        failures += 1;
+        this.log.warn(`spool worker: lease failed (${failures} in a row), retrying`, err);
+        await this.pause(Math.min(MAX_RETRY_DELAY_MS, 100 * 2 ** failures));
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const signal = this.halt.signal;
+      const onHalt = () => (clearTimeout(timer), resolve());
+      const timer = setTimeout(() => (signal.removeEventListener("abort", onHalt), resolve()), ms);
+      signal.addEventListener("abort", onHalt, { once: true });
+    });
+  }
+
+  private leaseMs(leased: LeasedJob): number {
+    if (this.options.leaseDurationMs !== undefined) {
+      return this.options.leaseDurationMs;
+    }
+    const expires = leased.leaseExpiresAt;
+    if (expires !== undefined) {
+      return Math.max(300, Number(expires.seconds) * 1000 + expires.nanos / 1e6 - Date.now());
+    }
+    return millis(leased.job?.leaseDuration) ?? DEFAULT_LEASE_MS;
+  }
+
+  private start(leased: LeasedJob): void {
+    const job = new RunningJob(leased, this.leaseMs(leased) / 3);
+    this.heartbeater.add(job);
+    const task = this.execute(job).finally(() => {
+      this.heartbeater.delete(job);
+      this.tasks.delete(job);
+      this.slotFreed?.();
+      this.slotFreed = undefined;
+    });
+    this.tasks.set(job, task);
+  }
+
+  private async execute(job: RunningJob): Promise<void> {
+    const handler = this.handlers.get(job.queue);
+    let result: unknown;
+    try {
+      if (handler === undefined) {
+        throw new PermanentError(`no handler for queue ${job.queue}`);
+      }
+      result = await handler(job);
+    } catch (err) {
+      await this.fail(job, err);
+      return;
+    }
+    await this.succeed(job, result);
+  }
+
+  private async succeed(job: RunningJob, result: unknown): Promise<void> {
+    if (job.settled) {
+      return;
+    }
+    if (job.stopCause !== undefined) {
+      // The handler ignored its signal and returned anyway: report the stop, not a success.
+      await this.fail(job, job.signal.reason);
+      return;
+    }
+    job.finish();
+    await this.report(job, () => this.client.ack(job.id, job.leaseToken, { result }));
+  }
+
+  private async fail(job: RunningJob, err: unknown): Promise<void> {
+    if (job.settled || job.stopCause === "lease-lost") {
+      job.finish();
+      return; // someone else owns the job now: reporting would be refused with LEASE_LOST
+    }
+    job.finish();
+    const checkpoint = job.takeCheckpoint();
+    await this.report(job, () => this.client.nack(job.id, job.leaseToken, nackOf(err, checkpoint)));
+  }
+
+  /** Nacks a job still running when the grace ends, so another worker can take it at once. */
+  private async abandon(job: RunningJob): Promise<void> {
+    job.abort("shutdown", "the worker is shutting down");
+    if (job.settled) {
+      return;
+    }
+    job.finish();
+    const error = { type: "WorkerShutdown", message: `worker ${this.workerId} stopped before the job finished` };
+    const checkpoint = job.takeCheckpoint();
+    await this.report(job, () => this.client.nack(job.id, job.leaseToken, { error, retryAfterMs: 0, checkpoint }));
+  }
+
+  private async report(job: RunningJob, send: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await send();
+        return;
+      } catch (err) {
+        if (isTransient(err) && attempt < REPORT_TRIES) {
+          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+        } else if (err instanceof LeaseLostError) {
+          this.log.warn(`spool worker: job ${job.id} was no longer ours to finish`, err.message);
+          return;
+        } else {
+          this.log.error(`spool worker: could not finish job ${job.id}; its lease will expire`, err);
+          return;
+        }
+      }
+    }
+  }
+}

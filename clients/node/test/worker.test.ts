@@ -1,0 +1,312 @@
+// The Worker end to end against a live spoold (reaper every 0.2 s).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  JobAbortedError,
+  JobState,
+  LeaseLostError,
+  PermanentError,
+  RetryError,
+  Worker,
+  decodeBody,
+  type Client,
+  type JobContext,
+  type WorkerOptions,
+} from "../src/index.js";
+import { ROOT, queueName, startSpoold, waitForLine, waitUntil, type Spoold } from "./harness.js";
+
+let spoold: Spoold;
+let client: Client;
+const quiet = { warn: () => {}, error: () => {} };
+
+before(async () => {
+  spoold = await startSpoold({ SPOOL_REAPER_INTERVAL: "0.2" });
+  client = spoold.client;
+});
+after(async () => spoold?.close());
+
+/** Runs a worker with these handlers while `body` runs, then stops it. */
+async function withWorker(
+  handlers: Record<string, (job: JobContext) => unknown>,
+  body: (worker: Worker) => Promise<void>,
+  options: WorkerOptions = {},
+): Promise<void> {
+  const worker = new Worker(client, { pollWaitMs: 500, handleSignals: false, logger: quiet, ...options });
+  for (const [queue, fn] of Object.entries(handlers)) worker.handle(queue, fn);
+  const running = worker.run();
+  try {
+    await body(worker);
+  } finally {
+    await worker.stop(options.graceMs ?? 5000);
+    await running;
+  }
+}
+
+function state(jobId: string, wanted: JobState) {
+  return async () => {
+    const job = await client.get(jobId);
+    return job.state === wanted ? job : undefined;
+  };
+}
+
+/** A promise with its resolve function, for gates in handlers. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open = () => {};
+  const opened = new Promise<void>((r) => (open = r));
+  return { opened, open };
+}
+
+describe("Worker", () => {
+  test("runs handlers per queue and acks their results", async () => {
+    const [a, b] = [queueName("wa"), queueName("wb")];
+    await withWorker(
+      { [a]: (job) => ({ from: "a", n: (job.payload as { n: number }).n }), [b]: () => new Uint8Array([7]) },
+      async (worker) => {
+        const ja = (await client.enqueue(a, { n: 1 })).job;
+        const jb = (await client.enqueue(b, {})).job;
+        const doneA = await waitUntil(state(ja.id, JobState.SUCCEEDED));
+        assert.deepEqual(decodeBody(doneA.result, doneA.resultContentType), { from: "a", n: 1 });
+        assert.equal(doneA.attempts[0]?.workerId, worker.workerId);
+        const doneB = await waitUntil(state(jb.id, JobState.SUCCEEDED));
+        assert.deepEqual(doneB.result, new Uint8Array([7]));
+      },
+    );
+  });
+
+  test("never runs more than `concurrency` handlers at once", async () => {
+    const queue = queueName("conc");
+    const release = gate();
+    let active = 0;
+    let most = 0;
+    const handler = async () => {
+      active += 1;
+      most = Math.max(most, active);
+      await release.opened;
+      active -= 1;
+    };
+    await withWorker(
+      { [queue]: handler },
+      async (worker) => {
+        const jobs = await client.enqueueBatch(Array.from({ length: 6 }, () => ({ queue })));
+        await waitUntil(() => worker.running === 2);
+        release.open();
+        for (const { job } of jobs) await waitUntil(state(job.id, JobState.SUCCEEDED));
+      },
+      { concurrency: 2 },
+    );
+    assert.equal(most, 2);
+  });
+
+  test("a thrown error becomes a Nack with its name, message and stack", async () => {
+    const queue = queueName("fail");
+    class PaymentDeclined extends Error {
+      override name = "PaymentDeclined";
+    }
+    await withWorker({ [queue]: () => Promise.reject(new PaymentDeclined("card 4242 declined")) }, async () => {
+      const { job } = await client.enqueue(queue, {});
+      const dead = await waitUntil(state(job.id, JobState.DEAD));
+      assert.equal(dead.lastError?.type, "PaymentDeclined");
+      assert.equal(dead.lastError?.message, "card 4242 declined");
+      assert.match(dead.lastError?.details ?? "", /PaymentDeclined: card 4242 declined\n\s+at /);
+    });
+  });
+
+  test("an error too large or with NUL bytes is clipped to what the server takes", async () => {
+    const queue = queueName("huge");
+    await withWorker({ [queue]: () => Promise.reject(new Error("\0" + "é".repeat(100_000))) }, async () => {
+      const { job } = await client.enqueue(queue, {});
+      const dead = await waitUntil(state(job.id, JobState.DEAD));
+      const message = dead.lastError?.message ?? "";
+      assert.ok(message.startsWith("\\x00éé"));
+      assert.ok(message.endsWith("...[truncated]\n"));
+      assert.ok(Buffer.byteLength(message) <= 64 * 1024);
+    });
+  });
+
+  test("PermanentError goes to DEAD at once; RetryError retries", async () => {
+    const queue = queueName("verdict");
+    await withWorker(
+      {
+        [queue]: (job) => {
+          const p = job.payload as { permanent: boolean };
+          if (p.permanent) throw new PermanentError("bad input");
+          if (job.attempt === 1) throw new RetryError("later", 0);
+          return "second time lucky";
+        },
+      },
+      async () => {
+        const opts = { maxAttempts: 5 };
+        const permanent = (await client.enqueue(queue, { permanent: true }, opts)).job;
+        const retried = (await client.enqueue(queue, { permanent: false }, opts)).job;
+        const dead = await waitUntil(state(permanent.id, JobState.DEAD));
+        assert.equal(dead.attempt, 1);
+        const done = await waitUntil(state(retried.id, JobState.SUCCEEDED));
+        assert.equal(done.attempt, 2);
+      },
+    );
+  });
+
+  test("checkpoints travel with heartbeats and reach the next attempt", async () => {
+    const queue = queueName("ckpt");
+    const seen: unknown[] = [];
+    await withWorker(
+      {
+        [queue]: async (job) => {
+          seen.push(job.previousCheckpoint);
+          if (job.attempt > 1) return "resumed";
+          job.checkpoint({ step: 3 });
+          await waitUntil(async () => (await client.get(job.id)).checkpoint.length > 0);
+          throw new RetryError("crash after step 3", 0);
+        },
+      },
+      async () => {
+        const { job } = await client.enqueue(queue, {}, { maxAttempts: 2 });
+        await waitUntil(state(job.id, JobState.SUCCEEDED));
+      },
+      { leaseDurationMs: 1500 },
+    );
+    assert.deepEqual(seen, [undefined, { step: 3 }]);
+  });
+
+  test("heartbeats keep a job leased well past its lease duration", async () => {
+    const queue = queueName("long");
+    await withWorker(
+      {
+        [queue]: async (job) => {
+          const first = job.leaseExpiresAt!.getTime();
+          // Heartbeats push the expiry more than a whole lease past the first one: the job outlives its lease.
+          await waitUntil(async () => {
+            const expires = (await client.get(job.id)).leaseExpiresAt;
+            return expires !== undefined && Number(expires.seconds) * 1000 > first + 1500;
+          });
+          return "done";
+        },
+      },
+      async () => {
+        const { job } = await client.enqueue(queue, {});
+        const done = await waitUntil(state(job.id, JobState.SUCCEEDED));
+        assert.equal(done.attempts.length, 1);
+      },
+      { leaseDurationMs: 1500 },
+    );
+  });
+
+  test("cancelling a running job aborts its signal and the job ends CANCELLED", async () => {
+    const queue = queueName("cancel");
+    const causes: unknown[] = [];
+    const started = gate();
+    await withWorker(
+      {
+        [queue]: async (job) => {
+          started.open();
+          await once(job.signal, "abort");
+          causes.push((job.signal.reason as JobAbortedError).stopCause);
+          throw job.signal.reason;
+        },
+      },
+      async () => {
+        const { job } = await client.enqueue(queue, {});
+        await started.opened;
+        await client.cancel(job.id);
+        await waitUntil(state(job.id, JobState.CANCELLED));
+      },
+      { leaseDurationMs: 1500 },
+    );
+    assert.deepEqual(causes, ["cancel-requested"]);
+  });
+
+  test("a lost lease aborts the signal and the worker reports nothing", async () => {
+    const queue = queueName("lost");
+    let reason: unknown;
+    await withWorker(
+      {
+        [queue]: async (job) => {
+          // Someone else finishes the job under this worker's feet (here: with its own token).
+          await client.ack(job.id, job.leaseToken, { result: "from elsewhere" });
+          await once(job.signal, "abort");
+          reason = job.signal.reason;
+          return "too late";
+        },
+      },
+      async () => {
+        const { job } = await client.enqueue(queue, {});
+        await waitUntil(() => reason !== undefined);
+        const done = await client.get(job.id);
+        assert.equal(done.state, JobState.SUCCEEDED);
+        assert.deepEqual(decodeBody(done.result, done.resultContentType), "from elsewhere");
+      },
+      { leaseDurationMs: 1500 },
+    );
+    assert.ok(reason instanceof JobAbortedError);
+    assert.equal(reason.stopCause, "lease-lost");
+    assert.ok(reason.cause instanceof LeaseLostError);
+  });
+
+  test("stop: finishes what ends within the grace, nacks the rest for another worker", async () => {
+    const queue = queueName("stop");
+    const quick = gate();
+    const bothStarted = { n: 0 };
+    const worker = new Worker(client, { pollWaitMs: 500, handleSignals: false, logger: quiet });
+    worker.handle(queue, async (job) => {
+      bothStarted.n += 1;
+      if ((job.payload as { quick: boolean }).quick) {
+        await quick.opened;
+        return "finished in the grace";
+      }
+      await once(job.signal, "abort");
+      throw job.signal.reason;
+    });
+    const running = worker.run();
+    const fast = (await client.enqueue(queue, { quick: true })).job;
+    const slow = (await client.enqueue(queue, { quick: false }, { maxAttempts: 2 })).job;
+    await waitUntil(() => bothStarted.n === 2);
+    const stopping = worker.stop(500);
+    quick.open();
+    await stopping;
+    await running;
+    assert.equal((await client.get(fast.id)).state, JobState.SUCCEEDED);
+    const nacked = await client.get(slow.id);
+    assert.equal(nacked.state, JobState.PENDING);
+    assert.equal(nacked.lastError?.type, "WorkerShutdown");
+    assert.equal(worker.running, 0);
+  });
+
+  test("SIGTERM stops a worker process gracefully", async () => {
+    const queue = queueName("sigterm");
+    const script = join(ROOT, "clients", "node", "dist", "test", "scripts", "worker.js");
+    const child = spawn(process.execPath, [script, spoold.address, queue, "--grace-ms", "300"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    await waitForLine(child, child.stdout!, /"event":"ready"/);
+    const { job } = await client.enqueue(queue, { do: "hold" }, { maxAttempts: 2 });
+    await waitForLine(child, child.stdout!, /"event":"started"/);
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    const [code] = await exited;
+    assert.equal(code, 0);
+    const nacked = await client.get(job.id);
+    assert.equal(nacked.state, JobState.PENDING);
+    assert.equal(nacked.lastError?.type, "WorkerShutdown");
+    assert.deepEqual(decodeBody(nacked.checkpoint, "application/json"), { held: 1 });
+  });
+
+  test("a stale ack after the lease expired and the job was re-leased gets LEASE_LOST", async () => {
+    const queue = queueName("stale");
+    const { job } = await client.enqueue(queue, {}, { maxAttempts: 2 });
+    const [first] = await client.lease([queue], { leaseDurationMs: 200 });
+    await waitUntil(state(job.id, JobState.PENDING)); // the reaper freed it
+    const [second] = await client.lease([queue], { waitMs: 5000 });
+    assert.equal(second?.job?.id, job.id);
+    await assert.rejects(client.ack(job.id, first!.leaseToken), (err: unknown) => {
+      assert.ok(err instanceof LeaseLostError);
+      assert.equal(err.reason, "LEASE_LOST");
+      return true;
+    });
+    const still = await client.get(job.id);
+    assert.equal(still.state, JobState.RUNNING, "the stale ack changed nothing");
+    await client.ack(job.id, second!.leaseToken);
+  });
+});
