@@ -86,13 +86,14 @@ async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 def test_settings(**changes: object) -> Settings:
-    """Settings for tests: port 0, quick loops; the reaper is driven by hand unless a test starts it."""
+    """Settings for tests: port 0, quick polls; the reaper and pruner are driven by hand (run_once)."""
     base = Settings(
         port=0,
         pool_min_size=1,
         pool_max_size=8,
         lease_poll_interval=timedelta(milliseconds=200),
         reaper_interval=timedelta(hours=1),
+        pruner_interval=timedelta(hours=1),
         shutdown_grace=timedelta(seconds=2),
     )
     return replace(base, **changes)  # type: ignore[arg-type]

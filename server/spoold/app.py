@@ -4,27 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from spool.v1 import queue_service_pb2, queue_service_pb2_grpc
+from spool.v1 import admin_service_pb2, admin_service_pb2_grpc, queue_service_pb2, queue_service_pb2_grpc
+from spoold.api.admin_service import AdminService
+from spoold.api.decoding import DecodeGuard
 from spoold.api.queue_service import QueueService
 from spoold.config import Settings
 from spoold.leasing import Leaser
-from spoold.loops import Loop, Reaper
+from spoold.loops import Loop, Pruner, Reaper
+from spoold.model import JobDefaults, Retention
 from spoold.notify import Listener
 from spoold.store.database import create_pool
 from spoold.store.jobs import JobStore
 from spoold.store.migrate import migrate
+from spoold.store.queues import QueueStore
+from spoold.store.retention import RetentionStore
+from spoold.store.watches import WatchStore
+from spoold.watch import WatchHub, WatchPoller
 
 log = logging.getLogger(__name__)
 
-SERVICES = (queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,)
+SERVICES = (
+    queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
 _MAX_MESSAGE = 64 * 1024 * 1024
+# A server's rows in spool.watched outlive it by this much if it dies; its keep-alive runs 4x as often.
+_WATCH_TTL = timedelta(seconds=60)
 
 
 @dataclass
@@ -40,6 +54,7 @@ class App:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     server: grpc.aio.Server | None = None
     health: health.aio.HealthServicer | None = None
+    hub: WatchHub | None = None
 
     async def start(self) -> int:
         """Starts everything; returns the port the gRPC server listens on."""
@@ -49,18 +64,29 @@ class App:
             applied = await migrate(conn)
         if applied:
             log.info("migrated: %s", ", ".join(applied))
-        self.store = JobStore(self.pool)
+        self.store = JobStore(self.pool, JobDefaults(lease_duration=s.default_lease_duration))
         self.listener = Listener(self.dsn)
         await self.listener.start()
         self.leaser = Leaser(self.store, self.listener, s.lease_poll_interval.total_seconds())
-        self.loops = [Reaper(self.store, s.reaper_interval.total_seconds(), s.reaper_batch)]
+        retention = Retention(s.retention_succeeded, s.retention_cancelled, s.retention_dead)
+        self.loops = [
+            Reaper(self.store, s.reaper_interval.total_seconds(), s.reaper_batch),
+            Pruner(RetentionStore(self.pool), s.pruner_interval.total_seconds(), s.pruner_batch, retention),
+        ]
+        self.hub = self._watch_hub()
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE),
                 ("grpc.max_send_message_length", _MAX_MESSAGE),
-            ]
+            ],
+            interceptors=[DecodeGuard()],
         )
-        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(QueueService(self.store, self.leaser, s), self.server)
+        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(
+            QueueService(self.store, self.leaser, s, hub=self.hub), self.server
+        )
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminService(QueueStore(self.pool), s.limits), self.server
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
@@ -71,6 +97,17 @@ class App:
         self.tasks = [loop.start() for loop in self.loops]
         log.info("spoold serving on %s:%d", s.host, self.port)
         return self.port
+
+    def _watch_hub(self) -> WatchHub:
+        """The WatchJob fan-out, with its poller among the supervised loops."""
+        assert self.pool is not None and self.store is not None and self.listener is not None
+        s = self.settings
+        hub = WatchHub(self.store, WatchStore(self.pool, uuid.uuid4(), _WATCH_TTL), self.listener, s.watch_buffer)
+        hub.start()
+        poll = s.watch_poll_interval.total_seconds()
+        keep_alive_every = max(1, int(_WATCH_TTL.total_seconds() / 4 / poll))
+        self.loops.append(WatchPoller(hub, poll, keep_alive_every))
+        return hub
 
     async def wait_for_failure(self) -> asyncio.Task[None]:
         """Returns the first background task to end; while serving, none should."""
@@ -83,10 +120,14 @@ class App:
             await self.health.enter_graceful_shutdown()
         if self.leaser is not None:
             self.leaser.close()
+        if self.hub is not None:
+            self.hub.close()  # watch streams end UNAVAILABLE now, well within the grace
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace.total_seconds())
         for loop in self.loops:
             await loop.stop()
+        if self.hub is not None:
+            await self.hub.stop()
         if self.listener is not None:
             await self.listener.stop()
         if self.pool is not None:

@@ -40,6 +40,16 @@ class Settings:
     lease_poll_interval: timedelta = timedelta(seconds=1)
     reaper_interval: timedelta = timedelta(seconds=1)
     reaper_batch: int = 1000
+    pruner_interval: timedelta = timedelta(seconds=60)
+    pruner_batch: int = 1000
+    # How long finished jobs are kept where their queue sets no retention of its own.
+    retention_succeeded: timedelta = timedelta(days=7)
+    retention_cancelled: timedelta = timedelta(days=7)
+    retention_dead: timedelta = timedelta(days=30)
+    # WatchJob: NOTIFY wakes watchers at once; this poll catches a lost notification.
+    watch_poll_interval: timedelta = timedelta(seconds=1)
+    # Snapshots kept per watcher that is not reading; older ones are dropped (coalesced).
+    watch_buffer: int = 16
     shutdown_grace: timedelta = timedelta(seconds=10)
     log_level: str = "INFO"
     limits: Limits = Limits()

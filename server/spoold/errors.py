@@ -25,8 +25,17 @@ class InvalidArgument(SpoolError):
 class JobNotFound(SpoolError):
     reason = "JOB_NOT_FOUND"
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(f"job {job_id} not found", job_id=str(job_id))
+    def __init__(self, job_id: int, field: str = "job_id") -> None:
+        super().__init__(f"{field}: job {job_id} not found", job_id=str(job_id), field=field)
+
+
+class QueueNotFound(SpoolError):
+    """The queue has neither jobs nor settings."""
+
+    reason = "QUEUE_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"queue {name!r} not found", queue=name)
 
 
 class LeaseLost(SpoolError):
@@ -53,3 +62,9 @@ class Unavailable(SpoolError):
     """The database cannot be reached; the call may be retried."""
 
     reason = "DATABASE_UNAVAILABLE"
+
+
+class ShuttingDown(Unavailable):
+    """This server is stopping; the call may be retried (against another replica)."""
+
+    reason = "SHUTTING_DOWN"

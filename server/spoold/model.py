@@ -54,8 +54,29 @@ JSON = "application/json"
 
 
 @dataclass(frozen=True)
+class BackoffSpec:
+    """A backoff as asked for: each None field takes the queue's default, then the server's."""
+
+    kind: BackoffKind | None = None
+    initial: timedelta | None = None
+    max: timedelta | None = None
+    multiplier: float | None = None
+    jitter: bool | None = None
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """The server's defaults, for what neither the job nor its queue sets."""
+
+    max_attempts: int = 1
+    backoff: Backoff = Backoff()
+    lease_duration: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
 class NewJob:
-    """A validated request to create a job, with every default resolved."""
+    """A validated request to create a job. None fields are resolved when the job is inserted:
+    the queue's default, else the server's (JobDefaults), so queue defaults apply atomically."""
 
     queue: str
     payload: bytes
@@ -63,13 +84,61 @@ class NewJob:
     headers: Mapping[str, str] = field(default_factory=dict)
     priority: int = 0
     run_at: datetime | None = None
-    max_attempts: int = 1
-    backoff: Backoff = Backoff()
-    lease_duration: timedelta = timedelta(seconds=30)
+    max_attempts: int | None = None
+    backoff: BackoffSpec = BackoffSpec()
+    lease_duration: timedelta | None = None
     attempt_timeout: timedelta | None = None
     idempotency_key: str | None = None
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueDefaults:
+    """A queue's own defaults for its new jobs; None means the server's."""
+
+    max_attempts: int | None = None
+    backoff: BackoffSpec = BackoffSpec()
+    lease_duration: timedelta | None = None
+    attempt_timeout: timedelta | None = None
+    retention_succeeded: timedelta | None = None
+    retention_cancelled: timedelta | None = None
+    retention_dead: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Jobs by derived status. ready/scheduled/retrying split PENDING: due now, due later (first
+    attempt), and waiting out a retry backoff."""
+
+    ready: int = 0
+    scheduled: int = 0
+    retrying: int = 0
+    running: int = 0
+    dead: int = 0
+    succeeded: int = 0
+    cancelled: int = 0
+    # How long the oldest ready job has been due; None when nothing is ready.
+    lag: timedelta | None = None
+    finished_last_minute: int = 0
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    paused: bool
+    defaults: QueueDefaults
+    stats: QueueStats
+
+
+@dataclass(frozen=True)
+class QueueUpdate:
+    """New defaults for the queue's settings named in `fields` (QueueDefaults field names, with
+    backoff.<field>); a named field whose value is None goes back to the server's default."""
+
+    name: str
+    defaults: QueueDefaults
+    fields: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -172,3 +241,46 @@ def is_json(content_type: str) -> bool:
     """application/json, with parameters or a +json suffix."""
     media = content_type.split(";", 1)[0].strip().lower()
     return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+class Order(enum.Enum):
+    """Job ids are assigned in creation order, so id order is creation order."""
+
+    NEWEST_FIRST = "newest"
+    OLDEST_FIRST = "oldest"
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """A validated search: every set field must match. Time ranges are [after, before)."""
+
+    queues: tuple[str, ...] = ()
+    states: tuple[JobState, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+    error_contains: str | None = None
+    # JSON text, already checked to parse.
+    payload_contains: str | None = None
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a search: up to `size` jobs after the job `after_id` in `order`."""
+
+    filter: JobFilter
+    order: Order
+    size: int
+    after_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long finished jobs are kept, per terminal state, where the queue sets nothing else."""
+
+    succeeded: timedelta = timedelta(days=7)
+    cancelled: timedelta = timedelta(days=7)
+    dead: timedelta = timedelta(days=30)

@@ -18,6 +18,7 @@ from spoold.model import (
     Attempt,
     Backoff,
     BackoffKind,
+    BackoffSpec,
     Heartbeat,
     Job,
     JobError,
@@ -72,14 +73,15 @@ def new_job(req: qs.EnqueueRequest, settings: Settings, now: datetime, prefix: s
         headers=v.headers(f"{prefix}headers", req.headers, lim),
         priority=v.in_range(f"{prefix}priority", req.priority, -32768, 32767),
         run_at=_start(req, lim, now, prefix),
+        # Unset fields stay None: the store resolves them against the queue's defaults.
         max_attempts=(
-            v.in_range(f"{prefix}max_attempts", req.max_attempts, 1, 100) if req.HasField("max_attempts") else 1
+            v.in_range(f"{prefix}max_attempts", req.max_attempts, 1, 100) if req.HasField("max_attempts") else None
         ),
-        backoff=backoff(f"{prefix}backoff", req.backoff, lim) if req.HasField("backoff") else Backoff(),
+        backoff=backoff_spec(f"{prefix}backoff", req.backoff, lim) if req.HasField("backoff") else BackoffSpec(),
         lease_duration=(
             v.duration(f"{prefix}lease_duration", req.lease_duration, lim.max_lease_duration)
             if req.HasField("lease_duration")
-            else settings.default_lease_duration
+            else None
         ),
         attempt_timeout=(
             v.duration(f"{prefix}attempt_timeout", req.attempt_timeout, lim.max_attempt_timeout)
@@ -105,28 +107,24 @@ def _start(req: qs.EnqueueRequest, lim: Limits, now: datetime, prefix: str) -> d
     return None
 
 
-def backoff(field: str, p: job_pb2.BackoffPolicy, lim: Limits) -> Backoff:
-    default = Backoff()
+def backoff_spec(field: str, p: job_pb2.BackoffPolicy, lim: Limits) -> BackoffSpec:
+    """The fields the policy sets; the rest (None) are inherited field by field when inserted."""
     if p.kind not in _KINDS and p.kind != job_pb2.BackoffPolicy.KIND_UNSPECIFIED:
         raise InvalidArgument(f"{field}.kind", f"unknown kind {p.kind}")
     initial = (
         v.duration(f"{field}.initial_interval", p.initial_interval, lim.max_delay)
         if p.HasField("initial_interval")
-        else default.initial
+        else None
     )
-    maximum = (
-        v.duration(f"{field}.max_interval", p.max_interval, lim.max_delay)
-        if p.HasField("max_interval")
-        else max(default.max, initial)
-    )
-    if maximum < initial:
+    maximum = v.duration(f"{field}.max_interval", p.max_interval, lim.max_delay) if p.HasField("max_interval") else None
+    if maximum is not None and maximum < (initial or Backoff().initial):
         raise InvalidArgument(f"{field}.max_interval", "must not be less than initial_interval")
-    return Backoff(
-        kind=_KINDS.get(p.kind, default.kind),
+    return BackoffSpec(
+        kind=_KINDS.get(p.kind),
         initial=initial,
         max=maximum,
-        multiplier=v.finite(f"{field}.multiplier", p.multiplier, 1.0, 100.0) if p.multiplier else default.multiplier,
-        jitter=p.jitter if p.HasField("jitter") else default.jitter,
+        multiplier=v.finite(f"{field}.multiplier", p.multiplier, 1.0, 100.0) if p.multiplier else None,
+        jitter=p.jitter if p.HasField("jitter") else None,
     )
 
 

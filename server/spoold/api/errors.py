@@ -22,6 +22,7 @@ DOMAIN = "spool"
 CODES: dict[type[errors.SpoolError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     errors.JobNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.QueueNotFound: grpc.StatusCode.NOT_FOUND,
     errors.LeaseLost: grpc.StatusCode.FAILED_PRECONDITION,
     errors.WrongState: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,

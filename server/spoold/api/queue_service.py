@@ -10,13 +10,15 @@ import grpc
 
 from spool.v1 import queue_service_pb2 as qs
 from spool.v1 import queue_service_pb2_grpc
-from spoold.api import convert
+from spoold.api import convert, search
 from spoold.api import validate as v
 from spoold.api.errors import code_of, stream, unary
 from spoold.config import Settings
-from spoold.errors import InvalidArgument, SpoolError
+from spoold.errors import InvalidArgument, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
 from spoold.store.jobs import JobStore
+from spoold.store.search import SearchStore
+from spoold.watch import WatchHub
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -26,8 +28,10 @@ def _item_error(err: SpoolError) -> qs.ItemError:
 
 
 class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
-    def __init__(self, store: JobStore, leaser: Leaser, settings: Settings) -> None:
+    def __init__(self, store: JobStore, leaser: Leaser, settings: Settings, hub: WatchHub | None = None) -> None:
         self._store = store
+        self._hub = hub
+        self._search = SearchStore(store.pool)
         self._leaser = leaser
         self._settings = settings
         self._limits = settings.limits
@@ -106,7 +110,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     @unary
     async def Requeue(self, request: qs.RequeueRequest, context: Context) -> qs.RequeueResponse:
         if request.HasField("filter"):
-            raise InvalidArgument("filter", "requeue by filter is not supported yet; pass job_ids")
+            return await self._requeue_matching(request)
         if not request.job_ids:
             raise InvalidArgument("job_ids", "at least one job id is required")
         convert.batch_size("job_ids", len(request.job_ids), self._limits)
@@ -124,12 +128,25 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         job = await self._store.get(v.positive_id("job_id", request.job_id))
         return qs.GetJobResponse(job=convert.job_proto(job))
 
+    async def _requeue_matching(self, request: qs.RequeueRequest) -> qs.RequeueResponse:
+        if request.job_ids:
+            raise InvalidArgument("filter", "set job_ids or filter, not both")
+        f = search.job_filter(request.filter, self._limits)
+        limit = search.requeue_limit(request.limit)
+        jobs = await self._search.requeue(f, request.include_succeeded, limit)
+        return qs.RequeueResponse(jobs=[convert.job_proto(j) for j in jobs])
+
     @unary
     async def ListJobs(self, request: qs.ListJobsRequest, context: Context) -> qs.ListJobsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListJobs is not implemented yet")
-        raise AssertionError("unreachable")
+        page = search.job_page(request, self._limits)
+        jobs, more = await self._search.search(page)
+        token = search.next_page_token(page, jobs[-1].id) if more and jobs else ""
+        return qs.ListJobsResponse(jobs=[convert.job_proto(j) for j in jobs], next_page_token=token)
 
     @stream
     async def WatchJob(self, request: qs.WatchJobRequest, context: Context) -> AsyncIterator[qs.WatchJobResponse]:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "WatchJob is not implemented yet")
-        yield qs.WatchJobResponse()
+        job_id = v.positive_id("job_id", request.job_id)
+        if self._hub is None:
+            raise ShuttingDown("this server does not serve WatchJob")
+        async for job in self._hub.follow(job_id):
+            yield qs.WatchJobResponse(job=convert.job_proto(job), observed_at=convert.ts(datetime.now(UTC)))

@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -93,25 +94,55 @@ def blob(field: str, value: bytes, limits: Limits) -> bytes:
 
 
 def json_document(field: str, value: bytes | str) -> str:
-    """Valid JSON that PostgreSQL's jsonb can store (no \\u0000), as text."""
+    """Valid JSON that PostgreSQL's jsonb can store, as text: Python's parser accepts more than jsonb
+    does (NaN, Infinity, unpaired surrogates, \\u0000, numbers beyond numeric's range)."""
     try:
         raw = value.decode() if isinstance(value, bytes) else value
-        parsed = json.loads(raw)
+        parsed = json.loads(raw, parse_constant=_no_constant, parse_float=_jsonb_number, parse_int=_jsonb_number)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(field, f"not valid JSON: {str(exc)[:120]}") from exc
-    if "\\u0000" in raw and _has_nul(parsed):
-        raise InvalidArgument(field, "JSON must not contain \\u0000")
+    # Only a \\u0000 or \\ud800-\\udfff escape can put a NUL or an unpaired surrogate into UTF-8 text.
+    if _SUSPECT_ESCAPE.search(raw):
+        bad = _bad_text(parsed)
+        if bad:
+            raise InvalidArgument(field, f"JSON must not contain {bad}")
     return raw
 
 
-def _has_nul(value: object) -> bool:
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# PostgreSQL's numeric holds at most 131072 digits before the decimal point and 16383 after.
+_NUMERIC_INT_DIGITS, _NUMERIC_SCALE = 131072, 16383
+
+
+def _jsonb_number(literal: str) -> str:
+    """The number as written, if jsonb's numeric can hold it (Decimal parses any JSON number)."""
+    number = Decimal(literal)
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # JSON has no NaN or Infinity literals
+    if -exponent > _NUMERIC_SCALE or (number != 0 and len(digits) + exponent > _NUMERIC_INT_DIGITS):
+        raise ValueError(f"number out of range: {literal[:40]}")
+    return literal
+
+
+def _bad_text(value: object) -> str | None:
+    """What jsonb refuses in a string or key: \\u0000 or an unpaired surrogate."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return "\\u0000"
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            return "an unpaired surrogate (\\ud800-\\udfff)"
+        return None
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return next((bad for v in value if (bad := _bad_text(v))), None)
     if isinstance(value, dict):
-        return any("\x00" in k or _has_nul(v) for k, v in value.items())
-    return False
+        return next((bad for k, v in value.items() if (bad := _bad_text(k) or _bad_text(v))), None)
+    return None
 
 
 def headers(field: str, value: Mapping[str, str], limits: Limits) -> dict[str, str]:

@@ -14,6 +14,7 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 READY = "spool_ready"  # payload: a queue that got a job ready to run
+JOB = "spool_job"  # payload: the id of a watched job that changed (see spool.watched)
 
 
 class Subscription:
@@ -44,7 +45,7 @@ class Subscription:
 
 
 class Listener:
-    def __init__(self, dsn: str, channels: tuple[str, ...] = (READY,)) -> None:
+    def __init__(self, dsn: str, channels: tuple[str, ...] = (READY, JOB)) -> None:
         self._dsn = dsn
         self._channels = channels
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)

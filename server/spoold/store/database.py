@@ -48,11 +48,19 @@ def translated() -> Iterator[None]:
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's default reset query (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL): one more round trip per query on the hot path, and pooled connections never hold
+    session state. LISTEN has its own connection, advisory locks are transaction-scoped, nothing
+    runs SET. An open transaction is still rolled back by asyncpg before this is called."""
+
+
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        reset=_keep_session,
         # The claim path is a plpgsql function; a stale generic plan there is re-planned by Postgres.
         server_settings={"application_name": "spoold", "jit": "off"},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +16,7 @@ from spoold.model import (
     Heartbeat,
     HeartbeatResult,
     Job,
+    JobDefaults,
     JobState,
     LeaseRequest,
     Nack,
@@ -41,7 +43,7 @@ def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
             j.priority,
             j.run_at,
             j.max_attempts,
-            j.backoff.kind.value,
+            j.backoff.kind.value if j.backoff.kind else None,
             j.backoff.initial,
             j.backoff.max,
             j.backoff.multiplier,
@@ -57,22 +59,40 @@ def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
     return cols
 
 
+def _server_defaults(d: JobDefaults) -> list[object]:
+    """The server's defaults: insert_jobs' last parameters, used where neither job nor queue sets one."""
+    b = d.backoff
+    return [d.max_attempts, b.kind.value, b.initial, b.max, b.multiplier, b.jitter, d.lease_duration]
+
+
 class JobStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, defaults: JobDefaults | None = None) -> None:
         self.pool = pool
+        self.defaults = defaults or JobDefaults()
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         """Creates the jobs in one transaction; a taken idempotency key yields the original job."""
+        # Without idempotency keys nothing is looked up after the insert, so that one statement is
+        # its own transaction: no BEGIN and COMMIT round trips on the hot path.
+        keyed = any(j.idempotency_key for j in jobs)
         with translated():
-            async with self.pool.acquire() as conn, conn.transaction():
-                inserted = {r["ord"]: rows.job(r) for r in await conn.fetch(Q["insert_jobs"], *_columns(jobs))}
-                results = []
-                for ord_, new in enumerate(jobs, start=1):
-                    if ord_ in inserted:
-                        results.append(Enqueued(inserted[ord_], deduplicated=False))
-                    else:
-                        results.append(Enqueued(await self._original(conn, new), deduplicated=True))
-                return results
+            async with self.pool.acquire() as conn:
+                tx: contextlib.AbstractAsyncContextManager[object] = (
+                    conn.transaction() if keyed else contextlib.nullcontext()
+                )
+                async with tx:
+                    return await self._insert(conn, jobs)
+
+    async def _insert(self, conn: Connection, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        found = await conn.fetch(Q["insert_jobs"], *_columns(jobs), *_server_defaults(self.defaults))
+        inserted = {r["ord"]: rows.job(r) for r in found}
+        results = []
+        for ord_, new in enumerate(jobs, start=1):
+            if ord_ in inserted:
+                results.append(Enqueued(inserted[ord_], deduplicated=False))
+            else:
+                results.append(Enqueued(await self._original(conn, new), deduplicated=True))
+        return results
 
     async def _original(self, conn: Connection, new: NewJob) -> Job:
         # A new statement takes a new snapshot, so a key committed by a racing enqueue is seen here.
@@ -83,7 +103,8 @@ class JobStore:
 
     async def get(self, job_id: int, with_attempts: bool = True) -> Job:
         with translated():
-            async with self.pool.acquire() as conn:
+            # One snapshot for both reads: else an ack between them shows its attempt twice.
+            async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 row = await conn.fetchrow(Q["get_job"], job_id)
                 if row is None:
                     raise JobNotFound(job_id)
@@ -156,10 +177,13 @@ class JobStore:
             return JobNotFound(job_id)
         state = JobState(row["state"])
         if row["lease_token"] != lease_token:
-            return LeaseLost(f"job {job_id} is no longer held by this lease: it was leased again")
+            return LeaseLost(f"lease_token: job {job_id} was leased again", field="lease_token")
         if state is JobState.RUNNING:
-            return LeaseLost(f"job {job_id}: the lease expired at {row['lease_expires_at'].isoformat()}")
-        return LeaseLost(f"job {job_id} is no longer held by this lease: it is {state.name}")
+            expired = row["lease_expires_at"].isoformat()
+            return LeaseLost(f"lease_token: the lease on job {job_id} expired at {expired}", field="lease_token")
+        return LeaseLost(
+            f"lease_token: job {job_id} is no longer held by this lease: it is {state.name}", field="lease_token"
+        )
 
     async def reap(self, limit: int) -> int:
         """Ends expired leases and timed-out attempts; returns how many."""
@@ -174,7 +198,11 @@ class JobStore:
         job = await self.get(job_id, with_attempts=False)
         if job.state is JobState.CANCELLED:
             return job
-        raise WrongState(f"job {job_id} is {job.state.name} and can no longer be cancelled")
+        raise WrongState(
+            f"job_id: job {job_id} is {job.state.name} and can no longer be cancelled",
+            job_id=str(job_id),
+            field="job_id",
+        )
 
     async def requeue(self, job_ids: Sequence[int], include_succeeded: bool) -> list[Job]:
         """Requeues all the jobs or, if any cannot be, none of them."""
@@ -192,7 +220,11 @@ class JobStore:
     async def _not_requeueable(self, conn: Connection, job_id: int, include_succeeded: bool) -> SpoolError:
         row = await conn.fetchrow(Q["get_job"], job_id)
         if row is None:
-            return JobNotFound(job_id)
+            return JobNotFound(job_id, field="job_ids")
         state = JobState(row["state"]).name
         hint = "" if include_succeeded or state != "SUCCEEDED" else " (set include_succeeded to requeue it)"
-        return WrongState(f"job {job_id} is {state}; only finished jobs can be requeued{hint}", job_id=str(job_id))
+        return WrongState(
+            f"job_ids: job {job_id} is {state}; only finished jobs can be requeued{hint}",
+            job_id=str(job_id),
+            field="job_ids",
+        )

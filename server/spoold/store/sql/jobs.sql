@@ -1,6 +1,7 @@
 -- name: insert_jobs
 -- Inserts jobs in input order, skipping those whose idempotency key is taken (their ord is absent
--- from the result), and wakes lease waiters for the queues that got a job ready now.
+-- from the result), and wakes lease waiters for the queues that got a job ready now. What a job
+-- leaves NULL takes its queue's default, else the server's ($19..$25); the backoff field by field.
 WITH input AS (
     SELECT i.*, nextval('spool.jobs_id_seq') AS new_id
     FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::smallint[],
@@ -17,12 +18,23 @@ WITH input AS (
         backoff_multiplier, backoff_jitter, lease_duration, attempt_timeout, idempotency_key,
         concurrency_key, concurrency_limit)
     OVERRIDING SYSTEM VALUE
-    SELECT new_id, queue, payload_json::jsonb, payload_bytes, content_type, headers::jsonb,
-        priority, coalesce(run_at, now()), max_attempts, backoff_kind, backoff_initial,
-        backoff_max, backoff_multiplier, backoff_jitter, lease_duration, attempt_timeout,
-        idempotency_key, concurrency_key, concurrency_limit
-    FROM input
-    ORDER BY ord
+    SELECT i.new_id, i.queue, i.payload_json::jsonb, i.payload_bytes, i.content_type,
+        i.headers::jsonb, i.priority, coalesce(i.run_at, now()),
+        coalesce(i.max_attempts, q.max_attempts, $19::integer),
+        coalesce(i.backoff_kind, q.backoff_kind, $20::spool.backoff_kind), b.initial,
+        -- An inherited cap never undercuts the initial delay it applies to.
+        coalesce(i.backoff_max, greatest(coalesce(q.backoff_max, $22::interval), b.initial)),
+        coalesce(i.backoff_multiplier, q.backoff_multiplier, $23::double precision),
+        coalesce(i.backoff_jitter, q.backoff_jitter, $24::boolean),
+        coalesce(i.lease_duration, q.lease_duration, $25::interval),
+        coalesce(i.attempt_timeout, q.attempt_timeout),
+        i.idempotency_key, i.concurrency_key, i.concurrency_limit
+    FROM input i
+    LEFT JOIN spool.queues q ON q.name = i.queue
+    CROSS JOIN LATERAL (
+        SELECT coalesce(i.backoff_initial, q.backoff_initial, $21::interval) AS initial
+    ) AS b
+    ORDER BY i.ord
     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), woken AS (
@@ -47,26 +59,35 @@ SELECT * FROM spool.claim($1::text[], $2, $3, $4)
 
 -- name: heartbeat
 UPDATE spool.jobs SET
-    lease_expires_at = least(now() + coalesce($3, lease_duration), attempt_deadline),
+    lease_expires_at = least(now() + coalesce($3, lease_granted, lease_duration), attempt_deadline),
     checkpoint = CASE WHEN $4 THEN $5 ELSE checkpoint END,
     updated_at = now()
 WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires_at > now()
 RETURNING id, lease_expires_at, cancel_requested
 
 -- name: heartbeat_many
+-- Rows are locked in id order before they are updated (as in ack_many): a worker's HeartbeatBatch
+-- and AckBatch racing over the same jobs in different orders then queue up instead of deadlocking.
+WITH locked AS (
+    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND state = 'running' ORDER BY id FOR UPDATE
+)
 UPDATE spool.jobs j SET
-    lease_expires_at = least(now() + coalesce(h.lease, j.lease_duration), j.attempt_deadline),
+    lease_expires_at = least(now() + coalesce(h.lease, j.lease_granted, j.lease_duration), j.attempt_deadline),
     checkpoint = CASE WHEN h.has_checkpoint THEN h.checkpoint ELSE j.checkpoint END,
     updated_at = now()
 FROM unnest($1::bigint[], $2::bigint[], $3::interval[], $4::boolean[], $5::bytea[])
     AS h(id, token, lease, has_checkpoint, checkpoint)
+JOIN locked ON locked.id = h.id
 WHERE j.id = h.id AND j.lease_token = h.token AND j.state = 'running'
   AND j.lease_expires_at > now()
 RETURNING j.id, j.lease_expires_at, j.cancel_requested
 
 -- name: ack_many
--- Finishes the held leases successfully and records their attempts.
-WITH done AS (
+-- Finishes the held leases successfully and records their attempts. Rows are locked in id order
+-- first, so batches over the same jobs in different orders cannot deadlock (see heartbeat_many).
+WITH locked AS (
+    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND state = 'running' ORDER BY id FOR UPDATE
+), done AS (
     UPDATE spool.jobs j SET
         state = 'succeeded',
         result = a.result,
@@ -77,6 +98,7 @@ WITH done AS (
         updated_at = now()
     FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::text[])
         AS a(id, token, result, result_content_type)
+    JOIN locked ON locked.id = a.id
     WHERE j.id = a.id AND j.lease_token = a.token AND j.state = 'running'
       AND j.lease_expires_at > now()
     RETURNING j.*

@@ -1,0 +1,74 @@
+"""Requests that do not parse are bad input. grpc answers a request_deserializer's exception with
+UNKNOWN; protobuf.js and hand-rolled clients can send a string field with invalid UTF-8, or a
+truncated message, so Spool's methods decode their requests themselves and answer INVALID_ARGUMENT."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from spoold.api.errors import abort, to_status
+from spoold.errors import InvalidArgument
+
+Context = grpc.aio.ServicerContext[Any, Any]
+if TYPE_CHECKING:  # generic only in the type stubs
+    Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+class DecodeGuard(grpc.aio.ServerInterceptor):
+    """Wraps the unary-request methods of the services under `prefix` (health and reflection keep grpc's own)."""
+
+    def __init__(self, prefix: str = "/spool.") -> None:
+        self._prefix = prefix
+        self._wrapped: dict[str, Handler | None] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith(self._prefix):
+            return handler
+        if method not in self._wrapped:
+            self._wrapped[method] = _guarded(handler)
+        return self._wrapped[method] or handler
+
+
+def _guarded(handler: Handler) -> Handler | None:
+    decode = handler.request_deserializer
+    if decode is None or handler.request_streaming:
+        return None
+    if handler.unary_unary is not None:
+        unary: Any = handler.unary_unary  # typed for the sync API; on grpc.aio it is a coroutine function
+
+        async def unary_behavior(raw: bytes, context: Context) -> Any:
+            return await unary(await _decoded(decode, raw, context), context)
+
+        return grpc.unary_unary_rpc_method_handler(unary_behavior, None, handler.response_serializer)
+    if handler.unary_stream is not None:
+        streaming: Any = handler.unary_stream
+
+        async def stream_behavior(raw: bytes, context: Context) -> AsyncIterator[Any]:
+            result = streaming(await _decoded(decode, raw, context), context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            else:  # a method that writes with context.write() instead of yielding
+                await result
+
+        return grpc.unary_stream_rpc_method_handler(stream_behavior, None, handler.response_serializer)
+    return None
+
+
+async def _decoded(decode: Callable[[bytes], Any], raw: bytes, context: Context) -> Any:
+    try:
+        return decode(raw)
+    except DecodeError as exc:
+        await abort(context, to_status(InvalidArgument("request", f"cannot be decoded: {str(exc)[:200]}")))
+        raise AssertionError("unreachable: abort raises") from exc

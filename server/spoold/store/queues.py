@@ -1,0 +1,89 @@
+"""QueueStore: queue settings (pause, defaults) and stats, one typed method per query of sql/queues.sql."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from spoold.errors import QueueNotFound
+from spoold.model import BackoffKind, BackoffSpec, Queue, QueueDefaults, QueueStats, QueueUpdate
+from spoold.store import queries
+from spoold.store.database import translated
+
+Q = queries.load("queues.sql")
+
+# QueueUpdate field names -> spool.queues columns, in update_defaults' parameter order ($3...).
+COLUMNS = {
+    "max_attempts": "max_attempts",
+    "backoff.kind": "backoff_kind",
+    "backoff.initial": "backoff_initial",
+    "backoff.max": "backoff_max",
+    "backoff.multiplier": "backoff_multiplier",
+    "backoff.jitter": "backoff_jitter",
+    "lease_duration": "lease_duration",
+    "attempt_timeout": "attempt_timeout",
+    "retention_succeeded": "retention_succeeded",
+    "retention_cancelled": "retention_cancelled",
+    "retention_dead": "retention_dead",
+}
+
+
+def _defaults(row: asyncpg.Record) -> QueueDefaults:
+    kind = row["backoff_kind"]
+    return QueueDefaults(
+        max_attempts=row["max_attempts"],
+        backoff=BackoffSpec(
+            kind=BackoffKind(kind) if kind is not None else None,
+            initial=row["backoff_initial"],
+            max=row["backoff_max"],
+            multiplier=row["backoff_multiplier"],
+            jitter=row["backoff_jitter"],
+        ),
+        lease_duration=row["lease_duration"],
+        attempt_timeout=row["attempt_timeout"],
+        retention_succeeded=row["retention_succeeded"],
+        retention_cancelled=row["retention_cancelled"],
+        retention_dead=row["retention_dead"],
+    )
+
+
+def _queue(row: asyncpg.Record) -> Queue:
+    counts = ("ready", "scheduled", "retrying", "running", "dead", "succeeded", "cancelled", "finished_last_minute")
+    stats = QueueStats(**{c: row[c] or 0 for c in counts}, lag=row["lag"])
+    return Queue(name=row["name"], paused=row["paused"], defaults=_defaults(row), stats=stats)
+
+
+def _value(d: QueueDefaults, name: str) -> object:
+    if name.startswith("backoff."):
+        value = getattr(d.backoff, name.removeprefix("backoff."))
+        return value.value if isinstance(value, BackoffKind) else value
+    return getattr(d, name)
+
+
+class QueueStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def list(self) -> list[Queue]:
+        with translated():
+            return [_queue(r) for r in await self.pool.fetch(Q["list_queues"])]
+
+    async def get(self, name: str) -> Queue:
+        with translated():
+            row = await self.pool.fetchrow(Q["get_queue"], name)
+        if row is None:
+            raise QueueNotFound(name)
+        return _queue(row)
+
+    async def set_paused(self, name: str, paused: bool) -> Queue:
+        with translated():
+            await self.pool.execute(Q["set_paused"], name, paused)
+        return await self.get(name)
+
+    async def update(self, u: QueueUpdate) -> Queue:
+        """Writes the named defaults (the others are kept) in one statement."""
+        columns = [COLUMNS[f] for f in sorted(u.fields)]
+        # Unnamed fields are passed as NULL, so a new row gets the server's defaults for them.
+        values = [_value(u.defaults, f) if f in u.fields else None for f in COLUMNS]
+        with translated():
+            await self.pool.execute(Q["update_defaults"], u.name, columns, *values)
+        return await self.get(u.name)

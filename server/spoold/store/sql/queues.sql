@@ -1,0 +1,87 @@
+-- name: list_queues
+-- Every queue with a settings row or a job, with its settings and its jobs by derived status.
+WITH counts AS (
+    SELECT queue,
+        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS ready,
+        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at > now()) AS scheduled,
+        count(*) FILTER (WHERE state = 'pending' AND attempt > 0) AS retrying,
+        count(*) FILTER (WHERE state = 'running') AS running,
+        count(*) FILTER (WHERE state = 'dead') AS dead,
+        count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+        count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+        now() - min(run_at) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS lag,
+        count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute
+    FROM spool.jobs
+    GROUP BY queue
+)
+SELECT coalesce(q.name, c.queue) AS name, coalesce(q.paused, false) AS paused, q.max_attempts,
+    q.backoff_kind, q.backoff_initial, q.backoff_max, q.backoff_multiplier, q.backoff_jitter,
+    q.lease_duration, q.attempt_timeout, q.retention_succeeded, q.retention_cancelled,
+    q.retention_dead, c.ready, c.scheduled, c.retrying, c.running, c.dead, c.succeeded,
+    c.cancelled, c.lag, c.finished_last_minute
+FROM spool.queues q
+FULL JOIN counts c ON c.queue = q.name
+ORDER BY 1
+
+-- name: get_queue
+-- One queue as list_queues describes it; no row when it has neither settings nor jobs.
+WITH counts AS (
+    SELECT
+        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS ready,
+        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at > now()) AS scheduled,
+        count(*) FILTER (WHERE state = 'pending' AND attempt > 0) AS retrying,
+        count(*) FILTER (WHERE state = 'running') AS running,
+        count(*) FILTER (WHERE state = 'dead') AS dead,
+        count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+        count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+        now() - min(run_at) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS lag,
+        count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute,
+        count(*) AS total
+    FROM spool.jobs
+    WHERE queue = $1
+)
+SELECT $1 AS name, coalesce(q.paused, false) AS paused, q.max_attempts,
+    q.backoff_kind, q.backoff_initial, q.backoff_max, q.backoff_multiplier, q.backoff_jitter,
+    q.lease_duration, q.attempt_timeout, q.retention_succeeded, q.retention_cancelled,
+    q.retention_dead, c.ready, c.scheduled, c.retrying, c.running, c.dead, c.succeeded,
+    c.cancelled, c.lag, c.finished_last_minute
+FROM counts c
+LEFT JOIN spool.queues q ON q.name = $1
+WHERE c.total > 0 OR q.name IS NOT NULL
+
+-- name: set_paused
+-- Pauses or resumes a queue, creating its settings row if needed. Resuming wakes lease waiters.
+WITH saved AS (
+    INSERT INTO spool.queues AS q (name, paused) VALUES ($1, $2)
+    ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now()
+    RETURNING q.name
+)
+SELECT name, CASE WHEN NOT $2 THEN pg_notify('spool_ready', name)::text END AS notified FROM saved
+
+-- name: update_defaults
+-- Writes the defaults named in $2 (column names), keeping the others; creates the row if needed.
+INSERT INTO spool.queues AS q (name, max_attempts, backoff_kind, backoff_initial, backoff_max,
+    backoff_multiplier, backoff_jitter, lease_duration, attempt_timeout, retention_succeeded,
+    retention_cancelled, retention_dead)
+VALUES ($1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (name) DO UPDATE SET
+    max_attempts = CASE WHEN 'max_attempts' = ANY($2) THEN excluded.max_attempts ELSE q.max_attempts END,
+    backoff_kind = CASE WHEN 'backoff_kind' = ANY($2) THEN excluded.backoff_kind ELSE q.backoff_kind END,
+    backoff_initial = CASE WHEN 'backoff_initial' = ANY($2)
+        THEN excluded.backoff_initial ELSE q.backoff_initial END,
+    backoff_max = CASE WHEN 'backoff_max' = ANY($2) THEN excluded.backoff_max ELSE q.backoff_max END,
+    backoff_multiplier = CASE WHEN 'backoff_multiplier' = ANY($2)
+        THEN excluded.backoff_multiplier ELSE q.backoff_multiplier END,
+    backoff_jitter = CASE WHEN 'backoff_jitter' = ANY($2)
+        THEN excluded.backoff_jitter ELSE q.backoff_jitter END,
+    lease_duration = CASE WHEN 'lease_duration' = ANY($2)
+        THEN excluded.lease_duration ELSE q.lease_duration END,
+    attempt_timeout = CASE WHEN 'attempt_timeout' = ANY($2)
+        THEN excluded.attempt_timeout ELSE q.attempt_timeout END,
+    retention_succeeded = CASE WHEN 'retention_succeeded' = ANY($2)
+        THEN excluded.retention_succeeded ELSE q.retention_succeeded END,
+    retention_cancelled = CASE WHEN 'retention_cancelled' = ANY($2)
+        THEN excluded.retention_cancelled ELSE q.retention_cancelled END,
+    retention_dead = CASE WHEN 'retention_dead' = ANY($2)
+        THEN excluded.retention_dead ELSE q.retention_dead END,
+    updated_at = now()
