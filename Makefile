@@ -49,9 +49,16 @@ gen: $(BIN)/.installed $(NODE_STAMP) ## regenerate the API stubs from proto/
 	site=$$($(PY) -c 'import google.rpc, os; print(os.path.dirname(os.path.dirname(google.rpc.__path__[0])))') && \
 	  $(BIN)/buf generate "$$site" --path "$$site/google/rpc/error_details.proto" --template $(NODE)/buf.gen.rpc.yaml
 
-verify: gen ## regenerate and fail if the checked-in generated code differs
-	@git add -N clients/python/spool/v1 $(NODE)/src/gen >/dev/null 2>&1 || true
-	git diff --exit-code -- clients/python/spool/v1 $(NODE)/src/gen
+GENERATED := clients/python/spool/v1 $(NODE)/src/gen server/spoold/store/schema.sql
+
+snapshot: $(BIN)/.installed ## rewrite the schema snapshot from freshly applied migrations
+	$(PY) -m spoold.store.snapshot $(SPOOL_TEST_DATABASE_URL) > server/spoold/store/schema.sql.new
+	mv server/spoold/store/schema.sql.new server/spoold/store/schema.sql
+
+verify: gen snapshot ## regenerate stubs and the schema snapshot; fail if they differ from what is checked in
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		git status --short -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); \
+		echo "generated files differ from the checked-in ones: run 'make gen snapshot' and commit"; exit 1; fi
 
 baseline: $(BIN)/.installed ## record the current API as the baseline for buf breaking (on a release)
 	$(BIN)/buf build -o proto/baseline.binpb
@@ -63,7 +70,7 @@ format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format $(PYSRC)
 	$(BIN)/ruff check --fix $(PYSRC)
 
-.PHONY: help install run test pytest check lint typecheck proto gen verify baseline bench format node-install node-test
+.PHONY: help install run test pytest check lint typecheck proto gen snapshot verify baseline bench format node-install node-test
 
 $(NODE_STAMP): $(NODE)/package.json $(NODE)/package-lock.json
 	cd $(NODE) && npm ci --no-audit --no-fund
