@@ -26,6 +26,8 @@ class Outcome(enum.Enum):
     LEASE_EXPIRED = "lease_expired"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    # Handed back unfinished (Nack with release): recorded, but not counted as an attempt.
+    RELEASED = "released"
 
 
 class BackoffKind(enum.Enum):
@@ -226,6 +228,8 @@ class Nack:
     retry_after: timedelta | None = None
     checkpoint: bytes | None = None
     set_checkpoint: bool = False
+    # Give the job back unfinished: the attempt does not count and the job is ready again.
+    release: bool = False
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,11 @@ export interface NackOptions {
   retryable?: boolean;
   retryAfterMs?: number;
   checkpoint?: Uint8Array;
+  /**
+   * Give the job back unfinished (e.g. the worker is shutting down): the attempt is recorded as
+   * RELEASED and not counted, and the job is ready again at once (or after retryAfterMs).
+   */
+  release?: boolean;
 }
 
 export interface JobFilterInit {
@@ -319,6 +324,7 @@ export class Client {
       retryable: options.retryable,
       retryAfter: duration(options.retryAfterMs),
       checkpoint: options.checkpoint,
+      release: options.release ?? false,
     };
     const res = await call(() => this.rpc.nack(req, this.opts));
     return res.job!;

@@ -24,7 +24,7 @@ export interface WorkerOptions {
   pollWaitMs?: number;
   /** Recorded on each attempt; default host-pid. */
   workerId?: string;
-  /** On stop, how long running handlers may take before they are aborted and nacked; default 10 s. */
+  /** On stop, how long running handlers may take before they are aborted and released; default 10 s. */
   graceMs?: number;
   /** Stop gracefully on SIGTERM and SIGINT while run() is going; default true. */
   handleSignals?: boolean;
@@ -114,7 +114,7 @@ export class Worker {
     }
   }
 
-  /** Stops leasing, lets running handlers finish within the grace, then aborts and nacks the rest. */
+  /** Stops leasing, lets running handlers finish within the grace, then aborts and releases the rest. */
   stop(graceMs: number = this.opts.graceMs): Promise<void> {
     this.stopping ??= this.shutdown(graceMs);
     return this.stopping;
@@ -239,7 +239,10 @@ export class Worker {
     await this.report(job, () => this.client.nack(job.id, job.leaseToken, nackOf(err, checkpoint)));
   }
 
-  /** Nacks a job still running when the grace ends, so another worker can take it at once. */
+  /**
+   * Releases a job still running when the grace ends: another worker can take it at once, and the
+   * interrupted attempt is not counted, so a redeploy costs the job nothing.
+   */
   private async abandon(job: RunningJob): Promise<void> {
     job.abort("shutdown", "the worker is shutting down");
     if (job.settled) {
@@ -248,7 +251,7 @@ export class Worker {
     job.finish();
     const error = { type: "WorkerShutdown", message: `worker ${this.workerId} stopped before the job finished` };
     const checkpoint = job.takeCheckpoint();
-    await this.report(job, () => this.client.nack(job.id, job.leaseToken, { error, retryAfterMs: 0, checkpoint }));
+    await this.report(job, () => this.client.nack(job.id, job.leaseToken, { error, release: true, checkpoint }));
   }
 
   private async report(job: RunningJob, send: () => Promise<unknown>): Promise<void> {

@@ -5,6 +5,7 @@ import { once } from "node:events";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
+  AttemptOutcome,
   JobAbortedError,
   JobState,
   LeaseLostError,
@@ -245,7 +246,7 @@ describe("Worker", () => {
     assert.ok(reason.cause instanceof LeaseLostError);
   });
 
-  test("stop: finishes what ends within the grace, nacks the rest for another worker", async () => {
+  test("stop: finishes what ends within the grace, releases the rest without spending an attempt", async () => {
     const queue = queueName("stop");
     const quick = gate();
     const bothStarted = { n: 0 };
@@ -261,17 +262,26 @@ describe("Worker", () => {
     });
     const running = worker.run();
     const fast = (await client.enqueue(queue, { quick: true })).job;
-    const slow = (await client.enqueue(queue, { quick: false }, { maxAttempts: 2 })).job;
+    // One attempt only: a redeploy must not send it to DEAD.
+    const slow = (await client.enqueue(queue, { quick: false }, { maxAttempts: 1 })).job;
     await waitUntil(() => bothStarted.n === 2);
     const stopping = worker.stop(500);
     quick.open();
     await stopping;
     await running;
     assert.equal((await client.get(fast.id)).state, JobState.SUCCEEDED);
-    const nacked = await client.get(slow.id);
-    assert.equal(nacked.state, JobState.PENDING);
-    assert.equal(nacked.lastError?.type, "WorkerShutdown");
+    const released = await client.get(slow.id);
+    assert.equal(released.state, JobState.PENDING);
+    assert.equal(released.attempt, 0);
+    assert.deepEqual(
+      released.attempts.map((a) => [a.number, a.outcome]),
+      [[1, AttemptOutcome.RELEASED]],
+    );
+    assert.equal(released.lastError?.type, "WorkerShutdown");
     assert.equal(worker.running, 0);
+    const [again] = await client.lease([queue]);
+    assert.equal(again?.job?.id, slow.id);
+    assert.equal(again?.job?.attempt, 1);
   });
 
   test("SIGTERM stops a worker process gracefully", async () => {
@@ -281,16 +291,18 @@ describe("Worker", () => {
       stdio: ["ignore", "pipe", "inherit"],
     });
     await waitForLine(child, child.stdout!, /"event":"ready"/);
-    const { job } = await client.enqueue(queue, { do: "hold" }, { maxAttempts: 2 });
+    const { job } = await client.enqueue(queue, { do: "hold" }, { maxAttempts: 1 });
     await waitForLine(child, child.stdout!, /"event":"started"/);
     const exited = once(child, "exit");
     child.kill("SIGTERM");
     const [code] = await exited;
     assert.equal(code, 0);
-    const nacked = await client.get(job.id);
-    assert.equal(nacked.state, JobState.PENDING);
-    assert.equal(nacked.lastError?.type, "WorkerShutdown");
-    assert.deepEqual(decodeBody(nacked.checkpoint, "application/json"), { held: 1 });
+    const released = await client.get(job.id);
+    assert.equal(released.state, JobState.PENDING);
+    assert.equal(released.attempt, 0);
+    assert.equal(released.attempts[0]?.outcome, AttemptOutcome.RELEASED);
+    assert.equal(released.lastError?.type, "WorkerShutdown");
+    assert.deepEqual(decodeBody(released.checkpoint, "application/json"), { held: 1 });
   });
 
   test("a stale ack after the lease expired and the job was re-leased gets LEASE_LOST", async () => {

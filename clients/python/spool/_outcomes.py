@@ -86,9 +86,10 @@ class Reporter:
         else:
             await self.nack(job, ResultRefused(str(err)))
 
-    async def nack(self, job: ActiveJob, exc: BaseException, *, retry_now: bool = False) -> None:
-        """Fails the attempt with `exc` (type, message, traceback); Retry/Permanent choose what follows."""
-        req = nack_request(job, exc, retry_now=retry_now)
+    async def nack(self, job: ActiveJob, exc: BaseException, *, release: bool = False) -> None:
+        """Fails the attempt with `exc` (type, message, traceback); Retry/Permanent choose what follows.
+        With release the job is handed back unfinished and the attempt is not counted."""
+        req = nack_request(job, exc, release=release)
         try:
             await self._call(self._client.stub.Nack, req)
         except LeaseLost as err:
@@ -99,7 +100,7 @@ class Reporter:
             else:  # most likely the checkpoint itself: keep the failure, drop the progress
                 log.error("job %s: nack refused, retrying without the checkpoint: %s", job.id, err)
                 job.pending_checkpoint = None
-                await self.nack(job, exc, retry_now=retry_now)
+                await self.nack(job, exc, release=release)
                 return
         self._settled(job)
 

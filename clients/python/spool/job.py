@@ -114,15 +114,14 @@ def job_error(exc: BaseException) -> job_pb2.JobError:
     )
 
 
-def nack_request(job: ActiveJob, exc: BaseException, *, retry_now: bool = False) -> qs.NackRequest:
-    """The Nack for a failed attempt; Retry picks the delay, Permanent sends the job to DEAD."""
-    req = qs.NackRequest(job_id=job.id, lease_token=job.lease_token, error=job_error(exc))
-    if isinstance(exc, Permanent):
+def nack_request(job: ActiveJob, exc: BaseException, *, release: bool = False) -> qs.NackRequest:
+    """The Nack for a failed attempt; Retry picks the delay, Permanent sends the job to DEAD.
+    With release the job is handed back unfinished: ready at once, the attempt not counted."""
+    req = qs.NackRequest(job_id=job.id, lease_token=job.lease_token, error=job_error(exc), release=release)
+    if isinstance(exc, Permanent) and not release:
         req.retryable = False
     if isinstance(exc, Retry) and exc.after is not None:
         req.retry_after.CopyFrom(duration(exc.after))
-    if retry_now:
-        req.retry_after.CopyFrom(duration(timedelta(0)))
     if job.pending_checkpoint is not None:
         req.checkpoint = job.pending_checkpoint
     return req

@@ -1,7 +1,8 @@
 """Worker: leases jobs in batches with long poll, runs handlers concurrently, heartbeats, reports outcomes.
 
 Lifecycle: serve() leases while there are free slots; stop() (or SIGTERM/SIGINT under run()) stops
-leasing, lets running handlers finish within `grace`, then cancels the rest and Nacks them for retry.
+leasing, lets running handlers finish within `grace`, then cancels the rest and releases them: each is
+handed back with a Nack that does not spend an attempt, so a redeploy costs the jobs nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _LEASE_CUTOFF = 1.0
 
 
 class WorkerShutdown(Exception):
-    """The worker stopped before the handler finished; the job is retried."""
+    """The worker stopped before the handler finished; the job is released to run again."""
 
 
 class Cancelled(Exception):
@@ -263,7 +264,7 @@ class Worker:
         task.add_done_callback(self._side_tasks.discard)
 
     async def _drain(self) -> None:
-        """Waits up to `grace` for running handlers, then Nacks what is left for retry."""
+        """Waits up to `grace` for running handlers, then releases what is left (no attempt spent)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.grace.total_seconds()
         while self._running and loop.time() < deadline and not self._hurry:
@@ -272,9 +273,9 @@ class Worker:
                 await asyncio.wait_for(self._slot_freed.wait(), deadline - loop.time())
         left = [job for job, _ in self._running.values() if self._interrupt(job)]
         if left:
-            log.warning("grace period over: %d jobs handed back for retry", len(left))
+            log.warning("grace period over: %d jobs released to run again", len(left))
         for job in left:
-            self._spawn(self._reporter.nack(job, WorkerShutdown("worker stopped"), retry_now=True))
+            self._spawn(self._reporter.nack(job, WorkerShutdown("worker stopped"), release=True))
         # Outcomes are retried through outages, but not past the leases: after that the reaper has the jobs.
         pending = [*self._side_tasks, asyncio.ensure_future(self._reporter.flush())]
         _, late = await asyncio.wait(pending, timeout=self.lease_duration.total_seconds())

@@ -50,6 +50,7 @@ _OUTCOMES = {
     Outcome.LEASE_EXPIRED: job_pb2.Attempt.OUTCOME_LEASE_EXPIRED,
     Outcome.TIMED_OUT: job_pb2.Attempt.OUTCOME_TIMED_OUT,
     Outcome.CANCELLED: job_pb2.Attempt.OUTCOME_CANCELLED,
+    Outcome.RELEASED: job_pb2.Attempt.OUTCOME_RELEASED,
 }
 
 
@@ -168,6 +169,9 @@ def ack(req: qs.AckRequest, lim: Limits, prefix: str = "") -> Ack:
 
 
 def nack(req: qs.NackRequest, lim: Limits) -> Nack:
+    if req.release and req.HasField("retryable") and not req.retryable:
+        # A released job is always ready again; asking for DEAD at the same time is a mistake.
+        raise InvalidArgument("retryable", "must not be false with release")
     return Nack(
         job_id=v.positive_id("job_id", req.job_id),
         lease_token=v.positive_id("lease_token", req.lease_token),
@@ -184,6 +188,7 @@ def nack(req: qs.NackRequest, lim: Limits) -> Nack:
         ),
         checkpoint=v.blob("checkpoint", req.checkpoint, lim) if req.HasField("checkpoint") else None,
         set_checkpoint=req.HasField("checkpoint"),
+        release=req.release,
     )
 
 

@@ -164,6 +164,7 @@ class JobStore:
                 n.error.details or None,
                 n.set_checkpoint,
                 n.checkpoint,
+                n.release,
             )
         if row is None:
             raise await self.lease_failure(n.job_id, n.lease_token)

@@ -326,6 +326,8 @@ class Attempt(_message.Message):
         OUTCOME_LEASE_EXPIRED: Attempt._Outcome.ValueType  # 3
         OUTCOME_TIMED_OUT: Attempt._Outcome.ValueType  # 4
         OUTCOME_CANCELLED: Attempt._Outcome.ValueType  # 5
+        OUTCOME_RELEASED: Attempt._Outcome.ValueType  # 6
+        """Handed back unfinished by a Nack with release; the attempt was not counted."""
 
     class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper): ...
     OUTCOME_UNSPECIFIED: Attempt.Outcome.ValueType  # 0
@@ -335,6 +337,8 @@ class Attempt(_message.Message):
     OUTCOME_LEASE_EXPIRED: Attempt.Outcome.ValueType  # 3
     OUTCOME_TIMED_OUT: Attempt.Outcome.ValueType  # 4
     OUTCOME_CANCELLED: Attempt.Outcome.ValueType  # 5
+    OUTCOME_RELEASED: Attempt.Outcome.ValueType  # 6
+    """Handed back unfinished by a Nack with release; the attempt was not counted."""
 
     NUMBER_FIELD_NUMBER: _builtins.int
     WORKER_ID_FIELD_NUMBER: _builtins.int

@@ -567,12 +567,18 @@ class NackRequest(_message.Message):
     RETRYABLE_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     lease_token: _builtins.str
     retryable: _builtins.bool
     """False sends the job straight to DEAD; default true."""
     checkpoint: _builtins.bytes
     """Saved and handed to the next attempt."""
+    release: _builtins.bool
+    """Give the job back unfinished (e.g. the worker is shutting down): the attempt is recorded as
+    RELEASED and not counted, and the job is ready again at once (or after retry_after). error is
+    optional.
+    """
     @_builtins.property
     def error(self) -> _job_pb2.JobError: ...
     @_builtins.property
@@ -588,10 +594,11 @@ class NackRequest(_message.Message):
         retryable: _builtins.bool | None = ...,
         retry_after: _duration_pb2.Duration | None = ...,
         checkpoint: _builtins.bytes | None = ...,
+        release: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "_retryable", b"_retryable", "checkpoint", b"checkpoint", "error", b"error", "retry_after", b"retry_after", "retryable", b"retryable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "_retryable", b"_retryable", "checkpoint", b"checkpoint", "error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "retry_after", b"retry_after", "retryable", b"retryable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "_retryable", b"_retryable", "checkpoint", b"checkpoint", "error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "release", b"release", "retry_after", b"retry_after", "retryable", b"retryable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__checkpoint: _TypeAlias = _typing.Literal["checkpoint"]  # noqa: Y015
     _WhichOneofArgType__checkpoint: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint"]  # noqa: Y015

@@ -111,22 +111,33 @@ SELECT * FROM done
 
 -- name: nack
 -- Ends the held lease with an error: back to PENDING after a backoff, or DEAD, or CANCELLED.
+-- With release ($10) the job is handed back unfinished: PENDING at once (or after retry_after),
+-- its attempt recorded as released and not counted, the last error kept unless a new one is
+-- given. A requested cancel still ends the job CANCELLED.
 WITH decided AS (
-    SELECT j.id,
-           spool.state_after_failure(j.cancel_requested, $3, j.attempt, j.max_attempts) AS next
+    SELECT j.id, j.attempt AS number, $10 AND NOT j.cancel_requested AS released,
+           CASE WHEN $10 AND NOT j.cancel_requested THEN 'pending'::spool.job_state
+                ELSE spool.state_after_failure(j.cancel_requested, $3, j.attempt, j.max_attempts)
+           END AS next
     FROM spool.jobs j
     WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
     FOR UPDATE
 ), done AS (
     UPDATE spool.jobs j SET
         state = d.next,
-        run_at = CASE WHEN d.next = 'pending'
+        attempt = CASE WHEN d.released THEN j.attempt - 1 ELSE j.attempt END,
+        run_at = CASE
+            WHEN d.released THEN now() + coalesce($4, interval '0')
+            WHEN d.next = 'pending'
             THEN now() + coalesce($4, spool.backoff_delay(j.backoff_kind, j.backoff_initial,
                 j.backoff_max, j.backoff_multiplier, j.backoff_jitter, j.attempt))
             ELSE j.run_at END,
-        error_type = $5,
-        error_message = $6,
-        error_details = $7,
+        error_type = CASE WHEN d.released AND coalesce($5, $6, $7) IS NULL
+            THEN j.error_type ELSE $5 END,
+        error_message = CASE WHEN d.released AND coalesce($5, $6, $7) IS NULL
+            THEN j.error_message ELSE $6 END,
+        error_details = CASE WHEN d.released AND coalesce($5, $6, $7) IS NULL
+            THEN j.error_details ELSE $7 END,
         checkpoint = CASE WHEN $8 THEN $9 ELSE j.checkpoint END,
         lease_expires_at = NULL,
         attempt_deadline = NULL,
@@ -136,14 +147,20 @@ WITH decided AS (
     WHERE j.id = d.id
     RETURNING j.*
 ), recorded AS (
+    -- The attempt as it ran (its number before a release gave it back), with the error given.
     INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
         outcome, error_type, error_message, error_details)
-    SELECT id, lease_token, attempt, worker_id, started_at, now(),
-           CASE WHEN state = 'cancelled' THEN 'cancelled' ELSE 'failed' END::spool.attempt_outcome,
-           error_type, error_message, error_details
-    FROM done
+    SELECT done.id, done.lease_token, d.number, done.worker_id, done.started_at, now(),
+           CASE WHEN done.state = 'cancelled' THEN 'cancelled'
+                WHEN d.released THEN 'released'
+                ELSE 'failed' END::spool.attempt_outcome,
+           $5, $6, $7
+    FROM done JOIN decided d ON d.id = done.id
 )
-SELECT * FROM done
+-- A job ready again now wakes the Lease waiters, as a new one does.
+SELECT done.*, CASE WHEN done.state = 'pending' AND done.run_at <= now()
+    THEN pg_notify('spool_ready', done.queue)::text END AS notified
+FROM done
 
 -- name: reap_expired
 -- Ends attempts whose lease ran out or whose attempt timed out; safe in any number of processes.
