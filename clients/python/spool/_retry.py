@@ -13,7 +13,9 @@ import grpc
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 # What a worker rides out: the answer was lost or never came. Repeating a Heartbeat is harmless, and
 # repeating an Ack or Nack that did land is answered LEASE_LOST, which the worker takes as settled.
-TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# CANCELLED arrives when a stopping server cuts an in-flight call (our own cancellations raise
+# asyncio.CancelledError instead), so it is as transient as UNAVAILABLE here.
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
 
 
 @dataclass(frozen=True)
