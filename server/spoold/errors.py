@@ -64,6 +64,13 @@ class Unavailable(SpoolError):
     reason = "DATABASE_UNAVAILABLE"
 
 
+class Conflict(Unavailable):
+    """The database rolled the statement back (deadlock, serialization failure): nothing was
+    written, and the same call may simply be sent again."""
+
+    reason = "TRANSIENT_CONFLICT"
+
+
 class ShuttingDown(Unavailable):
     """This server is stopping; the call may be retried (against another replica)."""
 

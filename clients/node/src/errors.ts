@@ -74,6 +74,8 @@ const BY_REASON: Readonly<Record<string, ErrorClass>> = {
   PAYLOAD_TOO_LARGE: PayloadTooLargeError,
   BATCH_TOO_LARGE: BatchTooLargeError,
   DATABASE_UNAVAILABLE: UnavailableError,
+  SHUTTING_DOWN: UnavailableError,
+  TRANSIENT_CONFLICT: UnavailableError,
 };
 
 // When the server (or a proxy, or the channel itself) sent no ErrorInfo, the code still says enough.

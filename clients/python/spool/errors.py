@@ -67,6 +67,7 @@ _BY_REASON: dict[str, type[SpoolError]] = {
     "BATCH_TOO_LARGE": ResourceExhausted,
     "DATABASE_UNAVAILABLE": Unavailable,
     "SHUTTING_DOWN": Unavailable,
+    "TRANSIENT_CONFLICT": Unavailable,
 }
 
 # When the server (or a proxy, or the channel itself) sent no ErrorInfo, the code still says enough.

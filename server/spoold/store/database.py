@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import asyncpg
 
-from spoold.errors import InvalidArgument, Unavailable
+from spoold.errors import Conflict, InvalidArgument, Unavailable
 
 # CHECK constraints are the last line of validation; each names the request field it guards.
 _CONSTRAINT_FIELDS = {
@@ -42,6 +42,8 @@ def translated() -> Iterator[None]:
         raise InvalidArgument(field, "out of range") from exc
     except _UNAVAILABLE as exc:
         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        raise Conflict(f"transient database conflict ({type(exc).__name__}); nothing was written, retry") from exc
 
 
 # A pooled connection or a plain one: the queries take either.
