@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
+import asyncpg
+import grpc
 import pytest
 
 import spool
@@ -336,3 +340,70 @@ async def test_never_more_handlers_than_the_concurrency(client: spool.AsyncClien
     async with serving(worker):
         await wait_until(lambda: all_in_state(client, [j.id for j in jobs], Job.STATE_SUCCEEDED))
     assert most == 3
+
+
+class SlowAckBatch(grpc.aio.UnaryUnaryClientInterceptor):
+    """Delays every AckBatch, as a busy server would: the outcomes of finished handlers pile up."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        if method.endswith("/AckBatch"):
+            await asyncio.sleep(0.05)  # the simulated server time, not a wait for anything
+        return await continuation(details, request)
+
+
+class SlowAckClient(spool.AsyncClient):
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.connection.address, interceptors=[SlowAckBatch()])
+        return self._channel
+
+
+async def no_op(job: spool.ActiveJob) -> None:
+    pass
+
+
+def sync_no_op(job: spool.ActiveJob) -> None:
+    pass
+
+
+_PROGRESS = """
+SELECT count(*) FILTER (WHERE state = 'running') AS running,
+       count(*) FILTER (WHERE state IN ('pending', 'running')) AS unfinished
+FROM spool.jobs
+"""
+_ONE_ATTEMPT_EACH = """
+SELECT count(*) FROM spool.jobs j
+WHERE j.state = 'succeeded' AND j.attempt = 1
+  AND (SELECT array_agg(a.outcome::text) FROM spool.attempts a WHERE a.job_id = j.id) = '{succeeded}'
+"""
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_slow_acks_hold_the_slots_so_leases_never_exceed_the_concurrency(
+    app: App, client: spool.AsyncClient, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    for _ in range(2):  # the server takes 1,000 jobs per batch
+        await client.enqueue_many("backlog", [{}] * 1000, lease_duration=timedelta(seconds=5))
+    async with SlowAckClient(f"127.0.0.1:{app.port}") as slow:
+        worker = make_worker(slow, concurrency=50, lease_duration=timedelta(seconds=5))
+        worker.handler("backlog")(no_op if kind == "async" else sync_no_op)
+        leased, held = 0, 0
+
+        async def drained() -> bool:
+            nonlocal leased, held
+            held = max(held, worker.running)
+            row = await db.fetchrow(_PROGRESS)
+            assert row is not None
+            leased = max(leased, row["running"])
+            return bool(row["unfinished"] == 0)
+
+        async with serving(worker):
+            await wait_until(drained, within=120, interval=0.005)
+
+    assert 0 < leased <= 50, "the server never saw more RUNNING jobs than the worker's slots"
+    assert held <= 50
+    assert await db.fetchval(_ONE_ATTEMPT_EACH) == 2000, "every job SUCCEEDED in its first and only attempt"
+    complaints = [r.getMessage() for r in caplog.records if r.name == "spool.worker" and r.levelno >= logging.WARNING]
+    assert complaints == [], "no beat raced an Ack into LEASE_LOST"

@@ -91,7 +91,7 @@ export class Worker {
     return this;
   }
 
-  /** Jobs whose handler is running now. */
+  /** Jobs holding a slot: leased, and not yet both finished and answered by the server. */
   get running(): number {
     return this.tasks.size;
   }
@@ -189,6 +189,10 @@ export class Worker {
     return millis(leased.job?.leaseDuration) ?? DEFAULT_LEASE_MS;
   }
 
+  // A job holds its slot until execute() resolves, which is after its Ack or Nack is answered: so the
+  // worker never holds more than `concurrency` leases however slow the server is (backpressure).
+  // Heartbeats stop when the outcome is decided (job.finish() marks it settled): the report goes out
+  // at once, one call per job, so the rest of the lease covers it.
   private start(leased: LeasedJob): void {
     const job = new RunningJob(leased, this.leaseMs(leased) / 3);
     this.heartbeater.add(job);

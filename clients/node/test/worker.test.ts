@@ -4,6 +4,8 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   AttemptOutcome,
   JobAbortedError,
@@ -13,7 +15,7 @@ import {
   RetryError,
   Worker,
   decodeBody,
-  type Client,
+  Client,
   type JobContext,
   type WorkerOptions,
 } from "../src/index.js";
@@ -34,8 +36,9 @@ async function withWorker(
   handlers: Record<string, (job: JobContext) => unknown>,
   body: (worker: Worker) => Promise<void>,
   options: WorkerOptions = {},
+  through: Client = client,
 ): Promise<void> {
-  const worker = new Worker(client, { pollWaitMs: 500, handleSignals: false, logger: quiet, ...options });
+  const worker = new Worker(through, { pollWaitMs: 500, handleSignals: false, logger: quiet, ...options });
   for (const [queue, fn] of Object.entries(handlers)) worker.handle(queue, fn);
   const running = worker.run();
   try {
@@ -51,6 +54,17 @@ function state(jobId: string, wanted: JobState) {
     const job = await client.get(jobId);
     return job.state === wanted ? job : undefined;
   };
+}
+
+/** A transport that delays every Ack and AckBatch, as a busy server would: finished jobs' outcomes pile up. */
+function slowAckTransport(address: string) {
+  const slowAcks: Interceptor = (next) => async (req) => {
+    if (req.method.name === "Ack" || req.method.name === "AckBatch") {
+      await new Promise((r) => setTimeout(r, 50)); // the simulated server time, not a wait for anything
+    }
+    return next(req);
+  };
+  return createGrpcTransport({ baseUrl: `http://${address}`, interceptors: [slowAcks] });
 }
 
 /** A promise with its resolve function, for gates in handlers. */
@@ -320,5 +334,51 @@ describe("Worker", () => {
     const still = await client.get(job.id);
     assert.equal(still.state, JobState.RUNNING, "the stale ack changed nothing");
     await client.ack(job.id, second!.leaseToken);
+  });
+
+  test("slow acks hold their slots: never more RUNNING leases than `concurrency`", async () => {
+    const queue = queueName("backlog");
+    for (let i = 0; i < 2; i++) {
+      // The server takes 1,000 jobs per batch.
+      await client.enqueueBatch(Array.from({ length: 1000 }, () => ({ queue, leaseDurationMs: 5000 })));
+    }
+    const slow = new Client({ transport: slowAckTransport(spoold.address) });
+    let leased = 0;
+    let held = 0;
+    await withWorker(
+      { [queue]: () => undefined },
+      async (worker) => {
+        const drained = async () => {
+          held = Math.max(held, worker.running);
+          const running = await client.list({
+            filter: { queues: [queue], states: [JobState.RUNNING] },
+            pageSize: 1000,
+          });
+          leased = Math.max(leased, running.jobs.length);
+          const open = await client.list({
+            filter: { queues: [queue], states: [JobState.PENDING, JobState.RUNNING] },
+            pageSize: 1,
+          });
+          return open.jobs.length === 0;
+        };
+        await waitUntil(drained, 120_000, 5);
+      },
+      { concurrency: 50, leaseDurationMs: 5000 },
+      slow,
+    );
+    assert.ok(leased > 0 && leased <= 50, `the server saw ${leased} RUNNING jobs for 50 slots`);
+    assert.ok(held <= 50, `the worker held ${held} jobs for 50 slots`);
+    const done = [];
+    let token = "";
+    do {
+      const page = await client.list({ filter: { queues: [queue] }, pageSize: 1000, pageToken: token });
+      done.push(...page.jobs);
+      token = page.nextPageToken;
+    } while (token !== "");
+    assert.equal(done.length, 2000);
+    for (const job of done) {
+      assert.equal(job.state, JobState.SUCCEEDED);
+      assert.equal(job.attempt, 1, `job ${job.id} SUCCEEDED in its first and only attempt`);
+    }
   });
 });

@@ -103,6 +103,8 @@ class Heartbeater:
             self._on_cancel(job)
 
     def _refused(self, job: ActiveJob, err: SpoolError) -> None:
+        if self._held.get(job.id) is not job:
+            return  # released while the beat was in flight: its outcome went out, which ended the lease
         if isinstance(err, LeaseLost):
             log.warning("job %s: lease lost: %s", job.id, err.message)
             self._on_lost(job)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 import grpc
@@ -28,32 +28,32 @@ class ResultRefused(Exception):
 
 
 class Reporter:
-    """Sends outcomes until the server has them; `settled` is called once per job when it is done."""
+    """Sends outcomes until the server has them. Each call returns once its outcome is answered, so
+    the Worker can keep a job's slot until then (backpressure)."""
 
-    def __init__(self, client: AsyncClient, retry: RetryPolicy, settled: Callable[[ActiveJob], None]) -> None:
+    def __init__(self, client: AsyncClient, retry: RetryPolicy) -> None:
         self._client = client
         self._retry = retry
-        self._settled = settled
-        self._acks: asyncio.Queue[tuple[ActiveJob, qs.AckRequest]] = asyncio.Queue()
+        self._acks: asyncio.Queue[tuple[ActiveJob, qs.AckRequest, asyncio.Future[None]]] = asyncio.Queue()
 
-    def ack(self, job: ActiveJob, req: qs.AckRequest) -> None:
-        self._acks.put_nowait((job, req))
-
-    async def flush(self) -> None:
-        """Returns once every queued Ack has been answered."""
-        await self._acks.join()
+    async def ack(self, job: ActiveJob, req: qs.AckRequest) -> None:
+        """Sends the Ack with the next AckBatch; returns once it is answered (or failed over to a Nack)."""
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks.put_nowait((job, req, answered))
+        await answered
 
     async def run(self) -> None:
-        """Sends queued Acks; what arrives while a batch is in flight goes in the next one."""
+        """Sends queued Acks without pause: whatever arrives while a batch is in flight goes in the next."""
         while True:
             batch = [await self._acks.get()]
             while not self._acks.empty() and len(batch) < _MAX_BATCH:
                 batch.append(self._acks.get_nowait())
             try:
-                await self._send_acks(batch)
+                await self._send_acks([(job, req) for job, req, _ in batch])
             finally:
-                for _ in batch:
-                    self._acks.task_done()
+                for _, _, answered in batch:
+                    if not answered.done():  # its waiter may have been cancelled (shutdown)
+                        answered.set_result(None)
 
     async def _send_acks(self, batch: Sequence[tuple[ActiveJob, qs.AckRequest]]) -> None:
         req = qs.AckBatchRequest(acks=[r for _, r in batch])
@@ -68,21 +68,16 @@ class Reporter:
         for (job, _), result in zip(batch, resp.results, strict=True):
             if result.HasField("error"):
                 await self._refused(job, item_error(result.error.code, result.error.reason, result.error.message))
-            else:
-                self._settled(job)
 
     async def _ack_one(self, job: ActiveJob, req: qs.AckRequest) -> None:
         try:
             await self._call(self._client.stub.Ack, req)
         except SpoolError as err:
             await self._refused(job, err)
-        else:
-            self._settled(job)
 
     async def _refused(self, job: ActiveJob, err: SpoolError) -> None:
         if isinstance(err, LeaseLost):
             log.warning("job %s: ack refused, lease lost: %s", job.id, err.message)
-            self._settled(job)
         else:
             await self.nack(job, ResultRefused(str(err)))
 
@@ -101,8 +96,6 @@ class Reporter:
                 log.error("job %s: nack refused, retrying without the checkpoint: %s", job.id, err)
                 job.pending_checkpoint = None
                 await self.nack(job, exc, release=release)
-                return
-        self._settled(job)
 
     async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], req: Req) -> Resp:
         delays = self._retry.delays()

@@ -1,8 +1,11 @@
 """Worker: leases jobs in batches with long poll, runs handlers concurrently, heartbeats, reports outcomes.
 
-Lifecycle: serve() leases while there are free slots; stop() (or SIGTERM/SIGINT under run()) stops
-leasing, lets running handlers finish within `grace`, then cancels the rest and releases them: each is
-handed back with a Nack that does not spend an attempt, so a redeploy costs the jobs nothing.
+Lifecycle: serve() leases while there are free slots. A job holds its slot from its lease until its
+handler has returned and its outcome is answered by the server, so a worker never holds more than
+`concurrency` leases, however slow the server is to answer (backpressure). stop() (or SIGTERM/SIGINT
+under run()) stops leasing, lets running handlers finish within `grace`, then cancels the rest and
+releases them: each is handed back with a Nack that does not spend an attempt, so a redeploy costs
+the jobs nothing.
 """
 
 from __future__ import annotations
@@ -78,9 +81,14 @@ class Worker:
         # The worker never gives up on the server: an outage pauses it, it does not end it.
         self.retry = retry.forever()
         self._handlers: dict[str, Handler] = {}
+        # Jobs from lease until their handler's outcome is answered (or the handler was interrupted).
         self._running: dict[str, tuple[ActiveJob, asyncio.Task[None]]] = {}
+        # Handlers stopped by cancellation, a lost lease or shutdown: their own outcome is not reported.
         self._interrupted: set[str] = set()
-        self._side_tasks: set[asyncio.Task[None]] = set()
+        # Handlers that returned: their outcome is on its way, so they can no longer be interrupted.
+        self._finished: set[str] = set()
+        # Outcomes of interrupted jobs (cancelled, released at shutdown) still waiting for an answer.
+        self._reporting: dict[str, asyncio.Task[None]] = {}
         self._hurry = False
         self._slot_freed = asyncio.Event()
         self._stopping = threading.Event()
@@ -90,7 +98,7 @@ class Worker:
         self._heartbeats = Heartbeater(
             client, lease_duration.total_seconds() / 3, on_lost=self._lost, on_cancel=self._cancel
         )
-        self._reporter = Reporter(client, self.retry, settled=self._heartbeats.release)
+        self._reporter = Reporter(client, self.retry)
 
     def handler(self, queue: str) -> Callable[[H], H]:
         """Registers the decorated function for `queue`; async functions run on the loop, others in threads."""
@@ -105,8 +113,8 @@ class Worker:
 
     @property
     def running(self) -> int:
-        """Handlers running now."""
-        return len(self._running)
+        """Jobs holding a slot: leased, and not yet both finished and answered by the server."""
+        return len(self._running.keys() | self._reporting.keys())
 
     def stop(self) -> None:
         """Begins a graceful stop; safe to call from any thread or a signal handler."""
@@ -179,7 +187,7 @@ class Worker:
     async def _lease_loop(self, queues: Sequence[str]) -> None:
         delays = self.retry.delays()
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._running)
+            free = self.concurrency - self.running
             if free <= 0:
                 await self._slot_freed.wait()
                 self._slot_freed.clear()
@@ -210,23 +218,43 @@ class Worker:
         self._running[job.id] = (job, task)
 
     async def _execute(self, job: ActiveJob) -> None:
+        """Runs the handler and reports its outcome; the job holds its slot until the outcome is answered."""
         try:
-            result = await self._invoke(job)
-            req = ack_request(job, result)  # an unencodable result fails the attempt like an exception
-        except asyncio.CancelledError:
-            if job.id not in self._interrupted:
-                raise
-        except Exception as exc:
-            if job.id not in self._interrupted:
-                log.info("job %s failed: %r", job.id, exc)
-                await self._reporter.nack(job, exc)
-        else:
-            if job.id not in self._interrupted:
-                self._reporter.ack(job, req)
+            outcome = await self._run_handler(job)
+            if isinstance(outcome, qs.AckRequest):
+                await self._reporter.ack(job, outcome)
+            elif outcome is not None:
+                log.info("job %s failed: %r", job.id, outcome)
+                await self._reporter.nack(job, outcome)
         finally:
             self._running.pop(job.id, None)
             self._interrupted.discard(job.id)
+            self._finished.discard(job.id)
             self._slot_freed.set()
+
+    async def _run_handler(self, job: ActiveJob) -> qs.AckRequest | Exception | None:
+        """The Ack or the failure to report, or None if the handler was interrupted (nothing to report)."""
+        try:
+            result = await self._invoke(job)
+            outcome: qs.AckRequest | Exception = ack_request(job, result)  # unencodable: fails like a raise
+        except asyncio.CancelledError:
+            if job.id not in self._interrupted:
+                raise
+            return None
+        except Exception as exc:
+            outcome = exc
+        finally:
+            # No beats once the handler is done. A beat racing the outcome would be refused (LEASE_LOST)
+            # as soon as the Ack lands, and the lease does not need one: at most `concurrency` outcomes
+            # are ever pending and the Ack sender sends them without pause, so an Ack waits at most for
+            # the AckBatch in flight and then its own, well within the two thirds of a lease or more
+            # left after the last beat. (An outage outlasting the lease ends the lease either way, as
+            # beats fail too; the reaper then retries the job.)
+            self._heartbeats.release(job)
+        if job.id in self._interrupted:
+            return None
+        self._finished.add(job.id)
+        return outcome
 
     async def _invoke(self, job: ActiveJob) -> Any:
         fn = self._handlers[job.queue]
@@ -241,33 +269,40 @@ class Worker:
     def _interrupt(self, job: ActiveJob) -> bool:
         """Stops the handler and keeps its outcome from being reported; False if it already finished."""
         entry = self._running.get(job.id)
-        if entry is None or entry[0] is not job or job.id in self._interrupted:
+        if entry is None or entry[0] is not job or job.id in self._interrupted or job.id in self._finished:
             return False
         self._interrupted.add(job.id)
+        self._heartbeats.release(job)
         job.mark_cancelled()
         if inspect.iscoroutinefunction(self._handlers[job.queue]):
             entry[1].cancel()
         return True
 
     def _lost(self, job: ActiveJob) -> None:
-        self._heartbeats.release(job)
         self._interrupt(job)
 
     def _cancel(self, job: ActiveJob) -> None:
         if self._interrupt(job):
             log.info("job %s: cancellation requested, handler cancelled", job.id)
-            self._spawn(self._reporter.nack(job, Cancelled("cancellation requested")))
+            self._report(job, self._reporter.nack(job, Cancelled("cancellation requested")))
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
-        self._side_tasks.add(task)
-        task.add_done_callback(self._side_tasks.discard)
+    def _report(self, job: ActiveJob, outcome: Awaitable[None]) -> None:
+        """Sends an interrupted job's outcome beside its handler; the job keeps a slot until it is answered."""
+        task: asyncio.Task[None] = asyncio.ensure_future(outcome)
+        self._reporting[job.id] = task
+
+        def answered(_: asyncio.Task[None]) -> None:
+            if self._reporting.get(job.id) is task:
+                del self._reporting[job.id]
+            self._slot_freed.set()
+
+        task.add_done_callback(answered)
 
     async def _drain(self) -> None:
         """Waits up to `grace` for running handlers, then releases what is left (no attempt spent)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.grace.total_seconds()
-        while self._running and loop.time() < deadline and not self._hurry:
+        while self.running and loop.time() < deadline and not self._hurry:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), deadline - loop.time())
@@ -275,9 +310,12 @@ class Worker:
         if left:
             log.warning("grace period over: %d jobs released to run again", len(left))
         for job in left:
-            self._spawn(self._reporter.nack(job, WorkerShutdown("worker stopped"), release=True))
+            self._report(job, self._reporter.nack(job, WorkerShutdown("worker stopped"), release=True))
         # Outcomes are retried through outages, but not past the leases: after that the reaper has the jobs.
-        pending = [*self._side_tasks, asyncio.ensure_future(self._reporter.flush())]
+        answering = [task for job, task in self._running.values() if job.id in self._finished]
+        pending = [*self._reporting.values(), *answering]
+        if not pending:
+            return
         _, late = await asyncio.wait(pending, timeout=self.lease_duration.total_seconds())
         if late:
             log.error("stopping with outcomes unreported; their jobs will be retried when their leases expire")
