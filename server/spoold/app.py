@@ -24,7 +24,7 @@ from spoold.model import JobDefaults, Retention
 from spoold.notify import Listener
 from spoold.store.database import create_pool
 from spoold.store.jobs import JobStore
-from spoold.store.migrate import migrate
+from spoold.store.migrate import autovacuum_off, migrate
 from spoold.store.queues import QueueStore
 from spoold.store.retention import RetentionStore
 from spoold.store.watches import WatchStore
@@ -62,6 +62,11 @@ class App:
         self.pool = await create_pool(self.dsn, s.pool_min_size, s.pool_max_size)
         async with self.pool.acquire() as conn:
             applied = await migrate(conn)
+            if await autovacuum_off(conn):
+                log.warning(
+                    "autovacuum is off on this PostgreSQL server: spool.jobs will bloat unless it is vacuumed "
+                    "by hand (docs/storage.md)"
+                )
         if applied:
             log.info("migrated: %s", ", ".join(applied))
         self.store = JobStore(self.pool, JobDefaults(lease_duration=s.default_lease_duration))

@@ -32,6 +32,11 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+async def autovacuum_off(conn: Connection) -> bool:
+    """True when the server has autovacuum off: the jobs table then bloats without a manual VACUUM."""
+    return bool(await conn.fetchval("SELECT current_setting('autovacuum') = 'off'"))
+
+
 async def migrate(conn: Connection) -> list[str]:
     """Applies the migrations this database lacks; returns their names. Safe to race."""
     applied_now = []
