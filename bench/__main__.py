@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [--only NAME ...]`: every benchmark, each in its own process (so one
 benchmark's connections, caches and event loop never colour the next), then the targets.
 
-Benchmarks added by other modules of this package (search, watch) are included when present.
+Benchmarks added by other modules of this package (search, watch, peers) are included when present.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from bench.report import read_targets, table
 
 # In running order; the first three are always here, the others only once someone has written them.
-BENCHMARKS = ("throughput", "latency", "backlog", "search", "watch")
+BENCHMARKS = ("throughput", "latency", "backlog", "search", "watch", "peers", "rss", "sustained")
+# Too long for the 2-minute budget of --quick even in their own quick form (run them by --only).
+FULL_ONLY = ("sustained",)
 
 
 def available(names: Sequence[str]) -> list[str]:
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a run under 2 minutes: smaller cases, fewer levels")
     p.add_argument("--only", action="append", choices=BENCHMARKS, help="run only these (repeatable)")
     args = p.parse_args(argv)
-    names = available(args.only or BENCHMARKS)
+    names = available(args.only or [n for n in BENCHMARKS if not (args.quick and n in FULL_ONLY)])
     with tempfile.TemporaryDirectory(prefix="spool-bench-") as tmp:
         results = os.path.join(tmp, "targets.jsonl")
         failed = [n for n in names if run_one(n, args.quick, results) != 0]
