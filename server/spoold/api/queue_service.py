@@ -40,7 +40,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     async def Enqueue(self, request: qs.EnqueueRequest, context: Context) -> qs.EnqueueResponse:
         new = convert.new_job(request, self._settings, datetime.now(UTC))
         (result,) = await self._store.enqueue([new])
-        return qs.EnqueueResponse(job=convert.job_proto(result.job), deduplicated=result.deduplicated)
+        return convert.enqueue_response(result)
 
     @unary
     async def EnqueueBatch(self, request: qs.EnqueueBatchRequest, context: Context) -> qs.EnqueueBatchResponse:
@@ -50,9 +50,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         now = datetime.now(UTC)
         news = [convert.new_job(j, self._settings, now, prefix=f"jobs[{i}].") for i, j in enumerate(request.jobs)]
         results = await self._store.enqueue(news)
-        return qs.EnqueueBatchResponse(
-            results=[qs.EnqueueResponse(job=convert.job_proto(r.job), deduplicated=r.deduplicated) for r in results]
-        )
+        return qs.EnqueueBatchResponse(results=[convert.enqueue_response(r) for r in results])
 
     @unary
     async def Lease(self, request: qs.LeaseRequest, context: Context) -> qs.LeaseResponse:
@@ -88,18 +86,18 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         (result,) = await self._store.ack([convert.ack(request, self._limits)])
         if isinstance(result, SpoolError):
             raise result
-        return qs.AckResponse(job=convert.job_proto(result))
+        return convert.ack_response(result)
 
     @unary
     async def AckBatch(self, request: qs.AckBatchRequest, context: Context) -> qs.AckBatchResponse:
         convert.batch_size("acks", len(request.acks), self._limits)
         acks = [convert.ack(a, self._limits, f"acks[{i}].") for i, a in enumerate(request.acks)]
-        results = await self._store.ack(acks) if acks else []
+        errors = await self._store.ack_only(acks) if acks else []
         out = qs.AckBatchResponse()
-        for ack, result in zip(acks, results, strict=True):
+        for ack, error in zip(acks, errors, strict=True):
             item = out.results.add(job_id=str(ack.job_id))
-            if isinstance(result, SpoolError):
-                item.error.CopyFrom(_item_error(result))
+            if error is not None:
+                item.error.CopyFrom(_item_error(error))
         return out
 
     @unary

@@ -140,16 +140,24 @@ class JobStore:
 
     async def ack(self, acks: Sequence[Ack]) -> list[Job | SpoolError]:
         """Finishes each held lease successfully; a refused one gets its reason, in request order."""
+        found = await self._ack(Q["ack_many"], acks)
+        done = {r["id"]: rows.job(r) for r in found}
+        return [done.get(a.job_id) or await self.lease_failure(a.job_id, a.lease_token) for a in acks]
+
+    async def ack_only(self, acks: Sequence[Ack]) -> list[SpoolError | None]:
+        """As ack, without reading the finished jobs back: None for each acked job."""
+        done = {r["id"] for r in await self._ack(Q["ack_many_ids"], acks)}
+        return [None if a.job_id in done else await self.lease_failure(a.job_id, a.lease_token) for a in acks]
+
+    async def _ack(self, query: str, acks: Sequence[Ack]) -> list[asyncpg.Record]:
         with translated():
-            found = await self.pool.fetch(
-                Q["ack_many"],
+            return await self.pool.fetch(
+                query,
                 [a.job_id for a in acks],
                 [a.lease_token for a in acks],
                 [a.result for a in acks],
                 [a.result_content_type for a in acks],
             )
-        done = {r["id"]: rows.job(r) for r in found}
-        return [done.get(a.job_id) or await self.lease_failure(a.job_id, a.lease_token) for a in acks]
 
     async def nack(self, n: Nack) -> Job:
         with translated():

@@ -109,6 +109,33 @@ WITH locked AS (
 )
 SELECT * FROM done
 
+-- name: ack_many_ids
+-- ack_many for callers that need only which jobs were finished (AckBatch): the same update and
+-- attempts, returning ids, so the finished rows are neither sent back nor decoded.
+WITH locked AS (
+    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND state = 'running' ORDER BY id FOR UPDATE
+), done AS (
+    UPDATE spool.jobs j SET
+        state = 'succeeded',
+        result = a.result,
+        result_content_type = a.result_content_type,
+        lease_expires_at = NULL,
+        attempt_deadline = NULL,
+        finished_at = now(),
+        updated_at = now()
+    FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::text[])
+        AS a(id, token, result, result_content_type)
+    JOIN locked ON locked.id = a.id
+    WHERE j.id = a.id AND j.lease_token = a.token AND j.state = 'running'
+      AND j.lease_expires_at > now()
+    RETURNING j.id, j.lease_token, j.attempt, j.worker_id, j.started_at, j.finished_at
+), recorded AS (
+    INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
+        outcome)
+    SELECT id, lease_token, attempt, worker_id, started_at, finished_at, 'succeeded' FROM done
+)
+SELECT id FROM done
+
 -- name: nack
 -- Ends the held lease with an error: back to PENDING after a backoff, or DEAD, or CANCELLED.
 -- With release ($10) the job is handed back unfinished: PENDING at once (or after retry_after),
