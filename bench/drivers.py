@@ -52,8 +52,10 @@ class SqlDriver:
         return [(str(r["id"]), str(r["lease_token"])) for r in rows]
 
     async def ack(self, held: Sequence[Held]) -> None:
+        # The query spoold runs for this shape: Ack returns the finished job, AckBatch only ids.
+        query = Q["ack_many"] if len(held) == 1 else Q["ack_many_ids"]
         none: list[None] = [None] * len(held)
-        await self.conn.fetch(Q["ack_many"], [int(i) for i, _ in held], [int(t) for _, t in held], none, none)
+        await self.conn.fetch(query, [int(i) for i, _ in held], [int(t) for _, t in held], none, none)
 
 
 class GrpcDriver:
