@@ -80,6 +80,18 @@ Unary = Callable[[Any, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[R]]
 Stream = Callable[[Any, Req, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[R]]
 
 
+async def _answer_failure(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, name: str) -> None:
+    """Aborts the call with the status for `exc`: a domain error's own, anything else a logged INTERNAL.
+    Called from an except block, so the log carries the traceback."""
+    if isinstance(exc, (grpc.aio.AbortError, grpc.aio.UsageError)):
+        raise exc
+    if isinstance(exc, errors.SpoolError):
+        await abort(context, to_status(exc))
+    rid = request_id(context)
+    log.exception("request %s: %s failed", rid, name)
+    await abort(context, internal_status(rid))
+
+
 def unary(method: Unary[Req, R]) -> Unary[Req, R]:
     """Turns domain errors into statuses and anything else into a logged INTERNAL."""
 
@@ -87,14 +99,8 @@ def unary(method: Unary[Req, R]) -> Unary[Req, R]:
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> R:
         try:
             return await method(self, request, context)
-        except errors.SpoolError as err:
-            await abort(context, to_status(err))
-        except (grpc.aio.AbortError, grpc.aio.UsageError):
-            raise
-        except Exception:
-            rid = request_id(context)
-            log.exception("request %s: %s failed", rid, method.__name__)
-            await abort(context, internal_status(rid))
+        except Exception as exc:
+            await _answer_failure(context, exc, method.__name__)
         raise AssertionError("unreachable: abort raises")
 
     return wrapper
@@ -108,13 +114,7 @@ def stream(method: Stream[Req, R]) -> Stream[Req, R]:
         try:
             async for item in method(self, request, context):
                 yield item
-        except errors.SpoolError as err:
-            await abort(context, to_status(err))
-        except (grpc.aio.AbortError, grpc.aio.UsageError):
-            raise
-        except Exception:
-            rid = request_id(context)
-            log.exception("request %s: %s failed", rid, method.__name__)
-            await abort(context, internal_status(rid))
+        except Exception as exc:
+            await _answer_failure(context, exc, method.__name__)
 
     return wrapper
