@@ -4,6 +4,7 @@ template database migrated once, a fresh database per test, and spoold served ov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
@@ -62,9 +63,9 @@ async def template_db(admin_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def db_url(admin_url: str, template_db: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test (commits, NOTIFY and several connections work)."""
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str, template_db: str) -> AsyncIterator[str]:
+    """A migrated database made from the template, dropped on exit; yields its URL."""
     name = f"spool_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(admin_url)
     try:
@@ -73,6 +74,13 @@ async def db_url(admin_url: str, template_db: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def db_url(admin_url: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test (commits, NOTIFY and several connections work)."""
+    async with fresh_database(admin_url, template_db) as url:
+        yield url
 
 
 @pytest.fixture

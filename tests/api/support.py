@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +14,6 @@ from spool.v1 import job_pb2, queue_service_pb2_grpc
 from spool.v1 import queue_service_pb2 as qs
 from spoold.app import App
 from spoold.loops import Reaper
-from tests.conftest import with_database
 from tests.helpers import expect_error
 
 Stub = queue_service_pb2_grpc.QueueServiceStub
@@ -72,19 +69,6 @@ async def job_row(db: asyncpg.Connection, job_id: str) -> dict[str, Any]:
     row = await db.fetchrow("SELECT * FROM spool.jobs WHERE id = $1", int(job_id))
     assert row is not None, f"no row for job {job_id}"
     return dict(row)
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(admin_url: str, template_db: str) -> AsyncIterator[str]:
-    """A migrated database made from the template, for fixtures wider than one test."""
-    name = f"spool_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-        yield with_database(admin_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def expect_lease_lost(call: Awaitable[Any]) -> grpc.aio.AioRpcError:

@@ -24,13 +24,13 @@ from tests.api.support import (
     count,
     expect_lease_lost,
     expire_lease,
-    fresh_database,
     job_row,
     lease_one,
     ms,
     reaper,
     seconds,
 )
+from tests.conftest import fresh_database
 from tests.helpers import enqueue_request, expect_error
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

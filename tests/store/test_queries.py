@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from spoold.store.queries import all_queries
-from tests.api.support import fresh_database
+from tests.conftest import fresh_database
 
 QUERIES = all_queries()
 

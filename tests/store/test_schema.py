@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from spoold.store.snapshot import dump, fresh_dump
-from tests.api.support import fresh_database
+from tests.conftest import fresh_database
 
 REGENERATE = "run `python -m spoold.store.snapshot > server/spoold/store/schema.sql`"
 
