@@ -48,7 +48,7 @@ class SqlDriver:
         return [str(r["id"]) for r in await self.conn.fetch(Q["insert_jobs"], *args)]
 
     async def claim(self, count: int) -> list[Held]:
-        rows = await self.conn.fetch(Q["claim_jobs"], [QUEUE], count, None, "bench")
+        rows = await self.conn.fetch(Q["claim_slots"], [QUEUE], ["bench"] * count, [None] * count)
         return [(str(r["id"]), str(r["lease_token"])) for r in rows]
 
     async def ack(self, held: Sequence[Held]) -> None:

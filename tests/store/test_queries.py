@@ -26,7 +26,7 @@ async def conn(admin_url: str, template_db: str) -> AsyncIterator[asyncpg.Connec
 
 
 def test_queries_are_found() -> None:
-    assert "jobs.sql:claim_jobs" in QUERIES
+    assert "jobs.sql:claim_slots" in QUERIES
     assert all(sql.strip() for sql in QUERIES.values())
 
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 
 import asyncpg
 
@@ -24,9 +25,15 @@ from spoold.model import (
     is_json,
 )
 from spoold.store import queries, rows
+from spoold.store.coalesce import Coalescer, KeyedCoalescer
 from spoold.store.database import Connection, translated
 
 Q = queries.load("jobs.sql")
+
+# The most items one coalesced claim or ack statement carries (a larger single call goes alone).
+COALESCE_MAX = 1000
+
+Slot = tuple[str | None, timedelta | None]  # one job wanted by a Lease call: (worker id, lease)
 
 
 def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
@@ -69,6 +76,15 @@ class JobStore:
     def __init__(self, pool: asyncpg.Pool, defaults: JobDefaults | None = None) -> None:
         self.pool = pool
         self.defaults = defaults or JobDefaults()
+        # Concurrent claims on the same queues, and concurrent acks, share one statement each.
+        self._claims: KeyedCoalescer[frozenset[str], Slot, Job | None] = KeyedCoalescer(self._claim_slots, COALESCE_MAX)
+        self._acks: Coalescer[Ack, Job | SpoolError] = Coalescer(self._ack_rows, COALESCE_MAX)
+        self._acks_only: Coalescer[Ack, SpoolError | None] = Coalescer(self._ack_ids, COALESCE_MAX)
+
+    @property
+    def queued(self) -> int:
+        """Lease and Ack calls waiting for the claim or ack statement now running to end."""
+        return self._claims.queued + self._acks.queued + self._acks_only.queued
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         """Creates the jobs in one transaction; a taken idempotency key yields the original job."""
@@ -116,13 +132,20 @@ class JobStore:
         return job
 
     async def claim(self, req: LeaseRequest) -> list[Job]:
+        """Leases up to max_jobs ready jobs, in claim order; Lease calls on the same queues that
+        arrive while a claim runs are claimed together in the next statement."""
+        slots = [(req.worker_id, req.lease_duration)] * req.max_jobs
+        return [j for j in await self._claims.submit(frozenset(req.queues), slots) if j is not None]
+
+    async def _claim_slots(self, queues: frozenset[str], slots: list[Slot]) -> list[Job | None]:
+        """One claim for many callers: the n-th job in claim order goes to the n-th slot."""
         with translated():
             found = await self.pool.fetch(
-                Q["claim_jobs"], list(req.queues), req.max_jobs, req.lease_duration, req.worker_id
+                Q["claim_slots"], sorted(queues), [w for w, _ in slots], [lease for _, lease in slots]
             )
-        claimed = [rows.job(r) for r in found]
-        claimed.sort(key=lambda j: (-j.priority, j.run_at, j.id))
-        return claimed
+        claimed = sorted((rows.job(r) for r in found), key=lambda j: (-j.priority, j.run_at, j.id))
+        unfilled: list[Job | None] = [None] * (len(slots) - len(claimed))
+        return [*claimed, *unfilled]
 
     async def heartbeat(self, beats: Sequence[Heartbeat]) -> list[HeartbeatResult | SpoolError]:
         """Extends each held lease; a refused one gets its reason, in request order."""
@@ -138,14 +161,21 @@ class JobStore:
         extended = {r["id"]: HeartbeatResult(r["lease_expires_at"], r["cancel_requested"]) for r in found}
         return [extended.get(b.job_id) or await self.lease_failure(b.job_id, b.lease_token) for b in beats]
 
-    async def ack(self, acks: Sequence[Ack]) -> list[Job | SpoolError]:
-        """Finishes each held lease successfully; a refused one gets its reason, in request order."""
+    async def ack(self, acks: Sequence[Ack]) -> Sequence[Job | SpoolError]:
+        """Finishes each held lease successfully; a refused one gets its reason, in request order.
+        Acks that arrive while an ack statement runs are finished together in the next one."""
+        return await self._acks.submit(acks)
+
+    async def ack_only(self, acks: Sequence[Ack]) -> Sequence[SpoolError | None]:
+        """As ack, without reading the finished jobs back: None for each acked job."""
+        return await self._acks_only.submit(acks)
+
+    async def _ack_rows(self, acks: list[Ack]) -> list[Job | SpoolError]:
         found = await self._ack(Q["ack_many"], acks)
         done = {r["id"]: rows.job(r) for r in found}
         return [done.get(a.job_id) or await self.lease_failure(a.job_id, a.lease_token) for a in acks]
 
-    async def ack_only(self, acks: Sequence[Ack]) -> list[SpoolError | None]:
-        """As ack, without reading the finished jobs back: None for each acked job."""
+    async def _ack_ids(self, acks: list[Ack]) -> list[SpoolError | None]:
         done = {r["id"] for r in await self._ack(Q["ack_many_ids"], acks)}
         return [None if a.job_id in done else await self.lease_failure(a.job_id, a.lease_token) for a in acks]
 

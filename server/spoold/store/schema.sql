@@ -142,16 +142,29 @@ $function$
 function spool.claim(queues text[], max_jobs integer, lease interval, worker text)
 CREATE OR REPLACE FUNCTION spool.claim(queues text[], max_jobs integer, lease interval, worker text)
  RETURNS SETOF spool.jobs
+ LANGUAGE sql
+AS $function$
+    SELECT * FROM spool.claim_slots(queues, array_fill(worker, ARRAY[max_jobs]),
+                                    array_fill(lease, ARRAY[max_jobs]))
+$function$
+
+function spool.claim_slots(queues text[], workers text[], leases interval[])
+CREATE OR REPLACE FUNCTION spool.claim_slots(queues text[], workers text[], leases interval[])
+ RETURNS SETOF spool.jobs
  LANGUAGE plpgsql
 AS $function$
 DECLARE
+    max_jobs integer := cardinality(workers);
     free_ids bigint[];
     keyed_ids bigint[];
     keys text[];
     k text;
 BEGIN
+    IF max_jobs IS NULL OR max_jobs = 0 THEN
+        RETURN;
+    END IF;
     WITH candidates AS (
-        SELECT c.id, c.concurrency_key
+        SELECT c.id, c.concurrency_key, c.priority, c.run_at
         FROM (
             SELECT u.name FROM unnest(queues) AS u(name)
             WHERE NOT EXISTS (SELECT 1 FROM spool.queues p WHERE p.name = u.name AND p.paused)
@@ -171,7 +184,7 @@ BEGIN
         ORDER BY c.priority DESC, c.run_at, c.id
         LIMIT max_jobs
     )
-    SELECT array_agg(id) FILTER (WHERE concurrency_key IS NULL),
+    SELECT array_agg(id ORDER BY priority DESC, run_at, id) FILTER (WHERE concurrency_key IS NULL),
            array_agg(id) FILTER (WHERE concurrency_key IS NOT NULL),
            array_agg(DISTINCT concurrency_key) FILTER (WHERE concurrency_key IS NOT NULL)
     INTO free_ids, keyed_ids, keys
@@ -182,18 +195,20 @@ BEGIN
         FOREACH k IN ARRAY keys LOOP
             PERFORM pg_advisory_xact_lock(hashtextextended('spool.concurrency:' || k, 0));
         END LOOP;
-        SELECT coalesce(free_ids, '{}') || coalesce(array_agg(ranked.id), '{}') INTO free_ids
-        FROM (
-            SELECT j.id,
-                   row_number() OVER (PARTITION BY j.concurrency_key
-                                      ORDER BY j.priority DESC, j.run_at, j.id) AS rank,
-                   j.concurrency_limit - (
-                       SELECT count(*) FROM spool.jobs r
-                       WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key) AS room
-            FROM spool.jobs j
-            WHERE j.id = ANY(keyed_ids)
-        ) AS ranked
-        WHERE ranked.rank <= ranked.room;
+        SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id) INTO free_ids
+        FROM spool.jobs c
+        WHERE c.id = ANY(coalesce(free_ids, '{}') || ARRAY(
+            SELECT ranked.id FROM (
+                SELECT r.id,
+                       row_number() OVER (PARTITION BY r.concurrency_key
+                                          ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
+                       r.concurrency_limit - (
+                           SELECT count(*) FROM spool.jobs x
+                           WHERE x.state = 'running' AND x.concurrency_key = r.concurrency_key) AS room
+                FROM spool.jobs r
+                WHERE r.id = ANY(keyed_ids)
+            ) AS ranked
+            WHERE ranked.rank <= ranked.room));
     END IF;
 
     IF free_ids IS NULL OR cardinality(free_ids) = 0 THEN
@@ -205,12 +220,14 @@ BEGIN
         state = 'running',
         attempt = j.attempt + 1,
         lease_token = nextval('spool.lease_token_seq'),
-        worker_id = worker,
+        worker_id = s.worker,
         started_at = now(),
-        lease_expires_at = least(now() + coalesce(lease, j.lease_duration), now() + j.attempt_timeout),
+        lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
         attempt_deadline = now() + j.attempt_timeout,
         updated_at = now()
-    WHERE j.id = ANY(free_ids)
+    FROM unnest(free_ids) WITH ORDINALITY AS f(id, slot)
+    JOIN unnest(workers, leases) WITH ORDINALITY AS s(worker, lease, slot) USING (slot)
+    WHERE j.id = f.id
     RETURNING j.*;
 END
 $function$

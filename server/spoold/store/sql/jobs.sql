@@ -54,8 +54,8 @@ SELECT * FROM spool.jobs WHERE id = $1
 -- name: get_attempts
 SELECT * FROM spool.attempts WHERE job_id = $1 ORDER BY lease_token
 
--- name: claim_jobs
-SELECT * FROM spool.claim($1::text[], $2, $3, $4)
+-- name: claim_slots
+SELECT * FROM spool.claim_slots($1::text[], $2::text[], $3::interval[])
 
 -- name: heartbeat
 UPDATE spool.jobs SET
