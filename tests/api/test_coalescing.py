@@ -98,3 +98,17 @@ async def test_acks_waiting_on_an_ack_statement_share_the_next_one(
     assert {j.result for j in done} == {RESULT}
     assert len({j.finished_at.ToDatetime() for j in done}) == 1  # one statement finished both
     await expect_error(stale, grpc.StatusCode.FAILED_PRECONDITION, "LEASE_LOST")
+
+
+async def test_enqueues_waiting_on_an_insert_share_the_next_one(app: App, stub: Stub, db: asyncpg.Connection) -> None:
+    async with db.transaction():
+        await db.execute("LOCK TABLE spool.jobs IN SHARE MODE")  # inserts wait for it
+        first = asyncio.ensure_future(stub.Enqueue(enqueue_request("q", {"n": 0})))
+        await wait_until(lambda: db.fetchval(WAITING_ON_LOCK))
+        later = [asyncio.ensure_future(stub.Enqueue(enqueue_request("q", {"n": n}, priority=n))) for n in (1, 2, 3)]
+        await queued(app, 3)
+    await first
+    jobs = [(await call).job for call in later]
+    assert [j.priority for j in jobs] == [1, 2, 3]  # each caller gets its own job back
+    assert len({j.id for j in jobs}) == 3
+    assert len({j.created_at.ToDatetime() for j in jobs}) == 1  # inserted by one statement

@@ -115,3 +115,29 @@ async def test_keyed_coalescers_flush_independently_and_are_forgotten_when_idle(
     assert (await a, await b) == ([10], [20])
     await wait_until(lambda: len(keyed) == 0)
     assert sorted(seen) == [("a", [1]), ("b", [2])]
+
+
+async def test_an_isolated_failure_is_retried_call_by_call_so_only_the_bad_call_fails() -> None:
+    gate = Gate()
+    flushed: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        flushed.append(items)
+        if len(flushed) == 1:
+            await gate.open.wait()
+        if any(i < 0 for i in items):
+            raise ValueError("negative")
+        return [i * 10 for i in items]
+
+    c = Coalescer(flush, max_items=100, isolate=(ValueError,))
+    first = asyncio.create_task(c.submit([0]))
+    await wait_until(lambda: len(flushed) == 1)
+    calls = [asyncio.create_task(c.submit(items)) for items in ([1], [-1, 2], [3])]
+    await wait_until(lambda: c.queued == 3)
+    gate.open.set()
+    assert await first == [0]
+    assert await calls[0] == [10]
+    with pytest.raises(ValueError, match="negative"):
+        await calls[1]
+    assert await calls[2] == [30]
+    assert flushed == [[0], [1, -1, 2, 3], [1], [-1, 2], [3]]

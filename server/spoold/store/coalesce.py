@@ -25,7 +25,9 @@ class Coalescer(Generic[Item, Result]):
 
     `flush` takes a list of items and returns one result per item, in order. At most `in_flight`
     flushes run at a time; a flush takes whole calls, in arrival order, up to `max_items` items (a
-    larger call goes alone). If a flush raises, every call in it gets the exception.
+    larger call goes alone). If a flush raises, every call in it gets the exception, except the
+    exceptions in `isolate`, which one call's bad input can cause: then each call is flushed again
+    on its own, so that only the call at fault fails.
     """
 
     def __init__(
@@ -34,11 +36,13 @@ class Coalescer(Generic[Item, Result]):
         max_items: int,
         in_flight: int = 1,
         on_idle: Callable[[], None] | None = None,
+        isolate: tuple[type[Exception], ...] = (),
     ) -> None:
         self._flush = flush
         self._max_items = max_items
         self._in_flight = in_flight
         self._on_idle = on_idle
+        self._isolate = isolate
         self._running: set[asyncio.Task[None]] = set()
         self._waiting: deque[tuple[Sequence[Item], asyncio.Future[Sequence[Result]]]] = deque()
 
@@ -81,6 +85,10 @@ class Coalescer(Generic[Item, Result]):
                 answer.cancel()
             raise
         except Exception as exc:
+            if len(calls) > 1 and isinstance(exc, self._isolate):
+                for one in calls:
+                    await self._run([one])
+                return
             for _, answer in calls:
                 if not answer.done():
                     answer.set_exception(exc)

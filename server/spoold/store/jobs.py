@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -10,7 +9,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from spoold.errors import JobNotFound, LeaseLost, SpoolError, WrongState
+from spoold.errors import InvalidArgument, JobNotFound, LeaseLost, SpoolError, WrongState
 from spoold.model import (
     Ack,
     Enqueued,
@@ -76,7 +75,12 @@ class JobStore:
     def __init__(self, pool: asyncpg.Pool, defaults: JobDefaults | None = None) -> None:
         self.pool = pool
         self.defaults = defaults or JobDefaults()
-        # Concurrent claims on the same queues, and concurrent acks, share one statement each.
+        # Concurrent enqueues (without idempotency keys), claims on the same queues, and acks
+        # share one statement each. A check constraint failing is one caller's bad input: the
+        # others are then inserted without it.
+        self._inserts: Coalescer[NewJob, Enqueued] = Coalescer(
+            self._insert_unkeyed, COALESCE_MAX, isolate=(InvalidArgument,)
+        )
         self._claims: KeyedCoalescer[frozenset[str], Slot, Job | None] = KeyedCoalescer(self._claim_slots, COALESCE_MAX)
         self._acks: Coalescer[Ack, Job | SpoolError] = Coalescer(self._ack_rows, COALESCE_MAX)
         self._acks_only: Coalescer[Ack, SpoolError | None] = Coalescer(self._ack_ids, COALESCE_MAX)
@@ -84,20 +88,22 @@ class JobStore:
     @property
     def queued(self) -> int:
         """Lease and Ack calls waiting for the claim or ack statement now running to end."""
-        return self._claims.queued + self._acks.queued + self._acks_only.queued
+        return self._inserts.queued + self._claims.queued + self._acks.queued + self._acks_only.queued
 
-    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+    async def enqueue(self, jobs: Sequence[NewJob]) -> Sequence[Enqueued]:
         """Creates the jobs in one transaction; a taken idempotency key yields the original job."""
+        if not any(j.idempotency_key for j in jobs):
+            return await self._inserts.submit(jobs)
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction():
+                return await self._insert(conn, jobs)
+
+    async def _insert_unkeyed(self, jobs: list[NewJob]) -> list[Enqueued]:
         # Without idempotency keys nothing is looked up after the insert, so that one statement is
         # its own transaction: no BEGIN and COMMIT round trips on the hot path.
-        keyed = any(j.idempotency_key for j in jobs)
         with translated():
             async with self.pool.acquire() as conn:
-                tx: contextlib.AbstractAsyncContextManager[object] = (
-                    conn.transaction() if keyed else contextlib.nullcontext()
-                )
-                async with tx:
-                    return await self._insert(conn, jobs)
+                return await self._insert(conn, jobs)
 
     async def _insert(self, conn: Connection, jobs: Sequence[NewJob]) -> list[Enqueued]:
         found = await conn.fetch(Q["insert_jobs"], *_columns(jobs), *_server_defaults(self.defaults))
