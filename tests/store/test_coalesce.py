@@ -141,3 +141,15 @@ async def test_an_isolated_failure_is_retried_call_by_call_so_only_the_bad_call_
         await calls[1]
     assert await calls[2] == [30]
     assert flushed == [[0], [1, -1, 2, 3], [1], [-1, 2], [3]]
+
+
+async def test_a_call_of_alone_from_items_runs_at_once_beside_a_running_flush() -> None:
+    gate = Gate()
+    c = Coalescer(gate.flush, max_items=100, alone_from=3)
+    small = asyncio.create_task(c.submit([1]))
+    await started(gate, 1)
+    big = asyncio.create_task(c.submit([2, 3, 4]))
+    await started(gate, 2)  # did not wait for the first flush to end
+    gate.open.set()
+    assert (await small, await big) == ([10], [20, 30, 40])
+    assert gate.batches == [[1], [2, 3, 4]]

@@ -27,7 +27,8 @@ class Coalescer(Generic[Item, Result]):
     flushes run at a time; a flush takes whole calls, in arrival order, up to `max_items` items (a
     larger call goes alone). If a flush raises, every call in it gets the exception, except the
     exceptions in `isolate`, which one call's bad input can cause: then each call is flushed again
-    on its own, so that only the call at fault fails.
+    on its own, so that only the call at fault fails. A call of `alone_from` items or more is
+    already a batch: it is flushed at once, on its own, beside whatever else is running.
     """
 
     def __init__(
@@ -37,12 +38,14 @@ class Coalescer(Generic[Item, Result]):
         in_flight: int = 1,
         on_idle: Callable[[], None] | None = None,
         isolate: tuple[type[Exception], ...] = (),
+        alone_from: int | None = None,
     ) -> None:
         self._flush = flush
         self._max_items = max_items
         self._in_flight = in_flight
         self._on_idle = on_idle
         self._isolate = isolate
+        self._alone_from = alone_from
         self._running: set[asyncio.Task[None]] = set()
         self._waiting: deque[tuple[Sequence[Item], asyncio.Future[Sequence[Result]]]] = deque()
 
@@ -52,6 +55,8 @@ class Coalescer(Generic[Item, Result]):
         return len(self._waiting)
 
     async def submit(self, items: Sequence[Item]) -> Sequence[Result]:
+        if self._alone_from is not None and len(items) >= self._alone_from:
+            return await self._flush(list(items))
         answer: asyncio.Future[Sequence[Result]] = asyncio.get_running_loop().create_future()
         self._waiting.append((items, answer))
         if len(self._running) < self._in_flight:

@@ -31,6 +31,7 @@ Q = queries.load("jobs.sql")
 
 # The most items one coalesced claim or ack statement carries (a larger single call goes alone).
 COALESCE_MAX = 1000
+INSERT_ALONE_FROM = 32
 
 Slot = tuple[str | None, timedelta | None]  # one job wanted by a Lease call: (worker id, lease)
 
@@ -77,9 +78,12 @@ class JobStore:
         self.defaults = defaults or JobDefaults()
         # Concurrent enqueues (without idempotency keys), claims on the same queues, and acks
         # share one statement each. A check constraint failing is one caller's bad input: the
-        # others are then inserted without it.
+        # others are then inserted without it. An EnqueueBatch of INSERT_ALONE_FROM jobs or more
+        # is inserted at once, beside the rest: inserts are CPU work in the database, which
+        # several statements spread over its cores (for claims, one statement avoids SKIP LOCKED
+        # contention instead, so they are always gathered).
         self._inserts: Coalescer[NewJob, Enqueued] = Coalescer(
-            self._insert_unkeyed, COALESCE_MAX, isolate=(InvalidArgument,)
+            self._insert_unkeyed, COALESCE_MAX, isolate=(InvalidArgument,), alone_from=INSERT_ALONE_FROM
         )
         self._claims: KeyedCoalescer[frozenset[str], Slot, Job | None] = KeyedCoalescer(self._claim_slots, COALESCE_MAX)
         self._acks: Coalescer[Ack, Job | SpoolError] = Coalescer(self._ack_rows, COALESCE_MAX)
