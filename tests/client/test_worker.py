@@ -407,3 +407,73 @@ async def test_slow_acks_hold_the_slots_so_leases_never_exceed_the_concurrency(
     assert await db.fetchval(_ONE_ATTEMPT_EACH) == 2000, "every job SUCCEEDED in its first and only attempt"
     complaints = [r.getMessage() for r in caplog.records if r.name == "spool.worker" and r.levelno >= logging.WARNING]
     assert complaints == [], "no beat raced an Ack into LEASE_LOST"
+
+
+class LeaseWatch(grpc.aio.UnaryUnaryClientInterceptor):
+    """Sees every Lease call: how many are in flight together, and the slots held and asked for."""
+
+    def __init__(self) -> None:
+        self.worker: spool.Worker | None = None
+        self.asked: list[int] = []  # max_jobs of each Lease in flight
+        self.most_in_flight = 0
+        self.most_committed = 0  # slots held by jobs + slots asked for by Leases in flight
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        if not method.endswith("/Lease"):
+            return await continuation(details, request)
+        assert self.worker is not None
+        self.asked.append(request.max_jobs)
+        self.most_in_flight = max(self.most_in_flight, len(self.asked))
+        self.most_committed = max(self.most_committed, self.worker.running + sum(self.asked))
+        try:
+            call = await continuation(details, request)
+            await call
+            return call
+        finally:
+            self.asked.remove(request.max_jobs)
+
+
+class WatchedClient(spool.AsyncClient):
+    def __init__(self, address: str, watch: LeaseWatch) -> None:
+        super().__init__(address)
+        self.watch = watch
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.connection.address, interceptors=[self.watch])
+        return self._channel
+
+
+async def test_two_leases_travel_together_but_slots_held_and_asked_for_never_exceed_the_concurrency(
+    app: App, client: spool.AsyncClient, db: asyncpg.Connection
+) -> None:
+    watch = LeaseWatch()
+    async with WatchedClient(f"127.0.0.1:{app.port}", watch) as watched:
+        worker = make_worker(watched, concurrency=100)
+        watch.worker = worker
+        one_at_a_time = asyncio.Lock()  # one connection for every handler
+        seen_running: list[int] = []
+
+        @worker.handler("overlap")
+        async def count_running(job: spool.ActiveJob) -> None:
+            async with one_at_a_time:
+                seen_running.append(await db.fetchval("SELECT count(*) FROM spool.jobs WHERE state = 'running'"))
+
+        async with serving(worker):
+            # An idle worker (of 100 slots or more) waits in two long polls, each for half of the slots.
+            await wait_until(lambda: len(watch.asked) == 2)
+            assert watch.asked == [50, 50]
+            for _ in range(3):
+                await client.enqueue_many("overlap", [{}] * 200)
+
+            async def all_succeeded() -> bool:
+                async with one_at_a_time:
+                    return bool(await db.fetchval("SELECT count(*) = 600 FROM spool.jobs WHERE state = 'succeeded'"))
+
+            await wait_until(all_succeeded, within=60)
+
+    assert len(seen_running) == 600
+    assert max(seen_running) <= 100, "the server never saw more RUNNING jobs than the worker's slots"
+    assert watch.most_in_flight == 2 and watch.most_committed <= 100
