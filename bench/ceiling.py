@@ -1,4 +1,4 @@
-"""The database's own ceiling: Spool's SQL (insert_jobs, spool.claim, ack_many from
+"""The database's own ceiling: Spool's SQL (insert_jobs, spool.claim_slots, ack_many from
 server/spoold/store/sql/jobs.sql) driven over asyncpg with no gRPC, one job per transaction and in
 batches of 100, at 1 and 8 connections.
 

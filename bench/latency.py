@@ -3,7 +3,7 @@ job every 10 ms; each sample is the time from Enqueue returning to the Lease res
 
 The same through the Python Worker library (concurrency 1): Enqueue returning -> handler starting.
 The reference is the database's own pickup path with no gRPC: a LISTEN connection woken by the
-same NOTIFY that insert_jobs sends, then spool.claim, over asyncpg.
+same NOTIFY that insert_jobs sends, then spool.claim_slots, over asyncpg.
 
     python -m bench.latency [--quick]
 """
