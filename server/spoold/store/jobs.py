@@ -34,6 +34,13 @@ COALESCE_MAX = 1000
 INSERT_ALONE_FROM = 32
 
 Slot = tuple[str | None, timedelta | None]  # one job wanted by a Lease call: (worker id, lease)
+Held = tuple[int, int]  # (job id, lease token): a lease as a fenced call names it
+
+
+def _held(row: asyncpg.Record) -> Held:
+    """Matches a finished or extended row to the call that named its lease, not only its job: a
+    stale call and the current holder's call for the same job can share one statement."""
+    return row["id"], row["lease_token"]
 
 
 def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
@@ -70,6 +77,20 @@ def _server_defaults(d: JobDefaults) -> list[object]:
     """The server's defaults: insert_jobs' last parameters, used where neither job nor queue sets one."""
     b = d.backoff
     return [d.max_attempts, b.kind.value, b.initial, b.max, b.multiplier, b.jitter, d.lease_duration]
+
+
+def _lease_failure(job_id: int, lease_token: int, row: asyncpg.Record | None) -> SpoolError:
+    if row is None:
+        return JobNotFound(job_id)
+    state = JobState(row["state"])
+    if row["lease_token"] != lease_token:
+        return LeaseLost(f"lease_token: job {job_id} was leased again", field="lease_token")
+    if state is JobState.RUNNING:
+        expired = row["lease_expires_at"].isoformat()
+        return LeaseLost(f"lease_token: the lease on job {job_id} expired at {expired}", field="lease_token")
+    return LeaseLost(
+        f"lease_token: job {job_id} is no longer held by this lease: it is {state.name}", field="lease_token"
+    )
 
 
 class JobStore:
@@ -168,8 +189,10 @@ class JobStore:
                 [b.set_checkpoint for b in beats],
                 [b.checkpoint for b in beats],
             )
-        extended = {r["id"]: HeartbeatResult(r["lease_expires_at"], r["cancel_requested"]) for r in found}
-        return [extended.get(b.job_id) or await self.lease_failure(b.job_id, b.lease_token) for b in beats]
+        extended = {_held(r): HeartbeatResult(r["lease_expires_at"], r["cancel_requested"]) for r in found}
+        held = [(b.job_id, b.lease_token) for b in beats]
+        failed = await self.lease_failures([h for h in held if h not in extended])
+        return [extended.get(h) or failed[h] for h in held]
 
     async def ack(self, acks: Sequence[Ack]) -> Sequence[Job | SpoolError]:
         """Finishes each held lease successfully; a refused one gets its reason, in request order.
@@ -182,12 +205,16 @@ class JobStore:
 
     async def _ack_rows(self, acks: list[Ack]) -> list[Job | SpoolError]:
         found = await self._ack(Q["ack_many"], acks)
-        done = {r["id"]: rows.job(r) for r in found}
-        return [done.get(a.job_id) or await self.lease_failure(a.job_id, a.lease_token) for a in acks]
+        done = {_held(r): rows.job(r) for r in found}
+        held = [(a.job_id, a.lease_token) for a in acks]
+        failed = await self.lease_failures([h for h in held if h not in done])
+        return [done.get(h) or failed[h] for h in held]
 
     async def _ack_ids(self, acks: list[Ack]) -> list[SpoolError | None]:
-        done = {r["id"] for r in await self._ack(Q["ack_many_ids"], acks)}
-        return [None if a.job_id in done else await self.lease_failure(a.job_id, a.lease_token) for a in acks]
+        done = {_held(r) for r in await self._ack(Q["ack_many_ids"], acks)}
+        held = [(a.job_id, a.lease_token) for a in acks]
+        failed = await self.lease_failures([h for h in held if h not in done])
+        return [None if h in done else failed[h] for h in held]
 
     async def _ack(self, query: str, acks: Sequence[Ack]) -> list[asyncpg.Record]:
         with translated():
@@ -220,19 +247,16 @@ class JobStore:
 
     async def lease_failure(self, job_id: int, lease_token: int) -> SpoolError:
         """Why a fenced call matched nothing: the job is unknown, or the lease is no longer held."""
+        (failure,) = (await self.lease_failures([(job_id, lease_token)])).values()
+        return failure
+
+    async def lease_failures(self, refused: Sequence[Held]) -> dict[Held, SpoolError]:
+        """lease_failure for many (job id, lease token) pairs, in one query."""
+        if not refused:
+            return {}
         with translated():
-            row = await self.pool.fetchrow(Q["get_job"], job_id)
-        if row is None:
-            return JobNotFound(job_id)
-        state = JobState(row["state"])
-        if row["lease_token"] != lease_token:
-            return LeaseLost(f"lease_token: job {job_id} was leased again", field="lease_token")
-        if state is JobState.RUNNING:
-            expired = row["lease_expires_at"].isoformat()
-            return LeaseLost(f"lease_token: the lease on job {job_id} expired at {expired}", field="lease_token")
-        return LeaseLost(
-            f"lease_token: job {job_id} is no longer held by this lease: it is {state.name}", field="lease_token"
-        )
+            found = {r["id"]: r for r in await self.pool.fetch(Q["lease_states"], [i for i, _ in refused])}
+        return {(i, token): _lease_failure(i, token, found.get(i)) for i, token in refused}
 
     async def reap(self, limit: int) -> int:
         """Ends expired leases and timed-out attempts; returns how many."""

@@ -51,6 +51,10 @@ SELECT * FROM spool.jobs WHERE queue = $1 AND idempotency_key = $2
 -- name: get_job
 SELECT * FROM spool.jobs WHERE id = $1
 
+-- name: lease_states
+-- What a refused Ack, Nack or Heartbeat is told: whose lease the job is under now, and its state.
+SELECT id, state, lease_token, lease_expires_at FROM spool.jobs WHERE id = ANY($1::bigint[])
+
 -- name: get_attempts
 SELECT * FROM spool.attempts WHERE job_id = $1 ORDER BY lease_token
 
@@ -80,7 +84,7 @@ FROM unnest($1::bigint[], $2::bigint[], $3::interval[], $4::boolean[], $5::bytea
 JOIN locked ON locked.id = h.id
 WHERE j.id = h.id AND j.lease_token = h.token AND j.state = 'running'
   AND j.lease_expires_at > now()
-RETURNING j.id, j.lease_expires_at, j.cancel_requested
+RETURNING j.id, j.lease_token, j.lease_expires_at, j.cancel_requested
 
 -- name: ack_many
 -- Finishes the held leases successfully and records their attempts. Rows are locked in id order
@@ -134,7 +138,7 @@ WITH locked AS (
         outcome)
     SELECT id, lease_token, attempt, worker_id, started_at, finished_at, 'succeeded' FROM done
 )
-SELECT id FROM done
+SELECT id, lease_token FROM done
 
 -- name: nack
 -- Ends the held lease with an error: back to PENDING after a backoff, or DEAD, or CANCELLED.
