@@ -1,9 +1,11 @@
 // The Worker: leases batches from its handlers' queues with a long poll, runs up to `concurrency`
-// handlers at once, heartbeats them, and finishes each with Ack (result) or Nack (error).
+// handlers at once, heartbeats them, and finishes each with Ack (result, coalesced into AckBatch)
+// or Nack (error, one call per job).
 import { hostname } from "node:os";
-import type { Client } from "./client.js";
-import { millis } from "./convert.js";
-import { isTransient, LeaseLostError } from "./errors.js";
+import { AckBatcher, withRetries } from "./acks.js";
+import type { AckItem, Client } from "./client.js";
+import { encodeBody, millis } from "./convert.js";
+import { isTransient, LeaseLostError, SpoolError } from "./errors.js";
 import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
 import { Heartbeater, type Logger } from "./heartbeater.js";
 import { nackOf } from "./outcome.js";
@@ -52,14 +54,18 @@ const DEFAULT_LEASE_MS = 30_000;
 const MAX_RETRY_DELAY_MS = 5_000;
 const MAX_LEASE_JOBS = 1000;
 const LEASE_CUTOFF_MS = 1000;
-// Ack and Nack are retried this many times while the server is unavailable; then the lease expires.
-const REPORT_TRIES = 6;
+
+/** The Nack sent when the server refuses a job's Ack (e.g. a result over the size limit). */
+class ResultRefused extends Error {
+  override name = "ResultRefused";
+}
 
 export class Worker {
   readonly workerId: string;
   private readonly handlers = new Map<string, Handler>();
   private readonly tasks = new Map<RunningJob, Promise<void>>();
   private readonly heartbeater: Heartbeater;
+  private readonly acks: AckBatcher;
   private readonly log: Logger;
   private readonly opts: Required<Omit<WorkerOptions, "leaseDurationMs" | "logger" | "workerId">>;
   /** Aborts the Lease long poll (shortly after stop: see shutdown). */
@@ -83,6 +89,7 @@ export class Worker {
       handleSignals: options.handleSignals ?? true,
     };
     this.heartbeater = new Heartbeater(client, options.leaseDurationMs, this.log);
+    this.acks = new AckBatcher(client, this.log);
   }
 
   /** Registers the handler for one queue; returns the worker for chaining. */
@@ -191,8 +198,9 @@ export class Worker {
 
   // A job holds its slot until execute() resolves, which is after its Ack or Nack is answered: so the
   // worker never holds more than `concurrency` leases however slow the server is (backpressure).
-  // Heartbeats stop when the outcome is decided (job.finish() marks it settled): the report goes out
-  // at once, one call per job, so the rest of the lease covers it.
+  // Heartbeats stop when the outcome is decided (job.finish() marks it settled): a Nack goes out at
+  // once, and an Ack waits at most for the AckBatch in flight and then its own (at most `concurrency`
+  // Acks are ever pending), so the rest of the lease covers it.
   private start(leased: LeasedJob): void {
     const job = new RunningJob(leased, this.leaseMs(leased) / 3);
     this.heartbeater.add(job);
@@ -229,8 +237,28 @@ export class Worker {
       await this.fail(job, job.signal.reason);
       return;
     }
+    let ack: AckItem;
+    try {
+      ack = ackOf(job, result);
+    } catch (err) {
+      await this.fail(job, err); // an unencodable result (e.g. a BigInt) fails like a throw
+      return;
+    }
     job.finish();
-    await this.report(job, () => this.client.ack(job.id, job.leaseToken, { result }));
+    const refusal = await this.acks.ack(ack);
+    if (refusal === undefined) {
+      return;
+    }
+    if (refusal instanceof LeaseLostError) {
+      this.log.warn(`spool worker: job ${job.id} was no longer ours to finish`, refusal.message);
+    } else if (refusal instanceof SpoolError && !isTransient(refusal)) {
+      // The server refused this Ack (e.g. its result is over the size limit): fail the attempt instead.
+      this.log.warn(`spool worker: job ${job.id}: result refused, failing the attempt`, refusal.message);
+      const err = new ResultRefused(refusal.message, { cause: refusal });
+      await this.report(job, () => this.client.nack(job.id, job.leaseToken, nackOf(err, job.takeCheckpoint())));
+    } else {
+      this.log.error(`spool worker: could not finish job ${job.id}; its lease will expire`, refusal);
+    }
   }
 
   private async fail(job: RunningJob, err: unknown): Promise<void> {
@@ -258,22 +286,25 @@ export class Worker {
     await this.report(job, () => this.client.nack(job.id, job.leaseToken, { error, release: true, checkpoint }));
   }
 
+  /** Sends a Nack, retried while the server is unavailable. */
   private async report(job: RunningJob, send: () => Promise<unknown>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await send();
-        return;
-      } catch (err) {
-        if (isTransient(err) && attempt < REPORT_TRIES) {
-          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-        } else if (err instanceof LeaseLostError) {
-          this.log.warn(`spool worker: job ${job.id} was no longer ours to finish`, err.message);
-          return;
-        } else {
-          this.log.error(`spool worker: could not finish job ${job.id}; its lease will expire`, err);
-          return;
-        }
+    try {
+      await withRetries(send);
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        this.log.warn(`spool worker: job ${job.id} was no longer ours to finish`, err.message);
+      } else {
+        this.log.error(`spool worker: could not finish job ${job.id}; its lease will expire`, err);
       }
     }
   }
+}
+
+/** The Ack for a returned value: encoded here, so a value that cannot be sent fails only its own job. */
+function ackOf(job: RunningJob, result: unknown): AckItem {
+  if (result === undefined) {
+    return { jobId: job.id, leaseToken: job.leaseToken };
+  }
+  const body = encodeBody(result);
+  return { jobId: job.id, leaseToken: job.leaseToken, result: body.bytes, resultContentType: body.contentType };
 }

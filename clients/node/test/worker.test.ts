@@ -19,6 +19,7 @@ import {
   type JobContext,
   type WorkerOptions,
 } from "../src/index.js";
+import type { AckBatchRequest } from "../src/gen/spool/v1/queue_service_pb.js";
 import { ROOT, queueName, startSpoold, waitForLine, waitUntil, type Spoold } from "./harness.js";
 
 let spoold: Spoold;
@@ -65,6 +66,32 @@ function slowAckTransport(address: string) {
     return next(req);
   };
   return createGrpcTransport({ baseUrl: `http://${address}`, interceptors: [slowAcks] });
+}
+
+/** A client whose transport records every call's method name, and the job ids each AckBatch carried. */
+function recordingClient(address: string) {
+  const calls: string[] = [];
+  const ackBatches: string[][] = [];
+  const record: Interceptor = (next) => async (req) => {
+    calls.push(req.method.name);
+    if (req.method.name === "AckBatch" && !req.stream) {
+      ackBatches.push((req.message as unknown as AckBatchRequest).acks.map((a) => a.jobId));
+    }
+    return next(req);
+  };
+  const transport = createGrpcTransport({ baseUrl: `http://${address}`, interceptors: [record] });
+  const recorded = new Client({ transport });
+  const count = (method: string) => calls.filter((m) => m === method).length;
+  return { client: recorded, calls, ackBatches, count };
+}
+
+/** Resolves once no job of the queue is PENDING or RUNNING. */
+async function drained(queue: string): Promise<void> {
+  await waitUntil(async () => {
+    const filter = { queues: [queue], states: [JobState.PENDING, JobState.RUNNING] };
+    const open = await client.list({ filter, pageSize: 1 });
+    return open.jobs.length === 0;
+  }, 30_000);
 }
 
 /** A promise with its resolve function, for gates in handlers. */
@@ -380,5 +407,130 @@ describe("Worker", () => {
       assert.equal(job.state, JobState.SUCCEEDED);
       assert.equal(job.attempt, 1, `job ${job.id} SUCCEEDED in its first and only attempt`);
     }
+  });
+
+  test("acks are coalesced into AckBatch calls, never one Ack per job", async () => {
+    const queue = queueName("ackbatch");
+    const enqueued = await client.enqueueBatch(Array.from({ length: 200 }, (_, n) => ({ queue, payload: { n } })));
+    const ids = enqueued.map((e) => e.job.id);
+    const rec = recordingClient(spoold.address);
+    await withWorker(
+      { [queue]: (job) => ({ doubled: 2 * (job.payload as { n: number }).n }) },
+      () => drained(queue),
+      { concurrency: 20 },
+      rec.client,
+    );
+    assert.equal(rec.count("Ack"), 0, "no job was acked on its own");
+    assert.equal(rec.count("Nack"), 0);
+    assert.deepEqual(rec.ackBatches.flat().sort(), [...ids].sort(), "every job acked once, in an AckBatch");
+    assert.ok(
+      rec.ackBatches.some((batch) => batch.length > 1),
+      `acks were coalesced: batch sizes ${rec.ackBatches.map((b) => b.length).join(",")}`,
+    );
+    // A job keeps its slot until its Ack is answered, so no batch carries more than `concurrency`.
+    assert.ok(rec.ackBatches.every((batch) => batch.length <= 20));
+    for (const [n, id] of ids.entries()) {
+      const job = await client.get(id);
+      assert.equal(job.state, JobState.SUCCEEDED);
+      assert.equal(job.attempt, 1);
+      assert.deepEqual(decodeBody(job.result, job.resultContentType), { doubled: 2 * n });
+    }
+  });
+
+  test("a stale lease in an AckBatch is refused alone (LEASE_LOST): the others in the batch succeed", async () => {
+    const queue = queueName("stalebatch");
+    const n = 5;
+    const ids = (await client.enqueueBatch(Array.from({ length: n }, (_, i) => ({ queue, payload: { i } })))).map(
+      (e) => e.job.id,
+    );
+    const staleId = ids[0]!;
+    const together = gate();
+    let arrived = 0;
+    const warnings: string[] = [];
+    const errors: unknown[] = [];
+    const rec = recordingClient(spoold.address);
+    await withWorker(
+      {
+        [queue]: async (job) => {
+          if (job.id === staleId) {
+            // Someone else finishes this job first (with its token): the worker's own Ack will be stale.
+            await client.ack(job.id, job.leaseToken, { result: "from elsewhere" });
+          }
+          // Every handler returns at the same moment, so their Acks share one AckBatch.
+          if (++arrived === n) together.open();
+          await together.opened;
+          return { i: (job.payload as { i: number }).i };
+        },
+      },
+      () => drained(queue),
+      {
+        concurrency: n,
+        logger: { warn: (message: string) => warnings.push(message), error: (...args: unknown[]) => errors.push(args) },
+      },
+      rec.client,
+    );
+    const batch = rec.ackBatches.find((b) => b.includes(staleId));
+    assert.deepEqual(batch?.slice().sort(), [...ids].sort(), "the stale Ack went in one AckBatch with the others");
+    assert.equal(rec.count("Ack"), 0, "no fallback to single Acks");
+    assert.equal(rec.count("Nack"), 0, "a LEASE_LOST item is not failed over to a Nack");
+    assert.deepEqual(errors, []);
+    assert.ok(warnings.some((w) => w.includes(staleId) && w.includes("no longer ours")), warnings.join("\n"));
+    const stale = await client.get(staleId);
+    assert.equal(stale.state, JobState.SUCCEEDED);
+    assert.deepEqual(decodeBody(stale.result, stale.resultContentType), "from elsewhere");
+    for (const [i, id] of ids.entries()) {
+      if (id === staleId) continue;
+      const job = await client.get(id);
+      assert.equal(job.state, JobState.SUCCEEDED);
+      assert.deepEqual(decodeBody(job.result, job.resultContentType), { i });
+    }
+  });
+
+  test("a result over the size limit fails its own attempt (ResultRefused); the rest are acked alone", async () => {
+    const queue = queueName("bigresult");
+    const n = 4;
+    const ids = (
+      await client.enqueueBatch(Array.from({ length: n }, (_, i) => ({ queue, payload: { i }, maxAttempts: 1 })))
+    ).map((e) => e.job.id);
+    const bigId = ids[0]!;
+    const together = gate();
+    let arrived = 0;
+    const rec = recordingClient(spoold.address);
+    await withWorker(
+      {
+        [queue]: async (job) => {
+          if (++arrived === n) together.open();
+          await together.opened;
+          return job.id === bigId ? "x".repeat(1024 * 1024 + 1) : { i: (job.payload as { i: number }).i };
+        },
+      },
+      () => drained(queue),
+      { concurrency: n },
+      rec.client,
+    );
+    // The server refuses the whole AckBatch (PAYLOAD_TOO_LARGE): the worker acks each job on its own.
+    assert.deepEqual(rec.ackBatches.map((b) => b.length), [n]);
+    assert.equal(rec.count("Ack"), n);
+    assert.equal(rec.count("Nack"), 1);
+    const dead = await client.get(bigId);
+    assert.equal(dead.state, JobState.DEAD);
+    assert.equal(dead.lastError?.type, "ResultRefused");
+    assert.match(dead.lastError?.message ?? "", /PAYLOAD_TOO_LARGE/);
+    for (const [i, id] of ids.entries()) {
+      if (id === bigId) continue;
+      const job = await client.get(id);
+      assert.equal(job.state, JobState.SUCCEEDED);
+      assert.deepEqual(decodeBody(job.result, job.resultContentType), { i });
+    }
+  });
+
+  test("a result that cannot be encoded fails like a throw, and only its own job", async () => {
+    const queue = queueName("unencodable");
+    const { job } = await client.enqueue(queue, {}, { maxAttempts: 1 });
+    await withWorker({ [queue]: () => ({ big: 10n }) }, async () => {
+      const dead = await waitUntil(state(job.id, JobState.DEAD));
+      assert.equal(dead.lastError?.type, "TypeError");
+      assert.match(dead.lastError?.message ?? "", /BigInt/);
+    });
   });
 });
