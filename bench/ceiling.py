@@ -36,7 +36,7 @@ class Params:
 
     @classmethod
     def of(cls, quick: bool) -> Params:
-        return cls(2_000, 30_000, 1.5) if quick else cls(10_000, 200_000, 5.0)
+        return cls(2_000, 30_000, 1.5) if quick else cls(6_000, 100_000, 5.0)
 
     def split(self, rounds: int) -> Params:
         """The same amount of work in `rounds` equal parts."""
