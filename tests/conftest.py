@@ -83,14 +83,20 @@ async def db_url(admin_url: str, template_db: str) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A direct connection to the test's database, for looking at rows behind the API."""
-    conn = await asyncpg.connect(db_url)
+@contextlib.asynccontextmanager
+async def connected(url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(url)
     try:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test's database, for looking at rows behind the API."""
+    async with connected(db_url) as conn:
+        yield conn
 
 
 def test_settings(**changes: object) -> Settings:

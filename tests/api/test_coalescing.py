@@ -14,7 +14,7 @@ from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
 from spoold.app import App
 from tests.api.support import Stub, expire_lease, lease_one, reaper, seconds
-from tests.conftest import wait_until
+from tests.conftest import connected, wait_until
 from tests.helpers import enqueue_request, expect_error
 
 LOCK_K = "SELECT pg_advisory_lock(hashtextextended('spool.concurrency:k', 0))"
@@ -31,11 +31,8 @@ CLAIM, ACK, INSERT = "spool.claim_slots", "UPDATE spool.jobs j SET", "nextval('s
 @pytest.fixture
 async def observer(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     """Watches pg_stat_activity from outside the test's transaction, whose view of it is frozen."""
-    conn = await asyncpg.connect(db_url)
-    try:
+    async with connected(db_url) as conn:
         yield conn
-    finally:
-        await conn.close()
 
 
 async def queued(app: App, calls: int) -> None:

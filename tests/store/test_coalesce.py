@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
@@ -30,6 +31,20 @@ async def started(gate: Gate, count: int) -> None:
     await wait_until(lambda: len(gate.batches) >= count)
 
 
+Call = asyncio.Task[Sequence[int]]
+
+
+async def behind_a_flush(
+    c: Coalescer[int, int], gate: Gate, first: list[int], *later: list[int]
+) -> tuple[Call, list[Call]]:
+    """Starts a flush of `first`, held by the gate, then queues the `later` calls behind it."""
+    running = asyncio.create_task(c.submit(first))
+    await started(gate, 1)
+    queued = [asyncio.create_task(c.submit(items)) for items in later]
+    await wait_until(lambda: c.queued == len(later))
+    return running, queued
+
+
 async def test_an_idle_coalescer_flushes_at_once() -> None:
     gate = Gate()
     gate.open.set()
@@ -41,10 +56,7 @@ async def test_an_idle_coalescer_flushes_at_once() -> None:
 async def test_calls_arriving_during_a_flush_share_the_next_one() -> None:
     gate = Gate()
     c = Coalescer(gate.flush, max_items=100)
-    first = asyncio.create_task(c.submit([1]))
-    await started(gate, 1)
-    later = [asyncio.create_task(c.submit([n, n + 1])) for n in (2, 4, 6)]
-    await wait_until(lambda: c.queued == 3)
+    first, later = await behind_a_flush(c, gate, [1], [2, 3], [4, 5], [6, 7])
     gate.open.set()
     assert await first == [10]
     assert [await t for t in later] == [[20, 30], [40, 50], [60, 70]]
@@ -54,10 +66,7 @@ async def test_calls_arriving_during_a_flush_share_the_next_one() -> None:
 async def test_a_flush_takes_whole_calls_up_to_max_items() -> None:
     gate = Gate()
     c = Coalescer(gate.flush, max_items=3)
-    first = asyncio.create_task(c.submit([0]))
-    await started(gate, 1)
-    calls = [asyncio.create_task(c.submit(items)) for items in ([1, 2], [3, 4], [5, 6, 7, 8], [9])]
-    await wait_until(lambda: c.queued == 4)
+    first, calls = await behind_a_flush(c, gate, [0], [1, 2], [3, 4], [5, 6, 7, 8], [9])
     gate.open.set()
     await asyncio.gather(first, *calls)
     # [3, 4] does not fit beside [1, 2]; [5..8] is larger than max_items and goes alone.
@@ -67,11 +76,7 @@ async def test_a_flush_takes_whole_calls_up_to_max_items() -> None:
 async def test_a_failed_flush_fails_every_call_in_it() -> None:
     gate = Gate()
     c = Coalescer(gate.flush, max_items=100)
-    first = asyncio.create_task(c.submit([1]))
-    await started(gate, 1)
-    second = asyncio.create_task(c.submit([2]))
-    third = asyncio.create_task(c.submit([3]))
-    await wait_until(lambda: c.queued == 2)
+    first, (second, third) = await behind_a_flush(c, gate, [1], [2], [3])
     gate.fail = RuntimeError("statement failed")
     gate.open.set()
     for t in (first, second, third):
@@ -85,11 +90,7 @@ async def test_a_failed_flush_fails_every_call_in_it() -> None:
 async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
     gate = Gate()
     c = Coalescer(gate.flush, max_items=100)
-    first = asyncio.create_task(c.submit([1]))
-    await started(gate, 1)
-    gone = asyncio.create_task(c.submit([2]))
-    kept = asyncio.create_task(c.submit([3]))
-    await wait_until(lambda: c.queued == 2)
+    first, (gone, kept) = await behind_a_flush(c, gate, [1], [2], [3])
     gone.cancel()
     gate.open.set()
     assert await first == [10]
