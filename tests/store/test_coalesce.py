@@ -87,16 +87,17 @@ async def test_a_failed_flush_fails_every_call_in_it() -> None:
     assert await c.submit([4]) == [40]
 
 
-async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
+async def test_a_call_cancelled_while_it_waits_is_dropped_and_the_others_go_on() -> None:
     gate = Gate()
     c = Coalescer(gate.flush, max_items=100)
     first, (gone, kept) = await behind_a_flush(c, gate, [1], [2], [3])
     gone.cancel()
+    await wait_until(lambda: c.queued == 1)  # ... as soon as it is cancelled
     gate.open.set()
     assert await first == [10]
     assert await kept == [30]
     assert gone.cancelled()
-    assert gate.batches == [[1], [2, 3]]  # the work of a cancelled call is still done
+    assert gate.batches == [[1], [3]]  # a call cancelled while it waited is not sent
 
 
 async def test_keyed_coalescers_flush_independently_and_are_forgotten_when_idle() -> None:

@@ -52,7 +52,7 @@ class Coalescer(Generic[Item, Result]):
     @property
     def queued(self) -> int:
         """Calls waiting for a flush to start."""
-        return len(self._waiting)
+        return sum(1 for _, answer in self._waiting if not answer.done())
 
     async def submit(self, items: Sequence[Item]) -> Sequence[Result]:
         if self._alone_from is not None and len(items) >= self._alone_from:
@@ -66,10 +66,19 @@ class Coalescer(Generic[Item, Result]):
     def _start(self) -> None:
         calls: list[tuple[Sequence[Item], asyncio.Future[Sequence[Result]]]] = []
         size = 0
-        while self._waiting and (not calls or size + len(self._waiting[0][0]) <= self._max_items):
-            call = self._waiting.popleft()
-            calls.append(call)
-            size += len(call[0])
+        while self._waiting:
+            items, answer = self._waiting[0]
+            if answer.done():  # its caller went away while it waited (a cancelled RPC): skip it
+                self._waiting.popleft()
+                continue
+            if calls and size + len(items) > self._max_items:
+                break
+            calls.append(self._waiting.popleft())
+            size += len(items)
+        if not calls:
+            if not self._running and self._on_idle is not None:
+                self._on_idle()
+            return
         task = asyncio.create_task(self._run(calls))
         self._running.add(task)
         task.add_done_callback(self._finished)
