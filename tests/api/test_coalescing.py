@@ -4,7 +4,8 @@ together by the next statement, each caller still getting exactly its own answer
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from datetime import timedelta
 
 import asyncpg
 import grpc
@@ -13,6 +14,7 @@ import pytest
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
 from spoold.app import App
+from spoold.model import LeaseRequest
 from tests.api.support import Stub, expire_lease, lease_one, reaper, seconds
 from tests.conftest import connected, wait_until
 from tests.helpers import enqueue_request, expect_error
@@ -154,3 +156,26 @@ async def test_a_stale_ack_sharing_a_statement_with_the_holders_ack_is_still_ref
     err = await expect_error(stale, grpc.StatusCode.FAILED_PRECONDITION, "LEASE_LOST")
     assert "leased again" in (err.details() or "")
     assert (await fresh).job.state == job_pb2.Job.STATE_SUCCEEDED
+
+
+async def test_jobs_claimed_for_a_lease_cancelled_during_its_claim_are_given_back(
+    app: App, stub: Stub, db: asyncpg.Connection, observer: asyncpg.Connection
+) -> None:
+    assert app.store is not None
+    job = (await stub.Enqueue(enqueue_request("q", concurrency_key="k", concurrency_limit=1))).job
+    await db.execute(LOCK_K)
+    request = LeaseRequest(queues=("q",), max_jobs=1, lease_duration=None, wait=timedelta(0), worker_id="gone")
+    claim = asyncio.create_task(app.store.claim(request))
+    await wait_until(lambda: observer.fetchval(WAITING_ON_LOCK, CLAIM))
+    claim.cancel()  # the Lease call goes away while its claim is blocked in the database
+    with pytest.raises(asyncio.CancelledError):
+        await claim
+    await db.execute(UNLOCK_K)  # the claim now takes the job, for nobody
+
+    def released() -> Awaitable[object]:
+        return db.fetchval("SELECT outcome FROM spool.attempts WHERE job_id = $1", int(job.id))
+
+    await wait_until(released)
+    assert await released() == "released"
+    again = await lease_one(stub, "q")  # ready at once, and the attempt did not count
+    assert again.job.id == job.id and again.job.attempt == 1

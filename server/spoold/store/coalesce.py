@@ -28,7 +28,9 @@ class Coalescer(Generic[Item, Result]):
     larger call goes alone). If a flush raises, every call in it gets the exception, except the
     exceptions in `isolate`, which one call's bad input can cause: then each call is flushed again
     on its own, so that only the call at fault fails. A call of `alone_from` items or more is
-    already a batch: it is flushed at once, on its own, beside whatever else is running.
+    already a batch: it is flushed at once, on its own, beside whatever else is running. A call
+    whose caller went away while its flush ran hands its results to `unanswered`, if given (a
+    claim nobody received can then be given back).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class Coalescer(Generic[Item, Result]):
         on_idle: Callable[[], None] | None = None,
         isolate: tuple[type[Exception], ...] = (),
         alone_from: int | None = None,
+        unanswered: Callable[[Sequence[Result]], None] | None = None,
     ) -> None:
         self._flush = flush
         self._max_items = max_items
@@ -46,6 +49,7 @@ class Coalescer(Generic[Item, Result]):
         self._on_idle = on_idle
         self._isolate = isolate
         self._alone_from = alone_from
+        self._unanswered = unanswered
         self._running: set[asyncio.Task[None]] = set()
         self._waiting: deque[tuple[Sequence[Item], asyncio.Future[Sequence[Result]]]] = deque()
 
@@ -109,8 +113,11 @@ class Coalescer(Generic[Item, Result]):
             return
         start = 0
         for call, answer in calls:
-            if not answer.done():  # its caller may have gone (cancelled RPC); the work is done anyway
-                answer.set_result(results[start : start + len(call)])
+            mine = results[start : start + len(call)]
+            if not answer.done():
+                answer.set_result(mine)
+            elif self._unanswered is not None:  # its caller went away (a cancelled RPC) meanwhile
+                self._unanswered(mine)
             start += len(call)
 
 
@@ -120,9 +127,15 @@ Key = TypeVar("Key", bound=Hashable)
 class KeyedCoalescer(Generic[Key, Item, Result]):
     """One Coalescer per key (e.g. per set of queues), dropped again once idle."""
 
-    def __init__(self, flush: Callable[[Key, list[Item]], Awaitable[Sequence[Result]]], max_items: int) -> None:
+    def __init__(
+        self,
+        flush: Callable[[Key, list[Item]], Awaitable[Sequence[Result]]],
+        max_items: int,
+        unanswered: Callable[[Sequence[Result]], None] | None = None,
+    ) -> None:
         self._flush = flush
         self._max_items = max_items
+        self._unanswered = unanswered
         self._by_key: dict[Key, Coalescer[Item, Result]] = {}
 
     async def submit(self, key: Key, items: Sequence[Item]) -> Sequence[Result]:
@@ -139,7 +152,7 @@ class KeyedCoalescer(Generic[Key, Item, Result]):
             if self._by_key.get(key) is coalescer:
                 del self._by_key[key]
 
-        coalescer = Coalescer(flush, self._max_items, on_idle=forget)
+        coalescer = Coalescer(flush, self._max_items, on_idle=forget, unanswered=self._unanswered)
         return coalescer
 
     def __len__(self) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -17,6 +19,7 @@ from spoold.model import (
     HeartbeatResult,
     Job,
     JobDefaults,
+    JobError,
     JobState,
     LeaseRequest,
     Nack,
@@ -28,6 +31,7 @@ from spoold.store.coalesce import Coalescer, KeyedCoalescer
 from spoold.store.database import Connection, translated
 
 Q = queries.load("jobs.sql")
+log = logging.getLogger(__name__)
 
 # The most items one coalesced claim or ack statement carries (a larger single call goes alone).
 COALESCE_MAX = 1000
@@ -106,7 +110,10 @@ class JobStore:
         self._inserts: Coalescer[NewJob, Enqueued] = Coalescer(
             self._insert_unkeyed, COALESCE_MAX, isolate=(InvalidArgument,), alone_from=INSERT_ALONE_FROM
         )
-        self._claims: KeyedCoalescer[frozenset[str], Slot, Job | None] = KeyedCoalescer(self._claim_slots, COALESCE_MAX)
+        self._claims: KeyedCoalescer[frozenset[str], Slot, Job | None] = KeyedCoalescer(
+            self._claim_slots, COALESCE_MAX, unanswered=self._give_back
+        )
+        self._giving_back: set[asyncio.Task[None]] = set()
         self._acks: Coalescer[Ack, Job | SpoolError] = Coalescer(self._ack_rows, COALESCE_MAX)
         self._acks_only: Coalescer[Ack, SpoolError | None] = Coalescer(self._ack_ids, COALESCE_MAX)
 
@@ -167,6 +174,26 @@ class JobStore:
         arrive while a claim runs are claimed together in the next statement."""
         slots = [(req.worker_id, req.lease_duration)] * req.max_jobs
         return [j for j in await self._claims.submit(frozenset(req.queues), slots) if j is not None]
+
+    def _give_back(self, claimed: Sequence[Job | None]) -> None:
+        """Jobs claimed for a Lease call that was gone (cancelled) when its claim ended: released
+        at once, as a Nack with release would, instead of waiting out a lease nobody holds."""
+        jobs = [j for j in claimed if j is not None and j.lease_token is not None]
+        if jobs:
+            task = asyncio.create_task(self._release(jobs))
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
+
+    async def _release(self, jobs: Sequence[Job]) -> None:
+        error = JobError("LeaseCancelled", "the Lease call that claimed this job ended before it got the job")
+        for job in jobs:
+            assert job.lease_token is not None
+            try:
+                await self.nack(Nack(job.id, job.lease_token, error, release=True))
+            except SpoolError as err:  # leased again or gone meanwhile: nothing left to give back
+                log.info("job %d: not released after a cancelled Lease: %s", job.id, err)
+            except Exception:  # the database went away: the reaper ends the lease when it expires
+                log.warning("job %d: not released after a cancelled Lease", job.id, exc_info=True)
 
     async def _claim_slots(self, queues: frozenset[str], slots: list[Slot]) -> list[Job | None]:
         """One claim for many callers: the n-th job in claim order goes to the n-th slot."""
