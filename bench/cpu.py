@@ -12,7 +12,7 @@ import asyncpg
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _proc_cpu(pid: int) -> float | None:
+def proc_cpu(pid: int) -> float | None:
     """User+system seconds of one process, or None if it is gone or /proc is absent."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -63,8 +63,8 @@ class Meter:
             r["pid"]
             for r in await self._db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
         ]
-        backends = {pid: cpu for pid in pids if (cpu := _proc_cpu(pid)) is not None}
-        server = _proc_cpu(self._server_pid) if self._server_pid else None
+        backends = {pid: cpu for pid in pids if (cpu := proc_cpu(pid)) is not None}
+        server = proc_cpu(self._server_pid) if self._server_pid else None
         return Sample(time.process_time(), server, backends)
 
     async def since(self, before: Sample) -> Usage:
