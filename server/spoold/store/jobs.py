@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
+from typing import TypeVar
 
 import asyncpg
 
@@ -33,12 +34,13 @@ from spoold.store.database import Connection, translated
 Q = queries.load("jobs.sql")
 log = logging.getLogger(__name__)
 
-# The most items one coalesced claim or ack statement carries (a larger single call goes alone).
+# The most items one coalesced statement carries (a larger single call goes alone).
 COALESCE_MAX = 1000
 INSERT_ALONE_FROM = 32
 
 Slot = tuple[str | None, timedelta | None]  # one job wanted by a Lease call: (worker id, lease)
 Held = tuple[int, int]  # (job id, lease token): a lease as a fenced call names it
+R = TypeVar("R")
 
 
 def _held(row: asyncpg.Record) -> Held:
@@ -119,7 +121,7 @@ class JobStore:
 
     @property
     def queued(self) -> int:
-        """Lease and Ack calls waiting for the claim or ack statement now running to end."""
+        """Enqueue, Lease and Ack calls waiting for the statement now running to end."""
         return self._inserts.queued + self._claims.queued + self._acks.queued + self._acks_only.queued
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> Sequence[Enqueued]:
@@ -217,9 +219,7 @@ class JobStore:
                 [b.checkpoint for b in beats],
             )
         extended = {_held(r): HeartbeatResult(r["lease_expires_at"], r["cancel_requested"]) for r in found}
-        held = [(b.job_id, b.lease_token) for b in beats]
-        failed = await self.lease_failures([h for h in held if h not in extended])
-        return [extended.get(h) or failed[h] for h in held]
+        return await self._or_refused([(b.job_id, b.lease_token) for b in beats], extended)
 
     async def ack(self, acks: Sequence[Ack]) -> Sequence[Job | SpoolError]:
         """Finishes each held lease successfully; a refused one gets its reason, in request order.
@@ -232,16 +232,16 @@ class JobStore:
 
     async def _ack_rows(self, acks: list[Ack]) -> list[Job | SpoolError]:
         found = await self._ack(Q["ack_many"], acks)
-        done = {_held(r): rows.job(r) for r in found}
-        held = [(a.job_id, a.lease_token) for a in acks]
-        failed = await self.lease_failures([h for h in held if h not in done])
-        return [done.get(h) or failed[h] for h in held]
+        return await self._or_refused([(a.job_id, a.lease_token) for a in acks], {_held(r): rows.job(r) for r in found})
 
     async def _ack_ids(self, acks: list[Ack]) -> list[SpoolError | None]:
-        done = {_held(r) for r in await self._ack(Q["ack_many_ids"], acks)}
-        held = [(a.job_id, a.lease_token) for a in acks]
+        done: dict[Held, None] = {_held(r): None for r in await self._ack(Q["ack_many_ids"], acks)}
+        return await self._or_refused([(a.job_id, a.lease_token) for a in acks], done)
+
+    async def _or_refused(self, held: list[Held], done: dict[Held, R]) -> list[R | SpoolError]:
+        """Each fenced call's answer, in order: what the statement gave its lease, else why it was refused."""
         failed = await self.lease_failures([h for h in held if h not in done])
-        return [None if h in done else failed[h] for h in held]
+        return [done[h] if h in done else failed[h] for h in held]
 
     async def _ack(self, query: str, acks: Sequence[Ack]) -> list[asyncpg.Record]:
         with translated():
