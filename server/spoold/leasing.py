@@ -35,6 +35,10 @@ class Leaser:
             finally:
                 self._waiting.discard(sub)
 
+    async def take(self, req: LeaseRequest) -> list[Job]:
+        """Leases what is ready now, without waiting; nothing once the server is closing."""
+        return [] if self._closing else await self._store.claim(req)
+
     def close(self) -> None:
         """Ends every long poll now (with whatever it has), so shutdown need not wait them out."""
         self._closing = True

@@ -435,7 +435,7 @@ class LeaseWatch(grpc.aio.UnaryUnaryClientInterceptor):
 
 
 class WatchedClient(spool.AsyncClient):
-    def __init__(self, address: str, watch: LeaseWatch) -> None:
+    def __init__(self, address: str, watch: grpc.aio.UnaryUnaryClientInterceptor) -> None:
         super().__init__(address)
         self.watch = watch
 
@@ -477,3 +477,37 @@ async def test_two_leases_travel_together_but_slots_held_and_asked_for_never_exc
     assert len(seen_running) == 600
     assert max(seen_running) <= 100, "the server never saw more RUNNING jobs than the worker's slots"
     assert watch.most_in_flight == 2 and watch.most_committed <= 100
+
+
+class CallCount(grpc.aio.UnaryUnaryClientInterceptor):
+    """Counts the calls of each method."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        self.calls[method.rsplit("/", 1)[-1]] += 1
+        return await continuation(details, request)
+
+
+async def test_each_ack_batch_leases_the_next_jobs_so_a_busy_worker_seldom_calls_lease(
+    app: App, client: spool.AsyncClient, db: asyncpg.Connection
+) -> None:
+    jobs = await client.enqueue_many("chain", [{"n": n} for n in range(30)])
+    count = CallCount()
+    async with WatchedClient(f"127.0.0.1:{app.port}", count) as watched:
+        worker = make_worker(watched, concurrency=1)
+        seen: list[tuple[str, int]] = []
+
+        @worker.handler("chain")
+        async def record(job: spool.ActiveJob) -> None:
+            seen.append((job.id, await db.fetchval("SELECT count(*) FROM spool.jobs WHERE state = 'running'")))
+
+        async with serving(worker):
+            await wait_until(lambda: all_in_state(client, [j.id for j in jobs], Job.STATE_SUCCEEDED))
+            await wait_until(lambda: count.calls["Lease"] == 2)  # the last ack found nothing: back to long polls
+
+    assert [job_id for job_id, _ in seen] == [j.id for j in jobs], "in enqueue order, each once"
+    assert {running for _, running in seen} == {1}, "one slot, one lease held at a time"
+    assert count.calls["AckBatch"] == 30 and count.calls["Lease"] == 2

@@ -4,7 +4,9 @@ Lifecycle: serve() leases while there are free slots. A job holds its slot from 
 handler has returned and its outcome is answered by the server, and a Lease in flight holds the slots
 it asked for, so a worker never holds more than `concurrency` leases, however slow the server is to
 answer (backpressure). From 100 slots up, two Leases may be in flight, each for up to half the slots,
-so one batch is leased while the outcomes of the other travel; below that, one at a time.
+so one batch is leased while the outcomes of the other travel; below that, one at a time. In a
+busy queue the Lease calls are seldom needed: each AckBatch asks for as many new jobs as it acks
+(AckBatchRequest.next), so the slots its acks free are filled in the same call.
 stop() (or SIGTERM/SIGINT under run()) stops leasing, lets running handlers finish within `grace`,
 then cancels the rest and releases them: each is handed back with a Nack that does not spend an
 attempt, so a redeploy costs the jobs nothing.
@@ -26,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from spool._convert import duration
 from spool._heartbeats import Heartbeater
 from spool._outcomes import Reporter
 from spool._retry import TRANSIENT, WORKER_RETRY, RetryPolicy
@@ -111,7 +114,8 @@ class Worker:
         self._heartbeats = Heartbeater(
             client, lease_duration.total_seconds() / 3, on_lost=self._lost, on_cancel=self._cancel
         )
-        self._reporter = Reporter(client, self.retry)
+        self._queues: tuple[str, ...] = ()
+        self._reporter = Reporter(client, self.retry, self._refill, self._start_all)
 
     def handler(self, queue: str) -> Callable[[H], H]:
         """Registers the decorated function for `queue`; async functions run on the loop, others in threads."""
@@ -171,6 +175,7 @@ class Worker:
         self._wake = asyncio.Event()
         if self._stopping.is_set():
             self._wake.set()
+        self._queues = tuple(queues)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="spool-handler")
         helpers = [asyncio.create_task(self._heartbeats.run()), asyncio.create_task(self._reporter.run())]
         leasing = [asyncio.create_task(self._lease_batches(queues)) for _ in range(self._lease_calls)]
@@ -229,8 +234,23 @@ class Worker:
                 self._reserved -= asked
                 self._slot_freed.set()  # slots it reserved and got no job for are free again
             delays = self.retry.delays()
-            for item in leased:
-                self._start(item)
+            self._start_all(leased)
+
+    def _refill(self, acked: int) -> qs.LeaseRequest | None:
+        """What an AckBatch asks for after its acks: a job for each slot they free, so the slots pass
+        straight to new jobs (slots it gets no job for are freed when the acks are answered)."""
+        if self._stopping.is_set():
+            return None
+        return qs.LeaseRequest(
+            queues=self._queues,
+            max_jobs=min(acked, _MAX_LEASE),
+            lease_duration=duration(self.lease_duration),
+            worker_id=self.worker_id,
+        )
+
+    def _start_all(self, leased: Sequence[qs.LeasedJob]) -> None:
+        for item in leased:
+            self._start(item)
 
     def _start(self, leased: qs.LeasedJob) -> None:
         job = ActiveJob(leased)
@@ -248,7 +268,8 @@ class Worker:
                 log.info("job %s failed: %r", job.id, outcome)
                 await self._reporter.nack(job, outcome)
         finally:
-            self._running.pop(job.id, None)
+            if self._running.get(job.id, (None,))[0] is job:  # not the same job leased again since
+                del self._running[job.id]
             self._interrupted.discard(job.id)
             self._finished.discard(job.id)
             self._slot_freed.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -131,18 +132,33 @@ def backoff_spec(field: str, p: job_pb2.BackoffPolicy, lim: Limits) -> BackoffSp
     )
 
 
-def lease_request(req: qs.LeaseRequest, lim: Limits) -> LeaseRequest:
+def lease_request(req: qs.LeaseRequest, lim: Limits, prefix: str = "") -> LeaseRequest:
     return LeaseRequest(
-        queues=v.names("queues", req.queues, lim),
-        max_jobs=v.in_range("max_jobs", req.max_jobs or 1, 1, lim.max_lease_jobs),
+        queues=v.names(f"{prefix}queues", req.queues, lim),
+        max_jobs=v.in_range(f"{prefix}max_jobs", req.max_jobs or 1, 1, lim.max_lease_jobs),
         lease_duration=(
-            v.duration("lease_duration", req.lease_duration, lim.max_lease_duration)
+            v.duration(f"{prefix}lease_duration", req.lease_duration, lim.max_lease_duration)
             if req.HasField("lease_duration")
             else None
         ),
-        wait=v.duration("wait", req.wait, lim.max_wait, allow_zero=True) if req.HasField("wait") else timedelta(0),
-        worker_id=v.text("worker_id", req.worker_id, lim.max_key_length) or None,
+        wait=(
+            v.duration(f"{prefix}wait", req.wait, lim.max_wait, allow_zero=True)
+            if req.HasField("wait")
+            else timedelta(0)
+        ),
+        worker_id=v.text(f"{prefix}worker_id", req.worker_id, lim.max_key_length) or None,
     )
+
+
+def next_lease(req: qs.AckRequest | qs.AckBatchRequest, lim: Limits) -> LeaseRequest | None:
+    """The lease an Ack or AckBatch asks for once its acks are done, if any. It never waits: the
+    acks are done by then, and a caller who gave up waiting could not tell whether they were."""
+    if not req.HasField("next"):
+        return None
+    lease = lease_request(req.next, lim, "next.")
+    if lease.wait:
+        raise InvalidArgument("next.wait", "must be unset: an ack answers at once; long-poll with Lease")
+    return lease
 
 
 def heartbeat(req: qs.HeartbeatRequest, lim: Limits, prefix: str = "") -> Heartbeat:
@@ -160,6 +176,8 @@ def heartbeat(req: qs.HeartbeatRequest, lim: Limits, prefix: str = "") -> Heartb
 
 
 def ack(req: qs.AckRequest, lim: Limits, prefix: str = "") -> Ack:
+    if prefix and req.HasField("next"):
+        raise InvalidArgument(f"{prefix}next", "set AckBatchRequest.next instead")
     has_result = bool(req.result) or bool(req.result_content_type)
     content_type = v.text(f"{prefix}result_content_type", req.result_content_type, 255)
     return Ack(
@@ -277,8 +295,8 @@ def enqueue_response(e: Enqueued) -> qs.EnqueueResponse:
     return qs.EnqueueResponse(job=_job_arg(e.job), deduplicated=e.deduplicated)
 
 
-def ack_response(j: Job) -> qs.AckResponse:
-    return qs.AckResponse(job=_job_arg(j))
+def ack_response(j: Job, leased: Sequence[Job]) -> qs.AckResponse:
+    return qs.AckResponse(job=_job_arg(j), next=[leased_proto(n) for n in leased])
 
 
 def _job_arg(j: Job) -> job_pb2.Job:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,11 +17,13 @@ from spoold.api.errors import code_of, stream, unary
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
+from spoold.model import Job, LeaseRequest
 from spoold.store.jobs import JobStore
 from spoold.store.search import SearchStore
 from spoold.watch import WatchHub
 
 Context = grpc.aio.ServicerContext[Any, Any]
+log = logging.getLogger(__name__)
 
 
 def _item_error(err: SpoolError) -> qs.ItemError:
@@ -83,22 +86,36 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
 
     @unary
     async def Ack(self, request: qs.AckRequest, context: Context) -> qs.AckResponse:
-        (result,) = await self._store.ack([convert.ack(request, self._limits)])
+        ack = convert.ack(request, self._limits)
+        lease = convert.next_lease(request, self._limits)
+        (result,) = await self._store.ack([ack])
         if isinstance(result, SpoolError):
             raise result
-        return convert.ack_response(result)
+        return convert.ack_response(result, await self._lease_next(lease))
 
     @unary
     async def AckBatch(self, request: qs.AckBatchRequest, context: Context) -> qs.AckBatchResponse:
         convert.batch_size("acks", len(request.acks), self._limits)
         acks = [convert.ack(a, self._limits, f"acks[{i}].") for i, a in enumerate(request.acks)]
+        lease = convert.next_lease(request, self._limits)
         errors = await self._store.ack_only(acks) if acks else []
-        out = qs.AckBatchResponse()
+        out = qs.AckBatchResponse(next=[convert.leased_proto(j) for j in await self._lease_next(lease)])
         for ack, error in zip(acks, errors, strict=True):
             item = out.results.add(job_id=str(ack.job_id))
             if error is not None:
                 item.error.CopyFrom(_item_error(error))
         return out
+
+    async def _lease_next(self, lease: LeaseRequest | None) -> list[Job]:
+        """The jobs an Ack asked for after its acks. The acks are done whatever happens here, so a
+        failure leases nothing rather than failing the call: the worker then leases with Lease."""
+        if lease is None:
+            return []
+        try:
+            return await self._leaser.take(lease)
+        except Exception:
+            log.warning("leasing after an ack failed; the ack stands", exc_info=True)
+            return []
 
     @unary
     async def Nack(self, request: qs.NackRequest, context: Context) -> qs.NackResponse:

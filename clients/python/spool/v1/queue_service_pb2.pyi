@@ -420,11 +420,20 @@ class AckRequest(_message.Message):
     LEASE_TOKEN_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     RESULT_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    NEXT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     lease_token: _builtins.str
     result: _builtins.bytes
     result_content_type: _builtins.str
     """Default "application/json" when a result is given."""
+    @_builtins.property
+    def next(self) -> Global___LeaseRequest:
+        """Once the ack is done, lease up to next.max_jobs ready jobs as Lease would, in the same call:
+        a worker that takes one job at a time then needs one call per job. Ignored in
+        AckBatchRequest.acks (use AckBatchRequest.next). next.wait must be unset: the call answers at
+        once with what is ready, possibly nothing; long-poll with Lease. A refused ack leases nothing.
+        """
+
     def __init__(
         self,
         *,
@@ -432,10 +441,11 @@ class AckRequest(_message.Message):
         lease_token: _builtins.str = ...,
         result: _builtins.bytes = ...,
         result_content_type: _builtins.str = ...,
+        next: Global___LeaseRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next", b"next"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token", "result", b"result", "result_content_type", b"result_content_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token", "next", b"next", "result", b"result", "result_content_type", b"result_content_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -446,16 +456,22 @@ class AckResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_FIELD_NUMBER: _builtins.int
+    NEXT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def job(self) -> _job_pb2.Job: ...
+    @_builtins.property
+    def next(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeasedJob]:
+        """The jobs leased for AckRequest.next."""
+
     def __init__(
         self,
         *,
         job: _job_pb2.Job | None = ...,
+        next: _abc.Iterable[Global___LeasedJob] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "next", b"next"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -466,16 +482,22 @@ class AckBatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACKS_FIELD_NUMBER: _builtins.int
+    NEXT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def acks(self) -> _containers.RepeatedCompositeFieldContainer[Global___AckRequest]: ...
+    @_builtins.property
+    def next(self) -> Global___LeaseRequest:
+        """As AckRequest.next, after the acks, whichever of them were refused."""
+
     def __init__(
         self,
         *,
         acks: _abc.Iterable[Global___AckRequest] | None = ...,
+        next: Global___LeaseRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next", b"next"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "next", b"next"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -486,18 +508,24 @@ class AckBatchResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
+    NEXT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AckBatchResult]:
         """In the order of the request."""
+
+    @_builtins.property
+    def next(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeasedJob]:
+        """The jobs leased for AckBatchRequest.next."""
 
     def __init__(
         self,
         *,
         results: _abc.Iterable[Global___AckBatchResult] | None = ...,
+        next: _abc.Iterable[Global___LeasedJob] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next", b"next", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
