@@ -511,3 +511,40 @@ async def test_each_ack_batch_leases_the_next_jobs_so_a_busy_worker_seldom_calls
     assert [job_id for job_id, _ in seen] == [j.id for j in jobs], "in enqueue order, each once"
     assert {running for _, running in seen} == {1}, "one slot, one lease held at a time"
     assert count.calls["AckBatch"] == 30 and count.calls["Lease"] == 2
+
+
+class HeldAckBatch(grpc.aio.UnaryUnaryClientInterceptor):
+    """Holds each AckBatch before it is sent until `gate` opens."""
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        if method.endswith("/AckBatch"):
+            self.arrived.set()
+            await self.gate.wait()
+        return await continuation(details, request)
+
+
+async def test_jobs_an_ack_batch_hands_over_after_the_grace_are_released_unrun(
+    app: App, client: spool.AsyncClient
+) -> None:
+    first, second = await client.enqueue_many("late", [{"n": 1}, {"n": 2}])
+    held = HeldAckBatch()
+    ran: list[str] = []
+    async with WatchedClient(f"127.0.0.1:{app.port}", held) as watched:
+        worker = make_worker(watched, concurrency=1, grace=timedelta(0))
+        worker.handler("late")(lambda job: ran.append(job.id))
+        serving_task = asyncio.create_task(worker.serve())
+        await asyncio.wait_for(held.arrived.wait(), 30)  # the first job's Ack asks for the next job
+        worker.stop()
+        held.gate.set()  # sent after stop(): the second job is leased once the grace is over
+        await asyncio.wait_for(serving_task, 30)
+
+    assert ran == [first.id]
+    assert (await client.get(first.id)).state == Job.STATE_SUCCEEDED
+    again = await client.get(second.id)
+    assert again.state == Job.STATE_PENDING and again.attempt == 0
+    assert [a.outcome for a in again.attempts] == [Attempt.OUTCOME_RELEASED]

@@ -2,8 +2,13 @@
 // out at once (after the current microtasks, so handlers finishing together share it), and whatever
 // piles up while an AckBatch is in flight goes in the next one. Each ack() resolves only when its
 // own Ack is answered, so the Worker keeps the job's slot until then (backpressure).
-import type { AckItem, Client } from "./client.js";
+//
+// Each AckBatch also asks for the next jobs (Refill.next, given how many acks it carries) and hands
+// what it gets to Refill.start before its acks are answered: the slots the acked jobs free pass
+// straight to the new jobs, one call per batch in a steady run instead of an AckBatch and a Lease.
+import type { AckItem, AckResult, Client, NextOptions } from "./client.js";
 import { isTransient } from "./errors.js";
+import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
 import type { Logger } from "./heartbeater.js";
 
 // The server's default batch limit.
@@ -30,14 +35,32 @@ interface Pending {
   answered: (error: unknown) => void;
 }
 
+/** How an AckBatch refills the slots its acks free. */
+export interface Refill {
+  /** The lease to ask for after `acked` acks, or undefined for none (e.g. once the worker is stopping). */
+  next(acked: number): NextOptions | undefined;
+  /** Takes the jobs an AckBatch leased; called before that batch's acks are answered. */
+  start(leased: LeasedJob[]): void;
+}
+
 export class AckBatcher {
   private readonly queue: Pending[] = [];
   private sending = false;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly client: Client,
     private readonly log: Logger,
+    private readonly refill?: Refill,
   ) {}
+
+  /** Resolves once every Ack given so far is answered (and whatever its batch leased handed over). */
+  idle(): Promise<void> {
+    if (!this.sending) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
 
   /**
    * Sends the Ack with the next AckBatch. Resolves once it is answered: with undefined when the
@@ -66,12 +89,22 @@ export class AckBatcher {
       batch.forEach((p, i) => p.answered(outcomes[i]));
     }
     this.sending = false;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    waiters.forEach((resolve) => resolve());
   }
 
-  /** One outcome per item, in order: undefined when acked. */
+  /** One outcome per item, in order: undefined when acked. Jobs leased with them are started first. */
   private async send(items: AckItem[]): Promise<unknown[]> {
     try {
-      const results = await withRetries(() => this.client.ackBatch(items));
+      const { results, next } = await withRetries(() => this.sendBatch(items));
+      if (next.length > 0) {
+        try {
+          this.refill?.start(next);
+        } catch (err) {
+          this.log.error("spool worker: could not start the jobs an ack batch leased", err);
+        }
+      }
       return items.map((_, i) => results[i]?.error);
     } catch (err) {
       if (isTransient(err) || items.length === 1) {
@@ -84,6 +117,17 @@ export class AckBatcher {
     }
   }
 
+  /** One AckBatch; the lease of the next jobs is asked for afresh on each try (none once stopping). */
+  private async sendBatch(items: AckItem[]): Promise<{ results: AckResult[]; next: LeasedJob[] }> {
+    const next = this.refill?.next(items.length);
+    if (next === undefined) {
+      return { results: await this.client.ackBatch(items), next: [] };
+    }
+    return this.client.ackBatch(items, { next });
+  }
+
+  // No `next` here: this is the fallback after a refused batch, and the Worker's lease loop fills the
+  // slots these free.
   private async ackOne(item: AckItem): Promise<unknown> {
     try {
       await withRetries(() => this.client.ack(item.jobId, item.leaseToken, item));

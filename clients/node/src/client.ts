@@ -72,6 +72,14 @@ export interface LeaseOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The jobs an Ack or AckBatch leases once its acks are done, in the same call: Lease's options
+ * without the wait (it never long-polls: what is ready, possibly nothing, comes back at once).
+ */
+export interface NextOptions extends Omit<LeaseOptions, "waitMs" | "signal"> {
+  queues: string[];
+}
+
 export interface HeartbeatOptions {
   leaseDurationMs?: number;
   checkpoint?: Uint8Array;
@@ -100,6 +108,18 @@ export interface AckOptions {
   resultContentType?: string;
 }
 
+export interface AckWithNextOptions extends AckOptions {
+  /** Once acked, lease up to next.maxJobs (default 1) ready jobs in the same call; none if the Ack is refused. */
+  next: NextOptions;
+}
+
+/** What ack() returns when asked for the next jobs. */
+export interface AckedWithNext {
+  job: Job;
+  /** The jobs leased for `next`, possibly none: hold them as from lease(). */
+  next: LeasedJob[];
+}
+
 export interface AckItem extends AckOptions {
   jobId: string;
   leaseToken: string;
@@ -108,6 +128,18 @@ export interface AckItem extends AckOptions {
 export interface AckResult {
   jobId: string;
   error?: SpoolError;
+}
+
+export interface AckBatchWithNextOptions {
+  /** Once the acks are done (whichever were refused), lease up to next.maxJobs (default 1) ready jobs. */
+  next: NextOptions;
+}
+
+/** What ackBatch() returns when asked for the next jobs. */
+export interface AckBatchWithNext {
+  results: AckResult[];
+  /** The jobs leased for `next`, possibly none: hold them as from lease(). */
+  next: LeasedJob[];
 }
 
 export interface NackOptions {
@@ -266,13 +298,7 @@ export class Client {
 
   /** Claims up to maxJobs ready jobs from the queues, waiting up to waitMs for one. */
   async lease(queues: string[], options: LeaseOptions = {}): Promise<LeasedJob[]> {
-    const req = {
-      queues,
-      maxJobs: options.maxJobs ?? 1,
-      leaseDuration: duration(options.leaseDurationMs),
-      wait: duration(options.waitMs),
-      workerId: options.workerId ?? "",
-    };
+    const req = { ...leaseRequest({ ...options, queues }), wait: duration(options.waitMs) };
     const res = await call(() => this.rpc.lease(req, { signal: options.signal, timeoutMs: this.timeoutMs + (options.waitMs ?? 0) }));
     return res.jobs;
   }
@@ -299,20 +325,40 @@ export class Client {
     );
   }
 
-  /** Finishes a held lease successfully, with an optional result. */
-  async ack(jobId: string, leaseToken: string, options: AckOptions = {}): Promise<Job> {
-    const res = await call(() => this.rpc.ack(ackRequest({ ...options, jobId, leaseToken }), this.opts));
-    return res.job!;
+  /**
+   * Finishes a held lease successfully, with an optional result. With `next`, also leases the next
+   * jobs in the same call and returns `{ job, next }` instead of the job.
+   */
+  ack(jobId: string, leaseToken: string, options: AckWithNextOptions): Promise<AckedWithNext>;
+  ack(jobId: string, leaseToken: string, options?: AckOptions): Promise<Job>;
+  async ack(
+    jobId: string,
+    leaseToken: string,
+    options: AckOptions & { next?: NextOptions } = {},
+  ): Promise<Job | AckedWithNext> {
+    const req = { ...ackRequest({ ...options, jobId, leaseToken }), next: nextRequest(options.next) };
+    const res = await call(() => this.rpc.ack(req, this.opts));
+    return options.next === undefined ? res.job! : { job: res.job!, next: res.next };
   }
 
-  /** Acks many leases in one call; each item succeeds or fails alone. */
-  async ackBatch(items: AckItem[]): Promise<AckResult[]> {
-    const res = await call(() => this.rpc.ackBatch({ acks: items.map(ackRequest) }, this.opts));
-    return res.results.map((r) =>
+  /**
+   * Acks many leases in one call; each item succeeds or fails alone. With `next`, also leases the
+   * next jobs in the same call and returns `{ results, next }` instead of the results.
+   */
+  ackBatch(items: AckItem[], options: AckBatchWithNextOptions): Promise<AckBatchWithNext>;
+  ackBatch(items: AckItem[]): Promise<AckResult[]>;
+  async ackBatch(
+    items: AckItem[],
+    options: { next?: NextOptions } = {},
+  ): Promise<AckResult[] | AckBatchWithNext> {
+    const req = { acks: items.map(ackRequest), next: nextRequest(options.next) };
+    const res = await call(() => this.rpc.ackBatch(req, this.opts));
+    const results: AckResult[] = res.results.map((r) =>
       r.error !== undefined
         ? { jobId: r.jobId, error: itemError(r.error.code, r.error.reason, r.error.message) }
         : { jobId: r.jobId },
     );
+    return options.next === undefined ? results : { results, next: res.next };
   }
 
   /** Finishes a held lease with an error: retried with backoff while attempts remain, else DEAD. */
@@ -377,6 +423,21 @@ export class Client {
   }
 }
 
+function leaseRequest(options: NextOptions) {
+  return {
+    queues: options.queues,
+    maxJobs: options.maxJobs ?? 1,
+    leaseDuration: duration(options.leaseDurationMs),
+    workerId: options.workerId ?? "",
+  };
+}
+
+/** AckRequest.next / AckBatchRequest.next: never a wait, which the server refuses there. */
+function nextRequest(options: NextOptions | undefined) {
+  return options === undefined ? undefined : leaseRequest(options);
+}
+
+/** One AckRequest; never with `next` (refused inside AckBatch; ack() sets it itself). */
 function ackRequest(item: AckItem) {
   if (item.result === undefined) {
     return { jobId: item.jobId, leaseToken: item.leaseToken };

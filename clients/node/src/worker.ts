@@ -1,9 +1,11 @@
 // The Worker: leases batches from its handlers' queues with a long poll, runs up to `concurrency`
 // handlers at once, heartbeats them, and finishes each with Ack (result, coalesced into AckBatch)
-// or Nack (error, one call per job).
+// or Nack (error, one call per job). In a busy queue the Lease calls are seldom needed: each AckBatch
+// asks for as many new jobs as it acks (AckBatchRequest.next), so the slots its acks free are filled
+// in the same call, and the lease loop long-polls only when slots are actually free.
 import { hostname } from "node:os";
 import { AckBatcher, withRetries } from "./acks.js";
-import type { AckItem, Client } from "./client.js";
+import type { AckItem, Client, NextOptions } from "./client.js";
 import { encodeBody, millis } from "./convert.js";
 import { isTransient, LeaseLostError, SpoolError } from "./errors.js";
 import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
@@ -75,6 +77,10 @@ export class Worker {
   private slotFreed: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
   private leasing: Promise<void> | undefined;
+  /** Set when shutdown's grace is over: jobs an AckBatch still hands over are released, not run. */
+  private graceOver = false;
+  /** Releases of jobs handed over after the grace, until answered. */
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(
     private readonly client: Client,
@@ -89,7 +95,10 @@ export class Worker {
       handleSignals: options.handleSignals ?? true,
     };
     this.heartbeater = new Heartbeater(client, options.leaseDurationMs, this.log);
-    this.acks = new AckBatcher(client, this.log);
+    this.acks = new AckBatcher(client, this.log, {
+      next: (acked) => this.refill(acked),
+      start: (leased) => leased.forEach((l) => this.take(l)),
+    });
   }
 
   /** Registers the handler for one queue; returns the worker for chaining. */
@@ -136,15 +145,40 @@ export class Worker {
     await this.leasing;
     clearTimeout(cutoff);
     this.poll.abort();
-    const drained = Promise.all(this.tasks.values()).then(() => true);
+    if (!(await this.drain(graceMs))) {
+      this.graceOver = true;
+      const left = [...this.tasks.keys()];
+      const running = left.filter((job) => !job.settled).length;
+      if (running > 0) {
+        this.log.warn(`spool worker: grace period over: releasing ${running} jobs still running`);
+      }
+      await Promise.all(left.map((job) => this.abandon(job)));
+    }
+    // An AckBatch sent before stop() asked for the next jobs: once it is answered nothing more can be
+    // handed over (later ones ask for none), and what came after the grace is being released.
+    await this.acks.idle();
+    await Promise.all(this.releasing);
+    await this.heartbeater.close();
+  }
+
+  /**
+   * Waits up to graceMs for every job to finish, including jobs an AckBatch in flight hands over
+   * meanwhile (they run within the grace, as those of a Lease in flight do). False if some are left.
+   */
+  private async drain(graceMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<false>((r) => (timer = setTimeout(() => r(false), graceMs)));
-    const finished = await Promise.race([drained, timedOut]);
-    clearTimeout(timer);
-    if (!finished) {
-      await Promise.all([...this.tasks.keys()].map((job) => this.abandon(job)));
+    try {
+      while (this.tasks.size > 0) {
+        const drained = Promise.all(this.tasks.values()).then(() => true);
+        if (!(await Promise.race([drained, timedOut]))) {
+          return false;
+        }
+      }
+      return true;
+    } finally {
+      clearTimeout(timer);
     }
-    await this.heartbeater.close();
   }
 
   private async leaseLoop(): Promise<void> {
@@ -164,7 +198,7 @@ export class Worker {
           signal: this.poll.signal,
         });
         failures = 0;
-        leased.forEach((l) => this.start(l));
+        leased.forEach((l) => this.take(l));
       } catch (err) {
         if (this.stopping !== undefined) {
           break;
@@ -174,6 +208,40 @@ export class Worker {
         await this.pause(Math.min(MAX_RETRY_DELAY_MS, 100 * 2 ** failures));
       }
     }
+  }
+
+  /**
+   * What an AckBatch asks for after its acks: a job for each slot they free, so the slots pass
+   * straight to new jobs (the AckBatcher starts them before it answers the acks). None once stopping.
+   */
+  private refill(acked: number): NextOptions | undefined {
+    if (this.stopping !== undefined) {
+      return undefined;
+    }
+    return {
+      queues: [...this.handlers.keys()],
+      maxJobs: Math.min(acked, MAX_LEASE_JOBS),
+      leaseDurationMs: this.options.leaseDurationMs,
+      workerId: this.workerId,
+    };
+  }
+
+  /** Starts a leased job, or, once shutdown's grace is over, hands it straight back. */
+  private take(leased: LeasedJob): void {
+    if (this.graceOver) {
+      this.releaseUnstarted(leased);
+    } else {
+      this.start(leased);
+    }
+  }
+
+  /** Releases a job that arrived too late to run: another worker can take it at once, no attempt spent. */
+  private releaseUnstarted(leased: LeasedJob): void {
+    const id = leased.job!.id;
+    const error = { type: "WorkerShutdown", message: `worker ${this.workerId} stopped before the job started` };
+    const release = this.report(id, () => this.client.nack(id, leased.leaseToken, { error, release: true }));
+    this.releasing.add(release);
+    void release.finally(() => this.releasing.delete(release));
   }
 
   private pause(ms: number): Promise<void> {
@@ -201,6 +269,10 @@ export class Worker {
   // Heartbeats stop when the outcome is decided (job.finish() marks it settled): a Nack goes out at
   // once, and an Ack waits at most for the AckBatch in flight and then its own (at most `concurrency`
   // Acks are ever pending), so the rest of the lease covers it.
+  // Jobs an AckBatch leases are started before its acks are answered, so a slot passes from the acked
+  // job to the new one without ever looking free. Entries are the RunningJob objects, not job ids: an
+  // AckBatch whose stale ack is refused may lease that same job again while its old entry is still
+  // here, and the old entry's cleanup must not remove (or un-heartbeat) the new one.
   private start(leased: LeasedJob): void {
     const job = new RunningJob(leased, this.leaseMs(leased) / 3);
     this.heartbeater.add(job);
@@ -255,7 +327,7 @@ export class Worker {
       // The server refused this Ack (e.g. its result is over the size limit): fail the attempt instead.
       this.log.warn(`spool worker: job ${job.id}: result refused, failing the attempt`, refusal.message);
       const err = new ResultRefused(refusal.message, { cause: refusal });
-      await this.report(job, () => this.client.nack(job.id, job.leaseToken, nackOf(err, job.takeCheckpoint())));
+      await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nackOf(err, job.takeCheckpoint())));
     } else {
       this.log.error(`spool worker: could not finish job ${job.id}; its lease will expire`, refusal);
     }
@@ -268,7 +340,7 @@ export class Worker {
     }
     job.finish();
     const checkpoint = job.takeCheckpoint();
-    await this.report(job, () => this.client.nack(job.id, job.leaseToken, nackOf(err, checkpoint)));
+    await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nackOf(err, checkpoint)));
   }
 
   /**
@@ -283,18 +355,18 @@ export class Worker {
     job.finish();
     const error = { type: "WorkerShutdown", message: `worker ${this.workerId} stopped before the job finished` };
     const checkpoint = job.takeCheckpoint();
-    await this.report(job, () => this.client.nack(job.id, job.leaseToken, { error, release: true, checkpoint }));
+    await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, { error, release: true, checkpoint }));
   }
 
   /** Sends a Nack, retried while the server is unavailable. */
-  private async report(job: RunningJob, send: () => Promise<unknown>): Promise<void> {
+  private async report(jobId: string, send: () => Promise<unknown>): Promise<void> {
     try {
       await withRetries(send);
     } catch (err) {
       if (err instanceof LeaseLostError) {
-        this.log.warn(`spool worker: job ${job.id} was no longer ours to finish`, err.message);
+        this.log.warn(`spool worker: job ${jobId} was no longer ours to finish`, err.message);
       } else {
-        this.log.error(`spool worker: could not finish job ${job.id}; its lease will expire`, err);
+        this.log.error(`spool worker: could not finish job ${jobId}; its lease will expire`, err);
       }
     }
   }

@@ -157,6 +157,83 @@ describe("the lease lifecycle", () => {
     assert.ok(acks[1]?.error instanceof LeaseLostError);
   });
 
+  test("ack and ackBatch with next lease the next jobs in the same call", async () => {
+    const queue = queueName("next");
+    const ids = (await client.enqueueBatch([0, 1, 2, 3, 4].map((n) => ({ queue, payload: { n } })))).map((r) => r.job.id);
+    const [first] = await client.lease([queue]);
+    assert.equal(first?.job?.id, ids[0]);
+
+    // ack: the job, then what was leased after it ({ job, next } instead of the job).
+    const acked = await client.ack(first!.job!.id, first!.leaseToken, {
+      result: { n: 0 },
+      next: { queues: [queue], workerId: "node-next", leaseDurationMs: 5000 },
+    });
+    assert.equal(acked.job.id, ids[0]);
+    assert.equal(acked.job.state, JobState.SUCCEEDED);
+    assert.deepEqual(decodeBody(acked.job.result, acked.job.resultContentType), { n: 0 });
+    assert.deepEqual(
+      acked.next.map((l) => l.job?.id),
+      [ids[1]],
+      "maxJobs defaults to 1",
+    );
+    const second = acked.next[0]!;
+    assert.equal(second.job?.state, JobState.RUNNING);
+    assert.equal(second.job?.workerId, "node-next");
+    assert.ok(second.leaseToken !== "" && second.leaseExpiresAt !== undefined);
+
+    // ackBatch: per-item results, and the next jobs even though one of its acks is refused.
+    const batch = await client.ackBatch(
+      [
+        { jobId: second.job!.id, leaseToken: second.leaseToken },
+        { jobId: first!.job!.id, leaseToken: first!.leaseToken },
+      ],
+      { next: { queues: [queue], maxJobs: 2 } },
+    );
+    assert.deepEqual(
+      batch.results.map((r) => r.jobId),
+      [ids[1], ids[0]],
+    );
+    assert.equal(batch.results[0]?.error, undefined);
+    assert.ok(batch.results[1]?.error instanceof LeaseLostError);
+    assert.deepEqual(
+      batch.next.map((l) => l.job?.id),
+      [ids[2], ids[3]],
+    );
+    assert.ok(batch.next.every((l) => l.job?.state === JobState.RUNNING));
+
+    // A refused Ack leases nothing; a next that cannot be served is refused as a whole, acking nothing.
+    await expectError(
+      client.ack(first!.job!.id, first!.leaseToken, { next: { queues: [queue] } }),
+      LeaseLostError,
+      Code.FailedPrecondition,
+      "LEASE_LOST",
+    );
+    const third = batch.next[0]!;
+    await expectError(
+      client.ack(third.job!.id, third.leaseToken, { next: { queues: [queue], maxJobs: 100_000 } }),
+      InvalidArgumentError,
+      Code.InvalidArgument,
+      "INVALID_ARGUMENT",
+      "next.max_jobs",
+    );
+    assert.equal((await client.get(third.job!.id)).state, JobState.RUNNING);
+    assert.equal((await client.get(ids[4]!)).state, JobState.PENDING);
+
+    // Without next, the shapes are the ones they always were.
+    const plain = await client.ackBatch(batch.next.map((l) => ({ jobId: l.job!.id, leaseToken: l.leaseToken })));
+    assert.ok(Array.isArray(plain));
+    assert.ok(plain.every((r) => r.error === undefined));
+
+    // Nothing ready: next comes back empty (the call never waits).
+    const [last] = await client.lease([queue]);
+    assert.equal(last?.job?.id, ids[4]);
+    const end = await client.ack(last!.job!.id, last!.leaseToken, { next: { queues: [queue], maxJobs: 5 } });
+    assert.equal(end.job.state, JobState.SUCCEEDED);
+    assert.deepEqual(end.next, []);
+    const none = await client.ackBatch([], { next: { queues: [queue] } });
+    assert.deepEqual(none, { results: [], next: [] });
+  });
+
   test("cancel: a PENDING job ends CANCELLED, a RUNNING one is asked to stop", async () => {
     const queue = queueName("cancel");
     const pending = await client.enqueue(queue, {}, { delayMs: 60_000 });

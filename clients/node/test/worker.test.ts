@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   AttemptOutcome,
@@ -19,7 +19,7 @@ import {
   type JobContext,
   type WorkerOptions,
 } from "../src/index.js";
-import type { AckBatchRequest } from "../src/gen/spool/v1/queue_service_pb.js";
+import type { AckBatchRequest, AckBatchResponse, HeartbeatBatchRequest } from "../src/gen/spool/v1/queue_service_pb.js";
 import { ROOT, queueName, startSpoold, waitForLine, waitUntil, type Spoold } from "./harness.js";
 
 let spoold: Spoold;
@@ -68,21 +68,36 @@ function slowAckTransport(address: string) {
   return createGrpcTransport({ baseUrl: `http://${address}`, interceptors: [slowAcks] });
 }
 
-/** A client whose transport records every call's method name, and the job ids each AckBatch carried. */
-function recordingClient(address: string) {
+/**
+ * A client whose transport records every call's method name; for each AckBatch, the job ids it
+ * carried, the next.maxJobs it asked for (undefined: no next) and how many jobs it was handed.
+ * `before` runs before each unary call goes out (to hold it, or to fail it by throwing).
+ */
+function recordingClient(address: string, before?: (method: string, message: unknown) => Promise<void> | void) {
   const calls: string[] = [];
   const ackBatches: string[][] = [];
+  const asked: (number | undefined)[] = [];
+  const handedOver: number[] = [];
   const record: Interceptor = (next) => async (req) => {
     calls.push(req.method.name);
-    if (req.method.name === "AckBatch" && !req.stream) {
-      ackBatches.push((req.message as unknown as AckBatchRequest).acks.map((a) => a.jobId));
+    if (req.stream) {
+      return next(req);
     }
-    return next(req);
+    await before?.(req.method.name, req.message);
+    if (req.method.name !== "AckBatch") {
+      return next(req);
+    }
+    const message = req.message as unknown as AckBatchRequest;
+    ackBatches.push(message.acks.map((a) => a.jobId));
+    asked.push(message.next?.maxJobs);
+    const res = await next(req);
+    if (!res.stream) handedOver.push((res.message as unknown as AckBatchResponse).next.length);
+    return res;
   };
   const transport = createGrpcTransport({ baseUrl: `http://${address}`, interceptors: [record] });
   const recorded = new Client({ transport });
   const count = (method: string) => calls.filter((m) => m === method).length;
-  return { client: recorded, calls, ackBatches, count };
+  return { client: recorded, calls, ackBatches, asked, handedOver, count };
 }
 
 /** Resolves once no job of the queue is PENDING or RUNNING. */
@@ -532,5 +547,223 @@ describe("Worker", () => {
       assert.equal(dead.lastError?.type, "TypeError");
       assert.match(dead.lastError?.message ?? "", /BigInt/);
     });
+  });
+
+  test("each AckBatch leases the next job: at concurrency 1, one AckBatch per job and a Lease only to start and to wait", async () => {
+    const queue = queueName("chain");
+    const n = 30;
+    const ids = (await client.enqueueBatch(Array.from({ length: n }, (_, i) => ({ queue, payload: { i } })))).map(
+      (e) => e.job.id,
+    );
+    const rec = recordingClient(spoold.address);
+    const seen: { id: string; running: number; held: number }[] = [];
+    let worker: Worker | undefined;
+    await withWorker(
+      {
+        [queue]: async (job) => {
+          const running = await client.list({ filter: { queues: [queue], states: [JobState.RUNNING] }, pageSize: 10 });
+          seen.push({ id: job.id, running: running.jobs.length, held: worker?.running ?? -1 });
+        },
+      },
+      async (w) => {
+        worker = w;
+        await drained(queue);
+        await waitUntil(() => rec.count("Lease") === 2); // the last ack found nothing: back to the long poll
+      },
+      // The long poll outlasts the test; stop's short grace cuts it off.
+      { concurrency: 1, pollWaitMs: 30_000, graceMs: 100 },
+      rec.client,
+    );
+    assert.deepEqual(
+      seen.map((s) => s.id),
+      ids,
+      "in enqueue order, each once",
+    );
+    assert.ok(
+      seen.every((s) => s.running === 1 && s.held === 1),
+      "one slot, one lease held at a time (the server acks before it leases the next)",
+    );
+    assert.equal(rec.count("Lease"), 2, "the first Lease, then the long poll once the queue was empty");
+    assert.equal(rec.count("AckBatch"), n);
+    assert.equal(rec.count("Ack"), 0);
+    assert.deepEqual(
+      rec.ackBatches,
+      ids.map((id) => [id]),
+    );
+    assert.deepEqual(rec.asked, Array(n).fill(1), "each AckBatch asked for as many jobs as it acked");
+    assert.deepEqual(rec.handedOver, [...Array(n - 1).fill(1), 0]);
+    for (const id of ids) assert.equal((await client.get(id)).attempt, 1);
+  });
+
+  test("an AckBatch asks for at most as many jobs as it acks, and the slots never hold more than `concurrency`", async () => {
+    const queue = queueName("refill");
+    const n = 60;
+    await client.enqueueBatch(Array.from({ length: n }, (_, i) => ({ queue, payload: { i } })));
+    const rec = recordingClient(spoold.address);
+    let most = 0;
+    let active = 0;
+    let leased = 0;
+    await withWorker(
+      {
+        [queue]: async (job) => {
+          active += 1;
+          most = Math.max(most, active);
+          // Some jobs take a round trip, so acks of different sizes pile up while one is in flight.
+          if ((job.payload as { i: number }).i % 3 === 0) {
+            const running = await client.list({ filter: { queues: [queue], states: [JobState.RUNNING] }, pageSize: 100 });
+            leased = Math.max(leased, running.jobs.length);
+          }
+          active -= 1;
+        },
+      },
+      () => drained(queue),
+      { concurrency: 4 },
+      rec.client,
+    );
+    assert.ok(most <= 4, `${most} handlers ran at once for 4 slots`);
+    assert.ok(leased >= 1 && leased <= 4, `the server saw ${leased} RUNNING jobs for 4 slots`);
+    assert.equal(rec.ackBatches.flat().length, n);
+    rec.ackBatches.forEach((acks, i) => {
+      assert.ok(acks.length <= 4);
+      assert.equal(rec.asked[i], acks.length, `batch ${i}: ${acks.length} acks asked for ${rec.asked[i]}`);
+      assert.ok((rec.handedOver[i] ?? 0) <= acks.length);
+    });
+    assert.ok(rec.count("AckBatch") > 0 && rec.handedOver.some((h) => h > 0), "the AckBatches handed jobs over");
+  });
+
+  test("stop: AckBatches ask for nothing more; jobs an AckBatch in flight hands over run within the grace", async () => {
+    const queue = queueName("stopnext");
+    const ids = (await client.enqueueBatch([0, 1, 2].map((i) => ({ queue, payload: { i } })))).map((e) => e.job.id);
+    const held = gate();
+    const release = gate();
+    let holding = true;
+    const rec = recordingClient(spoold.address, async (method, message) => {
+      if (method === "AckBatch" && holding && (message as AckBatchRequest).next !== undefined) {
+        holding = false;
+        held.open();
+        await release.opened; // the first AckBatch is held until the worker is stopping
+      }
+    });
+    const seen: string[] = [];
+    const worker = new Worker(rec.client, { concurrency: 1, pollWaitMs: 500, handleSignals: false, logger: quiet });
+    worker.handle(queue, (job) => void seen.push(job.id));
+    const running = worker.run();
+    await held.opened;
+    const stopping = worker.stop(5000);
+    release.open();
+    await stopping;
+    await running;
+    assert.deepEqual(seen, ids.slice(0, 2), "the job handed over while stopping ran; no other was leased");
+    assert.deepEqual(rec.asked, [1, undefined], "the AckBatch sent after stop() asked for no job");
+    assert.equal(rec.count("Lease"), 1);
+    assert.equal(worker.running, 0);
+    assert.equal((await client.get(ids[0]!)).state, JobState.SUCCEEDED);
+    assert.equal((await client.get(ids[1]!)).state, JobState.SUCCEEDED);
+    const untouched = await client.get(ids[2]!);
+    assert.equal(untouched.state, JobState.PENDING);
+    assert.equal(untouched.attempts.length, 0);
+  });
+
+  test("stop: a job an AckBatch hands over after the grace is released at once, without spending an attempt", async () => {
+    const queue = queueName("latenext");
+    const enqueued = await client.enqueueBatch(
+      ["quick", "hold", "late"].map((kind) => ({ queue, payload: { kind }, maxAttempts: 1 })),
+    );
+    const [quick, hold, late] = enqueued.map((e) => e.job.id) as [string, string, string];
+    const held = gate();
+    const release = gate();
+    let holding = true;
+    const rec = recordingClient(spoold.address, async (method, message) => {
+      if (method === "AckBatch" && holding && (message as AckBatchRequest).next !== undefined) {
+        holding = false;
+        held.open();
+        await release.opened; // held until the grace is over
+      }
+    });
+    const seen: string[] = [];
+    const logger = {
+      warn: (message: string) => {
+        if (message.includes("grace period over")) release.open();
+      },
+      error: () => {},
+    };
+    const worker = new Worker(rec.client, { concurrency: 2, pollWaitMs: 500, handleSignals: false, logger });
+    worker.handle(queue, async (job) => {
+      seen.push(job.id);
+      if ((job.payload as { kind: string }).kind === "hold") {
+        await once(job.signal, "abort");
+        throw job.signal.reason;
+      }
+      return "done";
+    });
+    const running = worker.run();
+    await held.opened; // "quick" finished, its AckBatch (asking for one job) is held; "hold" runs
+    await worker.stop(200);
+    await running;
+    assert.deepEqual(seen.slice().sort(), [quick, hold].sort(), "the late job never ran");
+    assert.deepEqual(rec.handedOver, [1]);
+    assert.equal(worker.running, 0);
+    assert.equal((await client.get(quick)).state, JobState.SUCCEEDED);
+    for (const id of [hold, late]) {
+      const job = await client.get(id);
+      assert.equal(job.state, JobState.PENDING, `job ${id} is ready again`);
+      assert.equal(job.attempt, 0);
+      assert.deepEqual(
+        job.attempts.map((a) => a.outcome),
+        [AttemptOutcome.RELEASED],
+      );
+      assert.equal(job.lastError?.type, "WorkerShutdown");
+    }
+  });
+
+  test("a job re-leased by the AckBatch that acked its stale lease keeps its own slot and heartbeats", async () => {
+    const queue = queueName("again");
+    const { job } = await client.enqueue(queue, {}, { maxAttempts: 2, backoff: { initialIntervalMs: 1, jitter: false } });
+    let firstToken = "";
+    // The first lease's heartbeats are lost on the way, so it expires while its handler runs.
+    const rec = recordingClient(spoold.address, (method, message) => {
+      if (method === "HeartbeatBatch" && (message as HeartbeatBatchRequest).heartbeats.some((h) => h.leaseToken === firstToken)) {
+        throw new ConnectError("dropped by the test", Code.Unavailable);
+      }
+    });
+    const warnings: string[] = [];
+    const held: number[] = [];
+    let worker: Worker | undefined;
+    await withWorker(
+      {
+        [queue]: async (ctx) => {
+          if (ctx.attempt === 1) {
+            firstToken = ctx.leaseToken;
+            await waitUntil(state(ctx.id, JobState.PENDING)); // the reaper took it back
+            return "stale"; // acked with the stale token, which also asks for the next job: this one again
+          }
+          const first = ctx.leaseExpiresAt!.getTime();
+          // Its heartbeats go through: the lease outlives its first expiry.
+          await waitUntil(async () => {
+            const expires = (await client.get(ctx.id)).leaseExpiresAt;
+            return expires !== undefined && Number(expires.seconds) * 1000 > first + 1000;
+          });
+          // Long after the old entry's cleanup: this job still holds the worker's one slot.
+          held.push(worker!.running);
+          return "second";
+        },
+      },
+      async (w) => {
+        worker = w;
+        await waitUntil(state(job.id, JobState.SUCCEEDED), 20_000);
+      },
+      { concurrency: 1, leaseDurationMs: 1500, logger: { warn: (m: string) => warnings.push(m), error: () => {} } },
+      rec.client,
+    );
+    const done = await client.get(job.id);
+    assert.equal(done.attempt, 2);
+    assert.deepEqual(decodeBody(done.result, done.resultContentType), "second");
+    assert.deepEqual(
+      done.attempts.map((a) => a.outcome),
+      [AttemptOutcome.LEASE_EXPIRED, AttemptOutcome.SUCCEEDED],
+    );
+    assert.deepEqual(held, [1], "the old entry's cleanup left the new one in its slot");
+    assert.deepEqual(rec.handedOver, [1, 0], "the stale ack's AckBatch leased the job again");
+    assert.ok(warnings.some((w) => w.includes(job.id) && w.includes("no longer ours")), warnings.join("\n"));
   });
 });

@@ -21,6 +21,7 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 _MAX_BATCH = 1000
+IN_FLIGHT = 2
 
 
 class ResultRefused(Exception):
@@ -55,17 +56,31 @@ class Reporter:
         await answered
 
     async def run(self) -> None:
-        """Sends queued Acks without pause: whatever arrives while a batch is in flight goes in the next."""
-        while True:
-            batch = [await self._acks.get()]
-            while not self._acks.empty() and len(batch) < _MAX_BATCH:
-                batch.append(self._acks.get_nowait())
-            try:
-                await self._send_acks([(job, req) for job, req, _ in batch])
-            finally:
-                for _, _, answered in batch:
-                    if not answered.done():  # its waiter may have been cancelled (shutdown)
-                        answered.set_result(None)
+        """Sends queued Acks without pause, up to IN_FLIGHT batches at a time: whatever arrives while
+        they are in flight goes in the next."""
+        sending: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                first = await self._acks.get()
+                while len(sending) >= IN_FLIGHT:
+                    done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a failure here is a bug: let the Worker say so
+                batch = [first]
+                while not self._acks.empty() and len(batch) < _MAX_BATCH:
+                    batch.append(self._acks.get_nowait())
+                sending.add(asyncio.create_task(self._send_batch(batch)))
+        finally:
+            for task in sending:
+                task.cancel()
+
+    async def _send_batch(self, batch: Sequence[tuple[ActiveJob, qs.AckRequest, asyncio.Future[None]]]) -> None:
+        try:
+            await self._send_acks([(job, req) for job, req, _ in batch])
+        finally:
+            for _, _, answered in batch:
+                if not answered.done():  # its waiter may have been cancelled (shutdown)
+                    answered.set_result(None)
 
     async def _send_acks(self, batch: Sequence[tuple[ActiveJob, qs.AckRequest]]) -> None:
         req = qs.AckBatchRequest(acks=[r for _, r in batch], next=self._refill(len(batch)))

@@ -106,6 +106,8 @@ class Worker:
         self._lease_calls = _LEASES_IN_FLIGHT if concurrency >= _LEASES_IN_FLIGHT * _MIN_SPLIT else 1
         self._lease_batch = min(-(-concurrency // self._lease_calls), _MAX_LEASE)
         self._hurry = False
+        # Shutdown's grace is over: jobs an AckBatch sent before stop() still hands over are released.
+        self._grace_over = False
         self._slot_freed = asyncio.Event()
         self._stopping = threading.Event()
         self._wake: asyncio.Event | None = None
@@ -254,6 +256,9 @@ class Worker:
 
     def _start(self, leased: qs.LeasedJob) -> None:
         job = ActiveJob(leased)
+        if self._grace_over:
+            self._report(job, self._reporter.nack(job, WorkerShutdown("worker stopped"), release=True))
+            return
         self._heartbeats.hold(job)
         task = asyncio.create_task(self._execute(job), name=f"spool-job-{job.id}")
         self._running[job.id] = (job, task)
@@ -348,18 +353,23 @@ class Worker:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), deadline - loop.time())
+        self._grace_over = True
         left = [job for job, _ in self._running.values() if self._interrupt(job)]
         if left:
             log.warning("grace period over: %d jobs released to run again", len(left))
         for job in left:
             self._report(job, self._reporter.nack(job, WorkerShutdown("worker stopped"), release=True))
-        # Outcomes are retried through outages, but not past the leases: after that the reaper has the jobs.
+        # Outcomes are retried through outages, but not past the leases: after that the reaper has the
+        # jobs. An answered AckBatch may still hand over jobs, which _start releases: wait for those too.
+        deadline = loop.time() + self.lease_duration.total_seconds()
+        while pending := self._unanswered():
+            _, late = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+            if late:
+                log.error("stopping with outcomes unreported; their jobs will be retried when their leases expire")
+                for task in late:
+                    task.cancel()
+                return
+
+    def _unanswered(self) -> list[asyncio.Task[None]]:
         answering = [task for job, task in self._running.values() if job.id in self._finished]
-        pending = [*self._reporting.values(), *answering]
-        if not pending:
-            return
-        _, late = await asyncio.wait(pending, timeout=self.lease_duration.total_seconds())
-        if late:
-            log.error("stopping with outcomes unreported; their jobs will be retried when their leases expire")
-            for task in late:
-                task.cancel()
+        return [task for task in (*self._reporting.values(), *answering) if not task.done()]

@@ -429,9 +429,9 @@ class AckRequest(_message.Message):
     @_builtins.property
     def next(self) -> Global___LeaseRequest:
         """Once the ack is done, lease up to next.max_jobs ready jobs as Lease would, in the same call:
-        a worker that takes one job at a time then needs one call per job. Ignored in
-        AckBatchRequest.acks (use AckBatchRequest.next). next.wait must be unset: the call answers at
-        once with what is ready, possibly nothing; long-poll with Lease. A refused ack leases nothing.
+        a worker that takes one job at a time then needs one call per job. next.wait must be unset:
+        the call answers at once with what is ready, possibly nothing (long-poll with Lease). A refused
+        ack leases nothing. Not allowed in AckBatchRequest.acks, which has its own.
         """
 
     def __init__(
