@@ -51,15 +51,28 @@ class Case:
     workload: str
     batch: int
     connections: int
+    # Each ack claims the next jobs: one Ack (or AckBatch) with `next` per round through spoold,
+    # where the ceiling runs the same two statements as unchained.
+    chained: bool = False
 
     @property
     def label(self) -> str:
         how = "1 job/call" if self.batch == 1 else f"batch {self.batch}"
-        return f"{self.workload:<7} {how:<10} x{self.connections}"
+        return f"{self.workload:<7} {how:<10} x{self.connections}{' +next' if self.chained else ''}"
 
 
 def cases(workloads_: Sequence[str] = WORKLOADS) -> list[Case]:
     return [Case(w, b, c) for w in workloads_ for b in BATCHES for c in CONNECTIONS]
+
+
+# The chained cases worth a row: the one-job-per-call drains and steady run, and the batched drain.
+CHAINED = tuple(
+    Case(w, b, c, chained=True) for w, b, c in (("drain", 1, 1), ("drain", 1, 8), ("steady", 1, 8), ("drain", 100, 8))
+)
+
+
+def chained_cases(workloads_: Sequence[str] = WORKLOADS) -> list[Case]:
+    return [c for c in CHAINED if c.workload in workloads_]
 
 
 async def run_case(
@@ -72,8 +85,8 @@ async def run_case(
         return await workloads.enqueue(use, case.batch, params.jobs(case.batch), meter)
     if case.workload == "drain":
         await fill(admin, params.jobs(case.batch))
-        return await workloads.drain(use, case.batch, meter)
-    return await workloads.steady(use, case.batch, params.steady_seconds, meter)
+        return await workloads.drain(use, case.batch, meter, case.chained)
+    return await workloads.steady(use, case.batch, params.steady_seconds, meter, case.chained)
 
 
 @contextlib.asynccontextmanager

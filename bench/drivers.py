@@ -27,6 +27,7 @@ class Driver(Protocol):
     async def enqueue(self, count: int) -> list[str]: ...
     async def claim(self, count: int) -> list[Held]: ...
     async def ack(self, held: Sequence[Held]) -> None: ...
+    async def ack_then_claim(self, held: Sequence[Held], count: int) -> list[Held]: ...
 
 
 def _insert_args(count: int) -> list[object]:
@@ -57,6 +58,11 @@ class SqlDriver:
         none: list[None] = [None] * len(held)
         await self.conn.fetch(query, [int(i) for i, _ in held], [int(t) for _, t in held], none, none)
 
+    async def ack_then_claim(self, held: Sequence[Held], count: int) -> list[Held]:
+        """What spoold runs for an Ack with `next`: the ack, then the claim, each its own transaction."""
+        await self.ack(held)
+        return await self.claim(count)
+
 
 class GrpcDriver:
     """Spool through the API: one job per RPC (Enqueue, Lease max_jobs=1, Ack) or the batch RPCs."""
@@ -83,3 +89,14 @@ class GrpcDriver:
         else:
             for i, t in held:
                 await self.stub.Ack(qs.AckRequest(job_id=i, lease_token=t))
+
+    async def ack_then_claim(self, held: Sequence[Held], count: int) -> list[Held]:
+        """One call: the Ack (or AckBatch) leases the next jobs (`next`)."""
+        lease = qs.LeaseRequest(queues=[QUEUE], max_jobs=count, worker_id="bench")
+        if self.batched:
+            acks = [qs.AckRequest(job_id=i, lease_token=t) for i, t in held]
+            leased = (await self.stub.AckBatch(qs.AckBatchRequest(acks=acks, next=lease))).next
+        else:
+            ((i, t),) = held
+            leased = (await self.stub.Ack(qs.AckRequest(job_id=i, lease_token=t, next=lease))).next
+        return [(j.job.id, j.lease_token) for j in leased]

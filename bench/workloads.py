@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bench.cpu import Meter, Usage
-from bench.drivers import Driver
+from bench.drivers import Driver, Held
 
 
 @dataclass(frozen=True)
@@ -48,33 +48,47 @@ async def enqueue(drivers: Sequence[Driver], batch: int, total: int, meter: Mete
     return await _timed(meter, lambda: _sum(one(d) for d in drivers))
 
 
-async def drain(drivers: Sequence[Driver], batch: int, meter: Meter | None = None) -> Result:
-    """Claims and acks until the queue is empty; the backlog must be in place beforehand."""
+async def drain(drivers: Sequence[Driver], batch: int, meter: Meter | None = None, chained: bool = False) -> Result:
+    """Claims and acks until the queue is empty; the backlog must be in place beforehand. Chained,
+    each ack claims the next jobs in the same call (Ack with `next`)."""
 
     async def one(d: Driver) -> int:
         done = 0
-        while held := await d.claim(batch):
-            await d.ack(held)
+        held = await d.claim(batch)
+        while held:
             done += len(held)
+            if chained:
+                held = await d.ack_then_claim(held, batch)
+            else:
+                await d.ack(held)
+                held = await d.claim(batch)
         return done
 
     return await _timed(meter, lambda: _sum(one(d) for d in drivers))
 
 
-async def steady(drivers: Sequence[Driver], batch: int, seconds: float, meter: Meter | None = None) -> Result:
-    """Produce+consume for `seconds`: each driver enqueues `batch`, claims up to `batch`, acks them."""
+async def steady(
+    drivers: Sequence[Driver], batch: int, seconds: float, meter: Meter | None = None, chained: bool = False
+) -> Result:
+    """Produce+consume for `seconds`: each driver enqueues `batch`, claims up to `batch`, acks them.
+    Chained, each ack claims the jobs of the next round in the same call, and the jobs claimed in
+    the last round are not counted."""
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
 
     async def one(d: Driver) -> int:
         done = 0
+        held: list[Held] = []
         while loop.time() < until:
             await d.enqueue(batch)
-            held = await d.claim(batch)
-            if held:
-                await d.ack(held)
+            if chained:
+                held = await d.ack_then_claim(held, batch) if held else await d.claim(batch)
+            else:
+                held = await d.claim(batch)
+                if held:
+                    await d.ack(held)
             done += len(held)
-        return done
+        return done - len(held) if chained else done
 
     return await _timed(meter, lambda: _sum(one(d) for d in drivers))
 
