@@ -128,9 +128,9 @@ def check_targets(pairs: Sequence[Pair]) -> None:
     if single := found.get(("drain", 1, 8, True)):
         share = single.spool.rate / single.ceiling.rate
         target("one job per RPC (Ack +next) vs one per transaction (drain x8)", f"{share:.0%}", ">= 60%", share >= 0.60)
-    if single := found.get(("drain", 1, 8, False)):
+    if single := found.get(("drain", 1, 8, False)):  # not a target: the same, in two calls per job
         share = single.spool.rate / single.ceiling.rate
-        target("Lease + Ack, one job each, vs one per transaction (drain x8)", f"{share:.0%}", ">= 60%", share >= 0.60)
+        print(f"  for comparison, Lease + Ack (two calls per job) vs one per transaction (drain x8): {share:.0%}")
 
 
 async def main(quick: bool, workloads: Sequence[str] = ceiling.WORKLOADS) -> None:

@@ -33,15 +33,16 @@ class Reporter:
     the Worker can keep a job's slot until then (backpressure).
 
     Each AckBatch also asks for the next jobs (`refill`, given how many acks it carries), and hands
-    what it gets to `start` before its acks are answered: the slots the acked jobs free are filled
-    in the same call, one call per batch in a steady run instead of an AckBatch and a Lease."""
+    what it gets to `start`, with the jobs it acked, before its acks are answered: the slots the
+    acked jobs free are filled in the same call, one call per batch in a steady run instead of an
+    AckBatch and a Lease."""
 
     def __init__(
         self,
         client: AsyncClient,
         retry: RetryPolicy,
         refill: Callable[[int], qs.LeaseRequest | None] = lambda _: None,
-        start: Callable[[Sequence[qs.LeasedJob]], None] = lambda _: None,
+        start: Callable[[Sequence[qs.LeasedJob], Sequence[ActiveJob]], None] = lambda _, __: None,
     ) -> None:
         self._client = client
         self._retry = retry
@@ -62,10 +63,13 @@ class Reporter:
         try:
             while True:
                 first = await self._acks.get()
-                while len(sending) >= IN_FLIGHT:
-                    done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
+                while True:
+                    for task in [t for t in sending if t.done()]:
+                        sending.discard(task)
                         task.result()  # a failure here is a bug: let the Worker say so
+                    if len(sending) < IN_FLIGHT:
+                        break
+                    await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
                 batch = [first]
                 while not self._acks.empty() and len(batch) < _MAX_BATCH:
                     batch.append(self._acks.get_nowait())
@@ -93,7 +97,8 @@ class Reporter:
                 await self._ack_one(job, one)
             return
         if resp.next:
-            self._start(resp.next)
+            acked = [job for (job, _), result in zip(batch, resp.results, strict=True) if not result.HasField("error")]
+            self._start(resp.next, acked)
         for (job, _), result in zip(batch, resp.results, strict=True):
             if result.HasField("error"):
                 await self._refused(job, item_error(result.error.code, result.error.reason, result.error.message))

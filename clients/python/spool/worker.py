@@ -117,7 +117,7 @@ class Worker:
             client, lease_duration.total_seconds() / 3, on_lost=self._lost, on_cancel=self._cancel
         )
         self._queues: tuple[str, ...] = ()
-        self._reporter = Reporter(client, self.retry, self._refill, self._start_all)
+        self._reporter = Reporter(client, self.retry, self._refill, self._take_over)
 
     def handler(self, queue: str) -> Callable[[H], H]:
         """Registers the decorated function for `queue`; async functions run on the loop, others in threads."""
@@ -250,6 +250,19 @@ class Worker:
             worker_id=self.worker_id,
         )
 
+    def _take_over(self, leased: Sequence[qs.LeasedJob], acked: Sequence[ActiveJob]) -> None:
+        """The jobs an AckBatch leased take the slots of the jobs it acked, in one step, so the worker
+        never counts both. (A job whose ack was refused keeps its slot until its Nack is answered;
+        its lease is already gone, as refusals of single acks in a batch are lost leases or
+        missing jobs, so the server never sees more than `concurrency` leases.)"""
+        for job in acked:
+            self._forget(job)
+        self._start_all(leased)
+
+    def _forget(self, job: ActiveJob) -> None:
+        if self._running.get(job.id, (None,))[0] is job:  # not the same job leased again since
+            del self._running[job.id]
+
     def _start_all(self, leased: Sequence[qs.LeasedJob]) -> None:
         for item in leased:
             self._start(item)
@@ -273,8 +286,7 @@ class Worker:
                 log.info("job %s failed: %r", job.id, outcome)
                 await self._reporter.nack(job, outcome)
         finally:
-            if self._running.get(job.id, (None,))[0] is job:  # not the same job leased again since
-                del self._running[job.id]
+            self._forget(job)
             self._interrupted.discard(job.id)
             self._finished.discard(job.id)
             self._slot_freed.set()
