@@ -116,6 +116,24 @@ function gate(): { opened: Promise<void>; open: () => void } {
   return { opened, open };
 }
 
+/**
+ * A recording client that holds the first AckBatch asking for next jobs: `held` opens when it is
+ * caught, and it goes out once `release` is opened.
+ */
+function holdingFirstRefill() {
+  const held = gate();
+  const release = gate();
+  let holding = true;
+  const rec = recordingClient(spoold.address, async (method, message) => {
+    if (method === "AckBatch" && holding && (message as AckBatchRequest).next !== undefined) {
+      holding = false;
+      held.open();
+      await release.opened;
+    }
+  });
+  return { rec, held, release };
+}
+
 describe("Worker", () => {
   test("runs handlers per queue and acks their results", async () => {
     const [a, b] = [queueName("wa"), queueName("wb")];
@@ -634,16 +652,7 @@ describe("Worker", () => {
   test("stop: AckBatches ask for nothing more; jobs an AckBatch in flight hands over run within the grace", async () => {
     const queue = queueName("stopnext");
     const ids = (await client.enqueueBatch([0, 1, 2].map((i) => ({ queue, payload: { i } })))).map((e) => e.job.id);
-    const held = gate();
-    const release = gate();
-    let holding = true;
-    const rec = recordingClient(spoold.address, async (method, message) => {
-      if (method === "AckBatch" && holding && (message as AckBatchRequest).next !== undefined) {
-        holding = false;
-        held.open();
-        await release.opened; // the first AckBatch is held until the worker is stopping
-      }
-    });
+    const { rec, held, release } = holdingFirstRefill(); // released once the worker is stopping
     const seen: string[] = [];
     const worker = new Worker(rec.client, { concurrency: 1, pollWaitMs: 500, handleSignals: false, logger: quiet });
     worker.handle(queue, (job) => void seen.push(job.id));
@@ -670,16 +679,7 @@ describe("Worker", () => {
       ["quick", "hold", "late"].map((kind) => ({ queue, payload: { kind }, maxAttempts: 1 })),
     );
     const [quick, hold, late] = enqueued.map((e) => e.job.id) as [string, string, string];
-    const held = gate();
-    const release = gate();
-    let holding = true;
-    const rec = recordingClient(spoold.address, async (method, message) => {
-      if (method === "AckBatch" && holding && (message as AckBatchRequest).next !== undefined) {
-        holding = false;
-        held.open();
-        await release.opened; // held until the grace is over
-      }
-    });
+    const { rec, held, release } = holdingFirstRefill(); // released once the grace is over
     const seen: string[] = [];
     const logger = {
       warn: (message: string) => {
