@@ -57,7 +57,7 @@ async def measure(levels: Sequence[int], seconds: float) -> list[tuple[object, .
 
 async def main(quick: bool) -> None:
     levels = (0, 100_000) if quick else (0, 100_000, 1_000_000)
-    rows = await measure(levels, 2.0 if quick else 5.0)
+    rows = await measure(levels, 1.0 if quick else 5.0)
     headers = ("backlog", "SQL batch 100", "vs 0", "gRPC 1/RPC", "vs 0", "gRPC batch 100", "vs 0")
     table(f"backlog: steady produce+consume, {CLIENTS} clients, jobs/s", headers, rows)
     last = rows[-1]

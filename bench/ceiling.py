@@ -36,7 +36,7 @@ class Params:
 
     @classmethod
     def of(cls, quick: bool) -> Params:
-        return cls(2_000, 30_000, 1.5) if quick else cls(6_000, 60_000, 4.0)
+        return cls(1_200, 15_000, 1.0) if quick else cls(6_000, 60_000, 4.0)
 
     def split(self, rounds: int) -> Params:
         """The same amount of work in `rounds` equal parts."""
@@ -61,8 +61,8 @@ class Case:
         return f"{self.workload:<7} {how:<10} x{self.connections}{' +next' if self.chained else ''}"
 
 
-def cases(workloads_: Sequence[str] = WORKLOADS) -> list[Case]:
-    return [Case(w, b, c) for w in workloads_ for b in BATCHES for c in CONNECTIONS]
+def cases(workloads_: Sequence[str] = WORKLOADS, connections: Sequence[int] = CONNECTIONS) -> list[Case]:
+    return [Case(w, b, c) for w in workloads_ for b in BATCHES for c in connections]
 
 
 # The chained cases worth a row (the Worker at concurrency 1 shows the chained drain on one client).
