@@ -342,11 +342,17 @@ async def test_never_more_handlers_than_the_concurrency(client: spool.AsyncClien
     assert most == 3
 
 
+def _method(details: Any) -> str:
+    """The full method name of an intercepted call, e.g. /spool.v1.QueueService/AckBatch."""
+    method = details.method
+    return method.decode() if isinstance(method, bytes) else str(method)
+
+
 class SlowAckBatch(grpc.aio.UnaryUnaryClientInterceptor):
     """Delays every AckBatch, as a busy server would: the outcomes of finished handlers pile up."""
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        method = _method(details)
         if method.endswith("/AckBatch"):
             await asyncio.sleep(0.05)  # the simulated server time, not a wait for anything
         return await continuation(details, request)
@@ -419,7 +425,7 @@ class LeaseWatch(grpc.aio.UnaryUnaryClientInterceptor):
         self.most_committed = 0  # slots held by jobs + slots asked for by Leases in flight
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        method = _method(details)
         if not method.endswith("/Lease"):
             return await continuation(details, request)
         assert self.worker is not None
@@ -486,7 +492,7 @@ class CallCount(grpc.aio.UnaryUnaryClientInterceptor):
         self.calls: Counter[str] = Counter()
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        method = _method(details)
         self.calls[method.rsplit("/", 1)[-1]] += 1
         return await continuation(details, request)
 
@@ -521,7 +527,7 @@ class HeldAckBatch(grpc.aio.UnaryUnaryClientInterceptor):
         self.gate = asyncio.Event()
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        method = _method(details)
         if method.endswith("/AckBatch"):
             self.arrived.set()
             await self.gate.wait()
