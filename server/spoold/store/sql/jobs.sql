@@ -62,18 +62,23 @@ SELECT * FROM spool.attempts WHERE job_id = $1 ORDER BY lease_token
 SELECT * FROM spool.claim_slots($1::text[], $2::text[], $3::interval[])
 
 -- name: heartbeat
+-- A held lease is found by id and token alone. Its job is RUNNING exactly while lease_expires_at
+-- is set (the jobs_lease_iff_running constraint), so these statements test that column and never
+-- state = 'running': with that test the planner may pick the partial jobs_running_idx and read
+-- every running job's entry for each id (it does so whenever the statistics last saw no job
+-- running), where the primary key finds each row directly.
 UPDATE spool.jobs SET
     lease_expires_at = least(now() + coalesce($3, lease_granted, lease_duration), attempt_deadline),
     checkpoint = CASE WHEN $4 THEN $5 ELSE checkpoint END,
     updated_at = now()
-WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires_at > now()
+WHERE id = $1 AND lease_token = $2 AND lease_expires_at > now()
 RETURNING id, lease_expires_at, cancel_requested
 
 -- name: heartbeat_many
 -- Rows are locked in id order before they are updated (as in ack_many): a worker's HeartbeatBatch
 -- and AckBatch racing over the same jobs in different orders then queue up instead of deadlocking.
 WITH locked AS (
-    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND state = 'running' ORDER BY id FOR UPDATE
+    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND lease_expires_at IS NOT NULL ORDER BY id FOR UPDATE
 )
 UPDATE spool.jobs j SET
     lease_expires_at = least(now() + coalesce(h.lease, j.lease_granted, j.lease_duration), j.attempt_deadline),
@@ -82,15 +87,14 @@ UPDATE spool.jobs j SET
 FROM unnest($1::bigint[], $2::bigint[], $3::interval[], $4::boolean[], $5::bytea[])
     AS h(id, token, lease, has_checkpoint, checkpoint)
 JOIN locked ON locked.id = h.id
-WHERE j.id = h.id AND j.lease_token = h.token AND j.state = 'running'
-  AND j.lease_expires_at > now()
+WHERE j.id = h.id AND j.lease_token = h.token AND j.lease_expires_at > now()
 RETURNING j.id, j.lease_token, j.lease_expires_at, j.cancel_requested
 
 -- name: ack_many
 -- Finishes the held leases successfully and records their attempts. Rows are locked in id order
 -- first, so batches over the same jobs in different orders cannot deadlock (see heartbeat_many).
 WITH locked AS (
-    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND state = 'running' ORDER BY id FOR UPDATE
+    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND lease_expires_at IS NOT NULL ORDER BY id FOR UPDATE
 ), done AS (
     UPDATE spool.jobs j SET
         state = 'succeeded',
@@ -103,8 +107,7 @@ WITH locked AS (
     FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::text[])
         AS a(id, token, result, result_content_type)
     JOIN locked ON locked.id = a.id
-    WHERE j.id = a.id AND j.lease_token = a.token AND j.state = 'running'
-      AND j.lease_expires_at > now()
+    WHERE j.id = a.id AND j.lease_token = a.token AND j.lease_expires_at > now()
     RETURNING j.*
 ), recorded AS (
     INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
@@ -117,7 +120,7 @@ SELECT * FROM done
 -- ack_many for callers that need only which jobs were finished (AckBatch): the same update and
 -- attempts, returning ids, so the finished rows are neither sent back nor decoded.
 WITH locked AS (
-    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND state = 'running' ORDER BY id FOR UPDATE
+    SELECT id FROM spool.jobs WHERE id = ANY($1::bigint[]) AND lease_expires_at IS NOT NULL ORDER BY id FOR UPDATE
 ), done AS (
     UPDATE spool.jobs j SET
         state = 'succeeded',
@@ -130,8 +133,7 @@ WITH locked AS (
     FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::text[])
         AS a(id, token, result, result_content_type)
     JOIN locked ON locked.id = a.id
-    WHERE j.id = a.id AND j.lease_token = a.token AND j.state = 'running'
-      AND j.lease_expires_at > now()
+    WHERE j.id = a.id AND j.lease_token = a.token AND j.lease_expires_at > now()
     RETURNING j.id, j.lease_token, j.attempt, j.worker_id, j.started_at, j.finished_at
 ), recorded AS (
     INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
@@ -151,7 +153,7 @@ WITH decided AS (
                 ELSE spool.state_after_failure(j.cancel_requested, $3, j.attempt, j.max_attempts)
            END AS next
     FROM spool.jobs j
-    WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
+    WHERE j.id = $1 AND j.lease_token = $2 AND j.lease_expires_at > now()
     FOR UPDATE
 ), done AS (
     UPDATE spool.jobs j SET
