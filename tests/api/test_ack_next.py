@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import grpc
+import pytest
 
 from spool.v1 import queue_service_pb2 as qs
 from tests.api.support import Job, Stub, expect_lease_lost, job_row, lease_one, seconds
@@ -123,3 +124,23 @@ async def test_bad_next_is_refused_before_the_ack(stub: Stub, db: asyncpg.Connec
         "acks[0].next",
     )
     assert (await job_row(db, held.job.id))["state"] == "running"
+
+
+async def test_failed_ack_batch_leases_nothing(stub: Stub, db: asyncpg.Connection) -> None:
+    """Acks that fail as a whole (the database refusing the update) fail the call and lease nothing."""
+    await stub.Enqueue(enqueue_request("a"))
+    held = await lease_one(stub, "a")
+    for _ in range(3):
+        await stub.Enqueue(enqueue_request("b"))
+    await db.execute(
+        """CREATE FUNCTION public.no_success() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'no space left' USING ERRCODE = 'disk_full'; END $$;
+           CREATE TRIGGER no_success BEFORE UPDATE ON spool.jobs FOR EACH ROW
+               WHEN (NEW.state = 'succeeded') EXECUTE FUNCTION public.no_success()"""
+    )
+    ack = qs.AckRequest(job_id=held.job.id, lease_token=held.lease_token)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.AckBatch(qs.AckBatchRequest(acks=[ack], next=qs.LeaseRequest(queues=["b"], max_jobs=3)))
+    assert await states(db, "a") == {"running": 1}
+    assert await states(db, "b") == {"pending": 3}
+    assert await db.fetchval("SELECT count(*) FROM spool.attempts") == 0
