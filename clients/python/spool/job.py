@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import traceback
 from collections.abc import Mapping
 from datetime import timedelta
@@ -35,14 +34,13 @@ class ActiveJob:
 
     def __init__(self, leased: qs.LeasedJob) -> None:
         self.proto: job_pb2.Job = leased.job
-        self.lease_token = leased.lease_token
-        # Set from handler threads, read by the heartbeat loop: single attribute writes are atomic.
+        self.id: str = self.proto.id
+        self.lease_token: str = leased.lease_token
+        # Written by one thread and read by another (a handler thread sets the checkpoint, the
+        # heartbeat loop sets the cancel flag): a single attribute write is atomic, so plain
+        # attributes will do, and a job costs no lock to create.
         self.pending_checkpoint: bytes | None = None
-        self._cancelled = threading.Event()
-
-    @property
-    def id(self) -> str:
-        return self.proto.id
+        self._cancelled = False
 
     @property
     def queue(self) -> str:
@@ -87,10 +85,10 @@ class ActiveJob:
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled or its lease lost; sync handlers should poll it and return."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def mark_cancelled(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True
 
 
 def _clip(text: str, limit: int = MAX_ERROR_BYTES, *, keep_end: bool = False) -> str:

@@ -93,6 +93,8 @@ class Worker:
         # The worker never gives up on the server: an outage pauses it, it does not end it.
         self.retry = retry.forever()
         self._handlers: dict[str, Handler] = {}
+        # Queues whose handler is a coroutine function (run on the loop, not in a thread).
+        self._async_queues: set[str] = set()
         # Jobs from lease until their handler's outcome is answered (or the handler was interrupted).
         self._running: dict[str, tuple[ActiveJob, asyncio.Task[None]]] = {}
         # Handlers stopped by cancellation, a lost lease or shutdown: their own outcome is not reported.
@@ -126,6 +128,8 @@ class Worker:
             if queue in self._handlers:
                 raise ValueError(f"a handler for {queue!r} is already registered")
             self._handlers[queue] = fn
+            if inspect.iscoroutinefunction(fn):
+                self._async_queues.add(queue)
             return fn
 
         return register
@@ -317,7 +321,7 @@ class Worker:
 
     async def _invoke(self, job: ActiveJob) -> Any:
         fn = self._handlers[job.queue]
-        if inspect.iscoroutinefunction(fn):
+        if job.queue in self._async_queues:
             return await fn(job)
         assert self._pool is not None
         # Shielded: cancelling the task cannot stop a thread, so the slot stays taken until it returns.
@@ -333,7 +337,7 @@ class Worker:
         self._interrupted.add(job.id)
         self._heartbeats.release(job)
         job.mark_cancelled()
-        if inspect.iscoroutinefunction(self._handlers[job.queue]):
+        if job.queue in self._async_queues:
             entry[1].cancel()
         return True
 
