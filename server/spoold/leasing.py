@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from spoold.model import Job, LeaseRequest
+from spoold.model import LeaseRequest
 from spoold.notify import Listener, Subscription
 from spoold.notify.listener import READY
 from spoold.store.jobs import JobStore
+from spoold.store.rows import JobRow
 
 
 class Leaser:
@@ -18,7 +19,7 @@ class Leaser:
         self._closing = False
         self._waiting: set[Subscription] = set()
 
-    async def lease(self, req: LeaseRequest) -> list[Job]:
+    async def lease(self, req: LeaseRequest) -> list[JobRow]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + req.wait.total_seconds()
         # Subscribe before the first claim, so a job enqueued between a claim and the wait still wakes us.
@@ -35,7 +36,7 @@ class Leaser:
             finally:
                 self._waiting.discard(sub)
 
-    async def take(self, req: LeaseRequest) -> list[Job]:
+    async def take(self, req: LeaseRequest) -> list[JobRow]:
         """Leases what is ready now, without waiting; nothing once the server is closing."""
         return [] if self._closing else await self._store.claim(req)
 

@@ -11,8 +11,10 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
 from spoold.api import convert
+from spoold.store import rows
 from tests.api.support import Stub, lease_one
 from tests.helpers import enqueue_request
 
@@ -45,6 +47,53 @@ async def test_ack_batch_answers_each_item_in_order_and_records_the_acked(stub: 
     assert [(a["job_id"], a["outcome"], a["worker_id"]) for a in attempts] == sorted(
         [(first.job.id, "succeeded", "w1"), (second.job.id, "succeeded", "w1")]
     )
+
+
+async def test_claimed_rows_are_sent_as_the_job_built_from_them_would_be(stub: Stub, db: asyncpg.Connection) -> None:
+    # Leases convert rows straight to messages (convert.leased_proto); everything else goes through
+    # a Job. Every column a job can fill, set and unset, must come out the same both ways.
+    backoff = job_pb2.BackoffPolicy(kind=job_pb2.BackoffPolicy.KIND_LINEAR, initial_interval=Duration(seconds=2))
+    full = {
+        "headers": {"trace": "t-1", "lang": "py"},
+        "priority": 5,
+        "max_attempts": 3,
+        "backoff": backoff,
+        "attempt_timeout": Duration(seconds=90),
+        "idempotency_key": "once",
+        "concurrency_key": "tenant-1",
+        "concurrency_limit": 2,
+    }
+    await stub.Enqueue(enqueue_request("q", {"all": True}, **full))
+    await stub.Enqueue(qs.EnqueueRequest(queue="q", payload=b"\x00raw", content_type="application/octet-stream"))
+    await stub.Enqueue(enqueue_request("q", delay=Duration(seconds=3600)))
+    for _ in range(3):
+        await stub.Enqueue(enqueue_request("q"))
+    leased = (await stub.Lease(qs.LeaseRequest(queues=["q"], max_jobs=5, worker_id="w1"))).jobs
+    failed, acked = leased[-2], leased[-1]
+    await stub.Nack(
+        qs.NackRequest(
+            job_id=failed.job.id,
+            lease_token=failed.lease_token,
+            error=job_pb2.JobError(type="ValueError", message="bad", details="trace"),
+            checkpoint=b'{"step":2}',
+        )
+    )
+    await stub.Ack(qs.AckRequest(job_id=acked.job.id, lease_token=acked.lease_token, result=b'{"ok":1}'))
+
+    found = await db.fetch("SELECT * FROM spool.jobs ORDER BY id")
+    states = {r["state"] for r in found}
+    assert states == {"pending", "running", "succeeded", "dead"}
+    for row in found:
+        sent = convert.leased_proto(row)
+        assert sent.job == convert.job_proto(rows.job(row)), row["id"]
+        if row["state"] == "running":
+            assert sent.lease_token == str(row["lease_token"])
+        assert sent.lease_expires_at == sent.job.lease_expires_at
+        assert sent.attempt_deadline == sent.job.attempt_deadline
+    dead = next(r for r in found if str(r["id"]) == failed.job.id)
+    assert convert.leased_proto(dead).job.last_error.message == "bad"
+    assert convert.leased_proto(dead).job.checkpoint == b'{"step":2}'
+    assert convert.leased_proto(found[0]).job.headers == full["headers"]
 
 
 async def test_lease_and_ack_times_are_the_stored_ones(stub: Stub, db: asyncpg.Connection) -> None:

@@ -17,8 +17,9 @@ from spoold.api.errors import code_of, stream, unary
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
-from spoold.model import Job, LeaseRequest
+from spoold.model import LeaseRequest
 from spoold.store.jobs import JobStore
+from spoold.store.rows import JobRow
 from spoold.store.search import SearchStore
 from spoold.watch import WatchHub
 
@@ -106,7 +107,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
                 item.error.CopyFrom(_item_error(error))
         return out
 
-    async def _lease_next(self, lease: LeaseRequest | None) -> list[Job]:
+    async def _lease_next(self, lease: LeaseRequest | None) -> list[JobRow]:
         """The jobs an Ack asked for after its acks. The acks are done whatever happens here, so a
         failure leases nothing rather than failing the call: the worker then leases with Lease."""
         if lease is None:

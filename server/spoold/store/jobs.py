@@ -30,6 +30,7 @@ from spoold.model import (
 from spoold.store import queries, rows
 from spoold.store.coalesce import Coalescer, KeyedCoalescer
 from spoold.store.database import Connection, translated
+from spoold.store.rows import JobRow
 
 Q = queries.load("jobs.sql")
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class JobStore:
         self._inserts: Coalescer[NewJob, Enqueued] = Coalescer(
             self._insert_unkeyed, COALESCE_MAX, isolate=(InvalidArgument,), alone_from=INSERT_ALONE_FROM
         )
-        self._claims: KeyedCoalescer[frozenset[str], Slot, Job | None] = KeyedCoalescer(
+        self._claims: KeyedCoalescer[frozenset[str], Slot, JobRow | None] = KeyedCoalescer(
             self._claim_slots, COALESCE_MAX, unanswered=self._give_back
         )
         self._giving_back: set[asyncio.Task[None]] = set()
@@ -171,40 +172,40 @@ class JobStore:
             job = replace(job, attempts=(*job.attempts, running))
         return job
 
-    async def claim(self, req: LeaseRequest) -> list[Job]:
+    async def claim(self, req: LeaseRequest) -> list[JobRow]:
         """Leases up to max_jobs ready jobs, in claim order; Lease calls on the same queues that
-        arrive while a claim runs are claimed together in the next statement."""
+        arrive while a claim runs are claimed together in the next statement. The jobs stay rows,
+        for the API to send as they are (rows.JobRow)."""
         slots = [(req.worker_id, req.lease_duration)] * req.max_jobs
         return [j for j in await self._claims.submit(frozenset(req.queues), slots) if j is not None]
 
-    def _give_back(self, claimed: Sequence[Job | None]) -> None:
+    def _give_back(self, claimed: Sequence[JobRow | None]) -> None:
         """Jobs claimed for a Lease call that was gone (cancelled) when its claim ended: released
         at once, as a Nack with release would, instead of waiting out a lease nobody holds."""
-        jobs = [j for j in claimed if j is not None and j.lease_token is not None]
-        if jobs:
-            task = asyncio.create_task(self._release(jobs))
+        held = [_held(r) for r in claimed if r is not None]
+        if held:
+            task = asyncio.create_task(self._release(held))
             self._giving_back.add(task)
             task.add_done_callback(self._giving_back.discard)
 
-    async def _release(self, jobs: Sequence[Job]) -> None:
+    async def _release(self, held: Sequence[Held]) -> None:
         error = JobError("LeaseCancelled", "the Lease call that claimed this job ended before it got the job")
-        for job in jobs:
-            assert job.lease_token is not None
+        for job_id, lease_token in held:
             try:
-                await self.nack(Nack(job.id, job.lease_token, error, release=True))
+                await self.nack(Nack(job_id, lease_token, error, release=True))
             except SpoolError as err:  # leased again or gone meanwhile: nothing left to give back
-                log.info("job %d: not released after a cancelled Lease: %s", job.id, err)
+                log.info("job %d: not released after a cancelled Lease: %s", job_id, err)
             except Exception:  # the database went away: the reaper ends the lease when it expires
-                log.warning("job %d: not released after a cancelled Lease", job.id, exc_info=True)
+                log.warning("job %d: not released after a cancelled Lease", job_id, exc_info=True)
 
-    async def _claim_slots(self, queues: frozenset[str], slots: list[Slot]) -> list[Job | None]:
+    async def _claim_slots(self, queues: frozenset[str], slots: list[Slot]) -> list[JobRow | None]:
         """One claim for many callers: the n-th job in claim order goes to the n-th slot."""
         with translated():
             found = await self.pool.fetch(
                 Q["claim_slots"], sorted(queues), [w for w, _ in slots], [lease for _, lease in slots]
             )
-        claimed = sorted((rows.job(r) for r in found), key=lambda j: (-j.priority, j.run_at, j.id))
-        unfilled: list[Job | None] = [None] * (len(slots) - len(claimed))
+        claimed = sorted(found, key=lambda r: (-r["priority"], r["run_at"], r["id"]))
+        unfilled: list[JobRow | None] = [None] * (len(slots) - len(claimed))
         return [*claimed, *unfilled]
 
     async def heartbeat(self, beats: Sequence[Heartbeat]) -> list[HeartbeatResult | SpoolError]:

@@ -9,13 +9,17 @@ import asyncpg
 
 from spoold.model import Attempt, Backoff, BackoffKind, Job, JobError, JobState, Outcome
 
+# A spool.jobs row as a statement returned it. Claimed jobs stay rows until they are sent (see
+# api/convert.py, leased_proto); everything else becomes a Job.
+JobRow = asyncpg.Record
+
 # Enum values by their database label: a dict lookup is several times cheaper than Enum(value).
 _STATES = {s.value: s for s in JobState}
 _KINDS = {k.value: k for k in BackoffKind}
 _OUTCOMES = {o.value: o for o in Outcome}
 
 
-def _error(row: asyncpg.Record) -> JobError | None:
+def error(row: asyncpg.Record) -> JobError | None:
     if row["error_type"] is None and row["error_message"] is None:
         return None
     return JobError(
@@ -25,13 +29,19 @@ def _error(row: asyncpg.Record) -> JobError | None:
     )
 
 
-def job(row: asyncpg.Record, attempts: Iterable[asyncpg.Record] = ()) -> Job:
-    payload_json, headers = row["payload_json"], row["headers"]
+def payload(row: asyncpg.Record) -> bytes:
+    """JSON payloads are kept as jsonb, others as bytes."""
+    payload_json = row["payload_json"]
+    return payload_json.encode() if payload_json is not None else row["payload_bytes"] or b""
+
+
+def job(row: JobRow, attempts: Iterable[asyncpg.Record] = ()) -> Job:
+    headers = row["headers"]
     return Job(
         id=row["id"],
         queue=row["queue"],
         state=_STATES[row["state"]],
-        payload=payload_json.encode() if payload_json is not None else row["payload_bytes"] or b"",
+        payload=payload(row),
         content_type=row["content_type"],
         headers=json.loads(headers) if headers is not None else {},
         priority=row["priority"],
@@ -52,7 +62,7 @@ def job(row: asyncpg.Record, attempts: Iterable[asyncpg.Record] = ()) -> Job:
         concurrency_limit=row["concurrency_limit"],
         result=row["result"],
         result_content_type=row["result_content_type"],
-        last_error=_error(row),
+        last_error=error(row),
         checkpoint=row["checkpoint"],
         cancel_requested=row["cancel_requested"],
         lease_token=row["lease_token"],
@@ -75,7 +85,7 @@ def attempt(row: asyncpg.Record) -> Attempt:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         outcome=_OUTCOMES[row["outcome"]],
-        error=_error(row),
+        error=error(row),
     )
 
 
