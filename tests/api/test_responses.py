@@ -50,7 +50,7 @@ async def test_ack_batch_answers_each_item_in_order_and_records_the_acked(stub: 
 
 
 async def test_claimed_rows_are_sent_as_the_job_built_from_them_would_be(stub: Stub, db: asyncpg.Connection) -> None:
-    # Leases convert rows straight to messages (convert.leased_proto); everything else goes through
+    # Leases convert rows straight to messages (convert.add_leased); everything else goes through
     # a Job. Every column a job can fill, set and unset, must come out the same both ways.
     backoff = job_pb2.BackoffPolicy(kind=job_pb2.BackoffPolicy.KIND_LINEAR, initial_interval=Duration(seconds=2))
     full = {
@@ -83,17 +83,17 @@ async def test_claimed_rows_are_sent_as_the_job_built_from_them_would_be(stub: S
     found = await db.fetch("SELECT * FROM spool.jobs ORDER BY id")
     states = {r["state"] for r in found}
     assert states == {"pending", "running", "succeeded", "dead"}
-    for row in found:
-        sent = convert.leased_proto(row)
+    sent_all = qs.LeaseResponse()
+    convert.add_leased(sent_all.jobs, found)
+    for row, sent in zip(found, sent_all.jobs, strict=True):
         assert sent.job == convert.job_proto(rows.job(row)), row["id"]
         if row["state"] == "running":
             assert sent.lease_token == str(row["lease_token"])
         assert sent.lease_expires_at == sent.job.lease_expires_at
         assert sent.attempt_deadline == sent.job.attempt_deadline
-    dead = next(r for r in found if str(r["id"]) == failed.job.id)
-    assert convert.leased_proto(dead).job.last_error.message == "bad"
-    assert convert.leased_proto(dead).job.checkpoint == b'{"step":2}'
-    assert convert.leased_proto(found[0]).job.headers == full["headers"]
+    (dead,) = [s.job for s in sent_all.jobs if s.job.id == failed.job.id]
+    assert (dead.last_error.message, dead.checkpoint) == ("bad", b'{"step":2}')
+    assert sent_all.jobs[0].job.headers == full["headers"]
 
 
 async def test_lease_and_ack_times_are_the_stored_ones(stub: Stub, db: asyncpg.Connection) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from spool.v1 import job_pb2
@@ -181,14 +182,12 @@ def heartbeat(req: qs.HeartbeatRequest, lim: Limits, prefix: str = "") -> Heartb
 def ack(req: qs.AckRequest, lim: Limits, prefix: str = "") -> Ack:
     if prefix and req.HasField("next"):
         raise InvalidArgument(f"{prefix}next", "set AckBatchRequest.next instead")
-    has_result = bool(req.result) or bool(req.result_content_type)
+    job_id = v.positive_id(f"{prefix}job_id", req.job_id)
+    lease_token = v.positive_id(f"{prefix}lease_token", req.lease_token)
+    if not req.result and not req.result_content_type:  # most acks: an AckBatch has up to 1,000
+        return Ack(job_id, lease_token)
     content_type = v.text(f"{prefix}result_content_type", req.result_content_type, 255)
-    return Ack(
-        job_id=v.positive_id(f"{prefix}job_id", req.job_id),
-        lease_token=v.positive_id(f"{prefix}lease_token", req.lease_token),
-        result=v.blob(f"{prefix}result", req.result, lim) if has_result else None,
-        result_content_type=(content_type or JSON) if has_result else None,
-    )
+    return Ack(job_id, lease_token, v.blob(f"{prefix}result", req.result, lim), content_type or JSON)
 
 
 def nack(req: qs.NackRequest, lim: Limits) -> Nack:
@@ -285,15 +284,18 @@ def job_proto(j: Job) -> job_pb2.Job:
     return job_pb2.Job(**_job_fields(j))
 
 
-def leased_proto(row: JobRow) -> qs.LeasedJob:
-    """A claimed job as its worker gets it, straight from its row (see _row_fields)."""
-    fields = _row_fields(row)
-    return qs.LeasedJob(
-        job=cast(job_pb2.Job, fields),
-        lease_token=str(row["lease_token"]),
-        lease_expires_at=fields["lease_expires_at"],
-        attempt_deadline=fields["attempt_deadline"],
-    )
+def add_leased(into: RepeatedCompositeFieldContainer[qs.LeasedJob], claimed: Iterable[JobRow]) -> None:
+    """Claimed jobs as their worker gets them, straight from their rows (see _row_fields), each
+    built in place in the response (a ready-made LeasedJob would be copied in)."""
+    add = into.add
+    for row in claimed:
+        fields = _row_fields(row)
+        add(
+            job=fields,
+            lease_token=str(row["lease_token"]),
+            lease_expires_at=fields["lease_expires_at"],
+            attempt_deadline=fields["attempt_deadline"],
+        )
 
 
 def enqueue_response(e: Enqueued) -> qs.EnqueueResponse:
@@ -301,7 +303,9 @@ def enqueue_response(e: Enqueued) -> qs.EnqueueResponse:
 
 
 def ack_response(j: Job, leased: Sequence[JobRow]) -> qs.AckResponse:
-    return qs.AckResponse(job=_job_arg(j), next=[leased_proto(n) for n in leased])
+    out = qs.AckResponse(job=_job_arg(j))
+    add_leased(out.next, leased)
+    return out
 
 
 def _job_arg(j: Job) -> job_pb2.Job:

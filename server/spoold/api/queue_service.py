@@ -59,7 +59,9 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     @unary
     async def Lease(self, request: qs.LeaseRequest, context: Context) -> qs.LeaseResponse:
         jobs = await self._leaser.lease(convert.lease_request(request, self._limits))
-        return qs.LeaseResponse(jobs=[convert.leased_proto(j) for j in jobs])
+        out = qs.LeaseResponse()
+        convert.add_leased(out.jobs, jobs)
+        return out
 
     @unary
     async def Heartbeat(self, request: qs.HeartbeatRequest, context: Context) -> qs.HeartbeatResponse:
@@ -100,7 +102,8 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         acks = [convert.ack(a, self._limits, f"acks[{i}].") for i, a in enumerate(request.acks)]
         lease = convert.next_lease(request, self._limits)
         errors = await self._store.ack_only(acks) if acks else []
-        out = qs.AckBatchResponse(next=[convert.leased_proto(j) for j in await self._lease_next(lease)])
+        out = qs.AckBatchResponse()
+        convert.add_leased(out.next, await self._lease_next(lease))
         for ack, error in zip(acks, errors, strict=True):
             item = out.results.add(job_id=str(ack.job_id))
             if error is not None:

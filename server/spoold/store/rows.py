@@ -10,7 +10,7 @@ import asyncpg
 from spoold.model import Attempt, Backoff, BackoffKind, Job, JobError, JobState, Outcome
 
 # A spool.jobs row as a statement returned it. Claimed jobs stay rows until they are sent (see
-# api/convert.py, leased_proto); everything else becomes a Job.
+# api/convert.py, add_leased); everything else becomes a Job.
 JobRow = asyncpg.Record
 
 # Enum values by their database label: a dict lookup is several times cheaper than Enum(value).
