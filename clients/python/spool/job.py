@@ -35,16 +35,13 @@ class ActiveJob:
     def __init__(self, leased: qs.LeasedJob) -> None:
         self.proto: job_pb2.Job = leased.job
         self.id: str = self.proto.id
+        self.queue: str = self.proto.queue
         self.lease_token: str = leased.lease_token
         # Written by one thread and read by another (a handler thread sets the checkpoint, the
         # heartbeat loop sets the cancel flag): a single attribute write is atomic, so plain
         # attributes will do, and a job costs no lock to create.
         self.pending_checkpoint: bytes | None = None
         self._cancelled = False
-
-    @property
-    def queue(self) -> str:
-        return self.proto.queue
 
     @property
     def attempt(self) -> int:
