@@ -161,13 +161,17 @@ def report_drain(rows: Sequence[tuple[str, str, Result, int]], jobs: int, rounds
         ("", "settings", "jobs/s", "best spool / this", "unfinished", "CPU ms/job worker/spoold/pg"),
         body,
     )
-    # The issue's target names the settings the peers' docs give; the strongest setting measured
-    # is checked too, so a peer's easy win is never hidden.
-    for label, names in (("documented settings", PEERS), ("fastest setting measured", DRAIN_PEERS)):
+
+    # The target names the settings the peers' docs give. The fastest setting measured, which no
+    # doc gives, is printed beside it, so that a peer's easy win is never hidden.
+    def against(names: Sequence[str]) -> tuple[float, str]:
         faster = max((r for r in rows if r[0] in names), key=lambda r: r[2].rate)
         ratio = spool[2].rate / faster[2].rate if faster[2].rate else 0.0
-        measured = f"{ratio:.1f}x ({spool[0]} vs {faster[0]})"
-        target(f"drain vs the faster peer, {label}", measured, ">= 2x", ratio >= 2.0)
+        return ratio, f"{ratio:.1f}x ({spool[0]} vs {faster[0]})"
+
+    ratio, measured = against(PEERS)
+    target("drain vs the faster peer, documented settings", measured, ">= 2x", ratio >= 2.0)
+    print(f"  for comparison, drain vs the fastest peer setting measured: {against(DRAIN_PEERS)[1]}")
 
 
 def report_latency(found: dict[str, dict[str, float]], count: int) -> None:
