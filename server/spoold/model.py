@@ -189,12 +189,6 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Enqueued:
-    job: Job
-    deduplicated: bool
-
-
-@dataclass(frozen=True)
 class Heartbeat:
     """A lease extension asked for by the worker holding the lease."""
 

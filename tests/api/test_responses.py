@@ -49,9 +49,11 @@ async def test_ack_batch_answers_each_item_in_order_and_records_the_acked(stub: 
     )
 
 
-async def test_claimed_rows_are_sent_as_the_job_built_from_them_would_be(stub: Stub, db: asyncpg.Connection) -> None:
-    # Leases convert rows straight to messages (convert.add_leased); everything else goes through
-    # a Job. Every column a job can fill, set and unset, must come out the same both ways.
+async def test_enqueued_and_claimed_rows_are_sent_as_the_job_built_from_them_would_be(
+    stub: Stub, db: asyncpg.Connection
+) -> None:
+    # Enqueues and leases convert rows straight to messages (convert._row_fields); everything else
+    # goes through a Job. Every column a job can fill, set and unset, must come out the same both ways.
     backoff = job_pb2.BackoffPolicy(kind=job_pb2.BackoffPolicy.KIND_LINEAR, initial_interval=Duration(seconds=2))
     full = {
         "headers": {"trace": "t-1", "lang": "py"},
@@ -63,8 +65,16 @@ async def test_claimed_rows_are_sent_as_the_job_built_from_them_would_be(stub: S
         "concurrency_key": "tenant-1",
         "concurrency_limit": 2,
     }
-    await stub.Enqueue(enqueue_request("q", {"all": True}, **full))
-    await stub.Enqueue(qs.EnqueueRequest(queue="q", payload=b"\x00raw", content_type="application/octet-stream"))
+    created = await stub.Enqueue(enqueue_request("q", {"all": True}, **full))
+    again = await stub.Enqueue(enqueue_request("q", {"all": True}, **full))
+    raw = await stub.EnqueueBatch(
+        qs.EnqueueBatchRequest(
+            jobs=[qs.EnqueueRequest(queue="q", payload=b"\x00raw", content_type="application/octet-stream")]
+        )
+    )
+    enqueued = await db.fetch("SELECT * FROM spool.jobs ORDER BY id")
+    assert [created.job, raw.results[0].job] == [convert.job_proto(rows.job(r)) for r in enqueued]
+    assert again.deduplicated and again.job == created.job
     await stub.Enqueue(enqueue_request("q", delay=Duration(seconds=3600)))
     for _ in range(3):
         await stub.Enqueue(enqueue_request("q"))

@@ -53,8 +53,9 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
             raise InvalidArgument("jobs", "at least one job is required")
         now = datetime.now(UTC)
         news = [convert.new_job(j, self._settings, now, prefix=f"jobs[{i}].") for i, j in enumerate(request.jobs)]
-        results = await self._store.enqueue(news)
-        return qs.EnqueueBatchResponse(results=[convert.enqueue_response(r) for r in results])
+        out = qs.EnqueueBatchResponse()
+        convert.add_enqueued(out.results, await self._store.enqueue(news))
+        return out
 
     @unary
     async def Lease(self, request: qs.LeaseRequest, context: Context) -> qs.LeaseResponse:

@@ -15,7 +15,6 @@ import asyncpg
 from spoold.errors import InvalidArgument, JobNotFound, LeaseLost, SpoolError, WrongState
 from spoold.model import (
     Ack,
-    Enqueued,
     Heartbeat,
     HeartbeatResult,
     Job,
@@ -30,7 +29,7 @@ from spoold.model import (
 from spoold.store import queries, rows
 from spoold.store.coalesce import Coalescer, KeyedCoalescer
 from spoold.store.database import Connection, translated
-from spoold.store.rows import JobRow
+from spoold.store.rows import Enqueued, JobRow
 
 Q = queries.load("jobs.sql")
 log = logging.getLogger(__name__)
@@ -126,7 +125,8 @@ class JobStore:
         return self._inserts.queued + self._claims.queued + self._acks.queued + self._acks_only.queued
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> Sequence[Enqueued]:
-        """Creates the jobs in one transaction; a taken idempotency key yields the original job."""
+        """Creates the jobs in one transaction; a taken idempotency key yields the original job.
+        The jobs stay rows, for the API to send as they are (rows.JobRow)."""
         if not any(j.idempotency_key for j in jobs):
             return await self._inserts.submit(jobs)
         with translated():
@@ -142,7 +142,7 @@ class JobStore:
 
     async def _insert(self, conn: Connection, jobs: Sequence[NewJob]) -> list[Enqueued]:
         found = await conn.fetch(Q["insert_jobs"], *_columns(jobs), *_server_defaults(self.defaults))
-        inserted = {r["ord"]: rows.job(r) for r in found}
+        inserted = {r["ord"]: r for r in found}
         results = []
         for ord_, new in enumerate(jobs, start=1):
             if ord_ in inserted:
@@ -151,12 +151,12 @@ class JobStore:
                 results.append(Enqueued(await self._original(conn, new), deduplicated=True))
         return results
 
-    async def _original(self, conn: Connection, new: NewJob) -> Job:
+    async def _original(self, conn: Connection, new: NewJob) -> JobRow:
         # A new statement takes a new snapshot, so a key committed by a racing enqueue is seen here.
         row = await conn.fetchrow(Q["get_job_by_idempotency_key"], new.queue, new.idempotency_key)
         if row is None:
             raise WrongState("the job holding this idempotency key was deleted; try again")
-        return rows.job(row)
+        return row
 
     async def get(self, job_id: int, with_attempts: bool = True) -> Job:
         with translated():

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import asyncpg
 
 from spoold.model import Attempt, Backoff, BackoffKind, Job, JobError, JobState, Outcome
 
-# A spool.jobs row as a statement returned it. Claimed jobs stay rows until they are sent (see
-# api/convert.py, add_leased); everything else becomes a Job.
+# A spool.jobs row as a statement returned it. Enqueued and claimed jobs stay rows until they are
+# sent (see api/convert.py, _row_fields); everything else becomes a Job.
 JobRow = asyncpg.Record
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """A job an Enqueue created or, for a taken idempotency key, found (deduplicated)."""
+
+    row: JobRow
+    deduplicated: bool
+
 
 # Enum values by their database label: a dict lookup is several times cheaper than Enum(value).
 _STATES = {s.value: s for s in JobState}
