@@ -81,6 +81,18 @@ async def heartbeat_all(
     return done
 
 
+async def heartbeat_batches(
+    stub: queue_service_pb2_grpc.QueueServiceStub, leased: Sequence[qs.LeasedJob], mark: bytes
+) -> None:
+    """One change per job, as HeartbeatBatch of 500: the same changes, in a fraction of the calls."""
+    for start in range(0, len(leased), 500):
+        beats = [
+            qs.HeartbeatRequest(job_id=lj.job.id, lease_token=lj.lease_token, checkpoint=mark)
+            for lj in leased[start : start + 500]
+        ]
+        await stub.HeartbeatBatch(qs.HeartbeatBatchRequest(heartbeats=beats))
+
+
 async def bench(streams: int, rounds: int) -> None:
     rows: list[tuple[str, float, str]] = []
     async with scratch_database() as db_url, spoold(db_url, pool_max_size="16") as server:
@@ -113,7 +125,7 @@ async def bench(streams: int, rounds: int) -> None:
 
         watchers.reading.clear()
         for r in range(rounds * 8):
-            await heartbeat_all(stub, leased, f"slow{r}".encode())
+            await heartbeat_batches(stub, leased, f"slow{r}".encode())
         rows.append((f"{rounds * 8} changes per job, nobody reading", rss_mib(server.pid), "readers paused"))
 
         watchers.reading.set()
