@@ -371,6 +371,7 @@ def _job_fields(j: Job) -> dict[str, Any]:
 # the CPU of building the message from the row (17-19 against 9 us per job, measured).
 # tests/api/test_responses.py holds the two paths to the same message.
 _STATE_LABELS = {s.value: p for s, p in _STATES.items()}
+_RUNNING = JobState.RUNNING.value
 _KIND_LABELS = {k.value: p for k, p in _KIND_PROTO.items()}
 
 
@@ -404,7 +405,7 @@ def _row_fields(r: JobRow) -> dict[str, Any]:
         "last_error": error_proto(rows.error(r)),
         "checkpoint": r["checkpoint"] or b"",
         "cancel_requested": r["cancel_requested"],
-        "worker_id": (r["worker_id"] or "") if r["state"] == JobState.RUNNING.value else "",
+        "worker_id": (r["worker_id"] or "") if r["state"] == _RUNNING else "",
         "lease_expires_at": _opt_ts(r["lease_expires_at"]),
         "attempt_deadline": _opt_ts(r["attempt_deadline"]),
         "created_at": _ts_fields(r["created_at"]),
