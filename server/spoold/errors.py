@@ -38,6 +38,15 @@ class QueueNotFound(SpoolError):
         super().__init__(f"queue {name!r} not found", queue=name)
 
 
+class QueueNotEmpty(SpoolError):
+    """DeleteQueue of a queue that still has jobs (with force: unfinished ones)."""
+
+    reason = "QUEUE_NOT_EMPTY"
+
+    def __init__(self, name: str, message: str, jobs: int) -> None:
+        super().__init__(f"queue {name!r} {message}", queue=name, jobs=str(jobs))
+
+
 class LeaseLost(SpoolError):
     """The lease token is stale: the lease expired, or the job was re-leased, finished or cancelled."""
 

@@ -20,6 +20,19 @@ class JobState(enum.Enum):
         return self in (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
 
 
+class JobStatus(enum.Enum):
+    """A job's status as operators ask about it: its state, with PENDING split in three
+    (the rule of the queue stats and of sql/queues.sql)."""
+
+    READY = "ready"  # PENDING, attempt 0, due
+    SCHEDULED = "scheduled"  # PENDING, attempt 0, due later
+    RETRYING = "retrying"  # PENDING after a failed attempt
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
 class Outcome(enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -152,6 +165,8 @@ class Attempt:
     finished_at: datetime | None
     outcome: Outcome | None
     error: JobError | None
+    # The job's requeue count when the attempt started: a change marks a Requeue.
+    requeues: int = 0
 
 
 @dataclass(frozen=True)
@@ -186,6 +201,7 @@ class Job:
     updated_at: datetime
     finished_at: datetime | None
     attempts: tuple[Attempt, ...] = ()
+    requeues: int = 0
 
 
 @dataclass(frozen=True)
@@ -254,6 +270,7 @@ class JobFilter:
 
     queues: tuple[str, ...] = ()
     states: tuple[JobState, ...] = ()
+    statuses: tuple[JobStatus, ...] = ()
     created_after: datetime | None = None
     created_before: datetime | None = None
     finished_after: datetime | None = None

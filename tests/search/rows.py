@@ -10,7 +10,7 @@ _INSERT = """
 INSERT INTO spool.jobs (queue, state, payload_json, content_type, max_attempts, backoff_kind,
     backoff_initial, backoff_max, backoff_multiplier, backoff_jitter, lease_duration,
     error_type, error_message, idempotency_key, concurrency_key, concurrency_limit,
-    created_at, finished_at, lease_token, started_at, lease_expires_at)
+    created_at, finished_at, lease_token, started_at, lease_expires_at, attempt, run_at)
 SELECT $1, $2::spool.job_state, coalesce($3::jsonb, jsonb_build_object('n', g)), 'application/json', 1,
     'exponential', interval '1 second', interval '5 minutes', 2, true, interval '30 seconds',
     $4, $5, $6, $7, CASE WHEN $7::text IS NULL THEN NULL ELSE 1 END,
@@ -18,7 +18,8 @@ SELECT $1, $2::spool.job_state, coalesce($3::jsonb, jsonb_build_object('n', g)),
     CASE WHEN $2 IN ('succeeded', 'dead', 'cancelled') THEN coalesce($9, now()) END,
     CASE WHEN $2 = 'running' THEN nextval('spool.lease_token_seq') END,
     CASE WHEN $2 = 'running' THEN now() END,
-    CASE WHEN $2 = 'running' THEN now() + interval '1 hour' END
+    CASE WHEN $2 = 'running' THEN now() + interval '1 hour' END,
+    $11, coalesce($12, now())
 FROM generate_series(1, $10) AS g
 ORDER BY g
 RETURNING id
@@ -38,6 +39,8 @@ async def insert(
     concurrency_key: str | None = None,
     created_at: datetime | None = None,
     finished_at: datetime | None = None,
+    attempt: int = 0,
+    run_at: datetime | None = None,
 ) -> list[str]:
     """Inserts `count` jobs (payload {"n": i} unless given); returns their ids as the API spells them."""
     found = await db.fetch(
@@ -52,6 +55,8 @@ async def insert(
         created_at,
         finished_at,
         count,
+        attempt,
+        run_at,
     )
     return [str(r["id"]) for r in found]
 

@@ -46,3 +46,8 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
     async def UpdateQueue(self, request: adm.UpdateQueueRequest, context: Context) -> adm.UpdateQueueResponse:
         queue = await self._queues.update(admin_convert.update(request, self._limits))
         return adm.UpdateQueueResponse(queue=admin_convert.queue_proto(queue))
+
+    @unary
+    async def DeleteQueue(self, request: adm.DeleteQueueRequest, context: Context) -> adm.DeleteQueueResponse:
+        deleted = await self._queues.delete(v.name("name", request.name, self._limits), request.force)
+        return adm.DeleteQueueResponse(deleted_jobs=deleted)

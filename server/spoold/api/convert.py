@@ -276,6 +276,7 @@ def attempt_proto(a: Attempt) -> job_pb2.Attempt:
         outcome=_OUTCOMES[a.outcome] if a.outcome else job_pb2.Attempt.OUTCOME_UNSPECIFIED,
         error=error_proto(a.error),
         duration=dur(a.finished_at - a.started_at) if a.finished_at else None,
+        requeues=a.requeues,
     )
 
 
@@ -357,6 +358,7 @@ def _job_fields(j: Job) -> dict[str, Any]:
         "created_at": _ts_fields(j.created_at),
         "updated_at": _ts_fields(j.updated_at),
         "finished_at": _opt_ts(j.finished_at),
+        "requeues": j.requeues,
     }
     # Empty maps and lists are left out: upb would still walk each one to set it.
     if j.headers:
@@ -411,6 +413,7 @@ def _row_fields(r: JobRow) -> dict[str, Any]:
         "created_at": _ts_fields(r["created_at"]),
         "updated_at": _ts_fields(r["updated_at"]),
         "finished_at": _opt_ts(r["finished_at"]),
+        "requeues": r["requeues"],
     }
     if headers is not None:
         fields["headers"] = json.loads(headers)

@@ -25,6 +25,7 @@ CODES: dict[type[errors.SpoolError], grpc.StatusCode] = {
     errors.QueueNotFound: grpc.StatusCode.NOT_FOUND,
     errors.LeaseLost: grpc.StatusCode.FAILED_PRECONDITION,
     errors.WrongState: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.QueueNotEmpty: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.BatchTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,

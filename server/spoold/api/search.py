@@ -13,7 +13,7 @@ from spoold.api import validate as v
 from spoold.api.convert import STATE_FROM_PROTO
 from spoold.config import Limits
 from spoold.errors import InvalidArgument
-from spoold.model import JobFilter, JobPage, JobState, Order
+from spoold.model import JobFilter, JobPage, JobState, JobStatus, Order
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -21,6 +21,18 @@ MAX_REQUEUE = 1000
 MAX_ERROR_CONTAINS = 1024
 MAX_PAYLOAD_CONTAINS = 64 * 1024
 MAX_FILTER_QUEUES = 1000
+# More entries than there are states or statuses can only be repeats.
+MAX_FILTER_STATES = 16
+
+STATUS_FROM_PROTO = {
+    job_pb2.Job.STATUS_READY: JobStatus.READY,
+    job_pb2.Job.STATUS_SCHEDULED: JobStatus.SCHEDULED,
+    job_pb2.Job.STATUS_RETRYING: JobStatus.RETRYING,
+    job_pb2.Job.STATUS_RUNNING: JobStatus.RUNNING,
+    job_pb2.Job.STATUS_SUCCEEDED: JobStatus.SUCCEEDED,
+    job_pb2.Job.STATUS_DEAD: JobStatus.DEAD,
+    job_pb2.Job.STATUS_CANCELLED: JobStatus.CANCELLED,
+}
 
 _ORDERS = {
     qs.ListJobsRequest.ORDER_UNSPECIFIED: Order.NEWEST_FIRST,
@@ -43,9 +55,13 @@ def job_filter(p: job_pb2.JobFilter, lim: Limits, prefix: str = "filter.") -> Jo
     payload = v.text(f"{prefix}payload_contains", p.payload_contains, MAX_PAYLOAD_CONTAINS)
     if len(p.queues) > MAX_FILTER_QUEUES:
         raise InvalidArgument(f"{prefix}queues", f"more than {MAX_FILTER_QUEUES} queues")
+    for name in ("states", "statuses"):
+        if len(getattr(p, name)) > MAX_FILTER_STATES:
+            raise InvalidArgument(f"{prefix}{name}", f"more than {MAX_FILTER_STATES} entries")
     return JobFilter(
         queues=tuple(dict.fromkeys(v.name(f"{prefix}queues[{i}]", q, lim) for i, q in enumerate(p.queues))),
         states=tuple(dict.fromkeys(_state(f"{prefix}states[{i}]", s) for i, s in enumerate(p.states))),
+        statuses=tuple(dict.fromkeys(_status(f"{prefix}statuses[{i}]", s) for i, s in enumerate(p.statuses))),
         created_after=created_after,
         created_before=created_before,
         finished_after=finished_after,
@@ -62,6 +78,14 @@ def _state(field: str, value: int) -> JobState:
     if state is None:
         raise InvalidArgument(field, f"not a job state: {value}")
     return state
+
+
+def _status(field: str, value: int) -> JobStatus:
+    status: JobStatus | None = STATUS_FROM_PROTO.get(value)  # type: ignore[call-overload]
+    if status is None:
+        valid = ", ".join(job_pb2.Job.Status.Name(p) for p in STATUS_FROM_PROTO)  # type: ignore[arg-type]
+        raise InvalidArgument(field, f"not a job status: {value} (valid: {valid})")
+    return status
 
 
 def _range(

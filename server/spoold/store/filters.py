@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spoold.model import JobFilter, Order
+from spoold.model import JobFilter, JobState, JobStatus, Order
 
 # Where a query of sql/search.sql takes the composed condition. A query is valid SQL without it,
 # so the test that prepares every named query prepares these too.
@@ -21,6 +21,17 @@ MARKER = "/* AND filter */"
 # planner matches it, with the index's predicate alongside so the partial index qualifies.
 _ERROR_TEXT = "(coalesce(j.error_type, '') || E'\\n' || coalesce(j.error_message, ''))"
 _HAS_ERROR = "(j.error_type IS NOT NULL OR j.error_message IS NOT NULL)"
+
+# Each derived status as a condition, and the state it belongs to: the rule of sql/queues.sql.
+_STATUSES: dict[JobStatus, tuple[JobState, str]] = {
+    JobStatus.READY: (JobState.PENDING, "(j.state = 'pending' AND j.attempt = 0 AND j.run_at <= now())"),
+    JobStatus.SCHEDULED: (JobState.PENDING, "(j.state = 'pending' AND j.attempt = 0 AND j.run_at > now())"),
+    JobStatus.RETRYING: (JobState.PENDING, "(j.state = 'pending' AND j.attempt > 0)"),
+    JobStatus.RUNNING: (JobState.RUNNING, "j.state = 'running'"),
+    JobStatus.SUCCEEDED: (JobState.SUCCEEDED, "j.state = 'succeeded'"),
+    JobStatus.DEAD: (JobState.DEAD, "j.state = 'dead'"),
+    JobStatus.CANCELLED: (JobState.CANCELLED, "j.state = 'cancelled'"),
+}
 
 
 @dataclass
@@ -56,6 +67,8 @@ def condition(f: JobFilter, first: int) -> Condition:
         c.add("j.queue = ANY({0}::text[])", list(f.queues))
     if f.states:
         c.add("j.state = ANY({0}::spool.job_state[])", [s.value for s in f.states])
+    if f.statuses:
+        _statuses(c, f.statuses)
     _time_range(c, "created_at", f.created_after, f.created_before)
     _time_range(c, "finished_at", f.finished_after, f.finished_before)
     if f.error_contains:
@@ -67,6 +80,14 @@ def condition(f: JobFilter, first: int) -> Condition:
     if f.concurrency_key is not None:
         c.add("j.concurrency_key = {0}", f.concurrency_key)
     return c
+
+
+def _statuses(c: Condition, statuses: tuple[JobStatus, ...]) -> None:
+    """Any of the statuses. The states they belong to come first, as a plain state test, so that an
+    index on state serves the search as it does a search by state."""
+    states = list(dict.fromkeys(_STATUSES[s][0].value for s in statuses))
+    either = " OR ".join(_STATUSES[s][1] for s in statuses)
+    c.add(f"j.state = ANY({{0}}::spool.job_state[]) AND ({either})", states)
 
 
 def _time_range(c: Condition, column: str, after: object, before: object) -> None:

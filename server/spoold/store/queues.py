@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncpg
 
-from spoold.errors import QueueNotFound
+from spoold.errors import QueueNotEmpty, QueueNotFound
 from spoold.model import BackoffKind, BackoffSpec, Queue, QueueDefaults, QueueStats, QueueUpdate
 from spoold.store import queries
 from spoold.store.database import translated
 
 Q = queries.load("queues.sql")
+
+# Finished jobs deleted per statement by a forced DeleteQueue: short transactions, however big the queue.
+DELETE_BATCH = 5000
 
 # QueueUpdate field names -> spool.queues columns, in update_defaults' parameter order ($3...).
 COLUMNS = {
@@ -52,6 +55,13 @@ def _queue(row: asyncpg.Record) -> Queue:
     return Queue(name=row["name"], paused=row["paused"], defaults=_defaults(row), stats=stats)
 
 
+def _unfinished(s: QueueStats) -> str:
+    """ "2 ready and 1 running job(s)": the statuses that keep a queue from being deleted."""
+    counts = {"ready": s.ready, "scheduled": s.scheduled, "retrying": s.retrying, "running": s.running}
+    parts = [f"{n} {status}" for status, n in counts.items() if n]
+    return (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]) + " job(s)"
+
+
 def _value(d: QueueDefaults, name: str) -> object:
     if name.startswith("backoff."):
         value = getattr(d.backoff, name.removeprefix("backoff."))
@@ -87,3 +97,27 @@ class QueueStore:
         with translated():
             await self.pool.execute(Q["update_defaults"], u.name, columns, *values)
         return await self.get(u.name)
+
+    async def delete(self, name: str, force: bool) -> int:
+        """Deletes the queue's settings and, with force, its finished jobs first; returns how many jobs
+        went. Refused while the queue has jobs (with force: PENDING or RUNNING ones), which would be lost."""
+        stats = (await self.get(name)).stats
+        unfinished = stats.ready + stats.scheduled + stats.retrying + stats.running
+        finished = stats.succeeded + stats.dead + stats.cancelled
+        if unfinished:
+            raise QueueNotEmpty(name, f"has {_unfinished(stats)}: cancel them, or let them finish, first", unfinished)
+        if finished and not force:
+            raise QueueNotEmpty(name, f"has {finished} finished job(s): force deletes them with the queue", finished)
+        deleted = 0
+        while force:
+            with translated():
+                gone = await self.pool.fetch(Q["delete_finished_jobs"], name, DELETE_BATCH)
+            deleted += len(gone)
+            if len(gone) < DELETE_BATCH:
+                break
+        with translated():
+            row = await self.pool.fetchrow(Q["delete_queue"], name)
+        if row["jobs"]:
+            # Enqueued or requeued while the finished ones were deleted: nothing of the new work is lost.
+            raise QueueNotEmpty(name, f"has {row['jobs']} job(s) that arrived meanwhile", row["jobs"])
+        return deleted

@@ -84,6 +84,7 @@ def job(row: JobRow, attempts: Iterable[asyncpg.Record] = ()) -> Job:
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
         attempts=tuple(attempt(a) for a in attempts),
+        requeues=row["requeues"],
     )
 
 
@@ -96,6 +97,7 @@ def attempt(row: asyncpg.Record) -> Attempt:
         finished_at=row["finished_at"],
         outcome=_OUTCOMES[row["outcome"]],
         error=error(row),
+        requeues=row["requeues"],
     )
 
 
@@ -111,4 +113,5 @@ def running_attempt(j: Job) -> Attempt | None:
         finished_at=None,
         outcome=None,
         error=None,
+        requeues=j.requeues,
     )

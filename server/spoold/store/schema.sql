@@ -18,6 +18,7 @@ table spool.attempts
     error_type text
     error_message text
     error_details text
+    requeues integer not null default 0
     constraint attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES spool.jobs(id) ON DELETE CASCADE
     constraint attempts_pkey PRIMARY KEY (job_id, lease_token)
     index attempts_pkey: CREATE UNIQUE INDEX attempts_pkey ON spool.attempts USING btree (job_id, lease_token)
@@ -60,6 +61,7 @@ table spool.jobs with (autovacuum_analyze_scale_factor=0.02, autovacuum_vacuum_c
     updated_at timestamp with time zone not null default now()
     finished_at timestamp with time zone
     lease_granted interval
+    requeues integer not null default 0
     constraint jobs_attempt_range CHECK ((attempt >= 0))
     constraint jobs_backoff_positive CHECK (((backoff_initial > '00:00:00'::interval) AND (backoff_max >= backoff_initial) AND (backoff_multiplier >= (1)::double precision)))
     constraint jobs_concurrency_pair CHECK ((((concurrency_key IS NULL) AND (concurrency_limit IS NULL)) OR ((concurrency_key IS NOT NULL) AND (concurrency_limit >= 1))))
@@ -71,6 +73,8 @@ table spool.jobs with (autovacuum_analyze_scale_factor=0.02, autovacuum_vacuum_c
     constraint jobs_one_payload CHECK (((payload_json IS NULL) OR (payload_bytes IS NULL)))
     constraint jobs_pkey PRIMARY KEY (id)
     constraint jobs_queue_length CHECK (((char_length(queue) >= 1) AND (char_length(queue) <= 128)))
+    constraint jobs_requeues_range CHECK ((requeues >= 0))
+    constraint jobs_succeeded_without_error CHECK (((state <> 'succeeded'::spool.job_state) OR ((error_type IS NULL) AND (error_message IS NULL) AND (error_details IS NULL))))
     constraint jobs_timeout_positive CHECK (((attempt_timeout IS NULL) OR (attempt_timeout > '00:00:00'::interval)))
     index jobs_error_trgm_idx: CREATE INDEX jobs_error_trgm_idx ON spool.jobs USING gin ((((COALESCE(error_type, ''::text) || '
 '::text) || COALESCE(error_message, ''::text))) spool.gin_trgm_ops) WHERE ((error_type IS NOT NULL) OR (error_message IS NOT NULL))

@@ -61,6 +61,11 @@ class AdminServiceStub:
                 request_serializer=spool_dot_v1_dot_admin__service__pb2.UpdateQueueRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_admin__service__pb2.UpdateQueueResponse.FromString,
                 _registered_method=True)
+        self.DeleteQueue = channel.unary_unary(
+                '/spool.v1.AdminService/DeleteQueue',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.DeleteQueueRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.DeleteQueueResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -103,6 +108,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteQueue(self, request, context):
+        """Delete a queue's settings and, with force, its finished jobs. Refused with FAILED_PRECONDITION,
+        reason QUEUE_NOT_EMPTY, while the queue has jobs (with force: while any is PENDING or RUNNING).
+        NOT_FOUND (reason QUEUE_NOT_FOUND) if it has neither jobs nor settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +144,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.UpdateQueue,
                     request_deserializer=spool_dot_v1_dot_admin__service__pb2.UpdateQueueRequest.FromString,
                     response_serializer=spool_dot_v1_dot_admin__service__pb2.UpdateQueueResponse.SerializeToString,
+            ),
+            'DeleteQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteQueue,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.DeleteQueueRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.DeleteQueueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +288,33 @@ class AdminService:
             '/spool.v1.AdminService/UpdateQueue',
             spool_dot_v1_dot_admin__service__pb2.UpdateQueueRequest.SerializeToString,
             spool_dot_v1_dot_admin__service__pb2.UpdateQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/DeleteQueue',
+            spool_dot_v1_dot_admin__service__pb2.DeleteQueueRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.DeleteQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,

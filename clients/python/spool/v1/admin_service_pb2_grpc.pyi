@@ -45,6 +45,11 @@ class AdminServiceStub:
     """Lease the queue's jobs again. Idempotent."""
     UpdateQueue: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateQueueRequest, _admin_service_pb2.UpdateQueueResponse]
     """Change the defaults that jobs enqueued without their own take."""
+    DeleteQueue: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteQueueRequest, _admin_service_pb2.DeleteQueueResponse]
+    """Delete a queue's settings and, with force, its finished jobs. Refused with FAILED_PRECONDITION,
+    reason QUEUE_NOT_EMPTY, while the queue has jobs (with force: while any is PENDING or RUNNING).
+    NOT_FOUND (reason QUEUE_NOT_FOUND) if it has neither jobs nor settings.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -63,6 +68,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Lease the queue's jobs again. Idempotent."""
     UpdateQueue: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateQueueRequest, _admin_service_pb2.UpdateQueueResponse]  # type: ignore[assignment]
     """Change the defaults that jobs enqueued without their own take."""
+    DeleteQueue: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteQueueRequest, _admin_service_pb2.DeleteQueueResponse]  # type: ignore[assignment]
+    """Delete a queue's settings and, with force, its finished jobs. Refused with FAILED_PRECONDITION,
+    reason QUEUE_NOT_EMPTY, while the queue has jobs (with force: while any is PENDING or RUNNING).
+    NOT_FOUND (reason QUEUE_NOT_FOUND) if it has neither jobs nor settings.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Queue administration: stats by derived status, pause and resume, per-queue job defaults.
@@ -108,5 +118,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.UpdateQueueResponse, _abc.Awaitable[_admin_service_pb2.UpdateQueueResponse]]:
         """Change the defaults that jobs enqueued without their own take."""
+
+    @_abc_1.abstractmethod
+    def DeleteQueue(
+        self,
+        request: _admin_service_pb2.DeleteQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.DeleteQueueResponse, _abc.Awaitable[_admin_service_pb2.DeleteQueueResponse]]:
+        """Delete a queue's settings and, with force, its finished jobs. Refused with FAILED_PRECONDITION,
+        reason QUEUE_NOT_EMPTY, while the queue has jobs (with force: while any is PENDING or RUNNING).
+        NOT_FOUND (reason QUEUE_NOT_FOUND) if it has neither jobs nor settings.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

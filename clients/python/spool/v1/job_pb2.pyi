@@ -60,6 +60,42 @@ class Job(_message.Message):
     STATE_CANCELLED: Job.State.ValueType  # 5
     """Cancelled by a caller."""
 
+    class _Status:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Job._Status.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATUS_UNSPECIFIED: Job._Status.ValueType  # 0
+        STATUS_READY: Job._Status.ValueType  # 1
+        """PENDING, attempt 0, run_at reached."""
+        STATUS_SCHEDULED: Job._Status.ValueType  # 2
+        """PENDING, attempt 0, run_at in the future."""
+        STATUS_RETRYING: Job._Status.ValueType  # 3
+        """PENDING after a failed attempt: waiting out its backoff, or due."""
+        STATUS_RUNNING: Job._Status.ValueType  # 4
+        STATUS_SUCCEEDED: Job._Status.ValueType  # 5
+        STATUS_DEAD: Job._Status.ValueType  # 6
+        STATUS_CANCELLED: Job._Status.ValueType  # 7
+
+    class Status(_Status, metaclass=_StatusEnumTypeWrapper):
+        """A job's status as operators ask about it: the states, with PENDING split in three. The rule
+        is AdminService's QueueStats: ready and scheduled are PENDING before their first attempt
+        (attempt 0), due now or later; retrying is PENDING after a failed attempt (attempt > 0).
+        """
+
+    STATUS_UNSPECIFIED: Job.Status.ValueType  # 0
+    STATUS_READY: Job.Status.ValueType  # 1
+    """PENDING, attempt 0, run_at reached."""
+    STATUS_SCHEDULED: Job.Status.ValueType  # 2
+    """PENDING, attempt 0, run_at in the future."""
+    STATUS_RETRYING: Job.Status.ValueType  # 3
+    """PENDING after a failed attempt: waiting out its backoff, or due."""
+    STATUS_RUNNING: Job.Status.ValueType  # 4
+    STATUS_SUCCEEDED: Job.Status.ValueType  # 5
+    STATUS_DEAD: Job.Status.ValueType  # 6
+    STATUS_CANCELLED: Job.Status.ValueType  # 7
+
     @_typing.final
     class HeadersEntry(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
@@ -108,6 +144,7 @@ class Job(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    REQUEUES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque identifier, assigned by the server."""
     queue: _builtins.str
@@ -130,6 +167,8 @@ class Job(_message.Message):
     cancel_requested: _builtins.bool
     worker_id: _builtins.str
     """Worker holding the current lease (RUNNING only)."""
+    requeues: _builtins.int
+    """How many times Requeue put the job back to PENDING."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -148,7 +187,9 @@ class Job(_message.Message):
 
     @_builtins.property
     def last_error(self) -> Global___JobError:
-        """The error of the most recent failed attempt."""
+        """The error of the most recent failed attempt, kept through retries and Requeue, and cleared
+        when an attempt succeeds: a SUCCEEDED job has none. Every attempt keeps its own error.
+        """
 
     @_builtins.property
     def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
@@ -201,10 +242,11 @@ class Job(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         attempts: _abc.Iterable[Global___Attempt] | None = ...,
+        requeues: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "created_at", b"created_at", "finished_at", b"finished_at", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "run_at", b"run_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -348,11 +390,16 @@ class Attempt(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     DURATION_FIELD_NUMBER: _builtins.int
+    REQUEUES_FIELD_NUMBER: _builtins.int
     number: _builtins.int
     """1 for the first attempt after creation or requeue."""
     worker_id: _builtins.str
     lease_token: _builtins.str
     outcome: Global___Attempt.Outcome.ValueType
+    requeues: _builtins.int
+    """The job's `requeues` when this attempt started: attempts with the same value share one
+    attempt budget, and a change of value is where a Requeue happened.
+    """
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -372,10 +419,11 @@ class Attempt(_message.Message):
         outcome: Global___Attempt.Outcome.ValueType = ...,
         error: Global___JobError | None = ...,
         duration: _duration_pb2.Duration | None = ...,
+        requeues: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "finished_at", b"finished_at", "lease_token", b"lease_token", "number", b"number", "outcome", b"outcome", "started_at", b"started_at", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "finished_at", b"finished_at", "lease_token", b"lease_token", "number", b"number", "outcome", b"outcome", "requeues", b"requeues", "started_at", b"started_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -397,6 +445,7 @@ class JobFilter(_message.Message):
     PAYLOAD_CONTAINS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     error_contains: _builtins.str
     """Case-insensitive substring of the last error's type or message."""
     payload_contains: _builtins.str
@@ -419,6 +468,12 @@ class JobFilter(_message.Message):
     def finished_after(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finished_before(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___Job.Status.ValueType]:
+        """Any of these derived statuses (ready, scheduled, retrying, ...); combines with `states` like
+        every other field, so set one or the other.
+        """
+
     def __init__(
         self,
         *,
@@ -432,10 +487,11 @@ class JobFilter(_message.Message):
         payload_contains: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
         concurrency_key: _builtins.str = ...,
+        statuses: _abc.Iterable[Global___Job.Status.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "finished_after", b"finished_after", "finished_before", b"finished_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrency_key", b"concurrency_key", "created_after", b"created_after", "created_before", b"created_before", "error_contains", b"error_contains", "finished_after", b"finished_after", "finished_before", b"finished_before", "idempotency_key", b"idempotency_key", "payload_contains", b"payload_contains", "queues", b"queues", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrency_key", b"concurrency_key", "created_after", b"created_after", "created_before", b"created_before", "error_contains", b"error_contains", "finished_after", b"finished_after", "finished_before", b"finished_before", "idempotency_key", b"idempotency_key", "payload_contains", b"payload_contains", "queues", b"queues", "states", b"states", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -100,6 +100,10 @@ WITH locked AS (
         state = 'succeeded',
         result = a.result,
         result_content_type = a.result_content_type,
+        -- A success leaves no last error; the attempts keep the earlier ones.
+        error_type = NULL,
+        error_message = NULL,
+        error_details = NULL,
         lease_expires_at = NULL,
         attempt_deadline = NULL,
         finished_at = now(),
@@ -111,8 +115,8 @@ WITH locked AS (
     RETURNING j.*
 ), recorded AS (
     INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
-        outcome)
-    SELECT id, lease_token, attempt, worker_id, started_at, finished_at, 'succeeded' FROM done
+        outcome, requeues)
+    SELECT id, lease_token, attempt, worker_id, started_at, finished_at, 'succeeded', requeues FROM done
 )
 SELECT * FROM done
 
@@ -126,6 +130,10 @@ WITH locked AS (
         state = 'succeeded',
         result = a.result,
         result_content_type = a.result_content_type,
+        -- A success leaves no last error; the attempts keep the earlier ones.
+        error_type = NULL,
+        error_message = NULL,
+        error_details = NULL,
         lease_expires_at = NULL,
         attempt_deadline = NULL,
         finished_at = now(),
@@ -134,11 +142,11 @@ WITH locked AS (
         AS a(id, token, result, result_content_type)
     JOIN locked ON locked.id = a.id
     WHERE j.id = a.id AND j.lease_token = a.token AND j.lease_expires_at > now()
-    RETURNING j.id, j.lease_token, j.attempt, j.worker_id, j.started_at, j.finished_at
+    RETURNING j.id, j.lease_token, j.attempt, j.worker_id, j.started_at, j.finished_at, j.requeues
 ), recorded AS (
     INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
-        outcome)
-    SELECT id, lease_token, attempt, worker_id, started_at, finished_at, 'succeeded' FROM done
+        outcome, requeues)
+    SELECT id, lease_token, attempt, worker_id, started_at, finished_at, 'succeeded', requeues FROM done
 )
 SELECT id, lease_token FROM done
 
@@ -182,12 +190,12 @@ WITH decided AS (
 ), recorded AS (
     -- The attempt as it ran (its number before a release gave it back), with the error given.
     INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
-        outcome, error_type, error_message, error_details)
+        outcome, error_type, error_message, error_details, requeues)
     SELECT done.id, done.lease_token, d.number, done.worker_id, done.started_at, now(),
            CASE WHEN done.state = 'cancelled' THEN 'cancelled'
                 WHEN d.released THEN 'released'
                 ELSE 'failed' END::spool.attempt_outcome,
-           $5, $6, $7
+           $5, $6, $7, done.requeues
     FROM done JOIN decided d ON d.id = done.id
 )
 -- A job ready again now wakes the Lease waiters, as a new one does.
@@ -224,12 +232,12 @@ WITH expired AS (
     RETURNING j.*, e.timed_out
 ), recorded AS (
     INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
-        outcome, error_type, error_message)
+        outcome, error_type, error_message, requeues)
     SELECT id, lease_token, attempt, worker_id, started_at, now(),
            CASE WHEN state = 'cancelled' THEN 'cancelled'
                 WHEN timed_out THEN 'timed_out'
                 ELSE 'lease_expired' END::spool.attempt_outcome,
-           error_type, error_message
+           error_type, error_message, requeues
     FROM done
 )
 SELECT id, state FROM done
@@ -250,6 +258,7 @@ WITH requeued AS (
     UPDATE spool.jobs SET
         state = 'pending',
         attempt = 0,
+        requeues = requeues + 1,
         run_at = now(),
         cancel_requested = false,
         finished_at = NULL,

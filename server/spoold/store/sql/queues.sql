@@ -85,3 +85,26 @@ ON CONFLICT (name) DO UPDATE SET
     retention_dead = CASE WHEN 'retention_dead' = ANY($2)
         THEN excluded.retention_dead ELSE q.retention_dead END,
     updated_at = now()
+
+-- name: delete_finished_jobs
+-- Deletes up to $2 of the queue's finished jobs (their attempts go with them, ON DELETE CASCADE),
+-- as ranges of jobs_finished_idx. SKIP LOCKED: a job being requeued or pruned is left alone.
+WITH doomed AS (
+    SELECT j.id FROM spool.jobs j
+    WHERE j.queue = $1 AND j.state IN ('succeeded', 'dead', 'cancelled') AND j.finished_at IS NOT NULL
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM spool.jobs j USING doomed WHERE j.id = doomed.id
+RETURNING j.id
+
+-- name: delete_queue
+-- Deletes the queue's settings row if the queue has no job left; returns the jobs left and whether
+-- a settings row was deleted.
+WITH left_over AS (
+    SELECT count(*) AS jobs FROM spool.jobs WHERE queue = $1
+), gone AS (
+    DELETE FROM spool.queues q WHERE q.name = $1 AND (SELECT jobs FROM left_over) = 0
+    RETURNING q.name
+)
+SELECT (SELECT jobs FROM left_over) AS jobs, (SELECT count(*) FROM gone) AS deleted

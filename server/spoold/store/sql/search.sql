@@ -27,6 +27,7 @@ WITH picked AS (
     UPDATE spool.jobs j SET
         state = 'pending',
         attempt = 0,
+        requeues = j.requeues + 1,
         run_at = now(),
         cancel_requested = false,
         finished_at = NULL,

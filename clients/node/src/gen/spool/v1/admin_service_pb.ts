@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/admin_service.proto.
  */
 export const file_spool_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxzcG9vbC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSJ1CgVRdWV1ZRIMCgRuYW1lGAEgASgJEg4KBnBhdXNlZBgCIAEoCBIpCghkZWZhdWx0cxgDIAEoCzIXLnNwb29sLnYxLlF1ZXVlRGVmYXVsdHMSIwoFc3RhdHMYBCABKAsyFC5zcG9vbC52MS5RdWV1ZVN0YXRzIssBCgpRdWV1ZVN0YXRzEg0KBXJlYWR5GAEgASgDEhEKCXNjaGVkdWxlZBgCIAEoAxIQCghyZXRyeWluZxgDIAEoAxIPCgdydW5uaW5nGAQgASgDEgwKBGRlYWQYBSABKAMSEQoJc3VjY2VlZGVkGAYgASgDEhEKCWNhbmNlbGxlZBgHIAEoAxImCgNsYWcYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUZmluaXNoZWRfbGFzdF9taW51dGUYCSABKAMi7wIKDVF1ZXVlRGVmYXVsdHMSGQoMbWF4X2F0dGVtcHRzGAEgASgFSACIAQESKAoHYmFja29mZhgCIAEoCzIXLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPYXR0ZW1wdF90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3JldGVudGlvbl9zdWNjZWVkZWQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTcmV0ZW50aW9uX2NhbmNlbGxlZBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5yZXRlbnRpb25fZGVhZBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPCg1fbWF4X2F0dGVtcHRzIhMKEUxpc3RRdWV1ZXNSZXF1ZXN0IjUKEkxpc3RRdWV1ZXNSZXNwb25zZRIfCgZxdWV1ZXMYASADKAsyDy5zcG9vbC52MS5RdWV1ZSIfCg9HZXRRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIyChBHZXRRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiIQoRUGF1c2VRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI0ChJQYXVzZVF1ZXVlUmVzcG9uc2USHgoFcXVldWUYASABKAsyDy5zcG9vbC52MS5RdWV1ZSIiChJSZXN1bWVRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI1ChNSZXN1bWVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUifgoSVXBkYXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSKQoIZGVmYXVsdHMYAiABKAsyFy5zcG9vbC52MS5RdWV1ZURlZmF1bHRzEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI1ChNVcGRhdGVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUy+wIKDEFkbWluU2VydmljZRJHCgpMaXN0UXVldWVzEhsuc3Bvb2wudjEuTGlzdFF1ZXVlc1JlcXVlc3QaHC5zcG9vbC52MS5MaXN0UXVldWVzUmVzcG9uc2USQQoIR2V0UXVldWUSGS5zcG9vbC52MS5HZXRRdWV1ZVJlcXVlc3QaGi5zcG9vbC52MS5HZXRRdWV1ZVJlc3BvbnNlEkcKClBhdXNlUXVldWUSGy5zcG9vbC52MS5QYXVzZVF1ZXVlUmVxdWVzdBocLnNwb29sLnYxLlBhdXNlUXVldWVSZXNwb25zZRJKCgtSZXN1bWVRdWV1ZRIcLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVxdWVzdBodLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVzcG9uc2USSgoLVXBkYXRlUXVldWUSHC5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlcXVlc3QaHS5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_spool_v1_job]);
+  fileDesc("ChxzcG9vbC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSJ1CgVRdWV1ZRIMCgRuYW1lGAEgASgJEg4KBnBhdXNlZBgCIAEoCBIpCghkZWZhdWx0cxgDIAEoCzIXLnNwb29sLnYxLlF1ZXVlRGVmYXVsdHMSIwoFc3RhdHMYBCABKAsyFC5zcG9vbC52MS5RdWV1ZVN0YXRzIssBCgpRdWV1ZVN0YXRzEg0KBXJlYWR5GAEgASgDEhEKCXNjaGVkdWxlZBgCIAEoAxIQCghyZXRyeWluZxgDIAEoAxIPCgdydW5uaW5nGAQgASgDEgwKBGRlYWQYBSABKAMSEQoJc3VjY2VlZGVkGAYgASgDEhEKCWNhbmNlbGxlZBgHIAEoAxImCgNsYWcYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUZmluaXNoZWRfbGFzdF9taW51dGUYCSABKAMi7wIKDVF1ZXVlRGVmYXVsdHMSGQoMbWF4X2F0dGVtcHRzGAEgASgFSACIAQESKAoHYmFja29mZhgCIAEoCzIXLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPYXR0ZW1wdF90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3JldGVudGlvbl9zdWNjZWVkZWQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTcmV0ZW50aW9uX2NhbmNlbGxlZBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5yZXRlbnRpb25fZGVhZBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPCg1fbWF4X2F0dGVtcHRzIhMKEUxpc3RRdWV1ZXNSZXF1ZXN0IjUKEkxpc3RRdWV1ZXNSZXNwb25zZRIfCgZxdWV1ZXMYASADKAsyDy5zcG9vbC52MS5RdWV1ZSIfCg9HZXRRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIyChBHZXRRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiIQoRUGF1c2VRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI0ChJQYXVzZVF1ZXVlUmVzcG9uc2USHgoFcXVldWUYASABKAsyDy5zcG9vbC52MS5RdWV1ZSIiChJSZXN1bWVRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI1ChNSZXN1bWVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUifgoSVXBkYXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSKQoIZGVmYXVsdHMYAiABKAsyFy5zcG9vbC52MS5RdWV1ZURlZmF1bHRzEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI1ChNVcGRhdGVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiMQoSRGVsZXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFZm9yY2UYAiABKAgiKwoTRGVsZXRlUXVldWVSZXNwb25zZRIUCgxkZWxldGVkX2pvYnMYASABKAMyxwMKDEFkbWluU2VydmljZRJHCgpMaXN0UXVldWVzEhsuc3Bvb2wudjEuTGlzdFF1ZXVlc1JlcXVlc3QaHC5zcG9vbC52MS5MaXN0UXVldWVzUmVzcG9uc2USQQoIR2V0UXVldWUSGS5zcG9vbC52MS5HZXRRdWV1ZVJlcXVlc3QaGi5zcG9vbC52MS5HZXRRdWV1ZVJlc3BvbnNlEkcKClBhdXNlUXVldWUSGy5zcG9vbC52MS5QYXVzZVF1ZXVlUmVxdWVzdBocLnNwb29sLnYxLlBhdXNlUXVldWVSZXNwb25zZRJKCgtSZXN1bWVRdWV1ZRIcLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVxdWVzdBodLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVzcG9uc2USSgoLVXBkYXRlUXVldWUSHC5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlcXVlc3QaHS5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlc3BvbnNlEkoKC0RlbGV0ZVF1ZXVlEhwuc3Bvb2wudjEuRGVsZXRlUXVldWVSZXF1ZXN0Gh0uc3Bvb2wudjEuRGVsZXRlUXVldWVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_spool_v1_job]);
 
 /**
  * A queue, its settings and its jobs by derived status.
@@ -360,6 +360,50 @@ export const UpdateQueueResponseSchema: GenMessage<UpdateQueueResponse> = /*@__P
   messageDesc(file_spool_v1_admin_service, 12);
 
 /**
+ * @generated from message spool.v1.DeleteQueueRequest
+ */
+export type DeleteQueueRequest = Message<"spool.v1.DeleteQueueRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Delete the queue's SUCCEEDED, DEAD and CANCELLED jobs (with their attempts) first. A PENDING or
+   * RUNNING job still refuses the call: cancel it, or let it finish.
+   *
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message spool.v1.DeleteQueueRequest.
+ * Use `create(DeleteQueueRequestSchema)` to create a new message.
+ */
+export const DeleteQueueRequestSchema: GenMessage<DeleteQueueRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 13);
+
+/**
+ * @generated from message spool.v1.DeleteQueueResponse
+ */
+export type DeleteQueueResponse = Message<"spool.v1.DeleteQueueResponse"> & {
+  /**
+   * Finished jobs deleted with the queue (force only).
+   *
+   * @generated from field: int64 deleted_jobs = 1;
+   */
+  deletedJobs: bigint;
+};
+
+/**
+ * Describes the message spool.v1.DeleteQueueResponse.
+ * Use `create(DeleteQueueResponseSchema)` to create a new message.
+ */
+export const DeleteQueueResponseSchema: GenMessage<DeleteQueueResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 14);
+
+/**
  * Queue administration: stats by derived status, pause and resume, per-queue job defaults.
  * A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
  *
@@ -415,6 +459,18 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof UpdateQueueRequestSchema;
     output: typeof UpdateQueueResponseSchema;
+  },
+  /**
+   * Delete a queue's settings and, with force, its finished jobs. Refused with FAILED_PRECONDITION,
+   * reason QUEUE_NOT_EMPTY, while the queue has jobs (with force: while any is PENDING or RUNNING).
+   * NOT_FOUND (reason QUEUE_NOT_FOUND) if it has neither jobs nor settings.
+   *
+   * @generated from rpc spool.v1.AdminService.DeleteQueue
+   */
+  deleteQueue: {
+    methodKind: "unary";
+    input: typeof DeleteQueueRequestSchema;
+    output: typeof DeleteQueueResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spool_v1_admin_service, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/job.proto.
  */
 export const file_spool_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChJzcG9vbC92MS9qb2IucHJvdG8SCHNwb29sLnYxIsMICgNKb2ISCgoCaWQYASABKAkSDQoFcXVldWUYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5zcG9vbC52MS5Kb2IuU3RhdGUSDwoHcGF5bG9hZBgEIAEoDBIUCgxjb250ZW50X3R5cGUYBSABKAkSKwoHaGVhZGVycxgGIAMoCzIaLnNwb29sLnYxLkpvYi5IZWFkZXJzRW50cnkSEAoIcHJpb3JpdHkYByABKAUSKgoGcnVuX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdhdHRlbXB0GAkgASgFEhQKDG1heF9hdHRlbXB0cxgKIAEoBRIoCgdiYWNrb2ZmGAsgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GA4gASgJEhcKD2NvbmN1cnJlbmN5X2tleRgPIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgQIAEoBRIOCgZyZXN1bHQYESABKAwSGwoTcmVzdWx0X2NvbnRlbnRfdHlwZRgSIAEoCRImCgpsYXN0X2Vycm9yGBMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISEgoKY2hlY2twb2ludBgUIAEoDBIYChBjYW5jZWxfcmVxdWVzdGVkGBUgASgIEhEKCXdvcmtlcl9pZBgWIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoIYXR0ZW1wdHMYHCADKAsyES5zcG9vbC52MS5BdHRlbXB0Gi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIn4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfUEVORElORxABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIOCgpTVEFURV9ERUFEEAQSEwoPU1RBVEVfQ0FOQ0VMTEVEEAUiqgIKDUJhY2tvZmZQb2xpY3kSKgoEa2luZBgBIAEoDjIcLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kuS2luZBIzChBpbml0aWFsX2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgptdWx0aXBsaWVyGAQgASgBEhMKBmppdHRlchgFIAEoCEgAiAEBIlMKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhQKEEtJTkRfRVhQT05FTlRJQUwQARIPCgtLSU5EX0xJTkVBUhACEg4KCktJTkRfRklYRUQQA0IJCgdfaml0dGVyIjoKCEpvYkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIPCgdkZXRhaWxzGAMgASgJIs0DCgdBdHRlbXB0Eg4KBm51bWJlchgBIAEoBRIRCgl3b3JrZXJfaWQYAiABKAkSEwoLbGVhc2VfdG9rZW4YAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB291dGNvbWUYBiABKA4yGS5zcG9vbC52MS5BdHRlbXB0Lk91dGNvbWUSIQoFZXJyb3IYByABKAsyEi5zcG9vbC52MS5Kb2JFcnJvchIrCghkdXJhdGlvbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKsAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFQoRT1VUQ09NRV9TVUNDRUVERUQQARISCg5PVVRDT01FX0ZBSUxFRBACEhkKFU9VVENPTUVfTEVBU0VfRVhQSVJFRBADEhUKEU9VVENPTUVfVElNRURfT1VUEAQSFQoRT1VUQ09NRV9DQU5DRUxMRUQQBRIUChBPVVRDT01FX1JFTEVBU0VEEAYi9AIKCUpvYkZpbHRlchIOCgZxdWV1ZXMYASADKAkSIwoGc3RhdGVzGAIgAygOMhMuc3Bvb2wudjEuSm9iLlN0YXRlEjEKDWNyZWF0ZWRfYWZ0ZXIYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5maW5pc2hlZF9hZnRlchgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPZmluaXNoZWRfYmVmb3JlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5lcnJvcl9jb250YWlucxgHIAEoCRIYChBwYXlsb2FkX2NvbnRhaW5zGAggASgJEhcKD2lkZW1wb3RlbmN5X2tleRgJIAEoCRIXCg9jb25jdXJyZW5jeV9rZXkYCiABKAliBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChJzcG9vbC92MS9qb2IucHJvdG8SCHNwb29sLnYxIoYKCgNKb2ISCgoCaWQYASABKAkSDQoFcXVldWUYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5zcG9vbC52MS5Kb2IuU3RhdGUSDwoHcGF5bG9hZBgEIAEoDBIUCgxjb250ZW50X3R5cGUYBSABKAkSKwoHaGVhZGVycxgGIAMoCzIaLnNwb29sLnYxLkpvYi5IZWFkZXJzRW50cnkSEAoIcHJpb3JpdHkYByABKAUSKgoGcnVuX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdhdHRlbXB0GAkgASgFEhQKDG1heF9hdHRlbXB0cxgKIAEoBRIoCgdiYWNrb2ZmGAsgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GA4gASgJEhcKD2NvbmN1cnJlbmN5X2tleRgPIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgQIAEoBRIOCgZyZXN1bHQYESABKAwSGwoTcmVzdWx0X2NvbnRlbnRfdHlwZRgSIAEoCRImCgpsYXN0X2Vycm9yGBMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISEgoKY2hlY2twb2ludBgUIAEoDBIYChBjYW5jZWxfcmVxdWVzdGVkGBUgASgIEhEKCXdvcmtlcl9pZBgWIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoIYXR0ZW1wdHMYHCADKAsyES5zcG9vbC52MS5BdHRlbXB0EhAKCHJlcXVldWVzGB0gASgFGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIn4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfUEVORElORxABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIOCgpTVEFURV9ERUFEEAQSEwoPU1RBVEVfQ0FOQ0VMTEVEEAUirgEKBlN0YXR1cxIWChJTVEFUVVNfVU5TUEVDSUZJRUQQABIQCgxTVEFUVVNfUkVBRFkQARIUChBTVEFUVVNfU0NIRURVTEVEEAISEwoPU1RBVFVTX1JFVFJZSU5HEAMSEgoOU1RBVFVTX1JVTk5JTkcQBBIUChBTVEFUVVNfU1VDQ0VFREVEEAUSDwoLU1RBVFVTX0RFQUQQBhIUChBTVEFUVVNfQ0FOQ0VMTEVEEAciqgIKDUJhY2tvZmZQb2xpY3kSKgoEa2luZBgBIAEoDjIcLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kuS2luZBIzChBpbml0aWFsX2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgptdWx0aXBsaWVyGAQgASgBEhMKBmppdHRlchgFIAEoCEgAiAEBIlMKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhQKEEtJTkRfRVhQT05FTlRJQUwQARIPCgtLSU5EX0xJTkVBUhACEg4KCktJTkRfRklYRUQQA0IJCgdfaml0dGVyIjoKCEpvYkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIPCgdkZXRhaWxzGAMgASgJIt8DCgdBdHRlbXB0Eg4KBm51bWJlchgBIAEoBRIRCgl3b3JrZXJfaWQYAiABKAkSEwoLbGVhc2VfdG9rZW4YAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB291dGNvbWUYBiABKA4yGS5zcG9vbC52MS5BdHRlbXB0Lk91dGNvbWUSIQoFZXJyb3IYByABKAsyEi5zcG9vbC52MS5Kb2JFcnJvchIrCghkdXJhdGlvbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghyZXF1ZXVlcxgJIAEoBSKsAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFQoRT1VUQ09NRV9TVUNDRUVERUQQARISCg5PVVRDT01FX0ZBSUxFRBACEhkKFU9VVENPTUVfTEVBU0VfRVhQSVJFRBADEhUKEU9VVENPTUVfVElNRURfT1VUEAQSFQoRT1VUQ09NRV9DQU5DRUxMRUQQBRIUChBPVVRDT01FX1JFTEVBU0VEEAYinAMKCUpvYkZpbHRlchIOCgZxdWV1ZXMYASADKAkSIwoGc3RhdGVzGAIgAygOMhMuc3Bvb2wudjEuSm9iLlN0YXRlEjEKDWNyZWF0ZWRfYWZ0ZXIYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5maW5pc2hlZF9hZnRlchgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPZmluaXNoZWRfYmVmb3JlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5lcnJvcl9jb250YWlucxgHIAEoCRIYChBwYXlsb2FkX2NvbnRhaW5zGAggASgJEhcKD2lkZW1wb3RlbmN5X2tleRgJIAEoCRIXCg9jb25jdXJyZW5jeV9rZXkYCiABKAkSJgoIc3RhdHVzZXMYCyADKA4yFC5zcG9vbC52MS5Kb2IuU3RhdHVzYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A unit of work and everything that happened to it.
@@ -125,7 +125,8 @@ export type Job = Message<"spool.v1.Job"> & {
   resultContentType: string;
 
   /**
-   * The error of the most recent failed attempt.
+   * The error of the most recent failed attempt, kept through retries and Requeue, and cleared
+   * when an attempt succeeds: a SUCCEEDED job has none. Every attempt keeps its own error.
    *
    * @generated from field: spool.v1.JobError last_error = 19;
    */
@@ -187,6 +188,13 @@ export type Job = Message<"spool.v1.Job"> & {
    * @generated from field: repeated spool.v1.Attempt attempts = 28;
    */
   attempts: Attempt[];
+
+  /**
+   * How many times Requeue put the job back to PENDING.
+   *
+   * @generated from field: int32 requeues = 29;
+   */
+  requeues: number;
 };
 
 /**
@@ -248,6 +256,67 @@ export enum Job_State {
  */
 export const Job_StateSchema: GenEnum<Job_State> = /*@__PURE__*/
   enumDesc(file_spool_v1_job, 0, 0);
+
+/**
+ * A job's status as operators ask about it: the states, with PENDING split in three. The rule
+ * is AdminService's QueueStats: ready and scheduled are PENDING before their first attempt
+ * (attempt 0), due now or later; retrying is PENDING after a failed attempt (attempt > 0).
+ *
+ * @generated from enum spool.v1.Job.Status
+ */
+export enum Job_Status {
+  /**
+   * @generated from enum value: STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * PENDING, attempt 0, run_at reached.
+   *
+   * @generated from enum value: STATUS_READY = 1;
+   */
+  READY = 1,
+
+  /**
+   * PENDING, attempt 0, run_at in the future.
+   *
+   * @generated from enum value: STATUS_SCHEDULED = 2;
+   */
+  SCHEDULED = 2,
+
+  /**
+   * PENDING after a failed attempt: waiting out its backoff, or due.
+   *
+   * @generated from enum value: STATUS_RETRYING = 3;
+   */
+  RETRYING = 3,
+
+  /**
+   * @generated from enum value: STATUS_RUNNING = 4;
+   */
+  RUNNING = 4,
+
+  /**
+   * @generated from enum value: STATUS_SUCCEEDED = 5;
+   */
+  SUCCEEDED = 5,
+
+  /**
+   * @generated from enum value: STATUS_DEAD = 6;
+   */
+  DEAD = 6,
+
+  /**
+   * @generated from enum value: STATUS_CANCELLED = 7;
+   */
+  CANCELLED = 7,
+}
+
+/**
+ * Describes the enum spool.v1.Job.Status.
+ */
+export const Job_StatusSchema: GenEnum<Job_Status> = /*@__PURE__*/
+  enumDesc(file_spool_v1_job, 0, 1);
 
 /**
  * How long to wait before the next attempt after a failure.
@@ -415,6 +484,14 @@ export type Attempt = Message<"spool.v1.Attempt"> & {
    * @generated from field: google.protobuf.Duration duration = 8;
    */
   duration?: Duration | undefined;
+
+  /**
+   * The job's `requeues` when this attempt started: attempts with the same value share one
+   * attempt budget, and a change of value is where a Requeue happened.
+   *
+   * @generated from field: int32 requeues = 9;
+   */
+  requeues: number;
 };
 
 /**
@@ -537,6 +614,14 @@ export type JobFilter = Message<"spool.v1.JobFilter"> & {
    * @generated from field: string concurrency_key = 10;
    */
   concurrencyKey: string;
+
+  /**
+   * Any of these derived statuses (ready, scheduled, retrying, ...); combines with `states` like
+   * every other field, so set one or the other.
+   *
+   * @generated from field: repeated spool.v1.Job.Status statuses = 11;
+   */
+  statuses: Job_Status[];
 };
 
 /**
