@@ -16,12 +16,14 @@ help: ## list the targets
 $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
+	$(PY) -m pip install --quiet -e 'clients/python[cli]' -e '.[dev]'
 	touch $@
+	@echo "installed; the spool command is $(BIN)/spool (or: source $(BIN)/activate, then spool)"
 
 install: $(BIN)/.installed node-install ## create .venv and install the server, the clients and the dev tools
 
 run: $(BIN)/.installed ## serve on 127.0.0.1:50051 (embedded PostgreSQL unless SPOOL_DATABASE_URL is set)
+	@echo "spool command: $(BIN)/spool --help (or: source $(BIN)/activate, then spool)"
 	$(BIN)/spoold
 
 test: check pytest node-test ## every check, then every test

@@ -83,7 +83,9 @@ async def test_pages_stay_full_and_tokens_stay_bound(stub, db) -> None:  # type:
 
 async def test_an_unknown_status_is_refused_naming_the_valid_ones(stub) -> None:  # type: ignore[no-untyped-def]
     req = qs.ListJobsRequest(filter=job_pb2.JobFilter(statuses=[Job.STATUS_READY, 42]))  # type: ignore[list-item]
-    err = await expect_error(stub.ListJobs(req), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "filter.statuses[1]")
+    err = await expect_error(
+        stub.ListJobs(req), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "filter.statuses[1]"
+    )
     assert "STATUS_RETRYING" in (err.details() or "")
     too_many = qs.ListJobsRequest(filter=job_pb2.JobFilter(statuses=[Job.STATUS_READY] * 17))
     await expect_error(stub.ListJobs(too_many), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "filter.statuses")

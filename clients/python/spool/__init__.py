@@ -1,9 +1,10 @@
 """Spool: a durable job queue over gRPC. Client and AsyncClient call it; Worker runs handlers for its jobs.
 
-`spool.v1` holds the generated API; `spool.cli` is the `spool` command line.
+`spool.v1` holds the generated API; `spool.cli` is the `spool` command line (the `cli` extra:
+`pip install 'spool-client[cli]'`), which importing `spool` leaves out.
 """
 
-from spool._convert import Backoff, EnqueueOptions, Filter, payload_json
+from spool._convert import Backoff, EnqueueOptions, Filter, job_status, payload_json
 from spool._retry import RetryPolicy
 from spool.client import AsyncClient, Client, Job, Queue, is_terminal
 from spool.errors import (
@@ -11,6 +12,7 @@ from spool.errors import (
     JobNotFound,
     LeaseLost,
     NotFound,
+    QueueNotEmpty,
     QueueNotFound,
     ResourceExhausted,
     SpoolError,
@@ -36,6 +38,7 @@ __all__ = [
     "NotFound",
     "Permanent",
     "Queue",
+    "QueueNotEmpty",
     "QueueNotFound",
     "ResourceExhausted",
     "Retry",
@@ -45,5 +48,6 @@ __all__ = [
     "Worker",
     "WrongState",
     "is_terminal",
+    "job_status",
     "payload_json",
 ]

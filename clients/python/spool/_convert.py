@@ -151,6 +151,25 @@ def state_name(value: int) -> str:
     return job_pb2.Job.State.Name(value).removeprefix("STATE_")  # type: ignore[arg-type]
 
 
+def status(value: str | int) -> job_pb2.Job.Status.ValueType:
+    """A derived status from its number or its name, in any case, with or without STATUS_ ("retrying")."""
+    if isinstance(value, int):
+        return job_pb2.Job.Status.Value(job_pb2.Job.Status.Name(value))  # type: ignore[arg-type]
+    name = value.upper()
+    return job_pb2.Job.Status.Value(name if name.startswith("STATUS_") else f"STATUS_{name}")
+
+
+def job_status(job: job_pb2.Job, now: datetime | None = None) -> str:
+    """The job's derived status, as ListJobs' `statuses` filter and the queue stats count it:
+    "ready", "scheduled" or "retrying" for a PENDING job, else its state ("dead")."""
+    if job.state != job_pb2.Job.STATE_PENDING:
+        return state_name(job.state).lower()
+    if job.attempt > 0:
+        return "retrying"
+    due = job.run_at.ToDatetime(tzinfo=UTC) <= (now or datetime.now(UTC))
+    return "ready" if due else "scheduled"
+
+
 @dataclass(frozen=True)
 class Filter:
     """Selects jobs for list() and requeue_matching(); every criterion given must match.
@@ -161,6 +180,8 @@ class Filter:
 
     queues: Sequence[str] = ()
     states: Sequence[str | int] = ()
+    # Derived statuses ("ready", "scheduled", "retrying", "running", ...); any of them matches.
+    statuses: Sequence[str | int] = ()
     created_after: datetime | None = None
     created_before: datetime | None = None
     finished_after: datetime | None = None
@@ -174,6 +195,7 @@ class Filter:
         f = job_pb2.JobFilter(
             queues=list(self.queues),
             states=[state(s) for s in self.states],
+            statuses=[status(s) for s in self.statuses],
             error_contains=self.error_contains,
             idempotency_key=self.idempotency_key,
             concurrency_key=self.concurrency_key,

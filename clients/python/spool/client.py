@@ -231,6 +231,12 @@ class AsyncClient:
         req = _update_request(name, defaults, mask)
         return (await self.call(self.admin.UpdateQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
 
+    async def delete_queue(self, name: str, *, force: bool = False) -> int:
+        """Deletes the queue's settings, and with `force` its finished jobs; returns how many jobs went.
+        Raises QueueNotEmpty while it has jobs (with force: PENDING or RUNNING ones)."""
+        req = adm.DeleteQueueRequest(name=name, force=force)
+        return (await self.call(self.admin.DeleteQueue, req, rpc_timeout=self.timeout)).deleted_jobs
+
     async def lease(
         self,
         queues: Sequence[str],
@@ -395,6 +401,12 @@ class Client:
         """Writes the queue's job defaults: the fields in `mask`, or without one, those set in `defaults`."""
         req = _update_request(name, defaults, mask)
         return (self.call(self.admin.UpdateQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
+
+    def delete_queue(self, name: str, *, force: bool = False) -> int:
+        """Deletes the queue's settings, and with `force` its finished jobs; returns how many jobs went.
+        Raises QueueNotEmpty while it has jobs (with force: PENDING or RUNNING ones)."""
+        req = adm.DeleteQueueRequest(name=name, force=force)
+        return self.call(self.admin.DeleteQueue, req, rpc_timeout=self.timeout).deleted_jobs
 
 
 def is_terminal(job: Job) -> bool:

@@ -49,6 +49,10 @@ class WrongState(SpoolError):
     """The job's state does not allow the transition (e.g. requeueing a PENDING job)."""
 
 
+class QueueNotEmpty(SpoolError):
+    """DeleteQueue refused: the queue still has jobs (with force: PENDING or RUNNING ones)."""
+
+
 class ResourceExhausted(SpoolError):
     """A payload or batch is over the server's limit."""
 
@@ -63,6 +67,7 @@ _BY_REASON: dict[str, type[SpoolError]] = {
     "QUEUE_NOT_FOUND": QueueNotFound,
     "LEASE_LOST": LeaseLost,
     "WRONG_STATE": WrongState,
+    "QUEUE_NOT_EMPTY": QueueNotEmpty,
     "PAYLOAD_TOO_LARGE": ResourceExhausted,
     "BATCH_TOO_LARGE": ResourceExhausted,
     "DATABASE_UNAVAILABLE": Unavailable,

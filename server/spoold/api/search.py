@@ -83,7 +83,7 @@ def _state(field: str, value: int) -> JobState:
 def _status(field: str, value: int) -> JobStatus:
     status: JobStatus | None = STATUS_FROM_PROTO.get(value)  # type: ignore[call-overload]
     if status is None:
-        valid = ", ".join(job_pb2.Job.Status.Name(p) for p in STATUS_FROM_PROTO)  # type: ignore[arg-type]
+        valid = ", ".join(job_pb2.Job.Status.Name(p) for p in STATUS_FROM_PROTO)
         raise InvalidArgument(field, f"not a job status: {value} (valid: {valid})")
     return status
 

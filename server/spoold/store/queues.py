@@ -117,6 +117,7 @@ class QueueStore:
                 break
         with translated():
             row = await self.pool.fetchrow(Q["delete_queue"], name)
+        assert row is not None  # an aggregate always answers one row
         if row["jobs"]:
             # Enqueued or requeued while the finished ones were deleted: nothing of the new work is lost.
             raise QueueNotEmpty(name, f"has {row['jobs']} job(s) that arrived meanwhile", row["jobs"])

@@ -1,0 +1,5 @@
+import sys
+
+from spool.cli import main
+
+sys.exit(main())
