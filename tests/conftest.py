@@ -18,6 +18,7 @@ import asyncpg
 import grpc
 import pytest
 
+import spool
 from spool.v1 import queue_service_pb2_grpc
 from spoold.app import App
 from spoold.config import Settings
@@ -126,6 +127,13 @@ async def app(db_url: str, settings: Settings) -> AsyncIterator[App]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def client(app: App) -> AsyncIterator[spool.AsyncClient]:
+    """The Python client, connected to the `app` fixture's server."""
+    async with spool.AsyncClient(f"127.0.0.1:{app.port}") as c:
+        yield c
 
 
 @pytest.fixture

@@ -13,12 +13,6 @@ from spoold.app import App
 
 
 @pytest.fixture
-async def client(app: App) -> AsyncIterator[spool.AsyncClient]:
-    async with spool.AsyncClient(f"127.0.0.1:{app.port}") as c:
-        yield c
-
-
-@pytest.fixture
 def sync_client(app: App) -> Iterator[spool.Client]:
     with spool.Client(f"127.0.0.1:{app.port}") as c:
         yield c

@@ -186,4 +186,4 @@ def pop_filter(kwargs: dict[str, Any], extra_statuses: Sequence[str] = ()) -> Fi
 
 
 def is_empty(f: Filter) -> bool:
-    return f == Filter()
+    return f.to_proto() == Filter().to_proto()
