@@ -83,9 +83,15 @@ async def lease(client: spool.AsyncClient, queue: str, worker: str = "w1") -> qs
 
 
 async def nack(
-    client: spool.AsyncClient, leased: qs.LeasedJob, *, retryable: bool = True, message: str = "slow", details: str = ""
+    client: spool.AsyncClient,
+    leased: qs.LeasedJob,
+    *,
+    retryable: bool = True,
+    kind: str = "Timeout",
+    message: str = "slow",
+    details: str = "",
 ) -> job_pb2.Job:
-    error = job_pb2.JobError(type="Timeout", message=message, details=details)
+    error = job_pb2.JobError(type=kind, message=message, details=details)
     req = qs.NackRequest(job_id=leased.job.id, lease_token=leased.lease_token, error=error, retryable=retryable)
     return (await client.call(client.stub.Nack, req)).job
 
