@@ -47,6 +47,7 @@ def spool() -> None:
 
 @command(
     "completion",
+    short_help="Print a shell completion script.",
     example=(
         "spool completion bash > ~/.local/share/bash-completion/completions/spool",
         'spool completion zsh > "${fpath[1]}/_spool"',

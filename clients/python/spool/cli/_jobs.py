@@ -21,6 +21,7 @@ from spool.errors import NotFound, SpoolError
 
 @command(
     "enqueue",
+    short_help="Create a job; prints its id.",
     example=(
         'spool enqueue emails \'{"to": "ada@example.com"}\' --max-attempts 5',
         "echo '{\"n\": 1}' | spool enqueue reports - --delay 10m",
@@ -117,7 +118,11 @@ def _header(text: str) -> tuple[str, str]:
     return key, value
 
 
-@command("get", example=("spool get 42", "spool get 42 --verbose", "spool get 42 -o json | jq .attempts"))
+@command(
+    "get",
+    short_help="A job and its attempts.",
+    example=("spool get 42", "spool get 42 --verbose", "spool get 42 -o json | jq .attempts"),
+)
 @click.argument("job_id")
 @click.option("--verbose", "-v", is_flag=True, help="Also settings, headers, the checkpoint and every traceback.")
 @pass_cli
@@ -128,7 +133,11 @@ def get(cli: Cli, /, job_id: str, verbose: bool) -> int:
     return OK
 
 
-@command("watch", example=("spool watch 42", "spool watch 42 -o json | jq -c '{state, attempt}'"))
+@command(
+    "watch",
+    short_help="Follow a job until it finishes.",
+    example=("spool watch 42", "spool watch 42 -o json | jq -c '{state, attempt}'"),
+)
 @click.argument("job_id")
 @pass_cli
 def watch(cli: Cli, /, job_id: str) -> int:
@@ -162,6 +171,7 @@ def _list(cli: Cli, where: Filter, limit: int, oldest: bool) -> int:
 
 @command(
     "ls",
+    short_help="Search jobs: by state, queue, time, error, payload.",
     example=(
         "spool ls --queue emails --state running --created-after 2h",
         "spool ls -s retrying,scheduled",
@@ -181,7 +191,9 @@ def ls(cli: Cli, /, limit: int, oldest: bool, **filters: Any) -> int:
     return _list(cli, pop_filter(filters), limit, oldest)
 
 
-@command("dead", example=("spool dead", "spool dead --queue emails --error timeout"))
+@command(
+    "dead", short_help="The dead-letter list.", example=("spool dead", "spool dead --queue emails --error timeout")
+)
 @filter_options(states=False)
 @_listing
 @pass_cli
@@ -190,7 +202,11 @@ def dead(cli: Cli, /, limit: int, oldest: bool, **filters: Any) -> int:
     return _list(cli, pop_filter(filters, ["dead"]), limit, oldest)
 
 
-@command("cancel", example=("spool cancel 42", "spool cancel 42 43 44"))
+@command(
+    "cancel",
+    short_help="Cancel jobs (a running one: cancel requested).",
+    example=("spool cancel 42", "spool cancel 42 43 44"),
+)
 @click.argument("job_ids", nargs=-1, required=True)
 @pass_cli
 def cancel(cli: Cli, /, job_ids: tuple[str, ...]) -> int:
@@ -221,6 +237,7 @@ def _failed(cli: Cli, job_id: str, err: SpoolError, code: int) -> int:
 
 @command(
     "requeue",
+    short_help="Put DEAD or CANCELLED jobs back, by id or filter.",
     example=(
         "spool requeue 42 43",
         "spool requeue --queue emails --state dead --error timeout",

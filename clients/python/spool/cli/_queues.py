@@ -26,6 +26,7 @@ _KINDS = {
 
 @click.group(
     "queues",
+    short_help="Queues and their jobs by status; show, set, delete.",
     cls=SpoolGroup,
     invoke_without_command=True,
     epilog=examples(
@@ -48,7 +49,11 @@ def queues(ctx: click.Context, cli: Cli) -> int | None:
     return OK
 
 
-@queues.command("show", epilog=examples("spool queues show emails", "spool queues show emails -o json"))
+@queues.command(
+    "show",
+    short_help="One queue: stats and defaults.",
+    epilog=examples("spool queues show emails", "spool queues show emails -o json"),
+)
 @click.argument("name", shell_complete=complete_queue)
 @pass_cli
 def show(cli: Cli, /, name: str) -> int:
@@ -60,6 +65,7 @@ def show(cli: Cli, /, name: str) -> int:
 
 @queues.command(
     "set",
+    short_help="Set the defaults of a queue's new jobs.",
     epilog=examples(
         "spool queues set emails --max-attempts 5",
         "spool queues set emails --backoff fixed --backoff-initial 30s --lease-duration 2m",
@@ -128,6 +134,7 @@ def _exists(cli: Cli, name: str) -> bool:
 
 @queues.command(
     "delete",
+    short_help="Delete a queue made by mistake.",
     epilog=examples("spool queues delete typo-queue", "spool queues delete old-reports --force --yes"),
 )
 @click.argument("name", shell_complete=complete_queue)
@@ -153,6 +160,7 @@ def delete(cli: Cli, /, name: str, force: bool, yes: bool) -> int:
 
 @command(
     "pause",
+    short_help="Stop leasing a queue's jobs.",
     example=("spool pause emails", "spool pause new-queue --create"),
 )
 @click.argument("name", shell_complete=complete_queue)
@@ -175,7 +183,7 @@ def pause(cli: Cli, /, name: str, create: bool) -> int:
     return OK
 
 
-@command("resume", example=("spool resume emails",))
+@command("resume", short_help="Lease a paused queue's jobs again.", example=("spool resume emails",))
 @click.argument("name", shell_complete=complete_queue)
 @pass_cli
 def resume(cli: Cli, /, name: str) -> int:
