@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from spool._convert import Backoff, EnqueueOptions, Filter
 from spool.cli import _render as render
 from spool.cli._base import JOB_FAILED, NOT_FOUND, OK, Cli, command, pass_cli
+from spool.cli._connect import describe
 from spool.cli._options import Duration, Moment, complete_queue, filter_options, is_empty, pop_filter
 from spool.client import Job, is_terminal
 from spool.errors import NotFound, SpoolError
@@ -229,8 +230,6 @@ def cancel(cli: Cli, /, job_ids: tuple[str, ...]) -> int:
 
 def _failed(cli: Cli, job_id: str, err: SpoolError, code: int) -> int:
     """Reports one job's failure and goes on with the others; the exit code is the first failure's."""
-    from spool.cli._connect import describe
-
     cli.out.note(f"spool: job {job_id}: {describe(err, cli.address)}", style="red")
     return code or (NOT_FOUND if isinstance(err, NotFound) else 1)
 
