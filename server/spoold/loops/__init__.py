@@ -1,7 +1,8 @@
 """Background loops: small classes with start / stop / run_once."""
 
-from spoold.loops.base import Loop
+from spoold.loops.base import Loop, LoopStats
 from spoold.loops.pruner import Pruner
 from spoold.loops.reaper import Reaper
+from spoold.loops.watchdog import Watchdog
 
-__all__ = ["Loop", "Pruner", "Reaper"]
+__all__ = ["Loop", "LoopStats", "Pruner", "Reaper", "Watchdog"]

@@ -1,21 +1,51 @@
-"""A periodic background task. Tests call run_once(); the app starts it and watches it die."""
+"""A periodic background task that outlives its failures. Tests call run_once(); the app starts it.
+
+A run that raises is logged with its traceback, counted, and tried again after a capped, jittered
+backoff: nothing a run raises ends the loop. A fault of the database's (Unavailable) is expected
+to pass; anything else is a bug, logged at ERROR on every failure, and marks the loop broken until
+a run completes. The watchdog (loops/watchdog.py) turns health NOT_SERVING while a loop is broken,
+or stalled: a run it owes has not completed for too long.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import random
+import time
+from dataclasses import dataclass
 
-from spoold.errors import Unavailable
+from spoold.store.database import transient
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopStats:
+    """A loop's counters, for health and metrics."""
+
+    name: str
+    runs: int  # completed runs
+    failures: int  # failed runs, in all
+    failing: int  # failed runs since the last completed one
+    broken: bool  # the last failure was a bug, not a database fault
+    stalled_for: float  # seconds since the run it owes began (0 when it owes none)
+    last_error: str | None
 
 
 class Loop:
     name = "loop"
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, backoff_max: float = 5.0) -> None:
         self.interval = interval
+        self.backoff_max = backoff_max
+        self.runs = 0
+        self.failures = 0
+        self.failing = 0
+        self.broken = False
+        self.last_error: str | None = None
+        self._owed_since: float | None = None  # monotonic start of the oldest uncompleted run
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -33,15 +63,52 @@ class Loop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def stats(self, now: float | None = None) -> LoopStats:
+        owed = self._owed_since
+        stalled = 0.0 if owed is None else max(0.0, (time.monotonic() if now is None else now) - owed)
+        return LoopStats(self.name, self.runs, self.failures, self.failing, self.broken, stalled, self.last_error)
+
+    def retry_delay(self) -> float:
+        """After the n-th failure in a row: the interval doubled n-1 times, capped at backoff_max
+        (or the interval, if longer), drawn from the upper half so that replicas spread out."""
+        cap = max(self.interval, self.backoff_max)
+        delay = min(cap, self.interval * 2 ** min(max(self.failing - 1, 0), 32))
+        return random.uniform(delay / 2, delay)
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            try:
-                handled = await self.run_once()
-            except Unavailable as exc:
-                # A database outage is not the loop's fault: keep going and try again next round.
-                log.warning("%s: %s", self.name, exc)
-                handled = 0
-            if handled:
+            if await self._round():
                 continue  # a full round: more may be waiting
+            delay = self.retry_delay() if self.failing else self.interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _round(self) -> int:
+        """One run, its failure caught and counted; how many items it handled."""
+        if self._owed_since is None:
+            self._owed_since = time.monotonic()
+        try:
+            handled = await self.run_once()
+        except Exception as exc:
+            self._failed(exc)
+            return 0
+        if self.failing:
+            log.info("%s: running again after %d failed runs", self.name, self.failing)
+        self.runs += 1
+        self.failing = 0
+        self.broken = False
+        self._owed_since = None
+        return handled
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self.failing += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if not transient(exc):
+            # A bug: loud on every run, and health NOT_SERVING until a run completes.
+            self.broken = True
+            log.error("%s: run failed (%d in a row)", self.name, self.failing, exc_info=exc)
+        elif self.failing == 1:
+            log.warning("%s: run failed; retrying with backoff", self.name, exc_info=exc)
+        else:
+            log.warning("%s: run failed again (%d in a row): %s", self.name, self.failing, self.last_error)

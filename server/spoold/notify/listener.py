@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 
 import asyncpg
 
+from spoold.store.database import transient
+
 log = logging.getLogger(__name__)
 
 READY = "spool_ready"  # payload: a queue that got a job ready to run
@@ -93,8 +95,14 @@ class Listener:
                 self._wake_all()  # anything sent while we were away is lost: make waiters look
                 await lost.wait()
                 log.warning("LISTEN connection lost; reconnecting")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("LISTEN connection failed (%s); retrying in %.1fs", exc, delay)
+            except Exception as exc:  # whatever happens, waiters fall back to polling until we are back
+                log.warning(
+                    "LISTEN connection failed (%s: %s); retrying in %.1fs",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=None if transient(exc) else exc,
+                )
             self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

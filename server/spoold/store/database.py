@@ -1,13 +1,16 @@
-"""The connection pool and the translation of driver errors into domain errors."""
+"""The connection pool, its timeouts, and the one place where driver errors become domain errors."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
-from spoold.errors import Conflict, InvalidArgument, Unavailable
+from spoold.errors import Conflict, InvalidArgument, SpoolError, Unavailable
 
 # CHECK constraints are the last line of validation; each names the request field it guards.
 _CONSTRAINT_FIELDS = {
@@ -17,37 +20,113 @@ _CONSTRAINT_FIELDS = {
     "jobs_lease_positive": "lease_duration",
     "jobs_timeout_positive": "attempt_timeout",
     "jobs_concurrency_pair": "concurrency_limit",
+    "jobs_run_at_range": "run_at",
 }
 
-_UNAVAILABLE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
+# SQLSTATEs that say the database, not the statement, failed: nothing was done, send it again.
+_UNAVAILABLE_CLASSES = frozenset({"08", "53"})  # connection exception; insufficient resources
+_UNAVAILABLE_STATES = frozenset(
+    {
+        "57P01",  # admin_shutdown: pg_terminate_backend, or a fast shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: starting up or in recovery
+        "57014",  # query_canceled: statement_timeout, or an operator's pg_cancel_backend
+        "55P03",  # lock_not_available: lock_timeout
+        "25006",  # read_only_sql_transaction: a primary turned standby by a failover
+    }
 )
+_CONFLICT_STATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+# Driver errors outside PostgreSQL's own: a connection lost or broken under asyncpg (a terminated
+# backend whose socket has not closed yet leaves the protocol in a state that raises
+# InternalClientError), a socket error, a timeout. These are not, though: they are bugs in Spool.
+_CONNECTION_TYPES = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+_BUG_TYPES = (
+    asyncpg.DataError,
+    asyncpg.ClientConfigurationError,
+    asyncpg.UnsupportedClientFeatureError,
+    asyncpg.UnsupportedServerFeatureError,
+)
+
+
+def classify(exc: BaseException) -> SpoolError | None:
+    """The domain error a driver error stands for, by type and SQLSTATE (never by message text);
+    None for an error Spool cannot name, which is a bug and answers INTERNAL."""
+    if isinstance(exc, asyncpg.CheckViolationError):
+        field = _CONSTRAINT_FIELDS.get(exc.constraint_name or "")
+        return InvalidArgument(field, "out of range") if field is not None else None
+    if isinstance(exc, asyncpg.PostgresError):
+        state = str(exc.sqlstate or "")
+        if state in _CONFLICT_STATES:
+            return Conflict(f"transient database conflict ({type(exc).__name__}); nothing was written, retry")
+        if state == "57014":
+            return Unavailable("the database cancelled the statement (statement timeout, or an operator); retry")
+        if state in _UNAVAILABLE_STATES or state[:2] in _UNAVAILABLE_CLASSES:
+            return Unavailable(f"database unavailable ({type(exc).__name__}); retry")
+        return None
+    if isinstance(exc, _BUG_TYPES) or not isinstance(exc, _CONNECTION_TYPES):
+        return None
+    if isinstance(exc, TimeoutError):
+        return Unavailable("the database did not answer in time; retry")
+    return Unavailable(f"database unavailable ({type(exc).__name__}); retry")
+
+
+def transient(exc: BaseException) -> bool:
+    """True for a fault of the database's that passes (retry), False for a bug."""
+    return isinstance(exc, Unavailable) or isinstance(classify(exc), Unavailable)
 
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Turns driver errors into domain errors, by constraint name and class, never by message."""
+    """Turns the driver errors that classify() names into domain errors; others go on as they are."""
     try:
         yield
-    except asyncpg.CheckViolationError as exc:
-        field = _CONSTRAINT_FIELDS.get(exc.constraint_name or "")
-        if field is None:
+    except SpoolError:
+        raise
+    except Exception as exc:
+        err = classify(exc)
+        if err is None:
             raise
-        raise InvalidArgument(field, "out of range") from exc
-    except _UNAVAILABLE as exc:
-        raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
-    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
-        raise Conflict(f"transient database conflict ({type(exc).__name__}); nothing was written, retry") from exc
+        raise err from exc
 
 
 # A pooled connection or a plain one: the queries take either.
-Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+class PoolExhausted(Unavailable):
+    """No connection came free in time: the pool is busy, or new connections do not open."""
+
+
+class _Acquire(PoolAcquireContext):
+    __slots__ = ()
+
+    async def __aenter__(self) -> PoolConnectionProxy:
+        try:
+            return await super().__aenter__()
+        except TimeoutError as exc:
+            raise PoolExhausted(
+                f"no database connection free within {self.timeout:g}s (pool busy, or the database "
+                "does not accept connections); retry"
+            ) from exc
+
+
+class Pool(asyncpg.Pool):
+    """asyncpg's pool, where every acquire has a timeout by default (its own fetch, execute...
+    included), and running out of it is PoolExhausted rather than a bare TimeoutError."""
+
+    def __init__(self, *args: Any, acquire_timeout: float | None = None, **kwargs: Any) -> None:
+        # asyncpg.create_pool's defaults: the class itself requires them.
+        kwargs.setdefault("max_queries", 50000)
+        kwargs.setdefault("max_inactive_connection_lifetime", 300.0)
+        kwargs.setdefault("loop", None)
+        kwargs.setdefault("connection_class", asyncpg.Connection)
+        kwargs.setdefault("record_class", asyncpg.Record)
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> _Acquire:
+        return _Acquire(self, timeout if timeout is not None else self.acquire_timeout)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -57,14 +136,35 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     runs SET. An open transaction is still rolled back by asyncpg before this is called."""
 
 
-async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
+def _seconds(d: timedelta) -> float | None:
+    return d.total_seconds() if d > timedelta(0) else None
+
+
+async def create_pool(
+    dsn: str,
+    min_size: int,
+    max_size: int,
+    *,
+    statement_timeout: timedelta = timedelta(0),
+    acquire_timeout: timedelta = timedelta(0),
+) -> Pool:
+    """A pool whose statements PostgreSQL cancels after `statement_timeout` and whose callers
+    wait at most `acquire_timeout` for a connection (0: no limit)."""
+    settings = {"application_name": "spoold", "jit": "off"}
+    statement = _seconds(statement_timeout)
+    if statement is not None:
+        settings["statement_timeout"] = str(max(1, round(statement * 1000)))
+    pool = Pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         reset=_keep_session,
         # The claim path is a plpgsql function; a stale generic plan there is re-planned by Postgres.
-        server_settings={"application_name": "spoold", "jit": "off"},
+        server_settings=settings,
+        # asyncpg's own timer, a little later than the server's: a statement whose answer never
+        # comes (a network that drops packets) still ends, with TimeoutError.
+        command_timeout=statement + 5 if statement is not None else None,
+        acquire_timeout=_seconds(acquire_timeout),
     )
-    assert pool is not None
+    await pool
     return pool
