@@ -19,7 +19,7 @@ from spoold.api.decoding import DecodeGuard
 from spoold.api.queue_service import QueueService
 from spoold.config import Settings
 from spoold.leasing import Leaser
-from spoold.loops import Loop, Pruner, Reaper
+from spoold.loops import Loop, Pruner, Reaper, Watchdog
 from spoold.model import JobDefaults, Retention
 from spoold.notify import Listener
 from spoold.store.database import create_pool
@@ -59,7 +59,13 @@ class App:
     async def start(self) -> int:
         """Starts everything; returns the port the gRPC server listens on."""
         s = self.settings
-        self.pool = await create_pool(self.dsn, s.pool_min_size, s.pool_max_size)
+        self.pool = await create_pool(
+            self.dsn,
+            s.pool_min_size,
+            s.pool_max_size,
+            statement_timeout=s.statement_timeout,
+            acquire_timeout=s.pool_acquire_timeout,
+        )
         async with self.pool.acquire() as conn:
             applied = await migrate(conn)
             if await autovacuum_off(conn):
@@ -97,8 +103,8 @@ class App:
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
         await self.server.start()
-        for name in ("", *SERVICES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_serving(True)
+        self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]
         log.info("spoold serving on %s:%d", s.host, self.port)
         return self.port
@@ -114,8 +120,22 @@ class App:
         self.loops.append(WatchPoller(hub, poll, keep_alive_every))
         return hub
 
+    def _watchdog(self) -> Watchdog:
+        """Health follows the loops; each loop backs off its failures as configured."""
+        s = self.settings
+        for loop in self.loops:
+            loop.backoff_max = s.loop_backoff_max.total_seconds()
+        return Watchdog(list(self.loops), s.loop_stall_timeout.total_seconds(), self._set_serving)
+
+    async def _set_serving(self, serving: bool) -> None:
+        assert self.health is not None
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *SERVICES):
+            await self.health.set(name, status)
+
     async def wait_for_failure(self) -> asyncio.Task[None]:
-        """Returns the first background task to end; while serving, none should."""
+        """Returns the first background task to end. None should: a loop outlives its failures, so
+        only a bug in the loop machinery itself gets here."""
         done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
         return done.pop()
 

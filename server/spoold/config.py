@@ -16,6 +16,8 @@ class Limits:
 
     max_payload_bytes: int = 1024 * 1024
     max_batch: int = 1000
+    # The whole EnqueueBatch message: 1,000 jobs of 8 KiB, or 8 of the largest payloads.
+    max_batch_bytes: int = 8 * 1024 * 1024
     max_delay: timedelta = timedelta(days=30)
     max_lease_duration: timedelta = timedelta(hours=12)
     max_attempt_timeout: timedelta = timedelta(days=7)
@@ -36,6 +38,11 @@ class Settings:
     port: int = 50051
     pool_min_size: int = 4
     pool_max_size: int = 16
+    # A call that finds every connection busy for this long answers UNAVAILABLE (0: wait forever).
+    pool_acquire_timeout: timedelta = timedelta(seconds=10)
+    # PostgreSQL cancels any statement of spoold's that runs this long (0: no limit); the call
+    # answers UNAVAILABLE. Migrations run without it.
+    statement_timeout: timedelta = timedelta(seconds=30)
     default_lease_duration: timedelta = timedelta(seconds=30)
     lease_poll_interval: timedelta = timedelta(seconds=1)
     reaper_interval: timedelta = timedelta(seconds=1)
@@ -50,6 +57,11 @@ class Settings:
     watch_poll_interval: timedelta = timedelta(seconds=1)
     # Snapshots kept per watcher that is not reading; older ones are dropped (coalesced).
     watch_buffer: int = 16
+    # A background loop whose owed run has not completed for this long (its runs keep failing,
+    # or one hangs) turns health NOT_SERVING, so that an orchestrator can restart the process.
+    loop_stall_timeout: timedelta = timedelta(seconds=60)
+    # A failing loop retries after its interval, doubling per failure up to this (with jitter).
+    loop_backoff_max: timedelta = timedelta(seconds=5)
     shutdown_grace: timedelta = timedelta(seconds=10)
     log_level: str = "INFO"
     limits: Limits = Limits()

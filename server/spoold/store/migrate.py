@@ -41,6 +41,8 @@ async def migrate(conn: Connection) -> list[str]:
     """Applies the migrations this database lacks; returns their names. Safe to race."""
     applied_now = []
     async with conn.transaction():
+        # A migration may rewrite a large table: the pool's statement timeout is for requests.
+        await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         await conn.execute(_BOOKKEEPING)
         done = {r["version"] for r in await conn.fetch("SELECT version FROM spool.migrations")}
