@@ -110,7 +110,9 @@ def _start(req: qs.EnqueueRequest, lim: Limits, now: datetime, prefix: str) -> d
         run_at = v.timestamp(f"{prefix}run_at", req.run_at)
         if run_at - now > lim.max_delay:
             raise InvalidArgument(f"{prefix}run_at", f"more than {lim.max_delay} ahead")
-        return run_at
+        # A time already past means now, stored as the database's now() as for a job without
+        # run_at: the job cannot be due before it exists, and its queue's lag stays true.
+        return run_at if run_at > now else None
     return None
 
 
@@ -185,8 +187,11 @@ def ack(req: qs.AckRequest, lim: Limits, prefix: str = "") -> Ack:
     lease_token = v.positive_id(f"{prefix}lease_token", req.lease_token)
     if not req.result and not req.result_content_type:  # most acks: an AckBatch has up to 1,000
         return Ack(job_id, lease_token)
-    content_type = v.text(f"{prefix}result_content_type", req.result_content_type, 255)
-    return Ack(job_id, lease_token, v.blob(f"{prefix}result", req.result, lim), content_type or JSON)
+    content_type = v.text(f"{prefix}result_content_type", req.result_content_type, 255) or JSON
+    result = v.blob(f"{prefix}result", req.result, lim)
+    if result and is_json(content_type):
+        v.json_document(f"{prefix}result", result)  # stored as sent, but valid, as a JSON payload is
+    return Ack(job_id, lease_token, result, content_type)
 
 
 def nack(req: qs.NackRequest, lim: Limits) -> Nack:
@@ -216,6 +221,13 @@ def nack(req: qs.NackRequest, lim: Limits) -> Nack:
 def batch_size(field: str, n: int, lim: Limits) -> None:
     if n > lim.max_batch:
         raise BatchTooLarge(f"{field}: {n} items is over the limit of {lim.max_batch}", field=field)
+
+
+def batch_bytes(field: str, req: qs.EnqueueBatchRequest, lim: Limits) -> None:
+    """The whole message, payloads and all, within max_batch_bytes."""
+    size = req.ByteSize()
+    if size > lim.max_batch_bytes:
+        raise BatchTooLarge(f"{field}: {size} bytes in all is over the limit of {lim.max_batch_bytes}", field=field)
 
 
 # ---- domain -> proto

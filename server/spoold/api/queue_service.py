@@ -49,6 +49,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     @unary
     async def EnqueueBatch(self, request: qs.EnqueueBatchRequest, context: Context) -> qs.EnqueueBatchResponse:
         convert.batch_size("jobs", len(request.jobs), self._limits)
+        convert.batch_bytes("jobs", request, self._limits)
         if not request.jobs:
             raise InvalidArgument("jobs", "at least one job is required")
         now = datetime.now(UTC)

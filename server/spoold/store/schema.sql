@@ -74,6 +74,7 @@ table spool.jobs with (autovacuum_analyze_scale_factor=0.02, autovacuum_vacuum_c
     constraint jobs_pkey PRIMARY KEY (id)
     constraint jobs_queue_length CHECK (((char_length(queue) >= 1) AND (char_length(queue) <= 128)))
     constraint jobs_requeues_range CHECK ((requeues >= 0))
+    constraint jobs_run_at_range CHECK (((run_at >= '0001-01-01 00:00:00.000001+00'::timestamp with time zone) AND (run_at <= '9999-12-31 23:59:59.999998+00'::timestamp with time zone)))
     constraint jobs_succeeded_without_error CHECK (((state <> 'succeeded'::spool.job_state) OR ((error_type IS NULL) AND (error_message IS NULL) AND (error_details IS NULL))))
     constraint jobs_timeout_positive CHECK (((attempt_timeout IS NULL) OR (attempt_timeout > '00:00:00'::interval)))
     index jobs_error_trgm_idx: CREATE INDEX jobs_error_trgm_idx ON spool.jobs USING gin ((((COALESCE(error_type, ''::text) || '
