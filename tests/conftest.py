@@ -17,12 +17,24 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import grpc
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 import spool
 from spool.v1 import queue_service_pb2_grpc
 from spoold.app import App
 from spoold.config import Settings
 from spoold.store.migrate import migrate
+
+# Property tests (tests/fuzz): a bounded, repeatable run by default, as in CI; a long random one with
+# `pytest --hypothesis-profile=fuzz-long` (failures are kept in .hypothesis/ and replayed first).
+_HYPOTHESIS = {
+    "deadline": None,  # each example is a round trip to a server and a database: timing varies
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+}
+hypothesis_settings.register_profile("fuzz-ci", max_examples=50, derandomize=True, database=None, **_HYPOTHESIS)
+hypothesis_settings.register_profile("fuzz-long", max_examples=2000, **_HYPOTHESIS)
+hypothesis_settings.load_profile("fuzz-ci")
 
 
 def with_database(url: str, name: str) -> str:
