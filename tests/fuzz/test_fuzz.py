@@ -30,6 +30,9 @@ from tests.conftest import fresh_database
 from tests.fuzz.messages import Requests, garbage_bodies
 from tests.helpers import enqueue_request
 
+# The long profile runs for many minutes per method.
+pytestmark = pytest.mark.timeout(3600)
+
 Code = grpc.StatusCode
 METHODS = [
     *qs.DESCRIPTOR.services_by_name["QueueService"].methods,
