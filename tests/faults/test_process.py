@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -16,19 +14,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests import conftest
+from tests.replicas.test_replicas import free_port, spoold_command
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _spoold() -> list[str]:
-    script = Path(sys.executable).with_name("spoold")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "spoold"]
 
 
 async def _status(channel: grpc.aio.Channel) -> int | None:
@@ -42,7 +30,7 @@ async def _status(channel: grpc.aio.Channel) -> int | None:
 async def test_a_loop_failing_with_a_bug_turns_health_down_without_ending_the_process(
     db_url: str, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    port, log = _free_port(), tmp_path / "spoold.log"
+    port, log = free_port(), tmp_path / "spoold.log"
     env = {
         **os.environ,
         "SPOOL_DATABASE_URL": db_url,
@@ -51,7 +39,7 @@ async def test_a_loop_failing_with_a_bug_turns_health_down_without_ending_the_pr
         "SPOOL_LOOP_BACKOFF_MAX": "0.2",
     }
     with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(*_spoold(), env=env, stdout=out, stderr=out)
+        proc = await asyncio.create_subprocess_exec(*spoold_command(), env=env, stdout=out, stderr=out)
     serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
