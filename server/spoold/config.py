@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+_LONGEST_LIMIT = timedelta(days=3650)
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -28,6 +30,14 @@ class Limits:
     max_headers: int = 64
     max_header_bytes: int = 8 * 1024
     max_error_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        # A request's time is now plus one of these: past about 3650 days it could leave the
+        # years a timestamp holds (9999), and a call would fail instead of being refused.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, timedelta) and not timedelta(0) < value <= _LONGEST_LIMIT:
+                raise ValueError(f"SPOOL_{f.name.upper()}: must be more than 0 and at most {_LONGEST_LIMIT.days} days")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ something that breaks a later call."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
@@ -16,7 +16,7 @@ from spool.v1 import admin_service_pb2 as adm
 from spool.v1 import admin_service_pb2_grpc, job_pb2
 from spool.v1 import queue_service_pb2 as qs
 from spoold.app import App
-from spoold.config import Limits
+from spoold.config import Limits, Settings
 from tests import conftest
 from tests.api.support import Job, Stub, count, job_row, lease_one
 from tests.helpers import enqueue_request, expect_error
@@ -139,3 +139,13 @@ async def test_the_total_size_of_an_enqueue_batch_is_configurable(db_url: str, d
     finally:
         await app.stop()
     assert await count(db) == 10
+
+
+@pytest.mark.parametrize("name", ["max_delay", "max_lease_duration", "max_attempt_timeout", "max_wait"])
+def test_duration_limits_keep_every_time_within_the_representable(name: str) -> None:
+    """now + a limit must stay a time PostgreSQL, Python and a Timestamp can all hold."""
+    with pytest.raises(ValueError, match=f"SPOOL_{name.upper()}"):
+        Limits(**{name: timedelta(days=3651)})
+    with pytest.raises(ValueError, match=f"SPOOL_{name.upper()}"):
+        Settings.from_env({f"SPOOL_{name.upper()}": "0"})
+    assert getattr(Limits(**{name: timedelta(days=3650)}), name) == timedelta(days=3650)
