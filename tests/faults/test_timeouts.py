@@ -70,7 +70,7 @@ async def test_a_busy_pool_answers_unavailable_after_the_acquire_timeout(
     app, stub = served
     job = (await stub.Enqueue(enqueue_request("q"))).job
     assert app.pool is not None
-    async with app.pool.acquire():  # the one connection, held busy
+    async with app.pool.acquire(timeout=30):  # the one connection, held busy
         err = await expect_error(
             stub.GetJob(qs.GetJobRequest(job_id=job.id), timeout=30), UNAVAILABLE, "DATABASE_UNAVAILABLE"
         )
