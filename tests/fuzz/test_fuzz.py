@@ -124,6 +124,7 @@ async def _seed(channel: grpc.aio.Channel) -> tuple[dict[str, Message], list[str
         "PauseQueue": adm.PauseQueueRequest(name="other"),
         "ResumeQueue": adm.ResumeQueueRequest(name="paused"),
         "UpdateQueue": adm.UpdateQueueRequest(name="q", defaults=adm.QueueDefaults(max_attempts=2)),
+        "DeleteQueue": adm.DeleteQueueRequest(name="other"),
     }
     tokens = [j.lease_token for j in leased.jobs]
     return bases, ids + tokens, [page.next_page_token]
