@@ -14,6 +14,7 @@ from pathlib import Path
 from spoold import embedded
 from spoold.app import App
 from spoold.config import Settings
+from spoold.errors import StartupError
 
 log = logging.getLogger("spoold")
 
@@ -22,11 +23,30 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> Settings:
     p = argparse.ArgumentParser(
         prog="spoold",
         description="Spool job queue server. Environment: SPOOL_DATABASE_URL, SPOOL_HOST, SPOOL_PORT, ...",
+        epilog="`spoold keys --help`: make, list and revoke API keys straight in the database.",
     )
     p.add_argument("--database-url", help="PostgreSQL URL; default: an embedded server in --data-dir")
     p.add_argument("--data-dir", type=Path, help=f"embedded PostgreSQL data (default {settings.data_dir})")
     p.add_argument("--host", help=f"address to listen on (default {settings.host})")
     p.add_argument("--port", type=int, help=f"port to listen on (default {settings.port})")
+    p.add_argument(
+        "--auth",
+        choices=("auto", "required", "off"),
+        help="API keys: auto (the default) requires them unless --host is loopback",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow --auth off on a non-loopback address (anyone who reaches the port can do anything)",
+    )
+    p.add_argument("--tls-cert", type=Path, help="serve TLS with this PEM certificate chain (SPOOL_TLS_CERT)")
+    p.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert (SPOOL_TLS_KEY)")
+    p.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="require client certificates signed by this PEM CA bundle: mTLS (SPOOL_TLS_CLIENT_CA)",
+    )
     args = p.parse_args(argv)
     given = {k: v for k, v in vars(args).items() if v is not None}
     return replace(settings, **given)
@@ -34,10 +54,10 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> Settings:
 
 async def serve(settings: Settings) -> int:
     stop_embedded = None
-    dsn = settings.database_url
-    if not dsn:
-        dsn, stop_embedded = embedded.start(settings.data_dir)
-    app = App(settings, dsn)
+    app = App(settings, settings.database_url or "")
+    app.bind()  # a port in use or a bad TLS file ends here, before any database is started
+    if not app.dsn:
+        app.dsn, stop_embedded = embedded.start(settings.data_dir)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,7 +82,16 @@ async def serve(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    settings = parse_args(argv, Settings.from_environment())
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = Settings.from_environment()
+        if args[:1] == ["keys"]:
+            from spoold.keys_cli import run_keys
+
+            sys.exit(run_keys(args[1:], settings))
+        settings = parse_args(args, settings)
+    except (StartupError, ValueError) as exc:
+        sys.exit(_refuse(exc))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         import uvloop
@@ -70,9 +99,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:  # uvloop is optional on platforms without it
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        code = runner.run(serve(settings))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            code = runner.run(serve(settings))
+    except StartupError as exc:
+        code = _refuse(exc)
     sys.exit(code)
+
+
+def _refuse(exc: Exception) -> int:
+    """A setting spoold cannot start with: one line naming it, and exit status 2."""
+    print(f"spoold: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

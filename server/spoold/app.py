@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -14,16 +15,23 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from spool.v1 import admin_service_pb2, admin_service_pb2_grpc, queue_service_pb2, queue_service_pb2_grpc
+from spoold import listening
+from spoold.api.access import Access
 from spoold.api.admin_service import AdminService
+from spoold.api.auth import AuthGuard
 from spoold.api.decoding import DecodeGuard
 from spoold.api.queue_service import QueueService
+from spoold.auth.gate import Gate, describe, resolve_mode
+from spoold.auth.usage import KeyUsage
+from spoold.auth.verifier import KeyChanges, KeyVerifier
 from spoold.config import Settings
 from spoold.leasing import Leaser
 from spoold.loops import Loop, Pruner, Reaper, Watchdog
 from spoold.model import JobDefaults, Retention
-from spoold.notify import Listener
-from spoold.store.database import create_pool
+from spoold.notify import KEYS, Listener
+from spoold.store.database import CONNECT_ERRORS, create_pool, unreachable
 from spoold.store.jobs import JobStore
+from spoold.store.keys import KeyStore
 from spoold.store.migrate import autovacuum_off, migrate
 from spoold.store.queues import QueueStore
 from spoold.store.retention import RetentionStore
@@ -55,17 +63,45 @@ class App:
     server: grpc.aio.Server | None = None
     health: health.aio.HealthServicer | None = None
     hub: WatchHub | None = None
+    gate: Gate | None = None
+    _subscriptions: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def bind(self) -> int:
+        """Builds the gRPC server and takes its port, before anything else starts: a refused
+        setting (auth mode, TLS files, a port in use) ends start-up at once, as a StartupError."""
+        if self.server is not None:
+            return self.port
+        s = self.settings
+        mode = resolve_mode(s.auth, s.host, insecure=s.insecure, client_ca=s.tls_client_ca is not None)
+        listening.server_credentials(s)  # the TLS files, checked before the port is taken
+        listening.check_port(s.host, s.port)
+        self.gate = Gate(mode)
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", _MAX_MESSAGE),
+                ("grpc.max_send_message_length", _MAX_MESSAGE),
+                *listening.OPTIONS,
+            ],
+            interceptors=[AuthGuard(self.gate), DecodeGuard()],
+        )
+        self.port = listening.bind(self.server, s)
+        return self.port
 
     async def start(self) -> int:
         """Starts everything; returns the port the gRPC server listens on."""
         s = self.settings
-        self.pool = await create_pool(
-            self.dsn,
-            s.pool_min_size,
-            s.pool_max_size,
-            statement_timeout=s.statement_timeout,
-            acquire_timeout=s.pool_acquire_timeout,
-        )
+        self.bind()
+        assert self.server is not None and self.gate is not None
+        try:
+            self.pool = await create_pool(
+                self.dsn,
+                s.pool_min_size,
+                s.pool_max_size,
+                statement_timeout=s.statement_timeout,
+                acquire_timeout=s.pool_acquire_timeout,
+            )
+        except CONNECT_ERRORS as exc:
+            raise unreachable(self.dsn, exc) from exc
         async with self.pool.acquire() as conn:
             applied = await migrate(conn)
             if await autovacuum_off(conn):
@@ -85,29 +121,35 @@ class App:
             Pruner(RetentionStore(self.pool), s.pruner_interval.total_seconds(), s.pruner_batch, retention),
         ]
         self.hub = self._watch_hub()
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE),
-                ("grpc.max_send_message_length", _MAX_MESSAGE),
-            ],
-            interceptors=[DecodeGuard()],
-        )
+        keys = KeyStore(self.pool)
+        self._keep_keys_checked(keys)
+        access = Access(keys)
         queue_service_pb2_grpc.add_QueueServiceServicer_to_server(
-            QueueService(self.store, self.leaser, s, hub=self.hub), self.server
+            QueueService(self.store, self.leaser, s, access, hub=self.hub), self.server
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminService(QueueStore(self.pool), s.limits), self.server
+            AdminService(QueueStore(self.pool), keys, access, s.limits), self.server
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
         await self.server.start()
         await self._set_serving(True)
         self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]
-        log.info("spoold serving on %s:%d", s.host, self.port)
+        tls = "mTLS" if s.tls_client_ca else "TLS" if s.tls_cert else "plaintext"
+        log.info("spoold serving gRPC on %s:%d (%s); %s", s.host, self.port, tls, describe(self.gate.mode))
         return self.port
+
+    def _keep_keys_checked(self, keys: KeyStore) -> None:
+        """The key verifier, its cache kept honest by NOTIFY, and its last_used_at bookkeeping."""
+        assert self.gate is not None and self.listener is not None
+        s = self.settings
+        usage = KeyUsage(keys, s.key_usage_interval.total_seconds())
+        self.loops.append(usage)
+        verifier = KeyVerifier(keys, usage, s.key_cache_ttl.total_seconds())
+        self._subscriptions.enter_context(self.listener.subscribe(KEYS, KeyChanges(verifier)))
+        self.gate.verifier = verifier
 
     def _watch_hub(self) -> WatchHub:
         """The WatchJob fan-out, with its poller among the supervised loops."""
@@ -153,6 +195,7 @@ class App:
             await loop.stop()
         if self.hub is not None:
             await self.hub.stop()
+        self._subscriptions.close()
         if self.listener is not None:
             await self.listener.stop()
         if self.pool is not None:

@@ -46,6 +46,19 @@ class Settings:
     data_dir: Path = Path(".spool")
     host: str = "127.0.0.1"
     port: int = 50051
+    # API keys: "auto" requires them off loopback, "required" everywhere, "off" nowhere (docs/security.md).
+    auth: str = "auto"
+    # Lets --auth off serve a non-loopback address without mTLS.
+    insecure: bool = False
+    # TLS: the server's certificate chain and key (PEM); with a client CA, client certificates are required.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    # How long a server trusts what it read about a key: a revocation whose notification is lost
+    # still reaches every server within this time.
+    key_cache_ttl: timedelta = timedelta(seconds=3)
+    # How often last_used_at is written (each key at most once a minute per server).
+    key_usage_interval: timedelta = timedelta(seconds=5)
     pool_min_size: int = 4
     pool_max_size: int = 16
     # A call that finds every connection busy for this long answers UNAVAILABLE (0: wait forever).
@@ -88,13 +101,17 @@ class Settings:
         for f in fields(cls):
             raw = env.get(f"SPOOL_{f.name.upper()}")
             if raw is not None and f.name != "limits":
-                values[f.name] = _parse(raw, getattr(settings, f.name), f.name)
+                default = Path() if f.name in _PATHS else getattr(settings, f.name)
+                values[f.name] = _parse(raw, default, f.name) if raw or f.name not in _PATHS else None
         limit_values: dict[str, Any] = {}
         for f in fields(Limits):
             raw = env.get(f"SPOOL_{f.name.upper()}")
             if raw is not None:
                 limit_values[f.name] = _parse(raw, getattr(settings.limits, f.name), f.name)
         return replace(settings, **values, limits=replace(settings.limits, **limit_values))
+
+
+_PATHS = frozenset({"tls_cert", "tls_key", "tls_client_ca"})
 
 
 def _parse(raw: str, default: object, name: str) -> object:

@@ -84,3 +84,56 @@ class ShuttingDown(Unavailable):
     """This server is stopping; the call may be retried (against another replica)."""
 
     reason = "SHUTTING_DOWN"
+
+
+class Unauthenticated(SpoolError):
+    """The call carries no usable API key."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class ApiKeyMissing(Unauthenticated):
+    reason = "API_KEY_MISSING"
+
+
+class ApiKeyMalformed(Unauthenticated):
+    reason = "API_KEY_MALFORMED"
+
+
+class ApiKeyInvalid(Unauthenticated):
+    """No key has this id, or the secret is not the key's: the two are not told apart."""
+
+    reason = "API_KEY_INVALID"
+
+
+class ApiKeyRevoked(Unauthenticated):
+    reason = "API_KEY_REVOKED"
+
+
+class ApiKeyExpired(Unauthenticated):
+    reason = "API_KEY_EXPIRED"
+
+
+class PermissionDenied(SpoolError):
+    """The key is valid but may not make this call."""
+
+    reason = "PERMISSION_DENIED"
+
+
+class ScopeMissing(PermissionDenied):
+    reason = "SCOPE_MISSING"
+
+
+class QueueNotAllowed(PermissionDenied):
+    reason = "QUEUE_NOT_ALLOWED"
+
+
+class KeyNotFound(SpoolError):
+    reason = "API_KEY_NOT_FOUND"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"id: no API key {key_id[:40]!r}", key_id=key_id[:40], field="id")
+
+
+class StartupError(Exception):
+    """spoold cannot start as configured; the message names the setting (flag and variable) to change."""

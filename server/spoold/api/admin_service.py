@@ -1,36 +1,48 @@
-"""spool.v1.AdminService: queue stats, pause and resume, per-queue defaults. No SQL here."""
+"""spool.v1.AdminService: queue stats, pause and resume, per-queue defaults, API keys. No SQL here."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 
 from spool.v1 import admin_service_pb2 as adm
 from spool.v1 import admin_service_pb2_grpc
-from spoold.api import admin_convert
+from spoold.api import admin_convert, key_convert
 from spoold.api import validate as v
+from spoold.api.access import Access
 from spoold.api.errors import unary
+from spoold.auth import keys
+from spoold.auth.principal import principal
 from spoold.config import Limits
+from spoold.errors import QueueNotFound
+from spoold.store.keys import KeyStore
 from spoold.store.queues import QueueStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
+log = logging.getLogger(__name__)
 
 
 class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
-    def __init__(self, queues: QueueStore, limits: Limits) -> None:
+    def __init__(self, queues: QueueStore, keys: KeyStore, access: Access, limits: Limits) -> None:
         self._queues = queues
+        self._keys = keys
+        self._access = access
         self._limits = limits
 
     @unary
     async def ListQueues(self, request: adm.ListQueuesRequest, context: Context) -> adm.ListQueuesResponse:
-        queues = await self._queues.list()
+        queues = [q for q in await self._queues.list() if self._access.sees(q.name)]
         return adm.ListQueuesResponse(queues=[admin_convert.queue_proto(q) for q in queues])
 
     @unary
     async def GetQueue(self, request: adm.GetQueueRequest, context: Context) -> adm.GetQueueResponse:
-        queue = await self._queues.get(v.name("name", request.name, self._limits))
-        return adm.GetQueueResponse(queue=admin_convert.queue_proto(queue))
+        name = v.name("name", request.name, self._limits)
+        if not self._access.sees(name):
+            raise QueueNotFound(name)
+        return adm.GetQueueResponse(queue=admin_convert.queue_proto(await self._queues.get(name)))
 
     @unary
     async def PauseQueue(self, request: adm.PauseQueueRequest, context: Context) -> adm.PauseQueueResponse:
@@ -51,3 +63,23 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
     async def DeleteQueue(self, request: adm.DeleteQueueRequest, context: Context) -> adm.DeleteQueueResponse:
         deleted = await self._queues.delete(v.name("name", request.name, self._limits), request.force)
         return adm.DeleteQueueResponse(deleted_jobs=deleted)
+
+    @unary
+    async def CreateApiKey(self, request: adm.CreateApiKeyRequest, context: Context) -> adm.CreateApiKeyResponse:
+        spec = key_convert.create(request, datetime.now(UTC))
+        new = keys.new_key()
+        key = await self._keys.create(new, spec.name, spec.scopes, spec.queues, spec.expires_at)
+        log.info("API key %s (%s) created by %s", key.id, key.name, principal().label)
+        return adm.CreateApiKeyResponse(api_key=key_convert.key_proto(key), key=new.text)
+
+    @unary
+    async def ListApiKeys(self, request: adm.ListApiKeysRequest, context: Context) -> adm.ListApiKeysResponse:
+        found = await self._keys.list(request.include_revoked)
+        return adm.ListApiKeysResponse(api_keys=[key_convert.key_proto(k) for k in found])
+
+    @unary
+    async def RevokeApiKey(self, request: adm.RevokeApiKeyRequest, context: Context) -> adm.RevokeApiKeyResponse:
+        key_id = v.text("id", request.id, 64, required=True)
+        key = await self._keys.revoke(key_id)
+        log.info("API key %s (%s) revoked by %s", key.id, key.name, principal().label)
+        return adm.RevokeApiKeyResponse(api_key=key_convert.key_proto(key))

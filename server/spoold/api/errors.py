@@ -29,6 +29,9 @@ CODES: dict[type[errors.SpoolError], grpc.StatusCode] = {
     errors.PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.BatchTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.KeyNotFound: grpc.StatusCode.NOT_FOUND,
 }
 
 

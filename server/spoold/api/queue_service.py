@@ -13,9 +13,10 @@ from spool.v1 import queue_service_pb2 as qs
 from spool.v1 import queue_service_pb2_grpc
 from spoold.api import convert, search
 from spoold.api import validate as v
+from spoold.api.access import Access
 from spoold.api.errors import code_of, stream, unary
 from spoold.config import Settings
-from spoold.errors import InvalidArgument, ShuttingDown, SpoolError
+from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
 from spoold.model import LeaseRequest
 from spoold.store.jobs import JobStore
@@ -32,8 +33,11 @@ def _item_error(err: SpoolError) -> qs.ItemError:
 
 
 class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
-    def __init__(self, store: JobStore, leaser: Leaser, settings: Settings, hub: WatchHub | None = None) -> None:
+    def __init__(
+        self, store: JobStore, leaser: Leaser, settings: Settings, access: Access, hub: WatchHub | None = None
+    ) -> None:
         self._store = store
+        self._access = access
         self._hub = hub
         self._search = SearchStore(store.pool)
         self._leaser = leaser
@@ -43,6 +47,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     @unary
     async def Enqueue(self, request: qs.EnqueueRequest, context: Context) -> qs.EnqueueResponse:
         new = convert.new_job(request, self._settings, datetime.now(UTC))
+        self._access.queues("queue", [new.queue], indexed=False)
         (result,) = await self._store.enqueue([new])
         return convert.enqueue_response(result)
 
@@ -54,20 +59,27 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
             raise InvalidArgument("jobs", "at least one job is required")
         now = datetime.now(UTC)
         news = [convert.new_job(j, self._settings, now, prefix=f"jobs[{i}].") for i, j in enumerate(request.jobs)]
+        for i, new in enumerate(news):
+            self._access.queues(f"jobs[{i}].queue", [new.queue], indexed=False)
         out = qs.EnqueueBatchResponse()
         convert.add_enqueued(out.results, await self._store.enqueue(news))
         return out
 
     @unary
     async def Lease(self, request: qs.LeaseRequest, context: Context) -> qs.LeaseResponse:
-        jobs = await self._leaser.lease(convert.lease_request(request, self._limits))
+        lease = convert.lease_request(request, self._limits)
+        self._access.queues("queues", lease.queues)
+        jobs = await self._leaser.lease(lease)
+        self._access.remember(jobs)
         out = qs.LeaseResponse()
         convert.add_leased(out.jobs, jobs)
         return out
 
     @unary
     async def Heartbeat(self, request: qs.HeartbeatRequest, context: Context) -> qs.HeartbeatResponse:
-        (result,) = await self._store.heartbeat([convert.heartbeat(request, self._limits)])
+        beat = convert.heartbeat(request, self._limits)
+        await self._access.job(beat.job_id)
+        (result,) = await self._store.heartbeat([beat])
         if isinstance(result, SpoolError):
             raise result
         return qs.HeartbeatResponse(
@@ -78,9 +90,12 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     async def HeartbeatBatch(self, request: qs.HeartbeatBatchRequest, context: Context) -> qs.HeartbeatBatchResponse:
         convert.batch_size("heartbeats", len(request.heartbeats), self._limits)
         beats = [convert.heartbeat(h, self._limits, f"heartbeats[{i}].") for i, h in enumerate(request.heartbeats)]
-        results = await self._store.heartbeat(beats) if beats else []
+        hidden = await self._access.hidden([b.job_id for b in beats])
+        allowed = [b for b in beats if b.job_id not in hidden]
+        answers = iter(await self._store.heartbeat(allowed) if allowed else [])
         out = qs.HeartbeatBatchResponse()
-        for beat, result in zip(beats, results, strict=True):
+        for beat in beats:
+            result = JobNotFound(beat.job_id) if beat.job_id in hidden else next(answers)
             item = out.results.add(job_id=str(beat.job_id))
             if isinstance(result, SpoolError):
                 item.error.CopyFrom(_item_error(result))
@@ -93,6 +108,8 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     async def Ack(self, request: qs.AckRequest, context: Context) -> qs.AckResponse:
         ack = convert.ack(request, self._limits)
         lease = convert.next_lease(request, self._limits)
+        self._access.queues("next.queues", lease.queues if lease else ())
+        await self._access.job(ack.job_id)
         (result,) = await self._store.ack([ack])
         if isinstance(result, SpoolError):
             raise result
@@ -103,10 +120,14 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         convert.batch_size("acks", len(request.acks), self._limits)
         acks = [convert.ack(a, self._limits, f"acks[{i}].") for i, a in enumerate(request.acks)]
         lease = convert.next_lease(request, self._limits)
-        errors = await self._store.ack_only(acks) if acks else []
+        self._access.queues("next.queues", lease.queues if lease else ())
+        hidden = await self._access.hidden([a.job_id for a in acks])
+        allowed = [a for a in acks if a.job_id not in hidden]
+        errors = iter(await self._store.ack_only(allowed) if allowed else [])
         out = qs.AckBatchResponse()
         convert.add_leased(out.next, await self._lease_next(lease))
-        for ack, error in zip(acks, errors, strict=True):
+        for ack in acks:
+            error = JobNotFound(ack.job_id) if ack.job_id in hidden else next(errors)
             item = out.results.add(job_id=str(ack.job_id))
             if error is not None:
                 item.error.CopyFrom(_item_error(error))
@@ -118,14 +139,18 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         if lease is None:
             return []
         try:
-            return await self._leaser.take(lease)
+            jobs = await self._leaser.take(lease)
+            self._access.remember(jobs)
+            return jobs
         except Exception:
             log.warning("leasing after an ack failed; the ack stands", exc_info=True)
             return []
 
     @unary
     async def Nack(self, request: qs.NackRequest, context: Context) -> qs.NackResponse:
-        job = await self._store.nack(convert.nack(request, self._limits))
+        nack = convert.nack(request, self._limits)
+        await self._access.job(nack.job_id)
+        job = await self._store.nack(nack)
         return qs.NackResponse(job=convert.job_proto(job))
 
     @unary
@@ -146,7 +171,10 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
 
     @unary
     async def GetJob(self, request: qs.GetJobRequest, context: Context) -> qs.GetJobResponse:
-        job = await self._store.get(v.positive_id("job_id", request.job_id))
+        job_id = v.positive_id("job_id", request.job_id)
+        job = await self._store.get(job_id)
+        if not self._access.sees(job.queue):
+            raise JobNotFound(job_id)
         return qs.GetJobResponse(job=convert.job_proto(job))
 
     async def _requeue_matching(self, request: qs.RequeueRequest) -> qs.RequeueResponse:
@@ -160,13 +188,14 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     @unary
     async def ListJobs(self, request: qs.ListJobsRequest, context: Context) -> qs.ListJobsResponse:
         page = search.job_page(request, self._limits)
-        jobs, more = await self._search.search(page)
+        jobs, more = await self._search.search(page, self._access.like())
         token = search.next_page_token(page, jobs[-1].id) if more and jobs else ""
         return qs.ListJobsResponse(jobs=[convert.job_proto(j) for j in jobs], next_page_token=token)
 
     @stream
     async def WatchJob(self, request: qs.WatchJobRequest, context: Context) -> AsyncIterator[qs.WatchJobResponse]:
         job_id = v.positive_id("job_id", request.job_id)
+        await self._access.job(job_id)
         if self._hub is None:
             raise ShuttingDown("this server does not serve WatchJob")
         async for job in self._hub.follow(job_id):

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 READY = "spool_ready"  # payload: a queue that got a job ready to run
 JOB = "spool_job"  # payload: the id of a watched job that changed (see spool.watched)
+KEYS = "spool_api_key"  # payload: the id of an API key that changed (revoked, above all)
 
 
 class Subscription:
@@ -47,7 +48,7 @@ class Subscription:
 
 
 class Listener:
-    def __init__(self, dsn: str, channels: tuple[str, ...] = (READY, JOB)) -> None:
+    def __init__(self, dsn: str, channels: tuple[str, ...] = (READY, JOB, KEYS)) -> None:
         self._dsn = dsn
         self._channels = channels
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)

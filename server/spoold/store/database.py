@@ -7,11 +7,12 @@ import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
-from spoold.errors import Conflict, InvalidArgument, SpoolError, Unavailable
+from spoold.errors import Conflict, InvalidArgument, SpoolError, StartupError, Unavailable
 
 # CHECK constraints are the last line of validation; each names the request field it guards.
 _CONSTRAINT_FIELDS = {
@@ -145,6 +146,24 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     runs SET. An open transaction is still rolled back by asyncpg before this is called."""
 
 
+def redacted(dsn: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+
+
+# What connecting to a database that is down, unreachable, or refuses us raises.
+CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def unreachable(dsn: str, exc: BaseException) -> StartupError:
+    reason = str(exc) or type(exc).__name__
+    return StartupError(f"--database-url/SPOOL_DATABASE_URL: cannot connect to {redacted(dsn)}: {reason}")
+
+
 def _seconds(d: timedelta) -> float | None:
     return d.total_seconds() if d > timedelta(0) else None
 
@@ -156,6 +175,7 @@ async def create_pool(
     *,
     statement_timeout: timedelta = timedelta(0),
     acquire_timeout: timedelta = timedelta(0),
+    connect_timeout: float = 10,
 ) -> Pool:
     """A pool whose statements PostgreSQL cancels after `statement_timeout` and whose callers
     wait at most `acquire_timeout` for a connection (0: no limit)."""
@@ -165,6 +185,7 @@ async def create_pool(
         settings["statement_timeout"] = str(max(1, round(statement * 1000)))
     pool = Pool(
         dsn,
+        timeout=connect_timeout,
         min_size=min_size,
         max_size=max_size,
         reset=_keep_session,

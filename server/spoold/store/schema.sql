@@ -7,6 +7,26 @@ type spool.job_state enum ('pending', 'running', 'succeeded', 'dead', 'cancelled
 sequence spool.jobs_id_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.lease_token_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 
+table spool.api_keys
+    id text not null
+    name text not null
+    secret_hash bytea not null
+    scopes text[] not null
+    queues text[] not null
+    created_at timestamp with time zone not null default now()
+    expires_at timestamp with time zone
+    revoked_at timestamp with time zone
+    last_used_at timestamp with time zone
+    constraint api_keys_id_format CHECK ((id ~ '^[a-z0-9]{1,32}$'::text))
+    constraint api_keys_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 128)))
+    constraint api_keys_pkey PRIMARY KEY (id)
+    constraint api_keys_queues_present CHECK ((cardinality(queues) > 0))
+    constraint api_keys_scopes_known CHECK (((cardinality(scopes) > 0) AND (scopes <@ ARRAY['enqueue'::text, 'work'::text, 'read'::text, 'admin'::text])))
+    constraint api_keys_secret_hash_length CHECK ((octet_length(secret_hash) = 32))
+    index api_keys_pkey: CREATE UNIQUE INDEX api_keys_pkey ON spool.api_keys USING btree (id)
+    trigger api_keys_notify_delete: CREATE TRIGGER api_keys_notify_delete AFTER DELETE ON spool.api_keys FOR EACH ROW EXECUTE FUNCTION spool.notify_api_key_changed()
+    trigger api_keys_notify_update: CREATE TRIGGER api_keys_notify_update AFTER UPDATE ON spool.api_keys FOR EACH ROW WHEN (((((((old.name IS DISTINCT FROM new.name) OR (old.secret_hash IS DISTINCT FROM new.secret_hash)) OR (old.scopes IS DISTINCT FROM new.scopes)) OR (old.queues IS DISTINCT FROM new.queues)) OR (old.expires_at IS DISTINCT FROM new.expires_at)) OR (old.revoked_at IS DISTINCT FROM new.revoked_at))) EXECUTE FUNCTION spool.notify_api_key_changed()
+
 table spool.attempts
     job_id bigint not null
     lease_token bigint not null
@@ -268,6 +288,18 @@ BEGIN
         PERFORM pg_notify('spool_ready', enqueue.queue);
     END IF;
     RETURN new_id;
+END
+$function$
+
+function spool.notify_api_key_changed()
+CREATE OR REPLACE FUNCTION spool.notify_api_key_changed()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool'
+AS $function$
+BEGIN
+    PERFORM pg_notify('spool_api_key', OLD.id);
+    RETURN NULL;
 END
 $function$
 

@@ -24,9 +24,12 @@ class SearchStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def search(self, page: JobPage) -> tuple[list[Job], bool]:
-        """One page of matching jobs, without their attempts, and whether more follow."""
+    async def search(self, page: JobPage, queue_like: list[str] | None = None) -> tuple[list[Job], bool]:
+        """One page of matching jobs, without their attempts, and whether more follow; with
+        queue_like, only jobs whose queue matches one of these LIKE patterns."""
         cond = filters.condition(page.filter, first=2)
+        if queue_like is not None:
+            cond.add("j.queue LIKE ANY({0}::text[])", queue_like)
         filters.keyset(cond, page.order, page.after_id)
         with translated():
             found = await self.pool.fetch(cond.apply(_LIST[page.order]), page.size + 1, *cond.params)

@@ -24,46 +24,61 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from spool.v1 import job_pb2 as spool_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cspool/v1/admin_service.proto\x12\x08spool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x12spool/v1/job.proto\"\x94\x01\n\x05Queue\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06paused\x18\x02 \x01(\x08R\x06paused\x12\x33\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0b\x32\x17.spool.v1.QueueDefaultsR\x08\x64\x65\x66\x61ults\x12*\n\x05stats\x18\x04 \x01(\x0b\x32\x14.spool.v1.QueueStatsR\x05stats\"\xa5\x02\n\nQueueStats\x12\x14\n\x05ready\x18\x01 \x01(\x03R\x05ready\x12\x1c\n\tscheduled\x18\x02 \x01(\x03R\tscheduled\x12\x1a\n\x08retrying\x18\x03 \x01(\x03R\x08retrying\x12\x18\n\x07running\x18\x04 \x01(\x03R\x07running\x12\x12\n\x04\x64\x65\x61\x64\x18\x05 \x01(\x03R\x04\x64\x65\x61\x64\x12\x1c\n\tsucceeded\x18\x06 \x01(\x03R\tsucceeded\x12\x1c\n\tcancelled\x18\x07 \x01(\x03R\tcancelled\x12+\n\x03lag\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03lag\x12\x30\n\x14\x66inished_last_minute\x18\t \x01(\x03R\x12\x66inishedLastMinute\"\xdb\x03\n\rQueueDefaults\x12&\n\x0cmax_attempts\x18\x01 \x01(\x05H\x00R\x0bmaxAttempts\x88\x01\x01\x12\x31\n\x07\x62\x61\x63koff\x18\x02 \x01(\x0b\x32\x17.spool.v1.BackoffPolicyR\x07\x62\x61\x63koff\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12\x42\n\x0f\x61ttempt_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0e\x61ttemptTimeout\x12J\n\x13retention_succeeded\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x12retentionSucceeded\x12J\n\x13retention_cancelled\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x12retentionCancelled\x12@\n\x0eretention_dead\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\rretentionDeadB\x0f\n\r_max_attempts\"\x13\n\x11ListQueuesRequest\"=\n\x12ListQueuesResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x0f.spool.v1.QueueR\x06queues\"%\n\x0fGetQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"9\n\x10GetQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"\'\n\x11PauseQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\";\n\x12PauseQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"(\n\x12ResumeQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"<\n\x13ResumeQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"\x9a\x01\n\x12UpdateQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x33\n\x08\x64\x65\x66\x61ults\x18\x02 \x01(\x0b\x32\x17.spool.v1.QueueDefaultsR\x08\x64\x65\x66\x61ults\x12;\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"<\n\x13UpdateQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\">\n\x12\x44\x65leteQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"8\n\x13\x44\x65leteQueueResponse\x12!\n\x0c\x64\x65leted_jobs\x18\x01 \x01(\x03R\x0b\x64\x65letedJobs2\xc7\x03\n\x0c\x41\x64minService\x12G\n\nListQueues\x12\x1b.spool.v1.ListQueuesRequest\x1a\x1c.spool.v1.ListQueuesResponse\x12\x41\n\x08GetQueue\x12\x19.spool.v1.GetQueueRequest\x1a\x1a.spool.v1.GetQueueResponse\x12G\n\nPauseQueue\x12\x1b.spool.v1.PauseQueueRequest\x1a\x1c.spool.v1.PauseQueueResponse\x12J\n\x0bResumeQueue\x12\x1c.spool.v1.ResumeQueueRequest\x1a\x1d.spool.v1.ResumeQueueResponse\x12J\n\x0bUpdateQueue\x12\x1c.spool.v1.UpdateQueueRequest\x1a\x1d.spool.v1.UpdateQueueResponse\x12J\n\x0b\x44\x65leteQueue\x12\x1c.spool.v1.DeleteQueueRequest\x1a\x1d.spool.v1.DeleteQueueResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cspool/v1/admin_service.proto\x12\x08spool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12spool/v1/job.proto\"\x94\x01\n\x05Queue\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06paused\x18\x02 \x01(\x08R\x06paused\x12\x33\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0b\x32\x17.spool.v1.QueueDefaultsR\x08\x64\x65\x66\x61ults\x12*\n\x05stats\x18\x04 \x01(\x0b\x32\x14.spool.v1.QueueStatsR\x05stats\"\xa5\x02\n\nQueueStats\x12\x14\n\x05ready\x18\x01 \x01(\x03R\x05ready\x12\x1c\n\tscheduled\x18\x02 \x01(\x03R\tscheduled\x12\x1a\n\x08retrying\x18\x03 \x01(\x03R\x08retrying\x12\x18\n\x07running\x18\x04 \x01(\x03R\x07running\x12\x12\n\x04\x64\x65\x61\x64\x18\x05 \x01(\x03R\x04\x64\x65\x61\x64\x12\x1c\n\tsucceeded\x18\x06 \x01(\x03R\tsucceeded\x12\x1c\n\tcancelled\x18\x07 \x01(\x03R\tcancelled\x12+\n\x03lag\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03lag\x12\x30\n\x14\x66inished_last_minute\x18\t \x01(\x03R\x12\x66inishedLastMinute\"\xdb\x03\n\rQueueDefaults\x12&\n\x0cmax_attempts\x18\x01 \x01(\x05H\x00R\x0bmaxAttempts\x88\x01\x01\x12\x31\n\x07\x62\x61\x63koff\x18\x02 \x01(\x0b\x32\x17.spool.v1.BackoffPolicyR\x07\x62\x61\x63koff\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12\x42\n\x0f\x61ttempt_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0e\x61ttemptTimeout\x12J\n\x13retention_succeeded\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x12retentionSucceeded\x12J\n\x13retention_cancelled\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x12retentionCancelled\x12@\n\x0eretention_dead\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\rretentionDeadB\x0f\n\r_max_attempts\"\x13\n\x11ListQueuesRequest\"=\n\x12ListQueuesResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x0f.spool.v1.QueueR\x06queues\"%\n\x0fGetQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"9\n\x10GetQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"\'\n\x11PauseQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\";\n\x12PauseQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"(\n\x12ResumeQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"<\n\x13ResumeQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"\x9a\x01\n\x12UpdateQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x33\n\x08\x64\x65\x66\x61ults\x18\x02 \x01(\x0b\x32\x17.spool.v1.QueueDefaultsR\x08\x64\x65\x66\x61ults\x12;\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"<\n\x13UpdateQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\">\n\x12\x44\x65leteQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"8\n\x13\x44\x65leteQueueResponse\x12!\n\x0c\x64\x65leted_jobs\x18\x01 \x01(\x03R\x0b\x64\x65letedJobs\"\xcb\x02\n\x06\x41piKey\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x16\n\x06queues\x18\x04 \x03(\tR\x06queues\x12\x39\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\texpiresAt\x12\x39\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\trevokedAt\x12<\n\x0clast_used_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nlastUsedAt\"\xdc\x01\n\x13\x43reateApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\x16\n\x06queues\x18\x03 \x03(\tR\x06queues\x12;\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\texpiresAt\x12:\n\nexpires_in\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00R\texpiresInB\x08\n\x06\x65xpiry\"S\n\x14\x43reateApiKeyResponse\x12)\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.spool.v1.ApiKeyR\x06\x61piKey\x12\x10\n\x03key\x18\x02 \x01(\tR\x03key\"=\n\x12ListApiKeysRequest\x12\'\n\x0finclude_revoked\x18\x01 \x01(\x08R\x0eincludeRevoked\"B\n\x13ListApiKeysResponse\x12+\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x10.spool.v1.ApiKeyR\x07\x61piKeys\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"A\n\x14RevokeApiKeyResponse\x12)\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.spool.v1.ApiKeyR\x06\x61piKey2\xb1\x05\n\x0c\x41\x64minService\x12G\n\nListQueues\x12\x1b.spool.v1.ListQueuesRequest\x1a\x1c.spool.v1.ListQueuesResponse\x12\x41\n\x08GetQueue\x12\x19.spool.v1.GetQueueRequest\x1a\x1a.spool.v1.GetQueueResponse\x12G\n\nPauseQueue\x12\x1b.spool.v1.PauseQueueRequest\x1a\x1c.spool.v1.PauseQueueResponse\x12J\n\x0bResumeQueue\x12\x1c.spool.v1.ResumeQueueRequest\x1a\x1d.spool.v1.ResumeQueueResponse\x12J\n\x0bUpdateQueue\x12\x1c.spool.v1.UpdateQueueRequest\x1a\x1d.spool.v1.UpdateQueueResponse\x12J\n\x0b\x44\x65leteQueue\x12\x1c.spool.v1.DeleteQueueRequest\x1a\x1d.spool.v1.DeleteQueueResponse\x12M\n\x0c\x43reateApiKey\x12\x1d.spool.v1.CreateApiKeyRequest\x1a\x1e.spool.v1.CreateApiKeyResponse\x12J\n\x0bListApiKeys\x12\x1c.spool.v1.ListApiKeysRequest\x1a\x1d.spool.v1.ListApiKeysResponse\x12M\n\x0cRevokeApiKey\x12\x1d.spool.v1.RevokeApiKeyRequest\x1a\x1e.spool.v1.RevokeApiKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'spool.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_QUEUE']._serialized_start=129
-  _globals['_QUEUE']._serialized_end=277
-  _globals['_QUEUESTATS']._serialized_start=280
-  _globals['_QUEUESTATS']._serialized_end=573
-  _globals['_QUEUEDEFAULTS']._serialized_start=576
-  _globals['_QUEUEDEFAULTS']._serialized_end=1051
-  _globals['_LISTQUEUESREQUEST']._serialized_start=1053
-  _globals['_LISTQUEUESREQUEST']._serialized_end=1072
-  _globals['_LISTQUEUESRESPONSE']._serialized_start=1074
-  _globals['_LISTQUEUESRESPONSE']._serialized_end=1135
-  _globals['_GETQUEUEREQUEST']._serialized_start=1137
-  _globals['_GETQUEUEREQUEST']._serialized_end=1174
-  _globals['_GETQUEUERESPONSE']._serialized_start=1176
-  _globals['_GETQUEUERESPONSE']._serialized_end=1233
-  _globals['_PAUSEQUEUEREQUEST']._serialized_start=1235
-  _globals['_PAUSEQUEUEREQUEST']._serialized_end=1274
-  _globals['_PAUSEQUEUERESPONSE']._serialized_start=1276
-  _globals['_PAUSEQUEUERESPONSE']._serialized_end=1335
-  _globals['_RESUMEQUEUEREQUEST']._serialized_start=1337
-  _globals['_RESUMEQUEUEREQUEST']._serialized_end=1377
-  _globals['_RESUMEQUEUERESPONSE']._serialized_start=1379
-  _globals['_RESUMEQUEUERESPONSE']._serialized_end=1439
-  _globals['_UPDATEQUEUEREQUEST']._serialized_start=1442
-  _globals['_UPDATEQUEUEREQUEST']._serialized_end=1596
-  _globals['_UPDATEQUEUERESPONSE']._serialized_start=1598
-  _globals['_UPDATEQUEUERESPONSE']._serialized_end=1658
-  _globals['_DELETEQUEUEREQUEST']._serialized_start=1660
-  _globals['_DELETEQUEUEREQUEST']._serialized_end=1722
-  _globals['_DELETEQUEUERESPONSE']._serialized_start=1724
-  _globals['_DELETEQUEUERESPONSE']._serialized_end=1780
-  _globals['_ADMINSERVICE']._serialized_start=1783
-  _globals['_ADMINSERVICE']._serialized_end=2238
+  _globals['_QUEUE']._serialized_start=162
+  _globals['_QUEUE']._serialized_end=310
+  _globals['_QUEUESTATS']._serialized_start=313
+  _globals['_QUEUESTATS']._serialized_end=606
+  _globals['_QUEUEDEFAULTS']._serialized_start=609
+  _globals['_QUEUEDEFAULTS']._serialized_end=1084
+  _globals['_LISTQUEUESREQUEST']._serialized_start=1086
+  _globals['_LISTQUEUESREQUEST']._serialized_end=1105
+  _globals['_LISTQUEUESRESPONSE']._serialized_start=1107
+  _globals['_LISTQUEUESRESPONSE']._serialized_end=1168
+  _globals['_GETQUEUEREQUEST']._serialized_start=1170
+  _globals['_GETQUEUEREQUEST']._serialized_end=1207
+  _globals['_GETQUEUERESPONSE']._serialized_start=1209
+  _globals['_GETQUEUERESPONSE']._serialized_end=1266
+  _globals['_PAUSEQUEUEREQUEST']._serialized_start=1268
+  _globals['_PAUSEQUEUEREQUEST']._serialized_end=1307
+  _globals['_PAUSEQUEUERESPONSE']._serialized_start=1309
+  _globals['_PAUSEQUEUERESPONSE']._serialized_end=1368
+  _globals['_RESUMEQUEUEREQUEST']._serialized_start=1370
+  _globals['_RESUMEQUEUEREQUEST']._serialized_end=1410
+  _globals['_RESUMEQUEUERESPONSE']._serialized_start=1412
+  _globals['_RESUMEQUEUERESPONSE']._serialized_end=1472
+  _globals['_UPDATEQUEUEREQUEST']._serialized_start=1475
+  _globals['_UPDATEQUEUEREQUEST']._serialized_end=1629
+  _globals['_UPDATEQUEUERESPONSE']._serialized_start=1631
+  _globals['_UPDATEQUEUERESPONSE']._serialized_end=1691
+  _globals['_DELETEQUEUEREQUEST']._serialized_start=1693
+  _globals['_DELETEQUEUEREQUEST']._serialized_end=1755
+  _globals['_DELETEQUEUERESPONSE']._serialized_start=1757
+  _globals['_DELETEQUEUERESPONSE']._serialized_end=1813
+  _globals['_APIKEY']._serialized_start=1816
+  _globals['_APIKEY']._serialized_end=2147
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=2150
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=2370
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=2372
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=2455
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=2457
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2518
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2520
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2586
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2588
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2625
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2627
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2692
+  _globals['_ADMINSERVICE']._serialized_start=2695
+  _globals['_ADMINSERVICE']._serialized_end=3384
 # @@protoc_insertion_point(module_scope)

@@ -26,8 +26,8 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Queue administration: stats by derived status, pause and resume, per-queue job defaults.
-    A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
+    """Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
+    API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
     """
 
     def __init__(self, channel):
@@ -66,11 +66,26 @@ class AdminServiceStub:
                 request_serializer=spool_dot_v1_dot_admin__service__pb2.DeleteQueueRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_admin__service__pb2.DeleteQueueResponse.FromString,
                 _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/spool.v1.AdminService/CreateApiKey',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.CreateApiKeyResponse.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/spool.v1.AdminService/ListApiKeys',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/spool.v1.AdminService/RevokeApiKey',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.RevokeApiKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Queue administration: stats by derived status, pause and resume, per-queue job defaults.
-    A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
+    """Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
+    API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
     """
 
     def ListQueues(self, request, context):
@@ -117,6 +132,27 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateApiKey(self, request, context):
+        """Make an API key. Its secret is in the response only: it is never shown again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiKeys(self, request, context):
+        """Every API key, without secrets, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """Revoke an API key: every server refuses it within seconds. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +186,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=spool_dot_v1_dot_admin__service__pb2.DeleteQueueRequest.FromString,
                     response_serializer=spool_dot_v1_dot_admin__service__pb2.DeleteQueueResponse.SerializeToString,
             ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.CreateApiKeyResponse.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'spool.v1.AdminService', rpc_method_handlers)
@@ -159,8 +210,8 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Queue administration: stats by derived status, pause and resume, per-queue job defaults.
-    A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
+    """Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
+    API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
     """
 
     @staticmethod
@@ -315,6 +366,87 @@ class AdminService:
             '/spool.v1.AdminService/DeleteQueue',
             spool_dot_v1_dot_admin__service__pb2.DeleteQueueRequest.SerializeToString,
             spool_dot_v1_dot_admin__service__pb2.DeleteQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/CreateApiKey',
+            spool_dot_v1_dot_admin__service__pb2.CreateApiKeyRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.CreateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/ListApiKeys',
+            spool_dot_v1_dot_admin__service__pb2.ListApiKeysRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/RevokeApiKey',
+            spool_dot_v1_dot_admin__service__pb2.RevokeApiKeyRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.RevokeApiKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,8 +27,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AdminServiceStub:
-    """Queue administration: stats by derived status, pause and resume, per-queue job defaults.
-    A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
+    """Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
+    API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
     """
 
     @_typing.overload
@@ -50,11 +50,17 @@ class AdminServiceStub:
     reason QUEUE_NOT_EMPTY, while the queue has jobs (with force: while any is PENDING or RUNNING).
     NOT_FOUND (reason QUEUE_NOT_FOUND) if it has neither jobs nor settings.
     """
+    CreateApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateApiKeyRequest, _admin_service_pb2.CreateApiKeyResponse]
+    """Make an API key. Its secret is in the response only: it is never shown again."""
+    ListApiKeys: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListApiKeysRequest, _admin_service_pb2.ListApiKeysResponse]
+    """Every API key, without secrets, oldest first."""
+    RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeApiKeyRequest, _admin_service_pb2.RevokeApiKeyResponse]
+    """Revoke an API key: every server refuses it within seconds. Idempotent."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
-    """Queue administration: stats by derived status, pause and resume, per-queue job defaults.
-    A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
+    """Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
+    API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -73,10 +79,16 @@ class AdminServiceAsyncStub(AdminServiceStub):
     reason QUEUE_NOT_EMPTY, while the queue has jobs (with force: while any is PENDING or RUNNING).
     NOT_FOUND (reason QUEUE_NOT_FOUND) if it has neither jobs nor settings.
     """
+    CreateApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateApiKeyRequest, _admin_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
+    """Make an API key. Its secret is in the response only: it is never shown again."""
+    ListApiKeys: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListApiKeysRequest, _admin_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
+    """Every API key, without secrets, oldest first."""
+    RevokeApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeApiKeyRequest, _admin_service_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
+    """Revoke an API key: every server refuses it within seconds. Idempotent."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Queue administration: stats by derived status, pause and resume, per-queue job defaults.
-    A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
+    """Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
+    API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
     """
 
     @_abc_1.abstractmethod
@@ -129,5 +141,29 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         reason QUEUE_NOT_EMPTY, while the queue has jobs (with force: while any is PENDING or RUNNING).
         NOT_FOUND (reason QUEUE_NOT_FOUND) if it has neither jobs nor settings.
         """
+
+    @_abc_1.abstractmethod
+    def CreateApiKey(
+        self,
+        request: _admin_service_pb2.CreateApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CreateApiKeyResponse, _abc.Awaitable[_admin_service_pb2.CreateApiKeyResponse]]:
+        """Make an API key. Its secret is in the response only: it is never shown again."""
+
+    @_abc_1.abstractmethod
+    def ListApiKeys(
+        self,
+        request: _admin_service_pb2.ListApiKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListApiKeysResponse, _abc.Awaitable[_admin_service_pb2.ListApiKeysResponse]]:
+        """Every API key, without secrets, oldest first."""
+
+    @_abc_1.abstractmethod
+    def RevokeApiKey(
+        self,
+        request: _admin_service_pb2.RevokeApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RevokeApiKeyResponse, _abc.Awaitable[_admin_service_pb2.RevokeApiKeyResponse]]:
+        """Revoke an API key: every server refuses it within seconds. Idempotent."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

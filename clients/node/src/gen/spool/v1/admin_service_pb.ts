@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration, FieldMask } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { BackoffPolicy } from "./job_pb.js";
 import { file_spool_v1_job } from "./job_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/admin_service.proto.
  */
 export const file_spool_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxzcG9vbC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSJ1CgVRdWV1ZRIMCgRuYW1lGAEgASgJEg4KBnBhdXNlZBgCIAEoCBIpCghkZWZhdWx0cxgDIAEoCzIXLnNwb29sLnYxLlF1ZXVlRGVmYXVsdHMSIwoFc3RhdHMYBCABKAsyFC5zcG9vbC52MS5RdWV1ZVN0YXRzIssBCgpRdWV1ZVN0YXRzEg0KBXJlYWR5GAEgASgDEhEKCXNjaGVkdWxlZBgCIAEoAxIQCghyZXRyeWluZxgDIAEoAxIPCgdydW5uaW5nGAQgASgDEgwKBGRlYWQYBSABKAMSEQoJc3VjY2VlZGVkGAYgASgDEhEKCWNhbmNlbGxlZBgHIAEoAxImCgNsYWcYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUZmluaXNoZWRfbGFzdF9taW51dGUYCSABKAMi7wIKDVF1ZXVlRGVmYXVsdHMSGQoMbWF4X2F0dGVtcHRzGAEgASgFSACIAQESKAoHYmFja29mZhgCIAEoCzIXLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPYXR0ZW1wdF90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3JldGVudGlvbl9zdWNjZWVkZWQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTcmV0ZW50aW9uX2NhbmNlbGxlZBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5yZXRlbnRpb25fZGVhZBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPCg1fbWF4X2F0dGVtcHRzIhMKEUxpc3RRdWV1ZXNSZXF1ZXN0IjUKEkxpc3RRdWV1ZXNSZXNwb25zZRIfCgZxdWV1ZXMYASADKAsyDy5zcG9vbC52MS5RdWV1ZSIfCg9HZXRRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIyChBHZXRRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiIQoRUGF1c2VRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI0ChJQYXVzZVF1ZXVlUmVzcG9uc2USHgoFcXVldWUYASABKAsyDy5zcG9vbC52MS5RdWV1ZSIiChJSZXN1bWVRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI1ChNSZXN1bWVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUifgoSVXBkYXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSKQoIZGVmYXVsdHMYAiABKAsyFy5zcG9vbC52MS5RdWV1ZURlZmF1bHRzEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI1ChNVcGRhdGVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiMQoSRGVsZXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFZm9yY2UYAiABKAgiKwoTRGVsZXRlUXVldWVSZXNwb25zZRIUCgxkZWxldGVkX2pvYnMYASABKAMyxwMKDEFkbWluU2VydmljZRJHCgpMaXN0UXVldWVzEhsuc3Bvb2wudjEuTGlzdFF1ZXVlc1JlcXVlc3QaHC5zcG9vbC52MS5MaXN0UXVldWVzUmVzcG9uc2USQQoIR2V0UXVldWUSGS5zcG9vbC52MS5HZXRRdWV1ZVJlcXVlc3QaGi5zcG9vbC52MS5HZXRRdWV1ZVJlc3BvbnNlEkcKClBhdXNlUXVldWUSGy5zcG9vbC52MS5QYXVzZVF1ZXVlUmVxdWVzdBocLnNwb29sLnYxLlBhdXNlUXVldWVSZXNwb25zZRJKCgtSZXN1bWVRdWV1ZRIcLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVxdWVzdBodLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVzcG9uc2USSgoLVXBkYXRlUXVldWUSHC5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlcXVlc3QaHS5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlc3BvbnNlEkoKC0RlbGV0ZVF1ZXVlEhwuc3Bvb2wudjEuRGVsZXRlUXVldWVSZXF1ZXN0Gh0uc3Bvb2wudjEuRGVsZXRlUXVldWVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_spool_v1_job]);
+  fileDesc("ChxzcG9vbC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSJ1CgVRdWV1ZRIMCgRuYW1lGAEgASgJEg4KBnBhdXNlZBgCIAEoCBIpCghkZWZhdWx0cxgDIAEoCzIXLnNwb29sLnYxLlF1ZXVlRGVmYXVsdHMSIwoFc3RhdHMYBCABKAsyFC5zcG9vbC52MS5RdWV1ZVN0YXRzIssBCgpRdWV1ZVN0YXRzEg0KBXJlYWR5GAEgASgDEhEKCXNjaGVkdWxlZBgCIAEoAxIQCghyZXRyeWluZxgDIAEoAxIPCgdydW5uaW5nGAQgASgDEgwKBGRlYWQYBSABKAMSEQoJc3VjY2VlZGVkGAYgASgDEhEKCWNhbmNlbGxlZBgHIAEoAxImCgNsYWcYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUZmluaXNoZWRfbGFzdF9taW51dGUYCSABKAMi7wIKDVF1ZXVlRGVmYXVsdHMSGQoMbWF4X2F0dGVtcHRzGAEgASgFSACIAQESKAoHYmFja29mZhgCIAEoCzIXLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPYXR0ZW1wdF90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3JldGVudGlvbl9zdWNjZWVkZWQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTcmV0ZW50aW9uX2NhbmNlbGxlZBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5yZXRlbnRpb25fZGVhZBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPCg1fbWF4X2F0dGVtcHRzIhMKEUxpc3RRdWV1ZXNSZXF1ZXN0IjUKEkxpc3RRdWV1ZXNSZXNwb25zZRIfCgZxdWV1ZXMYASADKAsyDy5zcG9vbC52MS5RdWV1ZSIfCg9HZXRRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIyChBHZXRRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiIQoRUGF1c2VRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI0ChJQYXVzZVF1ZXVlUmVzcG9uc2USHgoFcXVldWUYASABKAsyDy5zcG9vbC52MS5RdWV1ZSIiChJSZXN1bWVRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI1ChNSZXN1bWVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUifgoSVXBkYXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSKQoIZGVmYXVsdHMYAiABKAsyFy5zcG9vbC52MS5RdWV1ZURlZmF1bHRzEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI1ChNVcGRhdGVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiMQoSRGVsZXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFZm9yY2UYAiABKAgiKwoTRGVsZXRlUXVldWVSZXNwb25zZRIUCgxkZWxldGVkX2pvYnMYASABKAMihAIKBkFwaUtleRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIOCgZxdWV1ZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKwAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnNjb3BlcxgCIAMoCRIOCgZxdWV1ZXMYAyADKAkSMAoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIvCgpleHBpcmVzX2luGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSABCCAoGZXhwaXJ5IkYKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiEKB2FwaV9rZXkYASABKAsyEC5zcG9vbC52MS5BcGlLZXkSCwoDa2V5GAIgASgJIi0KEkxpc3RBcGlLZXlzUmVxdWVzdBIXCg9pbmNsdWRlX3Jldm9rZWQYASABKAgiOQoTTGlzdEFwaUtleXNSZXNwb25zZRIiCghhcGlfa2V5cxgBIAMoCzIQLnNwb29sLnYxLkFwaUtleSIhChNSZXZva2VBcGlLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjkKFFJldm9rZUFwaUtleVJlc3BvbnNlEiEKB2FwaV9rZXkYASABKAsyEC5zcG9vbC52MS5BcGlLZXkysQUKDEFkbWluU2VydmljZRJHCgpMaXN0UXVldWVzEhsuc3Bvb2wudjEuTGlzdFF1ZXVlc1JlcXVlc3QaHC5zcG9vbC52MS5MaXN0UXVldWVzUmVzcG9uc2USQQoIR2V0UXVldWUSGS5zcG9vbC52MS5HZXRRdWV1ZVJlcXVlc3QaGi5zcG9vbC52MS5HZXRRdWV1ZVJlc3BvbnNlEkcKClBhdXNlUXVldWUSGy5zcG9vbC52MS5QYXVzZVF1ZXVlUmVxdWVzdBocLnNwb29sLnYxLlBhdXNlUXVldWVSZXNwb25zZRJKCgtSZXN1bWVRdWV1ZRIcLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVxdWVzdBodLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVzcG9uc2USSgoLVXBkYXRlUXVldWUSHC5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlcXVlc3QaHS5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlc3BvbnNlEkoKC0RlbGV0ZVF1ZXVlEhwuc3Bvb2wudjEuRGVsZXRlUXVldWVSZXF1ZXN0Gh0uc3Bvb2wudjEuRGVsZXRlUXVldWVSZXNwb25zZRJNCgxDcmVhdGVBcGlLZXkSHS5zcG9vbC52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0Gh4uc3Bvb2wudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USSgoLTGlzdEFwaUtleXMSHC5zcG9vbC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHS5zcG9vbC52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlEk0KDFJldm9rZUFwaUtleRIdLnNwb29sLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaHi5zcG9vbC52MS5SZXZva2VBcGlLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_spool_v1_job]);
 
 /**
  * A queue, its settings and its jobs by derived status.
@@ -404,8 +404,219 @@ export const DeleteQueueResponseSchema: GenMessage<DeleteQueueResponse> = /*@__P
   messageDesc(file_spool_v1_admin_service, 14);
 
 /**
- * Queue administration: stats by derived status, pause and resume, per-queue job defaults.
- * A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
+ * An API key as stored: its secret is never kept, only a hash of it.
+ *
+ * @generated from message spool.v1.ApiKey
+ */
+export type ApiKey = Message<"spool.v1.ApiKey"> & {
+  /**
+   * The <id> of spool_<id>_<secret>; logs name keys by it.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * One or more of "enqueue", "work", "read", "admin".
+   *
+   * @generated from field: repeated string scopes = 3;
+   */
+  scopes: string[];
+
+  /**
+   * The queues the key may use: names, or patterns where * stands for any characters
+   * ("reports-*"). "*" alone, every queue, is for admin keys only.
+   *
+   * @generated from field: repeated string queues = 4;
+   */
+  queues: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 5;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Unset: the key does not expire.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoked_at = 7;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * Updated at most once a minute per server.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 8;
+   */
+  lastUsedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message spool.v1.ApiKey.
+ * Use `create(ApiKeySchema)` to create a new message.
+ */
+export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 15);
+
+/**
+ * @generated from message spool.v1.CreateApiKeyRequest
+ */
+export type CreateApiKeyRequest = Message<"spool.v1.CreateApiKeyRequest"> & {
+  /**
+   * 1 to 128 characters, for people.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * At least one of "enqueue", "work", "read", "admin".
+   *
+   * @generated from field: repeated string scopes = 2;
+   */
+  scopes: string[];
+
+  /**
+   * Required unless scopes has "admin" (an admin key reaches every queue).
+   *
+   * @generated from field: repeated string queues = 3;
+   */
+  queues: string[];
+
+  /**
+   * Unset: the key does not expire.
+   *
+   * @generated from oneof spool.v1.CreateApiKeyRequest.expiry
+   */
+  expiry: {
+    /**
+     * @generated from field: google.protobuf.Timestamp expires_at = 4;
+     */
+    value: Timestamp;
+    case: "expiresAt";
+  } | {
+    /**
+     * @generated from field: google.protobuf.Duration expires_in = 5;
+     */
+    value: Duration;
+    case: "expiresIn";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message spool.v1.CreateApiKeyRequest.
+ * Use `create(CreateApiKeyRequestSchema)` to create a new message.
+ */
+export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 16);
+
+/**
+ * @generated from message spool.v1.CreateApiKeyResponse
+ */
+export type CreateApiKeyResponse = Message<"spool.v1.CreateApiKeyResponse"> & {
+  /**
+   * @generated from field: spool.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * spool_<id>_<secret>: send it as "authorization: Bearer <key>". Shown this once.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message spool.v1.CreateApiKeyResponse.
+ * Use `create(CreateApiKeyResponseSchema)` to create a new message.
+ */
+export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 17);
+
+/**
+ * @generated from message spool.v1.ListApiKeysRequest
+ */
+export type ListApiKeysRequest = Message<"spool.v1.ListApiKeysRequest"> & {
+  /**
+   * Revoked keys too.
+   *
+   * @generated from field: bool include_revoked = 1;
+   */
+  includeRevoked: boolean;
+};
+
+/**
+ * Describes the message spool.v1.ListApiKeysRequest.
+ * Use `create(ListApiKeysRequestSchema)` to create a new message.
+ */
+export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 18);
+
+/**
+ * @generated from message spool.v1.ListApiKeysResponse
+ */
+export type ListApiKeysResponse = Message<"spool.v1.ListApiKeysResponse"> & {
+  /**
+   * @generated from field: repeated spool.v1.ApiKey api_keys = 1;
+   */
+  apiKeys: ApiKey[];
+};
+
+/**
+ * Describes the message spool.v1.ListApiKeysResponse.
+ * Use `create(ListApiKeysResponseSchema)` to create a new message.
+ */
+export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 19);
+
+/**
+ * @generated from message spool.v1.RevokeApiKeyRequest
+ */
+export type RevokeApiKeyRequest = Message<"spool.v1.RevokeApiKeyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message spool.v1.RevokeApiKeyRequest.
+ * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
+ */
+export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 20);
+
+/**
+ * @generated from message spool.v1.RevokeApiKeyResponse
+ */
+export type RevokeApiKeyResponse = Message<"spool.v1.RevokeApiKeyResponse"> & {
+  /**
+   * @generated from field: spool.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message spool.v1.RevokeApiKeyResponse.
+ * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
+ */
+export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 21);
+
+/**
+ * Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
+ * API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
  *
  * @generated from service spool.v1.AdminService
  */
@@ -471,6 +682,36 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DeleteQueueRequestSchema;
     output: typeof DeleteQueueResponseSchema;
+  },
+  /**
+   * Make an API key. Its secret is in the response only: it is never shown again.
+   *
+   * @generated from rpc spool.v1.AdminService.CreateApiKey
+   */
+  createApiKey: {
+    methodKind: "unary";
+    input: typeof CreateApiKeyRequestSchema;
+    output: typeof CreateApiKeyResponseSchema;
+  },
+  /**
+   * Every API key, without secrets, oldest first.
+   *
+   * @generated from rpc spool.v1.AdminService.ListApiKeys
+   */
+  listApiKeys: {
+    methodKind: "unary";
+    input: typeof ListApiKeysRequestSchema;
+    output: typeof ListApiKeysResponseSchema;
+  },
+  /**
+   * Revoke an API key: every server refuses it within seconds. Idempotent.
+   *
+   * @generated from rpc spool.v1.AdminService.RevokeApiKey
+   */
+  revokeApiKey: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeyRequestSchema;
+    output: typeof RevokeApiKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spool_v1_admin_service, 0);

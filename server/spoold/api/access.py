@@ -1,0 +1,77 @@
+"""Queue patterns, applied by the services for the current caller (the door checked scopes).
+
+A queue named in a request that the key may not use is refused (PERMISSION_DENIED, reason
+QUEUE_NOT_ALLOWED). A job in such a queue is answered as if it did not exist (NOT_FOUND,
+JOB_NOT_FOUND), so that a key cannot learn what other queues hold. Callers that reach every
+queue (admin keys, `*`, calls admitted without a key) skip all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from cachetools import LRUCache
+
+from spoold.auth.principal import Principal, principal
+from spoold.errors import JobNotFound, QueueNotAllowed
+from spoold.store.keys import KeyStore
+from spoold.store.rows import JobRow
+
+# Job id -> queue, for the fenced calls of restricted keys. A job never changes queue, so an entry
+# is never stale; the jobs a server leased are the ones its workers ack, so most lookups hit.
+QUEUE_CACHE = 100_000
+
+
+def _refuse(p: Principal, field: str, queue: str) -> QueueNotAllowed:
+    return QueueNotAllowed(
+        f"{field}: API key {p.key_id} may not use queue {queue[:128]!r}",
+        field=field,
+        queue=queue[:128],
+        key_id=p.key_id or "",
+    )
+
+
+class Access:
+    def __init__(self, keys: KeyStore, cached: int = QUEUE_CACHE) -> None:
+        self._keys = keys
+        self._queue_of: LRUCache[int, str] = LRUCache(cached)
+
+    def queues(self, field: str, names: Iterable[str], indexed: bool = True) -> None:
+        """Refuses the call if any named queue is not the caller's."""
+        p = principal()
+        if p.every_queue:
+            return
+        for i, name in enumerate(names):
+            if not p.allows(name):
+                raise _refuse(p, f"{field}[{i}]" if indexed else field, name)
+
+    def like(self) -> list[str] | None:
+        """The caller's queue patterns as LIKE patterns, or None when it reaches every queue."""
+        p = principal()
+        return None if p.every_queue else p.queues.like()
+
+    def sees(self, queue: str) -> bool:
+        return principal().allows(queue)
+
+    def remember(self, rows: Iterable[JobRow]) -> None:
+        """Notes the queues of jobs just handed to a restricted caller (leased), for its acks."""
+        if not principal().every_queue:
+            for row in rows:
+                self._queue_of[row["id"]] = row["queue"]
+
+    async def hidden(self, job_ids: Sequence[int]) -> set[int]:
+        """The ids, among these, of jobs that do not exist or that the caller may not see."""
+        p = principal()
+        if p.every_queue:
+            return set()
+        unknown = [i for i in dict.fromkeys(job_ids) if i not in self._queue_of]
+        if unknown:
+            for job_id, queue in (await self._keys.job_queues(unknown)).items():
+                self._queue_of[job_id] = queue
+        queues = {i: self._queue_of.get(i) for i in job_ids}
+        return {i for i, queue in queues.items() if queue is None or not p.allows(queue)}
+
+    async def job(self, job_id: int, field: str = "job_id") -> None:
+        """JobNotFound unless the caller may see the job."""
+        if await self.hidden([job_id]):
+            raise JobNotFound(job_id, field=field)

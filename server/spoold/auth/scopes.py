@@ -1,0 +1,42 @@
+"""Scopes, and the one table of which scope each RPC needs. Method names are the paths shared by
+gRPC and Connect (`/spool.v1.QueueService/Enqueue`), so every door uses the same table."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Scope(enum.Enum):
+    ENQUEUE = "enqueue"
+    WORK = "work"
+    READ = "read"
+    ADMIN = "admin"
+
+
+_QUEUE = "/spool.v1.QueueService/"
+_ADMIN = "/spool.v1.AdminService/"
+
+REQUIRED: dict[str, Scope] = {
+    **{_QUEUE + m: Scope.ENQUEUE for m in ("Enqueue", "EnqueueBatch")},
+    **{_QUEUE + m: Scope.WORK for m in ("Lease", "Heartbeat", "HeartbeatBatch", "Ack", "AckBatch", "Nack")},
+    **{_QUEUE + m: Scope.READ for m in ("GetJob", "ListJobs", "WatchJob")},
+    **{_QUEUE + m: Scope.ADMIN for m in ("Requeue", "CancelJob")},
+    **{_ADMIN + m: Scope.READ for m in ("ListQueues", "GetQueue")},
+}
+
+
+def required(method: str) -> Scope:
+    """The scope a method needs; a method missing from the table needs admin (new RPCs start closed)."""
+    return REQUIRED.get(method, Scope.ADMIN)
+
+
+def parse(names: list[str] | tuple[str, ...]) -> frozenset[Scope]:
+    """Scope names to scopes; ValueError naming the first unknown one."""
+    found = set()
+    for name in names:
+        try:
+            found.add(Scope(name))
+        except ValueError:
+            known = ", ".join(s.value for s in Scope)
+            raise ValueError(f"unknown scope {name[:40]!r}; the scopes are {known}") from None
+    return frozenset(found)
