@@ -98,4 +98,5 @@ class Gate:
                 key_id=principal.key_id or "",
                 scope=needed.value,
             )
+        self.verifier.used(principal.key_id or "")
         return principal

@@ -54,9 +54,12 @@ class KeyVerifier:
             raise ApiKeyRevoked(f"API key {key_id} was revoked", key_id=key_id)
         if entry.key.expires_at is not None and entry.key.expires_at <= datetime.now(UTC):
             raise ApiKeyExpired(f"API key {key_id} expired at {entry.key.expires_at.isoformat()}", key_id=key_id)
+        return entry.principal
+
+    def used(self, key_id: str) -> None:
+        """Records an admitted call's key for last_used_at (cheaply: see KeyUsage)."""
         if self._usage is not None:
             self._usage.touch(key_id)
-        return entry.principal
 
     def forget(self, key_id: str | None) -> None:
         """Drops what is cached about one key (None: every key), and any lookup now in flight."""
