@@ -46,13 +46,13 @@ def refused(result: subprocess.CompletedProcess[str], *named: str) -> str:
 async def test_a_second_server_on_a_served_port_refuses_to_start(db_url: str) -> None:
     port = free_port()
     env = {"SPOOL_DATABASE_URL": db_url, "SPOOL_PORT": str(port)}
-    first = subprocess.Popen(
-        spoold_command(), env={**os.environ, **env, "SPOOL_LOG_LEVEL": "WARNING"}, stderr=subprocess.PIPE, text=True
+    first = await asyncio.create_subprocess_exec(
+        *spoold_command(), env={**os.environ, **env, "SPOOL_LOG_LEVEL": "WARNING"}, stderr=asyncio.subprocess.PIPE
     )
     try:
 
         async def serving() -> bool:
-            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            assert first.returncode is None, "the first spoold exited"
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", port)) == 0
 
@@ -64,7 +64,7 @@ async def test_a_second_server_on_a_served_port_refuses_to_start(db_url: str) ->
             await queue_service_pb2_grpc.QueueServiceStub(channel).Enqueue(enqueue_request("q"), timeout=10)
     finally:
         first.terminate()
-        first.wait(timeout=30)
+        await asyncio.wait_for(first.wait(), 30)
 
 
 async def test_the_port_check_holds_inside_one_process_too(db_url: str) -> None:
