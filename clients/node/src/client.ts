@@ -1,6 +1,7 @@
 // The typed client: one method per RPC, plain values in (milliseconds, Date, JSON), typed errors out.
 import { create } from "@bufbuild/protobuf";
-import { createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
+import { readFileSync } from "node:fs";
+import { createClient, type Client as RpcClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { duration, date, encodeBody, timestamp } from "./convert.js";
 import { fromCallError, itemError, type SpoolError } from "./errors.js";
@@ -22,8 +23,15 @@ import {
 export interface ClientOptions {
   /** "host:port" or "http://host:port"; default 127.0.0.1:50051. */
   address?: string;
-  /** Used instead of a new gRPC transport (tests, interceptors, TLS). */
+  /** Used instead of a new gRPC transport (tests, custom interceptors). */
   transport?: Transport;
+  /**
+   * TLS. On when given, when the address starts with https://, or when SPOOL_TLS_CA, SPOOL_TLS_CERT
+   * or SPOOL_TLS_KEY name PEM files (what is given here wins over those); `false` forces plaintext.
+   */
+  tls?: TlsOptions | boolean;
+  /** API key, sent as `authorization: Bearer <key>` on every call; default $SPOOL_TOKEN. */
+  token?: string;
   /** Deadline of each unary call (a Lease gets its long-poll wait on top); default 30 s. */
   timeoutMs?: number;
 }
@@ -191,8 +199,60 @@ export interface JobPage {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-function baseUrl(address: string): string {
-  return /^https?:\/\//.test(address) ? address : `http://${address}`;
+/** PEM contents: the CA bundle that signed the server's certificate, and the client's own pair for mTLS. */
+export interface TlsOptions {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+function baseUrl(address: string, tls: boolean): string {
+  return /^https?:\/\//.test(address) ? address : `${tls ? "https" : "http"}://${address}`;
+}
+
+function pemFile(name: string): Buffer | undefined {
+  const path = process.env[name];
+  if (!path) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`${name}: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** The TLS options to use, from the argument and SPOOL_TLS_*; undefined for plaintext. */
+function tlsOptions(given: TlsOptions | boolean | undefined, address: string): TlsOptions | undefined {
+  if (given === false) return undefined;
+  const chosen: TlsOptions = typeof given === "object" ? given : {};
+  const tls = {
+    ca: chosen.ca ?? pemFile("SPOOL_TLS_CA"),
+    cert: chosen.cert ?? pemFile("SPOOL_TLS_CERT"),
+    key: chosen.key ?? pemFile("SPOOL_TLS_KEY"),
+  };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new Error("a client certificate needs its private key: give both (SPOOL_TLS_CERT, SPOOL_TLS_KEY)");
+  }
+  const wanted = given === true || address.startsWith("https://") || Object.values(tls).some((v) => v !== undefined);
+  return wanted ? tls : undefined;
+}
+
+function bearer(token: string): Interceptor {
+  return (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+/** A gRPC transport for the options: address, TLS (arguments, then SPOOL_TLS_*), API key. */
+export function grpcTransport(opts: ClientOptions = {}): Transport {
+  const address = opts.address ?? "127.0.0.1:50051";
+  const tls = tlsOptions(opts.tls, address);
+  const token = opts.token ?? process.env.SPOOL_TOKEN;
+  return createGrpcTransport({
+    baseUrl: baseUrl(address, tls !== undefined),
+    nodeOptions: tls,
+    interceptors: token ? [bearer(token)] : [],
+  });
 }
 
 function backoffPolicy(b: Backoff | undefined) {
@@ -273,8 +333,7 @@ export class Client {
 
   constructor(options: ClientOptions | string = {}) {
     const opts: ClientOptions = typeof options === "string" ? { address: options } : options;
-    const transport =
-      opts.transport ?? createGrpcTransport({ baseUrl: baseUrl(opts.address ?? "127.0.0.1:50051") });
+    const transport = opts.transport ?? grpcTransport(opts);
     this.rpc = createClient(QueueService, transport);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }

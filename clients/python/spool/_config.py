@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
@@ -22,11 +23,16 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 
 @dataclass(frozen=True)
 class Connection:
-    """Target, transport security and the metadata sent with every call (e.g. authorization)."""
+    """Target, transport security and the metadata sent with every call (e.g. authorization).
+
+    TLS: `root_certificates` is the CA bundle that signed the server's certificate (None: the
+    system's); `certificate_chain` and `private_key` are the client's own, for mTLS. All PEM."""
 
     address: str = DEFAULT_ADDRESS
     tls: bool = False
     root_certificates: bytes | None = None
+    certificate_chain: bytes | None = None
+    private_key: bytes | None = None
     metadata: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     @classmethod
@@ -36,23 +42,36 @@ class Connection:
         *,
         tls: bool | None = None,
         root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
         token: str | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         env: Mapping[str, str] | None = None,
     ) -> Connection:
-        """Arguments win; SPOOL_ADDRESS, SPOOL_TLS and SPOOL_TOKEN fill what they leave out."""
+        """Arguments win; SPOOL_ADDRESS, SPOOL_TLS, SPOOL_TOKEN and the PEM files named by
+        SPOOL_TLS_CA, SPOOL_TLS_CERT and SPOOL_TLS_KEY fill what they leave out. Any TLS file turns
+        TLS on unless `tls` is False. ValueError for a file that cannot be read, or half a key pair."""
         env = os.environ if env is None else env
+        ca = root_certificates if root_certificates is not None else _pem(env, "SPOOL_TLS_CA")
+        cert = certificate_chain if certificate_chain is not None else _pem(env, "SPOOL_TLS_CERT")
+        key = private_key if private_key is not None else _pem(env, "SPOOL_TLS_KEY")
+        if (cert is None) != (key is None):
+            raise ValueError("a client certificate needs its private key: give both (SPOOL_TLS_CERT, SPOOL_TLS_KEY)")
+        if tls is None:
+            tls = env.get("SPOOL_TLS", "").lower() in ("1", "true", "yes", "on") or any((ca, cert, key))
         token = token if token is not None else env.get("SPOOL_TOKEN")
         extra = (("authorization", f"Bearer {token}"),) if token else ()
         return cls(
             address=address or env.get("SPOOL_ADDRESS") or DEFAULT_ADDRESS,
-            tls=tls if tls is not None else env.get("SPOOL_TLS", "").lower() in ("1", "true", "yes", "on"),
-            root_certificates=root_certificates,
+            tls=tls,
+            root_certificates=ca,
+            certificate_chain=cert,
+            private_key=key,
             metadata=(*tuple(metadata), *extra),
         )
 
     def credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
+        return grpc.ssl_channel_credentials(self.root_certificates, self.private_key, self.certificate_chain)
 
     def sync_channel(self) -> grpc.Channel:
         if self.tls:
@@ -63,3 +82,16 @@ class Connection:
         if self.tls:
             return grpc.aio.secure_channel(self.address, self.credentials(), options=CHANNEL_OPTIONS)
         return grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+
+
+def read_pem(path: str | Path, what: str) -> bytes:
+    """A PEM file's bytes; ValueError naming `what` (a flag or variable) if it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{what}: cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _pem(env: Mapping[str, str], name: str) -> bytes | None:
+    path = env.get(name)
+    return read_pem(path, name) if path else None

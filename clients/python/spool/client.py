@@ -70,13 +70,21 @@ class AsyncClient:
         *,
         tls: bool | None = None,
         root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
         token: str | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self.connection = Connection.resolve(
-            address, tls=tls, root_certificates=root_certificates, token=token, metadata=metadata
+            address,
+            tls=tls,
+            root_certificates=root_certificates,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
+            token=token,
+            metadata=metadata,
         )
         self.retry = retry
         self.timeout = timeout
@@ -264,13 +272,21 @@ class Client:
         *,
         tls: bool | None = None,
         root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
         token: str | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self.connection = Connection.resolve(
-            address, tls=tls, root_certificates=root_certificates, token=token, metadata=metadata
+            address,
+            tls=tls,
+            root_certificates=root_certificates,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
+            token=token,
+            metadata=metadata,
         )
         self.channel = self.connection.sync_channel()
         self.stub = QueueServiceStub(self.channel)

@@ -2,17 +2,27 @@
 // reads it back, and shows a refused call's ErrorInfo reason. Prints one JSON line per step.
 //
 //	spoolexample ADDRESS QUEUE
+//
+// The environment, as for every Spool client: SPOOL_TOKEN (an API key, sent as
+// "authorization: Bearer <key>"), SPOOL_TLS_CA (the PEM CA bundle that signed the server's
+// certificate; setting it turns TLS on), SPOOL_TLS_CERT and SPOOL_TLS_KEY (a client certificate
+// and its key, for mTLS).
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io/ioutil"
 	"os"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -35,9 +45,40 @@ func reason(err error) string {
 	return ""
 }
 
+// transport is TLS (with a client certificate for mTLS) when SPOOL_TLS_* say so, else plaintext.
+func transport() (grpc.DialOption, error) {
+	caFile, certFile, keyFile := os.Getenv("SPOOL_TLS_CA"), os.Getenv("SPOOL_TLS_CERT"), os.Getenv("SPOOL_TLS_KEY")
+	if caFile == "" && certFile == "" {
+		// grpc-go 1.33 (Debian's) predates the insecure credentials package.
+		return grpc.WithInsecure(), nil
+	}
+	config := &tls.Config{}
+	if caFile != "" {
+		pem, err := ioutil.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("SPOOL_TLS_CA: %v", err)
+		}
+		config.RootCAs = x509.NewCertPool()
+		if !config.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("SPOOL_TLS_CA: no PEM certificate in %s", caFile)
+		}
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("SPOOL_TLS_CERT, SPOOL_TLS_KEY: %v", err)
+		}
+		config.Certificates = []tls.Certificate{pair}
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(config)), nil
+}
+
 func run(address, queue string) error {
-	// grpc-go 1.33 (Debian's) predates the insecure credentials package.
-	conn, err := grpc.Dial(address, grpc.WithInsecure())
+	security, err := transport()
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.Dial(address, security)
 	if err != nil {
 		return err
 	}
@@ -45,6 +86,9 @@ func run(address, queue string) error {
 	client := spoolv1.NewQueueServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if token := os.Getenv("SPOOL_TOKEN"); token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
 
 	enq, err := client.Enqueue(ctx, &spoolv1.EnqueueRequest{Queue: queue, Payload: []byte(`{"from":"go"}`)})
 	if err != nil {

@@ -1,0 +1,169 @@
+"""TLS and mTLS end to end, with certificates made at run time: the Python client, the `spool`
+CLI, the Node client and the Go client each connect through the CA bundle (and, for mTLS, a client
+certificate) given in SPOOL_TLS_CA, SPOOL_TLS_CERT and SPOOL_TLS_KEY; without a client certificate,
+an mTLS server refuses the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import trustme
+
+import spool
+from spool._config import Connection
+from spoold.app import App
+from tests import conftest
+from tests.auth.conftest import make_key
+from tests.e2e.test_go_client import go_example  # noqa: F401 (a fixture)
+
+
+@dataclass
+class Certs:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_ca: Path
+    client_cert: Path
+    client_key: Path
+
+    def client_env(self, mtls: bool = True) -> dict[str, str]:
+        env = {"SPOOL_TLS_CA": str(self.ca)}
+        if mtls:
+            env |= {"SPOOL_TLS_CERT": str(self.client_cert), "SPOOL_TLS_KEY": str(self.client_key)}
+        return env
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    d = tmp_path_factory.mktemp("certs")
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+    server, client = server_ca.issue_cert("127.0.0.1", "localhost"), client_ca.issue_cert("worker.example")
+    paths = Certs(*(d / n for n in ("ca.pem", "server.pem", "server.key", "client-ca.pem", "client.pem", "client.key")))
+    server_ca.cert_pem.write_to_path(str(paths.ca))
+    paths.server_cert.write_bytes(b"".join(p.bytes() for p in server.cert_chain_pems))
+    server.private_key_pem.write_to_path(str(paths.server_key))
+    client_ca.cert_pem.write_to_path(str(paths.client_ca))
+    paths.client_cert.write_bytes(b"".join(p.bytes() for p in client.cert_chain_pems))
+    client.private_key_pem.write_to_path(str(paths.client_key))
+    return paths
+
+
+async def _serve(db_url: str, certs: Certs, mtls: bool, **changes: Any) -> App:
+    settings = conftest.test_settings(
+        tls_cert=certs.server_cert,
+        tls_key=certs.server_key,
+        tls_client_ca=certs.client_ca if mtls else None,
+        **changes,
+    )
+    app = App(settings, db_url)
+    await app.start()
+    return app
+
+
+@pytest.fixture
+async def mtls_app(db_url: str, certs: Certs) -> AsyncIterator[App]:
+    app = await _serve(db_url, certs, mtls=True)
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def test_python_client_over_tls_with_the_ca_given_as_an_argument(db_url: str, certs: Certs) -> None:
+    app = await _serve(db_url, certs, mtls=False)
+    try:
+        async with spool.AsyncClient(f"127.0.0.1:{app.port}", root_certificates=certs.ca.read_bytes()) as client:
+            job = await client.enqueue("tls", {"over": "tls"})
+            assert (await client.get(job.id)).queue == "tls"
+        with spool.Client(f"127.0.0.1:{app.port}", tls=False) as plain, pytest.raises(spool.SpoolError):
+            plain.get(job.id)
+    finally:
+        await app.stop()
+
+
+async def test_python_client_over_mtls_from_the_environment(mtls_app: App, certs: Certs) -> None:
+    address = f"127.0.0.1:{mtls_app.port}"
+    conn = Connection.resolve(address, env=certs.client_env())
+    assert conn.tls and conn.certificate_chain is not None
+    async with spool.AsyncClient(
+        address,
+        root_certificates=conn.root_certificates,
+        certificate_chain=conn.certificate_chain,
+        private_key=conn.private_key,
+    ) as client:
+        await client.enqueue("mtls", {"n": 1})
+    without = Connection.resolve(address, env=certs.client_env(mtls=False))
+    async with spool.AsyncClient(
+        address, root_certificates=without.root_certificates, retry=spool.RetryPolicy(attempts=1)
+    ) as client:
+        with pytest.raises(spool.Unavailable):
+            await client.enqueue("mtls", {"n": 2})
+
+
+async def test_mtls_and_api_keys_combine(db_url: str, certs: Certs, db: asyncpg.Connection) -> None:
+    app = await _serve(db_url, certs, mtls=True, auth="required")
+    try:
+        key = await make_key(db, ["enqueue"], ["mtls"])
+        tls = {
+            "root_certificates": certs.ca.read_bytes(),
+            "certificate_chain": certs.client_cert.read_bytes(),
+            "private_key": certs.client_key.read_bytes(),
+        }
+        async with spool.AsyncClient(f"127.0.0.1:{app.port}", retry=spool.RetryPolicy(attempts=1), **tls) as anonymous:
+            with pytest.raises(spool.SpoolError) as caught:
+                await anonymous.enqueue("mtls", {})
+            assert caught.value.reason == "API_KEY_MISSING"
+        async with spool.AsyncClient(f"127.0.0.1:{app.port}", token=key, **tls) as client:
+            await client.enqueue("mtls", {})
+    finally:
+        await app.stop()
+
+
+async def _run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *args, env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_cli_over_mtls(mtls_app: App, certs: Certs) -> None:
+    spool_cli = str(Path(sys.executable).with_name("spool"))
+    env = {"SPOOL_ADDRESS": f"127.0.0.1:{mtls_app.port}", **certs.client_env()}
+    code, out, err = await _run(spool_cli, "-o", "json", "enqueue", "cli-tls", '{"n": 1}', env=env)
+    assert code == 0, err
+    assert json.loads(out)["queue"] == "cli-tls"
+    code, _, err = await _run(
+        spool_cli, "enqueue", "cli-tls", "{}", env={**env, "SPOOL_TLS_CERT": "", "SPOOL_TLS_KEY": ""}
+    )
+    assert code != 0
+
+
+async def test_the_node_client_over_mtls(mtls_app: App, certs: Certs, node_scripts: Path) -> None:
+    script = str(node_scripts / "cli.js")
+    address = f"127.0.0.1:{mtls_app.port}"
+    code, out, err = await _run("node", script, "enqueue", address, "node-tls", '{"n": 1}', env=certs.client_env())
+    assert code == 0, err
+    assert "id" in json.loads(out.splitlines()[0])
+    code, _, _ = await _run("node", script, "enqueue", address, "node-tls", "{}", env=certs.client_env(mtls=False))
+    assert code != 0
+
+
+async def test_the_go_client_over_mtls(mtls_app: App, certs: Certs, go_example: Path) -> None:  # noqa: F811
+    address = f"127.0.0.1:{mtls_app.port}"
+    code, out, err = await _run(str(go_example), address, "go-tls", env=certs.client_env())
+    assert code == 0, err
+    steps = {line["step"]: line for line in map(json.loads, out.splitlines())}
+    assert steps["acked"]["state"] == "STATE_SUCCEEDED"
+    code, _, err = await _run(str(go_example), address, "go-tls", env=certs.client_env(mtls=False))
+    assert code != 0
