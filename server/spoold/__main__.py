@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -53,11 +54,14 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> Settings:
 
 
 async def serve(settings: Settings) -> int:
-    stop_embedded = None
     app = App(settings, settings.database_url or "")
-    app.bind()  # a port in use or a bad TLS file ends here, before any database is started
+    app.check()  # a refused setting or a port in use ends here, before any database is started
+    database = None
     if not app.dsn:
-        app.dsn, stop_embedded = embedded.start(settings.data_dir)
+        database = embedded.start(settings.data_dir)
+        app.dsn = database.url
+        log.info("embedded PostgreSQL %s, data in %s", database.version, database.pgdata)
+        log.info("psql: %s psql (or: psql -h %s -U postgres)", _me(), database.socket_dir)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -76,8 +80,8 @@ async def serve(settings: Settings) -> int:
         signalled.cancel()
     finally:
         await app.stop()
-        if stop_embedded is not None:
-            stop_embedded()
+        if database is not None:
+            database.stop()
     return code
 
 
@@ -89,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             from spoold.keys_cli import run_keys
 
             sys.exit(run_keys(args[1:], settings))
+        if args[:1] == ["psql"]:
+            _psql(args[1:], settings)
         settings = parse_args(args, settings)
     except (StartupError, ValueError) as exc:
         sys.exit(_refuse(exc))
@@ -105,6 +111,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     except StartupError as exc:
         code = _refuse(exc)
     sys.exit(code)
+
+
+def _me() -> str:
+    """This command as the user can type it again from here (e.g. .venv/bin/spoold)."""
+    path = Path(sys.argv[0]).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _psql(args: list[str], settings: Settings) -> None:
+    """`spoold psql [ARGS]`: psql on the running embedded PostgreSQL of $SPOOL_DATA_DIR (.spool)."""
+    database = embedded.running(settings.data_dir)
+    if database is None:
+        raise StartupError(f"--data-dir/SPOOL_DATA_DIR: no embedded PostgreSQL is running in {settings.data_dir}")
+    command = database.psql_args()
+    os.execv(command[0], [*command, *args])
 
 
 def _refuse(exc: Exception) -> int:

@@ -66,16 +66,21 @@ class App:
     gate: Gate | None = None
     _subscriptions: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
+    def check(self) -> Gate:
+        """Checks the settings (auth mode, TLS files) and that the port is free, before anything
+        starts: a refusal ends start-up at once, as a StartupError naming the setting."""
+        s = self.settings
+        mode = resolve_mode(s.auth, s.host, insecure=s.insecure, client_ca=s.tls_client_ca is not None)
+        listening.server_credentials(s)
+        listening.check_port(s.host, s.port)
+        return Gate(mode)
+
     def bind(self) -> int:
-        """Builds the gRPC server and takes its port, before anything else starts: a refused
-        setting (auth mode, TLS files, a port in use) ends start-up at once, as a StartupError."""
+        """Builds the gRPC server and takes its port."""
         if self.server is not None:
             return self.port
         s = self.settings
-        mode = resolve_mode(s.auth, s.host, insecure=s.insecure, client_ca=s.tls_client_ca is not None)
-        listening.server_credentials(s)  # the TLS files, checked before the port is taken
-        listening.check_port(s.host, s.port)
-        self.gate = Gate(mode)
+        self.gate = self.check()
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE),
@@ -110,7 +115,7 @@ class App:
                     "by hand (docs/storage.md)"
                 )
         if applied:
-            log.info("migrated: %s", ", ".join(applied))
+            log.info("database migrated: %d migration(s) applied, up to %s", len(applied), applied[-1])
         self.store = JobStore(self.pool, JobDefaults(lease_duration=s.default_lease_duration))
         self.listener = Listener(self.dsn)
         await self.listener.start()

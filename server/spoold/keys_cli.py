@@ -116,15 +116,13 @@ def run_keys(argv: Sequence[str], settings: Settings) -> int:
         settings = replace(settings, database_url=args.database_url)
     if args.data_dir:
         settings = replace(settings, data_dir=args.data_dir)
-    stop = None
-    dsn = settings.database_url
-    if not dsn:
-        dsn, stop = embedded.start(settings.data_dir)
+    database = None if settings.database_url else embedded.start(settings.data_dir)
     try:
+        dsn = database.url if database is not None else settings.database_url or ""
         return asyncio.run(_run(dsn, args))
     except SpoolError as exc:
         print(f"spoold keys: {exc.message}", file=sys.stderr)
         return 2
     finally:
-        if stop is not None:
-            stop()
+        if database is not None:
+            database.stop()

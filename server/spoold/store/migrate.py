@@ -49,7 +49,7 @@ async def migrate(conn: Connection) -> list[str]:
         for version, name, sql in migrations():
             if version in done:
                 continue
-            log.info("applying migration %s", name)
+            log.debug("applying migration %s", name)
             await conn.execute(sql)
             await conn.execute("INSERT INTO spool.migrations (version, name) VALUES ($1, $2)", version, name)
             applied_now.append(name)

@@ -202,11 +202,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from spoold import embedded
 
     with tempfile.TemporaryDirectory(prefix="spool-snapshot-") as tmp:
-        url, stop = embedded.start(Path(tmp))
+        database = embedded.start(Path(tmp))
         try:
-            print(asyncio.run(fresh_dump(url)), end="")
+            print(asyncio.run(fresh_dump(database.url)), end="")
         finally:
-            stop()
+            database.stop()
 
 
 if __name__ == "__main__":
