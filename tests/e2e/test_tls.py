@@ -167,3 +167,29 @@ async def test_the_go_client_over_mtls(mtls_app: App, certs: Certs, go_example: 
     assert steps["acked"]["state"] == "STATE_SUCCEEDED"
     code, _, err = await _run(str(go_example), address, "go-tls", env=certs.client_env(mtls=False))
     assert code != 0
+
+
+async def test_buf_curl_over_mtls_with_a_key(db_url: str, certs: Certs, db: asyncpg.Connection) -> None:
+    """docs/curl.md's TLS commands: reflection needs no key, the call needs a key and a client certificate."""
+    buf = str(Path(sys.executable).with_name("buf"))
+    app = await _serve(db_url, certs, mtls=True, auth="required")
+    try:
+        url = f"https://127.0.0.1:{app.port}"
+        tls = ["--cacert", str(certs.ca), "--cert", str(certs.client_cert), "--key", str(certs.client_key)]
+        code, out, err = await _run(buf, "curl", "--protocol", "grpc", *tls, "--list-methods", url, env={})
+        assert code == 0, err
+        assert "spool.v1.QueueService/Enqueue" in out
+        key = await make_key(db, ["enqueue"], ["emails"])
+        call = [buf, "curl", "--protocol", "grpc", *tls, "-d", '{"queue":"emails","payload":"e30="}']
+        code, out, err = await _run(
+            *call, "-H", f"Authorization: Bearer {key}", f"{url}/spool.v1.QueueService/Enqueue", env={}
+        )
+        assert code == 0, err
+        assert json.loads(out)["job"]["queue"] == "emails"
+        code, out, err = await _run(*call, f"{url}/spool.v1.QueueService/Enqueue", env={})
+        assert code != 0 and "unauthenticated" in out + err
+        no_cert = [buf, "curl", "--protocol", "grpc", "--cacert", str(certs.ca), "--list-methods", url]
+        code, _, _ = await _run(*no_cert, env={})
+        assert code != 0
+    finally:
+        await app.stop()
