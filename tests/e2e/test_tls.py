@@ -193,3 +193,9 @@ async def test_buf_curl_over_mtls_with_a_key(db_url: str, certs: Certs, db: asyn
         assert code != 0
     finally:
         await app.stop()
+
+
+async def test_the_cli_names_a_tls_file_it_cannot_read() -> None:
+    spool_cli = str(Path(sys.executable).with_name("spool"))
+    code, _, err = await _run(spool_cli, "get", "1", env={"SPOOL_TLS_CA": "/nonexistent/ca.pem"})
+    assert code == 2 and "SPOOL_TLS_CA" in err and "Traceback" not in err
