@@ -4,12 +4,13 @@ Spool method and makes its Principal the request's `current` caller. Health and 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from spoold.api.errors import abort, to_status
+from spoold.api.interceptors import MethodWrapper
 from spoold.auth.gate import Gate
 from spoold.auth.principal import current
 from spoold.errors import SpoolError
@@ -25,26 +26,12 @@ def authorization(context: Context) -> list[str]:
     return [v for k, v in context.invocation_metadata() or () if k == "authorization" and isinstance(v, str)]
 
 
-class AuthGuard(grpc.aio.ServerInterceptor):
+class AuthGuard(MethodWrapper):
     """Put first among the interceptors, so that a refused call is answered before anything else runs."""
 
     def __init__(self, gate: Gate, prefix: str = "/spool.") -> None:
+        super().__init__(prefix)
         self._gate = gate
-        self._prefix = prefix
-        self._wrapped: dict[str, Handler | None] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(self._prefix):
-            return handler
-        if method not in self._wrapped:
-            self._wrapped[method] = self._guarded(method, handler)
-        return self._wrapped[method] or handler
 
     async def _admit(self, method: str, context: Context) -> None:
         try:
@@ -53,7 +40,7 @@ class AuthGuard(grpc.aio.ServerInterceptor):
             log.info("refused %s: %s (%s)", method, err.reason, err.metadata.get("key_id", "no key id"))
             await abort(context, to_status(err))
 
-    def _guarded(self, method: str, handler: Handler) -> Handler | None:
+    def wrap(self, method: str, handler: Handler) -> Handler | None:
         if handler.request_streaming:
             return None  # Spool has no client-streaming methods
         admit = self._admit

@@ -5,13 +5,14 @@ truncated message, so Spool's methods decode their requests themselves and answe
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from spoold.api.errors import abort, to_status
+from spoold.api.interceptors import MethodWrapper
 from spoold.errors import InvalidArgument
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -19,25 +20,11 @@ if TYPE_CHECKING:  # generic only in the type stubs
     Handler = grpc.RpcMethodHandler[Any, Any]
 
 
-class DecodeGuard(grpc.aio.ServerInterceptor):
+class DecodeGuard(MethodWrapper):
     """Wraps the unary-request methods of the services under `prefix` (health and reflection keep grpc's own)."""
 
-    def __init__(self, prefix: str = "/spool.") -> None:
-        self._prefix = prefix
-        self._wrapped: dict[str, Handler | None] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(self._prefix):
-            return handler
-        if method not in self._wrapped:
-            self._wrapped[method] = _guarded(handler)
-        return self._wrapped[method] or handler
+    def wrap(self, method: str, handler: Handler) -> Handler | None:
+        return _guarded(handler)
 
 
 def _guarded(handler: Handler) -> Handler | None:
