@@ -143,7 +143,7 @@ class App:
         self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]
         tls = "mTLS" if s.tls_client_ca else "TLS" if s.tls_cert else "plaintext"
-        log.info("spoold serving gRPC on %s:%d (%s); %s", s.host, self.port, tls, describe(self.gate.mode))
+        log.info("spoold serving on %s:%d (gRPC, %s); %s", s.host, self.port, tls, describe(self.gate.mode))
         return self.port
 
     def _keep_keys_checked(self, keys: KeyStore) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from spoold.api.errors import abort, to_status
+from spoold.api.errors import abort, internal_status, request_id, to_status
 from spoold.api.interceptors import MethodWrapper
 from spoold.auth.gate import Gate
 from spoold.auth.principal import current
@@ -39,6 +39,12 @@ class AuthGuard(MethodWrapper):
         except SpoolError as err:
             log.info("refused %s: %s (%s)", method, err.reason, err.metadata.get("key_id", "no key id"))
             await abort(context, to_status(err))
+        except (grpc.aio.AbortError, grpc.aio.UsageError):
+            raise
+        except Exception:
+            rid = request_id(context)
+            log.exception("request %s: checking the key of %s failed", rid, method)
+            await abort(context, internal_status(rid))
 
     def wrap(self, method: str, handler: Handler) -> Handler | None:
         if handler.request_streaming:
