@@ -50,6 +50,7 @@ class World:
             await self.queue.Enqueue(qs.EnqueueRequest(queue=Q, payload=body), metadata=md)
         self.leased = (await self.queue.Lease(qs.LeaseRequest(queues=[Q], max_jobs=1), metadata=md)).jobs[0]
         self.pending = (await self.queue.Enqueue(qs.EnqueueRequest(queue=Q, payload=body), metadata=md)).job.id
+        await self.admin.PauseQueue(adm.PauseQueueRequest(name="spare"), metadata=md)  # settings, no jobs
 
 
 Call = Callable[[World, Metadata], Awaitable[Any]]
@@ -154,6 +155,11 @@ CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
         lambda w, md: w.admin.UpdateQueue(
             adm.UpdateQueueRequest(name=Q, defaults=adm.QueueDefaults(max_attempts=3)), metadata=md
         ),
+        (DENIED, "SCOPE_MISSING"),
+    ),
+    "DeleteQueue": (
+        "admin",
+        lambda w, md: w.admin.DeleteQueue(adm.DeleteQueueRequest(name="spare"), metadata=md),
         (DENIED, "SCOPE_MISSING"),
     ),
     "CreateApiKey": (

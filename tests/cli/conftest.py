@@ -22,7 +22,18 @@ from spoold.app import App
 
 SPOOL = Path(sys.executable).parent / "spool"
 # What a user's shell may have set that would change what the command prints.
-_UNSET = ("SPOOL_ADDRESS", "SPOOL_TOKEN", "SPOOL_TLS", "NO_COLOR", "FORCE_COLOR", "COLUMNS", "TTY_COMPATIBLE")
+_UNSET = (
+    "SPOOL_ADDRESS",
+    "SPOOL_TOKEN",
+    "SPOOL_TLS",
+    "SPOOL_TLS_CA",
+    "SPOOL_TLS_CERT",
+    "SPOOL_TLS_KEY",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "COLUMNS",
+    "TTY_COMPATIBLE",
+)
 
 
 def environment(**extra: str) -> dict[str, str]:

@@ -139,14 +139,17 @@ async def _run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 async def test_the_cli_over_mtls(mtls_app: App, certs: Certs) -> None:
     spool_cli = str(Path(sys.executable).with_name("spool"))
-    env = {"SPOOL_ADDRESS": f"127.0.0.1:{mtls_app.port}", **certs.client_env()}
-    code, out, err = await _run(spool_cli, "-o", "json", "enqueue", "cli-tls", '{"n": 1}', env=env)
+    env = {"SPOOL_ADDRESS": f"127.0.0.1:{mtls_app.port}"}
+    code, out, err = await _run(
+        spool_cli, "-o", "json", "enqueue", "cli-tls", '{"n": 1}', env={**env, **certs.client_env()}
+    )
     assert code == 0, err
     assert json.loads(out)["queue"] == "cli-tls"
-    code, _, err = await _run(
-        spool_cli, "enqueue", "cli-tls", "{}", env={**env, "SPOOL_TLS_CERT": "", "SPOOL_TLS_KEY": ""}
-    )
-    assert code != 0
+    flags = ["--tls-ca", str(certs.ca), "--tls-cert", str(certs.client_cert), "--tls-key", str(certs.client_key)]
+    code, out, err = await _run(spool_cli, "enqueue", "cli-tls", "{}", *flags, env=env)
+    assert code == 0, err
+    code, _, err = await _run(spool_cli, "enqueue", "cli-tls", "{}", "--tls-ca", str(certs.ca), env=env)
+    assert code == 1 and len(err.splitlines()) == 1, err
 
 
 async def test_the_node_client_over_mtls(mtls_app: App, certs: Certs, node_scripts: Path) -> None:

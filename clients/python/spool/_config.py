@@ -62,7 +62,7 @@ class Connection:
         token = token if token is not None else env.get("SPOOL_TOKEN")
         extra = (("authorization", f"Bearer {token}"),) if token else ()
         return cls(
-            address=address or env.get("SPOOL_ADDRESS") or DEFAULT_ADDRESS,
+            address=resolve_address(address, env),
             tls=tls,
             root_certificates=ca,
             certificate_chain=cert,
@@ -82,6 +82,12 @@ class Connection:
         if self.tls:
             return grpc.aio.secure_channel(self.address, self.credentials(), options=CHANNEL_OPTIONS)
         return grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+
+
+def resolve_address(address: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The argument, else SPOOL_ADDRESS, else 127.0.0.1:50051."""
+    env = os.environ if env is None else env
+    return address or env.get("SPOOL_ADDRESS") or DEFAULT_ADDRESS
 
 
 def read_pem(path: str | Path, what: str) -> bytes:

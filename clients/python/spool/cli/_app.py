@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 from click.shell_completion import get_completion_class
 
-from spool.cli import _jobs, _queues
+from spool.cli import _jobs, _keys, _queues
 from spool.cli._base import CONTEXT, ERROR, NOT_FOUND, OK, USAGE, Cli, SpoolGroup, command, pass_cli
 from spool.cli._connect import Unreachable, describe
 from spool.cli._text import clean
@@ -18,8 +18,9 @@ from spool.errors import NotFound, SpoolError
 HELP = """The command line for a Spool server (over gRPC, so it works against any replica).
 
 \b
-Global options (--address, --token, --tls, --output) go anywhere on the line.
-Environment: SPOOL_ADDRESS (default 127.0.0.1:50051), SPOOL_TOKEN, SPOOL_TLS=1, NO_COLOR.
+Global options (--address, --token, --tls, --tls-ca, --tls-cert, --tls-key, --output) go
+anywhere on the line. Environment: SPOOL_ADDRESS (default 127.0.0.1:50051), SPOOL_TOKEN,
+SPOOL_TLS=1, SPOOL_TLS_CA, SPOOL_TLS_CERT, SPOOL_TLS_KEY, NO_COLOR.
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 (watch) the job ended DEAD or CANCELLED.
 """
 
@@ -64,7 +65,7 @@ def completion(cli: Cli, shell: str) -> int:
     return OK
 
 
-for cmd in (*_jobs.COMMANDS, *_queues.COMMANDS, completion):
+for cmd in (*_jobs.COMMANDS, *_queues.COMMANDS, *_keys.COMMANDS, completion):
     spool.add_command(cmd)
 
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from spool._config import Connection
+from spool._config import resolve_address
 from spool.cli._connect import Globals, connect
 from spool.cli._output import Output
 from spool.client import Client
@@ -43,7 +43,7 @@ class Cli:
     def address(self) -> str:
         if self._client is not None:
             return self._client.connection.address
-        return Connection.resolve(self.options.address).address
+        return resolve_address(self.options.address)
 
     @property
     def out(self) -> Output:
@@ -91,6 +91,27 @@ GLOBAL_OPTIONS: list[Callable[[], click.Option]] = [
         expose_value=False,
         callback=_remember("tls"),
         help="Connect with TLS (default $SPOOL_TLS, else no).",
+    ),
+    lambda: click.Option(
+        ["--tls-ca"],
+        metavar="PEM",
+        expose_value=False,
+        callback=_remember("tls_ca"),
+        help="The CA bundle that signed spoold's certificate; implies --tls (default $SPOOL_TLS_CA).",
+    ),
+    lambda: click.Option(
+        ["--tls-cert"],
+        metavar="PEM",
+        expose_value=False,
+        callback=_remember("tls_cert"),
+        help="A client certificate, for mTLS, with --tls-key (default $SPOOL_TLS_CERT).",
+    ),
+    lambda: click.Option(
+        ["--tls-key"],
+        metavar="PEM",
+        expose_value=False,
+        callback=_remember("tls_key"),
+        help="The client certificate's private key (default $SPOOL_TLS_KEY).",
     ),
     lambda: click.Option(
         ["--output", "-o"],

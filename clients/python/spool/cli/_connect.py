@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import click
 import grpc
 
+from spool._config import read_pem
 from spool._retry import RetryPolicy
 from spool.cli._text import clean
 from spool.client import Client
@@ -26,6 +28,9 @@ class Globals:
     address: str | None = None
     token: str | None = None
     tls: bool | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
     output: str = "table"
 
     @property
@@ -40,9 +45,35 @@ class Unreachable(Exception):
         super().__init__(f"cannot reach spoold at {address}: {why}")
 
 
+class BadSetting(click.ClickException):
+    """A TLS file that cannot be read, or half a key pair: a usage error, one line."""
+
+    exit_code = 2
+
+
+def _pem(path: str | None, option: str) -> bytes | None:
+    return read_pem(path, option) if path else None
+
+
+def client_for(g: Globals) -> Client:
+    """A client for the options (files named by --tls-* win over SPOOL_TLS_*), not yet connected."""
+    try:
+        return Client(
+            g.address,
+            tls=g.tls,
+            root_certificates=_pem(g.tls_ca, "--tls-ca"),
+            certificate_chain=_pem(g.tls_cert, "--tls-cert"),
+            private_key=_pem(g.tls_key, "--tls-key"),
+            token=g.token,
+            retry=RETRY,
+        )
+    except ValueError as err:
+        raise BadSetting(str(err)) from None
+
+
 def connect(g: Globals) -> Client:
     """A client whose channel is connected, or Unreachable after CONNECT_TIMEOUT."""
-    client = Client(g.address, tls=g.tls, token=g.token, retry=RETRY)
+    client = client_for(g)
     try:
         grpc.channel_ready_future(client.channel).result(timeout=CONNECT_TIMEOUT)
     except grpc.FutureTimeoutError:
@@ -71,7 +102,7 @@ def _reason(code: grpc.StatusCode | None, details: str) -> str:
     if "dns" in text or "resolv" in text or "not known" in text or "domain name" in text:
         return "the host name does not resolve"
     if "handshake" in text or "ssl" in text or "tls" in text or "certificate" in text:
-        return f"the TLS handshake failed ({clean(details, width=160)}); check --tls"
+        return f"the TLS handshake failed ({clean(details, width=160)}); check --tls and --tls-ca"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED or not details:
         return f"no answer within {CONNECT_TIMEOUT:.0f} s"
     return clean(details, width=200)
