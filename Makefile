@@ -24,7 +24,7 @@ install: $(BIN)/.installed node-install ## create .venv and install the server, 
 
 run: $(BIN)/.installed ## serve on 127.0.0.1:50051 (embedded PostgreSQL unless SPOOL_DATABASE_URL is set)
 	@echo "spool command: $(BIN)/spool --help (or: source $(BIN)/activate, then spool)"
-	$(BIN)/spoold
+	@$(BIN)/spoold
 
 test: check pytest node-test ## every check, then every test
 
