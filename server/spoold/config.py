@@ -30,6 +30,9 @@ class Limits:
     max_headers: int = 64
     max_header_bytes: int = 8 * 1024
     max_error_bytes: int = 64 * 1024
+    # A JSON number written out in full (jsonb prints 1e400 as 401 digits): enough for every double
+    # and for integers of 400 digits. spool.enqueue() applies the default whatever this says.
+    max_json_number_chars: int = 400
 
     def __post_init__(self) -> None:
         # A request's time is now plus one of these: past about 3650 days it could leave the

@@ -106,6 +106,8 @@ class NewJob:
     idempotency_key: str | None = None
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    # The key counts the running jobs of every queue, not only this job's (docs/decisions.md).
+    concurrency_global: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ class Job:
     finished_at: datetime | None
     attempts: tuple[Attempt, ...] = ()
     requeues: int = 0
+    concurrency_global: bool = False
 
 
 @dataclass(frozen=True)

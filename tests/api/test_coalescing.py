@@ -19,8 +19,8 @@ from tests.api.support import Stub, expire_lease, lease_one, reaper, seconds
 from tests.conftest import connected, wait_until
 from tests.helpers import enqueue_request, expect_error
 
-LOCK_K = "SELECT pg_advisory_lock(hashtextextended('spool.concurrency:k', 0))"
-UNLOCK_K = "SELECT pg_advisory_unlock(hashtextextended('spool.concurrency:k', 0))"
+LOCK_K = "SELECT pg_advisory_lock(1397772107, spool.concurrency_bucket('q', 'k', false))"
+UNLOCK_K = "SELECT pg_advisory_unlock(1397772107, spool.concurrency_bucket('q', 'k', false))"
 RESULT = b'{"n": 1}'
 # spoold's statements of one kind (found by a fragment of their text) waiting on a lock.
 WAITING_ON_LOCK = (

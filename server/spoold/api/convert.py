@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -50,6 +49,17 @@ _STATES = {
     JobState.CANCELLED: job_pb2.Job.STATE_CANCELLED,
 }
 STATE_FROM_PROTO = {p: s for s, p in _STATES.items()}
+_GLOBAL = job_pb2.Job.CONCURRENCY_SCOPE_GLOBAL
+_SCOPES = frozenset(job_pb2.Job.ConcurrencyScope.values())
+
+
+def _scope(key: str | None, is_global: bool) -> int:
+    """The scope a job with this key reports: none without a key."""
+    if key is None:
+        return job_pb2.Job.CONCURRENCY_SCOPE_UNSPECIFIED
+    return _GLOBAL if is_global else job_pb2.Job.CONCURRENCY_SCOPE_QUEUE
+
+
 _OUTCOMES = {
     Outcome.SUCCEEDED: job_pb2.Attempt.OUTCOME_SUCCEEDED,
     Outcome.FAILED: job_pb2.Attempt.OUTCOME_FAILED,
@@ -68,11 +78,16 @@ def new_job(req: qs.EnqueueRequest, settings: Settings, now: datetime, prefix: s
     content_type = v.text(f"{prefix}content_type", req.content_type, 255) or JSON
     payload = v.blob(f"{prefix}payload", req.payload, lim)
     if is_json(content_type):
-        payload = v.json_document(f"{prefix}payload", payload).encode()
+        payload = v.json_document(f"{prefix}payload", payload, lim).encode()
     key = v.text(f"{prefix}concurrency_key", req.concurrency_key, lim.max_key_length) or None
     limit = v.in_range(f"{prefix}concurrency_limit", req.concurrency_limit, 0, 1_000_000) or None
     if limit is not None and key is None:
         raise InvalidArgument(f"{prefix}concurrency_limit", "needs a concurrency_key")
+    scope = req.concurrency_scope
+    if scope not in _SCOPES:
+        raise InvalidArgument(f"{prefix}concurrency_scope", f"unknown scope {scope}")
+    if scope and key is None:
+        raise InvalidArgument(f"{prefix}concurrency_scope", "needs a concurrency_key")
     return NewJob(
         queue=v.name(f"{prefix}queue", req.queue, lim),
         payload=payload,
@@ -99,6 +114,7 @@ def new_job(req: qs.EnqueueRequest, settings: Settings, now: datetime, prefix: s
         concurrency_key=key,
         # A key without a limit runs its jobs one at a time.
         concurrency_limit=limit or (1 if key else None),
+        concurrency_global=scope == _GLOBAL,
     )
 
 
@@ -359,6 +375,7 @@ def _job_fields(j: Job) -> dict[str, Any]:
         "idempotency_key": j.idempotency_key or "",
         "concurrency_key": j.concurrency_key or "",
         "concurrency_limit": j.concurrency_limit or 0,
+        "concurrency_scope": _scope(j.concurrency_key, j.concurrency_global),
         "result": j.result or b"",
         "result_content_type": j.result_content_type or "",
         "last_error": error_proto(j.last_error),
@@ -391,7 +408,6 @@ _KIND_LABELS = {k.value: p for k, p in _KIND_PROTO.items()}
 
 def _row_fields(r: JobRow) -> dict[str, Any]:
     """_job_fields(rows.job(r)), without the Job in between."""
-    headers = r["headers"]
     fields: dict[str, Any] = {
         "id": str(r["id"]),
         "queue": r["queue"],
@@ -414,6 +430,7 @@ def _row_fields(r: JobRow) -> dict[str, Any]:
         "idempotency_key": r["idempotency_key"] or "",
         "concurrency_key": r["concurrency_key"] or "",
         "concurrency_limit": r["concurrency_limit"] or 0,
+        "concurrency_scope": _scope(r["concurrency_key"], r["concurrency_global"]),
         "result": r["result"] or b"",
         "result_content_type": r["result_content_type"] or "",
         "last_error": error_proto(rows.error(r)),
@@ -427,6 +444,6 @@ def _row_fields(r: JobRow) -> dict[str, Any]:
         "finished_at": _opt_ts(r["finished_at"]),
         "requeues": r["requeues"],
     }
-    if headers is not None:
-        fields["headers"] = json.loads(headers)
+    if r["headers"] is not None:
+        fields["headers"] = rows.headers(r)
     return fields

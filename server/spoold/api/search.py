@@ -67,7 +67,7 @@ def job_filter(p: job_pb2.JobFilter, lim: Limits, prefix: str = "filter.") -> Jo
         finished_after=finished_after,
         finished_before=finished_before,
         error_contains=v.text(f"{prefix}error_contains", p.error_contains, MAX_ERROR_CONTAINS) or None,
-        payload_contains=v.json_document(f"{prefix}payload_contains", payload) if payload else None,
+        payload_contains=v.json_document(f"{prefix}payload_contains", payload, lim) if payload else None,
         idempotency_key=v.text(f"{prefix}idempotency_key", p.idempotency_key, lim.max_key_length) or None,
         concurrency_key=v.text(f"{prefix}concurrency_key", p.concurrency_key, lim.max_key_length) or None,
     )

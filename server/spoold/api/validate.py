@@ -21,6 +21,7 @@ _MAX_ID = 2**63 - 1
 # Protobuf's own range for Timestamp and Duration: beyond it conversion would overflow.
 _TS_MIN, _TS_MAX = -62135596800, 253402300799
 _DUR_MAX = 315576000000
+_LIMITS = Limits()
 
 
 def text(field: str, value: str, max_chars: int, *, required: bool = False) -> str:
@@ -93,14 +94,28 @@ def blob(field: str, value: bytes, limits: Limits) -> bytes:
     return value
 
 
-def json_document(field: str, value: bytes | str) -> str:
-    """Valid JSON that PostgreSQL's jsonb can store, as text: Python's parser accepts more than jsonb
-    does (NaN, Infinity, unpaired surrogates, \\u0000, numbers beyond numeric's range)."""
+def json_document(field: str, value: bytes | str, lim: Limits = _LIMITS) -> str:
+    """Valid JSON that PostgreSQL's jsonb can store, and print back within the limits, as text.
+    Python's parser accepts more than jsonb does (NaN, Infinity, unpaired surrogates, \\u0000,
+    numbers beyond numeric's range), and jsonb prints numbers in full: `1e131000`, 8 bytes, comes
+    back as 131,001. So each number may have at most max_json_number_chars characters written out in
+    full, and the document, with its numbers written out, at most max_payload_bytes."""
+    numbers = _Numbers(lim.max_json_number_chars)
     try:
         raw = value.decode() if isinstance(value, bytes) else value
-        parsed = json.loads(raw, parse_constant=_no_constant, parse_float=_jsonb_number, parse_int=_jsonb_number)
+        parsed = json.loads(raw, parse_constant=_no_constant, parse_float=numbers.real, parse_int=numbers.integer)
+    except _NumberTooLong as exc:
+        raise InvalidArgument(field, str(exc)) from exc
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(field, f"not valid JSON: {str(exc)[:120]}") from exc
+    if numbers.growth:
+        size = (len(value) if isinstance(value, bytes) else len(raw.encode())) + numbers.growth
+        if size > lim.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"{field}: {size} bytes with its numbers written out in full is over the limit of "
+                f"{lim.max_payload_bytes}",
+                field=field,
+            )
     # Only a \\u0000 or \\ud800-\\udfff escape can put a NUL or an unpaired surrogate into UTF-8 text.
     if _SUSPECT_ESCAPE.search(raw):
         bad = _bad_text(parsed)
@@ -120,14 +135,50 @@ def _no_constant(name: str) -> object:
 _NUMERIC_INT_DIGITS, _NUMERIC_SCALE = 131072, 16383
 
 
-def _jsonb_number(literal: str) -> str:
-    """The number as written, if jsonb's numeric can hold it (Decimal parses any JSON number)."""
-    number = Decimal(literal)
-    _, digits, exponent = number.as_tuple()
+class _NumberTooLong(ValueError):
+    pass
+
+
+class _Numbers:
+    """The parse hooks for one document: each number checked as it is read, and how many bytes the
+    document grows by once jsonb writes its numbers out in full."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.growth = 0
+
+    def integer(self, literal: str) -> str:
+        # An integer is printed as written (or shorter: -0 as 0), so only its length matters.
+        if len(literal) > self.max_chars:
+            raise _NumberTooLong(f"a number is longer than {self.max_chars} characters: {_shown(literal)}")
+        return literal
+
+    def real(self, literal: str) -> str:
+        chars = written_out(literal)
+        if chars > self.max_chars:
+            raise _NumberTooLong(
+                f"a number is longer than {self.max_chars} characters written out in full: {_shown(literal)} "
+                f"({chars} characters; PostgreSQL prints numbers without an exponent)"
+            )
+        self.growth += max(0, chars - len(literal))
+        return literal
+
+
+def _shown(literal: str) -> str:
+    return literal if len(literal) <= 40 else literal[:40] + "..."
+
+
+def written_out(literal: str) -> int:
+    """How many characters PostgreSQL prints for this JSON number: numeric keeps its digits and
+    scale and prints them without an exponent (1.5e3 as 1500, 1e-3 as 0.001, 1.50 as 1.50)."""
+    sign, digits, exponent = Decimal(literal).as_tuple()
     assert isinstance(exponent, int)  # JSON has no NaN or Infinity literals
-    if -exponent > _NUMERIC_SCALE or (number != 0 and len(digits) + exponent > _NUMERIC_INT_DIGITS):
-        raise ValueError(f"number out of range: {literal[:40]}")
-    return literal
+    scale = max(0, -exponent)
+    if scale > _NUMERIC_SCALE or len(digits) + exponent > _NUMERIC_INT_DIGITS:
+        raise ValueError(f"number out of range: {_shown(literal)}")
+    zero = not any(digits)
+    whole = 1 if zero else max(1, len(digits) + exponent)
+    return (0 if zero else sign) + whole + (scale + 1 if scale else 0)
 
 
 def _bad_text(value: object) -> str | None:

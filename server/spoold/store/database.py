@@ -92,6 +92,9 @@ def translated() -> Iterator[None]:
         raise err from exc
 
 
+# What every spool function sets too (migrations/0009_hardening.sql): built-ins first, temporary objects last.
+SEARCH_PATH = "pg_catalog, spool, pg_temp"
+
 # A pooled connection or a plain one: the queries take either.
 Connection = asyncpg.Connection | PoolConnectionProxy
 
@@ -179,7 +182,9 @@ async def create_pool(
 ) -> Pool:
     """A pool whose statements PostgreSQL cancels after `statement_timeout` and whose callers
     wait at most `acquire_timeout` for a connection (0: no limit)."""
-    settings = {"application_name": "spoold", "jit": "off"}
+    # search_path: spoold's own statements resolve built-ins in pg_catalog only, never in a schema
+    # another role can create objects in (docs/security.md, "Database roles").
+    settings = {"application_name": "spoold", "jit": "off", "search_path": SEARCH_PATH}
     statement = _seconds(statement_timeout)
     if statement is not None:
         settings["statement_timeout"] = str(max(1, round(statement * 1000)))

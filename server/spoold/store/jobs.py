@@ -51,7 +51,7 @@ def _held(row: asyncpg.Record) -> Held:
 
 def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
     """The jobs as the column arrays insert_jobs unnests, in its parameter order."""
-    cols: list[list[object]] = [[] for _ in range(18)]
+    cols: list[list[object]] = [[] for _ in range(19)]
     for j in jobs:
         as_json = is_json(j.content_type)
         values = (
@@ -73,6 +73,7 @@ def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
             j.idempotency_key,
             j.concurrency_key,
             j.concurrency_limit,
+            j.concurrency_global,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)

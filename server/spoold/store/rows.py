@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
 
 from spoold.model import Attempt, Backoff, BackoffKind, Job, JobError, JobState, Outcome
+
+log = logging.getLogger(__name__)
 
 # A spool.jobs row as a statement returned it. Enqueued and claimed jobs stay rows until they are
 # sent (see api/convert.py, _row_fields); everything else becomes a Job.
@@ -45,15 +48,52 @@ def payload(row: asyncpg.Record) -> bytes:
     return payload_json.encode() if payload_json is not None else row["payload_bytes"] or b""
 
 
+def headers(row: JobRow) -> dict[str, str]:
+    """The job's headers as the API's string map. The table's CHECK keeps them an object of strings;
+    a row that is not one (written before that check existed, or with it dropped) is converted here
+    rather than allowed to fail the call that reads it, and with it every job claimed or listed beside it."""
+    raw = row["headers"]
+    if raw is None:
+        return {}
+    try:
+        # Numbers stay as printed: jsonb prints them in full, and a long one would not parse as an int.
+        value = _HEADERS.decode(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if type(value) is dict and all(type(v) is str for v in value.values()):
+        return value
+    log.warning("job %s: headers are not an object of strings; converted for the API", row["id"])
+    if type(value) is not dict:
+        return {}
+    return {k: v if type(v) is str else _json_text(v) for k, v in value.items()}
+
+
+class _Literal(str):
+    """A JSON number, kept as the text PostgreSQL printed."""
+
+
+_HEADERS = json.JSONDecoder(parse_int=_Literal, parse_float=_Literal)
+
+
+def _json_text(value: object) -> str:
+    """Compact JSON for a parsed header value, its numbers as they were printed."""
+    if isinstance(value, _Literal):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{_json_text(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
 def job(row: JobRow, attempts: Iterable[asyncpg.Record] = ()) -> Job:
-    headers = row["headers"]
     return Job(
         id=row["id"],
         queue=row["queue"],
         state=_STATES[row["state"]],
         payload=payload(row),
         content_type=row["content_type"],
-        headers=json.loads(headers) if headers is not None else {},
+        headers=headers(row),
         priority=row["priority"],
         run_at=row["run_at"],
         attempt=row["attempt"],
@@ -70,6 +110,7 @@ def job(row: JobRow, attempts: Iterable[asyncpg.Record] = ()) -> Job:
         idempotency_key=row["idempotency_key"],
         concurrency_key=row["concurrency_key"],
         concurrency_limit=row["concurrency_limit"],
+        concurrency_global=row["concurrency_global"],
         result=row["result"],
         result_content_type=row["result_content_type"],
         last_error=error(row),

@@ -81,11 +81,17 @@ table spool.jobs with (autovacuum_analyze_scale_factor=0.02, autovacuum_vacuum_c
     updated_at timestamp with time zone not null default now()
     finished_at timestamp with time zone
     lease_granted interval
+    concurrency_global boolean not null default false
     requeues integer not null default 0
     constraint jobs_attempt_range CHECK ((attempt >= 0))
     constraint jobs_backoff_positive CHECK (((backoff_initial > '00:00:00'::interval) AND (backoff_max >= backoff_initial) AND (backoff_multiplier >= (1)::double precision)))
     constraint jobs_concurrency_pair CHECK ((((concurrency_key IS NULL) AND (concurrency_limit IS NULL)) OR ((concurrency_key IS NOT NULL) AND (concurrency_limit >= 1))))
     constraint jobs_finished_iff_terminal CHECK (((state = ANY (ARRAY['succeeded'::spool.job_state, 'dead'::spool.job_state, 'cancelled'::spool.job_state])) = (finished_at IS NOT NULL)))
+    constraint jobs_headers_strings CHECK (((headers IS NULL) OR
+CASE
+    WHEN (jsonb_typeof(headers) = 'object'::text) THEN (NOT jsonb_path_exists(headers, 'strict $.*?(@.type() != "string")'::jsonpath))
+    ELSE false
+END))
     constraint jobs_lease_iff_running CHECK ((((state = 'running'::spool.job_state) = (lease_expires_at IS NOT NULL)) AND ((state <> 'running'::spool.job_state) OR ((lease_token IS NOT NULL) AND (started_at IS NOT NULL))) AND ((attempt_deadline IS NULL) OR (state = 'running'::spool.job_state))))
     constraint jobs_lease_positive CHECK ((lease_duration > '00:00:00'::interval))
     constraint jobs_lease_within_deadline CHECK ((lease_expires_at <= attempt_deadline))
@@ -154,13 +160,16 @@ function spool.backoff_delay(kind spool.backoff_kind, initial interval, max_dela
 CREATE OR REPLACE FUNCTION spool.backoff_delay(kind spool.backoff_kind, initial interval, max_delay interval, multiplier double precision, jitter boolean, attempt integer)
  RETURNS interval
  LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
-    SELECT CASE WHEN jitter THEN d * (0.5 + random() / 2) ELSE d END
+    SELECT CASE WHEN jitter THEN d * (0.5::double precision + random() / 2::double precision) ELSE d END
     FROM (SELECT make_interval(secs => least(extract(epoch FROM max_delay)::double precision, CASE kind
-        WHEN 'fixed' THEN extract(epoch FROM initial)::double precision
-        WHEN 'linear' THEN extract(epoch FROM initial)::double precision * greatest(attempt, 1)
+        WHEN 'fixed'::spool.backoff_kind THEN extract(epoch FROM initial)::double precision
+        WHEN 'linear'::spool.backoff_kind
+        THEN extract(epoch FROM initial)::double precision * greatest(attempt, 1)::double precision
         -- 100^100 still fits a double; the exponent cap keeps any multiplier finite.
-        ELSE extract(epoch FROM initial)::double precision * power(multiplier, least(greatest(attempt - 1, 0), 100))
+        ELSE extract(epoch FROM initial)::double precision
+            * power(multiplier, least(greatest(attempt - 1, 0), 100)::double precision)
     END)) AS d) AS capped
 $function$
 
@@ -168,40 +177,45 @@ function spool.claim(queues text[], max_jobs integer, lease interval, worker tex
 CREATE OR REPLACE FUNCTION spool.claim(queues text[], max_jobs integer, lease interval, worker text)
  RETURNS SETOF spool.jobs
  LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
-    SELECT * FROM spool.claim_slots(queues, array_fill(worker, ARRAY[max_jobs]),
-                                    array_fill(lease, ARRAY[max_jobs]))
+    SELECT * FROM spool.claim_slots(queues, array_fill(worker, ARRAY[max_jobs]::integer[]),
+                                    array_fill(lease, ARRAY[max_jobs]::integer[]))
 $function$
 
 function spool.claim_slots(queues text[], workers text[], leases interval[])
 CREATE OR REPLACE FUNCTION spool.claim_slots(queues text[], workers text[], leases interval[])
  RETURNS SETOF spool.jobs
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
 DECLARE
     max_jobs integer := cardinality(workers);
     free_ids bigint[];
     keyed_ids bigint[];
-    keys text[];
-    k text;
+    buckets integer[];
+    b integer;
 BEGIN
     IF max_jobs IS NULL OR max_jobs = 0 THEN
         RETURN;
     END IF;
     WITH candidates AS (
-        SELECT c.id, c.concurrency_key, c.priority, c.run_at
+        SELECT c.id, c.concurrency_key, c.bucket, c.priority, c.run_at
         FROM (
             SELECT u.name FROM unnest(queues) AS u(name)
             WHERE NOT EXISTS (SELECT 1 FROM spool.queues p WHERE p.name = u.name AND p.paused)
         ) AS q
         CROSS JOIN LATERAL (
-            SELECT j.id, j.concurrency_key, j.priority, j.run_at
+            SELECT j.id, j.concurrency_key, j.priority, j.run_at,
+                   spool.concurrency_bucket(j.queue, j.concurrency_key, j.concurrency_global) AS bucket
             FROM spool.jobs j
-            WHERE j.state = 'pending' AND j.queue = q.name AND j.run_at <= now()
+            WHERE j.state = 'pending'::spool.job_state AND j.queue = q.name AND j.run_at <= now()
               -- Skip keys already at their limit, so they cannot crowd out claimable jobs.
               AND (j.concurrency_key IS NULL OR j.concurrency_limit > (
                   SELECT count(*) FROM spool.jobs r
-                  WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+                  WHERE r.state = 'running'::spool.job_state AND r.concurrency_key = j.concurrency_key
+                    AND r.concurrency_global = j.concurrency_global
+                    AND (j.concurrency_global OR r.queue = j.queue)))
             ORDER BY j.priority DESC, j.run_at, j.id
             LIMIT max_jobs
             FOR UPDATE SKIP LOCKED
@@ -211,25 +225,30 @@ BEGIN
     )
     SELECT array_agg(id ORDER BY priority DESC, run_at, id) FILTER (WHERE concurrency_key IS NULL),
            array_agg(id) FILTER (WHERE concurrency_key IS NOT NULL),
-           array_agg(DISTINCT concurrency_key) FILTER (WHERE concurrency_key IS NOT NULL)
-    INTO free_ids, keyed_ids, keys
+           array_agg(DISTINCT bucket) FILTER (WHERE concurrency_key IS NOT NULL)
+    INTO free_ids, keyed_ids, buckets
     FROM candidates;
 
-    IF keys IS NOT NULL THEN
+    IF buckets IS NOT NULL THEN
         -- Sorted (array_agg DISTINCT sorts), so two claimers never wait on each other in a cycle.
-        FOREACH k IN ARRAY keys LOOP
-            PERFORM pg_advisory_xact_lock(hashtextextended('spool.concurrency:' || k, 0));
+        FOREACH b IN ARRAY buckets LOOP
+            PERFORM pg_advisory_xact_lock(1397772107, b);
         END LOOP;
         SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id) INTO free_ids
         FROM spool.jobs c
-        WHERE c.id = ANY(coalesce(free_ids, '{}') || ARRAY(
+        WHERE c.id = ANY(coalesce(free_ids, '{}'::bigint[]) || ARRAY(
             SELECT ranked.id FROM (
                 SELECT r.id,
-                       row_number() OVER (PARTITION BY r.concurrency_key
-                                          ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
+                       row_number() OVER (
+                           PARTITION BY r.concurrency_global,
+                                        CASE WHEN r.concurrency_global THEN NULL ELSE r.queue END,
+                                        r.concurrency_key
+                           ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
                        r.concurrency_limit - (
                            SELECT count(*) FROM spool.jobs x
-                           WHERE x.state = 'running' AND x.concurrency_key = r.concurrency_key) AS room
+                           WHERE x.state = 'running'::spool.job_state AND x.concurrency_key = r.concurrency_key
+                             AND x.concurrency_global = r.concurrency_global
+                             AND (r.concurrency_global OR x.queue = r.queue)) AS room
                 FROM spool.jobs r
                 WHERE r.id = ANY(keyed_ids)
             ) AS ranked
@@ -242,9 +261,9 @@ BEGIN
 
     RETURN QUERY
     UPDATE spool.jobs j SET
-        state = 'running',
+        state = 'running'::spool.job_state,
         attempt = j.attempt + 1,
-        lease_token = nextval('spool.lease_token_seq'),
+        lease_token = nextval('spool.lease_token_seq'::regclass),
         worker_id = s.worker,
         started_at = now(),
         lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
@@ -257,37 +276,160 @@ BEGIN
 END
 $function$
 
+function spool.concurrency_bucket(queue text, concurrency_key text, global boolean)
+CREATE OR REPLACE FUNCTION spool.concurrency_bucket(queue text, concurrency_key text, global boolean)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE STRICT
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT (hashtextextended(CASE WHEN global THEN 'g '::text || concurrency_key
+                                  ELSE 'q '::text || queue || ' '::text || concurrency_key END,
+                             0::bigint) & 63::bigint)::integer
+$function$
+
 function spool.enqueue(queue text, payload jsonb, run_at timestamp with time zone, priority smallint, max_attempts integer, idempotency_key text, headers jsonb)
 CREATE OR REPLACE FUNCTION spool.enqueue(queue text, payload jsonb, run_at timestamp with time zone DEFAULT now(), priority smallint DEFAULT 0, max_attempts integer DEFAULT NULL::integer, idempotency_key text DEFAULT NULL::text, headers jsonb DEFAULT NULL::jsonb)
  RETURNS bigint
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
 #variable_conflict use_column
 DECLARE
+    max_name constant integer := 128;          -- Limits.max_name_length
+    max_key constant integer := 256;           -- Limits.max_key_length
+    max_headers constant integer := 64;        -- Limits.max_headers
+    max_header_chars constant integer := 8192; -- Limits.max_header_bytes
+    max_payload constant integer := 1048576;   -- Limits.max_payload_bytes
+    max_number constant integer := 400;        -- Limits.max_json_number_chars
+    max_delay constant interval := interval '30 days';  -- Limits.max_delay
+    problem text;
+    new_key text := nullif(enqueue.idempotency_key, '');
+    new_headers jsonb := CASE WHEN enqueue.headers IN ('{}'::jsonb, 'null'::jsonb) THEN NULL
+                              ELSE enqueue.headers END;
     new_id bigint;
 BEGIN
+    IF enqueue.queue IS NULL OR enqueue.queue = '' THEN
+        RAISE EXCEPTION 'queue: required' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF char_length(enqueue.queue) > max_name THEN
+        RAISE EXCEPTION 'queue: longer than % characters', max_name USING ERRCODE = 'invalid_parameter_value';
+    ELSIF enqueue.queue ~ '[\x01-\x20\x7f]' THEN
+        RAISE EXCEPTION 'queue: must be printable characters without spaces'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF enqueue.payload IS NULL THEN
+        RAISE EXCEPTION 'payload: required (a JSON document)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    problem := spool.json_problem(enqueue.payload, max_payload, max_number);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'payload: %', problem USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF enqueue.run_at > now() + max_delay THEN
+        RAISE EXCEPTION 'run_at: more than % ahead', max_delay USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF enqueue.max_attempts NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION 'max_attempts: must be between 1 and 100' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF char_length(new_key) > max_key THEN
+        RAISE EXCEPTION 'idempotency_key: longer than % characters', max_key
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF new_headers IS NOT NULL THEN
+        problem := spool.headers_problem(new_headers, max_headers, max_name, max_header_chars);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION '%', problem USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+
     INSERT INTO spool.jobs AS j (queue, payload_json, content_type, headers, priority, run_at,
         max_attempts, backoff_kind, backoff_initial, backoff_max, backoff_multiplier,
         backoff_jitter, lease_duration, attempt_timeout, idempotency_key)
-    SELECT enqueue.queue, enqueue.payload, 'application/json', enqueue.headers, enqueue.priority,
-        coalesce(enqueue.run_at, now()), coalesce(enqueue.max_attempts, q.max_attempts, 1),
-        coalesce(q.backoff_kind, 'exponential'), b.initial,
+    SELECT enqueue.queue, enqueue.payload, 'application/json', new_headers, enqueue.priority,
+        -- A time already past is due now, as in Enqueue (NULL too: greatest ignores it).
+        greatest(enqueue.run_at, now()), coalesce(enqueue.max_attempts, q.max_attempts, 1),
+        coalesce(q.backoff_kind, 'exponential'::spool.backoff_kind), b.initial,
         greatest(coalesce(q.backoff_max, interval '5 minutes'), b.initial),
-        coalesce(q.backoff_multiplier, 2), coalesce(q.backoff_jitter, true),
-        coalesce(q.lease_duration, interval '30 seconds'), q.attempt_timeout,
-        enqueue.idempotency_key
+        coalesce(q.backoff_multiplier, 2::double precision), coalesce(q.backoff_jitter, true),
+        coalesce(q.lease_duration, interval '30 seconds'), q.attempt_timeout, new_key
     FROM (SELECT 1) AS one
     LEFT JOIN spool.queues q ON q.name = enqueue.queue
     CROSS JOIN LATERAL (SELECT coalesce(q.backoff_initial, interval '1 second') AS initial) AS b
     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING j.id INTO new_id;
     IF new_id IS NULL THEN
-        SELECT j.id INTO new_id FROM spool.jobs j
-        WHERE j.queue = enqueue.queue AND j.idempotency_key = enqueue.idempotency_key;
+        SELECT j.id INTO new_id FROM spool.jobs j WHERE j.queue = enqueue.queue AND j.idempotency_key = new_key;
     ELSE
-        PERFORM pg_notify('spool_ready', enqueue.queue);
+        PERFORM pg_notify('spool_ready'::text, enqueue.queue);
     END IF;
     RETURN new_id;
+END
+$function$
+
+function spool.headers_problem(headers jsonb, max_count integer, max_name integer, max_chars integer)
+CREATE OR REPLACE FUNCTION spool.headers_problem(headers jsonb, max_count integer, max_name integer, max_chars integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+DECLARE
+    h record;
+    total bigint := 0;
+BEGIN
+    IF jsonb_typeof(headers) <> 'object' THEN
+        RETURN 'headers: must be a JSON object of strings';
+    END IF;
+    IF (SELECT count(*) FROM jsonb_object_keys(headers)) > max_count THEN
+        RETURN format('headers: more than %s headers', max_count);
+    END IF;
+    FOR h IN SELECT key, value FROM jsonb_each(headers) LOOP
+        IF jsonb_typeof(h.value) <> 'string' THEN
+            RETURN format('headers[%L]: must be a string, not %s', left(h.key, 40), jsonb_typeof(h.value));
+        ELSIF h.key = '' THEN
+            RETURN 'headers['''']: required';
+        ELSIF char_length(h.key) > max_name THEN
+            RETURN format('headers[%L]: longer than %s characters', left(h.key, 40), max_name);
+        END IF;
+        total := total + char_length(h.key) + char_length(h.value #>> '{}'::text[]);
+    END LOOP;
+    IF total > max_chars THEN
+        RETURN format('headers: over %s characters in all', max_chars);
+    END IF;
+    RETURN NULL;
+END
+$function$
+
+function spool.json_problem(doc jsonb, max_bytes integer, max_number_chars integer)
+CREATE OR REPLACE FUNCTION spool.json_problem(doc jsonb, max_bytes integer, max_number_chars integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+DECLARE
+    bound numeric := 10::numeric ^ max_number_chars::numeric;
+    longest bigint;
+    number_chars bigint;
+    printed bigint;
+BEGIN
+    SELECT max(n.chars), sum(n.chars) INTO longest, number_chars
+    FROM jsonb_path_query(doc, 'strict $.** ? (@.type() == "number")'::jsonpath) AS p(v)
+    CROSS JOIN LATERAL (SELECT p.v::numeric AS value) AS x
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN abs(x.value) >= bound OR scale(x.value) > max_number_chars THEN max_number_chars::bigint + 1
+        ELSE length(x.value::text)::bigint END AS chars) AS n;
+    IF longest > max_number_chars THEN
+        RETURN format('a number is longer than %s characters written out in full', max_number_chars);
+    END IF;
+    IF number_chars > max_bytes THEN
+        RETURN format('its numbers written out in full are over the limit of %s bytes', max_bytes);
+    END IF;
+    printed := octet_length(doc::text);
+    IF printed > max_bytes THEN
+        RETURN format('%s bytes as stored is over the limit of %s', printed, max_bytes);
+    END IF;
+    RETURN NULL;
 END
 $function$
 
@@ -307,6 +449,7 @@ function spool.notify_watchers()
 CREATE OR REPLACE FUNCTION spool.notify_watchers()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
 BEGIN
     -- One join per statement, not a probe per row: a batch of 1,000 acks costs one hash join,
@@ -322,6 +465,7 @@ function spool.remember_granted_lease()
 CREATE OR REPLACE FUNCTION spool.remember_granted_lease()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
 BEGIN
     NEW.lease_granted := NEW.lease_expires_at - NEW.started_at;
@@ -334,6 +478,7 @@ CREATE OR REPLACE FUNCTION spool.state_after_failure(cancel_requested boolean, r
  RETURNS spool.job_state
  LANGUAGE sql
  IMMUTABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
     SELECT CASE
         WHEN cancel_requested THEN 'cancelled'

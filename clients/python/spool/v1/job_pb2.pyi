@@ -96,6 +96,37 @@ class Job(_message.Message):
     STATUS_DEAD: Job.Status.ValueType  # 6
     STATUS_CANCELLED: Job.Status.ValueType  # 7
 
+    class _ConcurrencyScope:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ConcurrencyScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Job._ConcurrencyScope.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        CONCURRENCY_SCOPE_UNSPECIFIED: Job._ConcurrencyScope.ValueType  # 0
+        """No concurrency key; on a request with a key, the same as CONCURRENCY_SCOPE_QUEUE."""
+        CONCURRENCY_SCOPE_QUEUE: Job._ConcurrencyScope.ValueType  # 1
+        """The running jobs of the job's own queue that carry the key: the same key in two queues is
+        two keys.
+        """
+        CONCURRENCY_SCOPE_GLOBAL: Job._ConcurrencyScope.ValueType  # 2
+        """The running jobs of every queue that carry the key with this scope: one limit shared across
+        queues, e.g. for a third-party API that several queues call. See docs/decisions.md.
+        """
+
+    class ConcurrencyScope(_ConcurrencyScope, metaclass=_ConcurrencyScopeEnumTypeWrapper):
+        """Which running jobs count against a concurrency key's limit."""
+
+    CONCURRENCY_SCOPE_UNSPECIFIED: Job.ConcurrencyScope.ValueType  # 0
+    """No concurrency key; on a request with a key, the same as CONCURRENCY_SCOPE_QUEUE."""
+    CONCURRENCY_SCOPE_QUEUE: Job.ConcurrencyScope.ValueType  # 1
+    """The running jobs of the job's own queue that carry the key: the same key in two queues is
+    two keys.
+    """
+    CONCURRENCY_SCOPE_GLOBAL: Job.ConcurrencyScope.ValueType  # 2
+    """The running jobs of every queue that carry the key with this scope: one limit shared across
+    queues, e.g. for a third-party API that several queues call. See docs/decisions.md.
+    """
+
     @_typing.final
     class HeadersEntry(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
@@ -145,6 +176,7 @@ class Job(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     REQUEUES_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_SCOPE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque identifier, assigned by the server."""
     queue: _builtins.str
@@ -169,6 +201,8 @@ class Job(_message.Message):
     """Worker holding the current lease (RUNNING only)."""
     requeues: _builtins.int
     """How many times Requeue put the job back to PENDING."""
+    concurrency_scope: Global___Job.ConcurrencyScope.ValueType
+    """Where concurrency_key applies (set whenever the job has a key)."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -243,10 +277,11 @@ class Job(_message.Message):
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         attempts: _abc.Iterable[Global___Attempt] | None = ...,
         requeues: _builtins.int = ...,
+        concurrency_scope: Global___Job.ConcurrencyScope.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "created_at", b"created_at", "finished_at", b"finished_at", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "run_at", b"run_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -60,6 +60,7 @@ class EnqueueRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     CONCURRENCY_LIMIT_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_SCOPE_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """1 to 128 characters."""
     payload: _builtins.bytes
@@ -72,8 +73,12 @@ class EnqueueRequest(_message.Message):
     idempotency_key: _builtins.str
     """A second Enqueue with the same key on the same queue returns the first job."""
     concurrency_key: _builtins.str
-    """At most concurrency_limit jobs with this key run at once."""
+    """At most concurrency_limit jobs with this key run at once: jobs of this queue, unless
+    concurrency_scope is CONCURRENCY_SCOPE_GLOBAL.
+    """
     concurrency_limit: _builtins.int
+    concurrency_scope: _job_pb2.Job.ConcurrencyScope.ValueType
+    """Default (unspecified): the queue's own jobs. Needs a concurrency_key."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -103,10 +108,11 @@ class EnqueueRequest(_message.Message):
         idempotency_key: _builtins.str = ...,
         concurrency_key: _builtins.str = ...,
         concurrency_limit: _builtins.int = ...,
+        concurrency_scope: _job_pb2.Job.ConcurrencyScope.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "run_at", b"run_at", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "content_type", b"content_type", "delay", b"delay", "headers", b"headers", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "run_at", b"run_at", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "delay", b"delay", "headers", b"headers", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "run_at", b"run_at", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
