@@ -38,6 +38,13 @@ async def test_the_same_idempotency_key_returns_the_first_job(client: spool.Asyn
     assert again.id == first.id and spool.payload_json(again) == {"n": 1}
 
 
+async def test_a_concurrency_key_is_global_only_when_asked(client: spool.AsyncClient) -> None:
+    scoped = await client.enqueue("q", {}, concurrency_key="k")
+    shared = await client.enqueue("q", {}, concurrency_key="k", concurrency_global=True)
+    assert scoped.concurrency_scope == Job.CONCURRENCY_SCOPE_QUEUE
+    assert shared.concurrency_scope == Job.CONCURRENCY_SCOPE_GLOBAL
+
+
 async def test_enqueue_many_is_one_batch(client: spool.AsyncClient) -> None:
     jobs = await client.enqueue_many("batch", [{"i": i} for i in range(5)], max_attempts=2)
     assert [spool.payload_json(j) for j in jobs] == [{"i": i} for i in range(5)]

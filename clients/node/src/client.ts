@@ -9,6 +9,7 @@ import {
   BackoffPolicySchema,
   JobErrorSchema,
   JobFilterSchema,
+  Job_ConcurrencyScope,
   type BackoffPolicy_Kind,
   type Job,
   type Job_State,
@@ -58,6 +59,8 @@ export interface EnqueueOptions {
   idempotencyKey?: string;
   concurrencyKey?: string;
   concurrencyLimit?: number;
+  /** The key's limit counts the running jobs of every queue, not only this one's (default: this queue's). */
+  concurrencyGlobal?: boolean;
 }
 
 export interface EnqueueItem extends EnqueueOptions {
@@ -290,6 +293,7 @@ export function enqueueRequest(item: EnqueueItem) {
     idempotencyKey: item.idempotencyKey ?? "",
     concurrencyKey: item.concurrencyKey ?? "",
     concurrencyLimit: item.concurrencyLimit ?? 0,
+    concurrencyScope: item.concurrencyGlobal ? Job_ConcurrencyScope.GLOBAL : Job_ConcurrencyScope.UNSPECIFIED,
   });
 }
 

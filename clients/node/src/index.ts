@@ -4,6 +4,11 @@ export * from "./errors.js";
 export { decodeBody } from "./convert.js";
 export { Worker, PermanentError, RetryError, JobAbortedError, type WorkerOptions, type Handler, type JobContext, type StopCause } from "./worker.js";
 export type { Logger } from "./heartbeater.js";
-export { Job_State as JobState, BackoffPolicy_Kind as BackoffKind, Attempt_Outcome as AttemptOutcome } from "./gen/spool/v1/job_pb.js";
+export {
+  Job_State as JobState,
+  BackoffPolicy_Kind as BackoffKind,
+  Attempt_Outcome as AttemptOutcome,
+  Job_ConcurrencyScope as ConcurrencyScope,
+} from "./gen/spool/v1/job_pb.js";
 export type { Job, Attempt, JobError } from "./gen/spool/v1/job_pb.js";
 export type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";

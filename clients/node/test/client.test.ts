@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   BatchTooLargeError,
+  ConcurrencyScope,
   InvalidArgumentError,
   JobNotFoundError,
   JobState,
@@ -62,6 +63,14 @@ describe("producing and reading", () => {
       page.jobs.map((j) => j.id),
       [job.id],
     );
+  });
+
+  test("a concurrency key is its queue's unless concurrencyGlobal says otherwise", async () => {
+    const queue = queueName("scope");
+    const scoped = await client.enqueue(queue, {}, { concurrencyKey: "k" });
+    const shared = await client.enqueue(queue, {}, { concurrencyKey: "k", concurrencyGlobal: true });
+    assert.equal(scoped.job.concurrencyScope, ConcurrencyScope.QUEUE);
+    assert.equal(shared.job.concurrencyScope, ConcurrencyScope.GLOBAL);
   });
 
   test("the same idempotency key returns the first job, deduplicated", async () => {

@@ -98,6 +98,8 @@ class EnqueueOptions(TypedDict, total=False):
     idempotency_key: str
     concurrency_key: str
     concurrency_limit: int
+    # True: the key's limit counts the running jobs of every queue, not only this one's.
+    concurrency_global: bool
 
 
 def enqueue_request(queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> qs.EnqueueRequest:
@@ -113,6 +115,8 @@ def enqueue_request(queue: str, payload: Any, **options: Unpack[EnqueueOptions])
         concurrency_key=options.get("concurrency_key", ""),
         concurrency_limit=options.get("concurrency_limit", 0),
     )
+    if options.get("concurrency_global"):
+        req.concurrency_scope = job_pb2.Job.CONCURRENCY_SCOPE_GLOBAL
     if "run_at" in options:
         req.run_at.CopyFrom(timestamp(options["run_at"]))
     if "delay" in options:
