@@ -1,10 +1,11 @@
 """A JobFilter as a SQL condition with numbered parameters, for the searches of sql/search.sql.
 
 The condition is composed from the fixed fragments below, one per set field; values only ever
-travel as parameters, except job states, which are the server's own constants (see _states). A composed condition, rather than one catch-all statement full of
-`$n IS NULL OR ...`, gives each search a plan of its own: a prepared catch-all falls back to a
-generic plan that cannot use the partial indexes (the trigram index needs its predicate in the
-query, and an unused branch still costs a filter on every row).
+travel as parameters, except job states, which are the server's own constants (see _states). A
+composed condition, rather than one catch-all statement full of `$n IS NULL OR ...`, gives each
+search a plan of its own: a prepared catch-all falls back to a generic plan that cannot use the
+partial indexes (the trigram index needs its predicate in the query, and an unused branch still
+costs a filter on every row).
 """
 
 from __future__ import annotations
