@@ -22,7 +22,7 @@ import random
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
@@ -30,6 +30,7 @@ import asyncpg
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
+from bench.cpu import Meter, Usage
 from bench.report import table, target
 from bench.scratch import run, scratch_database, spoold, throwaway_postgres
 from spool.v1 import job_pb2, queue_service_pb2_grpc
@@ -49,6 +50,7 @@ class Window:
     enqueue_ms: list[float] = field(default_factory=list)
     list_ms: list[float] = field(default_factory=list)
     watched: int = 0
+    errors: int = 0
 
 
 class Load:
@@ -69,29 +71,50 @@ def stub_of(channel: grpc.aio.Channel) -> QueueServiceAsyncStub:
     return cast("QueueServiceAsyncStub", queue_service_pb2_grpc.QueueServiceStub(channel))  # type: ignore[redundant-cast]
 
 
+async def keep_going(load: Load, step: Callable[[], Awaitable[None]]) -> None:
+    """Runs a client's step until the end; an error answered is counted, and the client goes on."""
+    while not load.stopping.is_set():
+        try:
+            await step()
+        except grpc.aio.AioRpcError:
+            load.window.errors += 1
+
+
 async def produce(stub: QueueServiceAsyncStub, load: Load, n: int) -> None:
     i = 0
-    while not load.stopping.is_set():
+
+    async def step() -> None:
+        nonlocal i
         if load.outstanding >= BACKLOG:
             await asyncio.sleep(0.005)  # pacing: the workers are behind
-            continue
+            return
         i += 1
         payload = f'{{"order": {n * 10_000_000 + i}, "customer": {i % 5000}, "kind": "receipt"}}'.encode()
         started = time.perf_counter()
         reply = await stub.Enqueue(qs.EnqueueRequest(queue=QUEUES[i % len(QUEUES)], payload=payload))
         load.window.enqueue_ms.append((time.perf_counter() - started) * 1000)
-        if i % 100 == 0:  # 1 %: cancelled while still pending
-            await stub.CancelJob(qs.CancelJobRequest(job_id=reply.job.id))
-            load.window.finished += 1
-        else:
-            load.outstanding += 1
-            load.recent.append(reply.job.id)
+        load.outstanding += 1
+        load.recent.append(reply.job.id)
+        if i % 100 == 0:  # 1 %: cancelled; one already leased runs on (its worker's Ack wins)
+            try:
+                cancelled = await stub.CancelJob(qs.CancelJobRequest(job_id=reply.job.id))
+            except grpc.aio.AioRpcError as err:  # finished already: nothing left to cancel
+                if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                return
+            if cancelled.job.state == job_pb2.Job.STATE_CANCELLED:
+                load.outstanding -= 1
+                load.window.finished += 1
+
+    await keep_going(load, step)
 
 
 async def work(stub: QueueServiceAsyncStub, load: Load) -> None:
     lease = qs.LeaseRequest(queues=QUEUES, max_jobs=10, wait=Duration(seconds=2), worker_id="mixed")
-    while not load.stopping.is_set():
+
+    async def step() -> None:
         jobs = (await stub.Lease(lease)).jobs
+        load.outstanding -= len(jobs)
         acks = []
         for lj in jobs:
             if random.random() < 0.05:
@@ -102,8 +125,9 @@ async def work(stub: QueueServiceAsyncStub, load: Load) -> None:
                 acks.append(qs.AckRequest(job_id=lj.job.id, lease_token=lj.lease_token))
         if acks:
             await stub.AckBatch(qs.AckBatchRequest(acks=acks))
-        load.outstanding -= len(jobs)
         load.window.finished += len(jobs)
+
+    await keep_going(load, step)
 
 
 def searches() -> list[qs.ListJobsRequest]:
@@ -117,12 +141,16 @@ def searches() -> list[qs.ListJobsRequest]:
 async def search(stub: QueueServiceAsyncStub, load: Load, n: int) -> None:
     requests = searches()
     i = n
-    while not load.stopping.is_set():
+
+    async def step() -> None:
+        nonlocal i
         started = time.perf_counter()
         await stub.ListJobs(requests[i % len(requests)])
         load.window.list_ms.append((time.perf_counter() - started) * 1000)
         i += 1
         await asyncio.sleep(0.1)  # pacing: a console polling, not a scan loop
+
+    await keep_going(load, step)
 
 
 async def watch(stub: QueueServiceAsyncStub, load: Load) -> None:
@@ -143,6 +171,7 @@ class Sample:
     jobs: int
     size_mb: float
     autovacuums: int
+    cpu: Usage  # of the load generator, spoold and PostgreSQL over the interval
 
 
 _TABLE = """
@@ -151,11 +180,11 @@ SELECT (SELECT count(*) FROM spool.jobs) AS jobs, pg_total_relation_size('spool.
 """
 
 
-async def sample(conn: asyncpg.Connection, at: int, window: Window) -> Sample:
+async def sample(conn: asyncpg.Connection, at: int, window: Window, cpu: Usage) -> Sample:
     await conn.execute("SELECT pg_stat_clear_snapshot()")
     row = await conn.fetchrow(_TABLE)
     assert row is not None
-    return Sample(at, window, row["jobs"], float(row["size_mb"]), row["autovacuums"] or 0)
+    return Sample(at, window, row["jobs"], float(row["size_mb"]), row["autovacuums"] or 0, cpu)
 
 
 @dataclass(frozen=True)
@@ -194,10 +223,13 @@ async def measure(server_url: str, seconds: int, interval: int, mix: Mix) -> lis
             load = Load()
             samples = []
             async with spoold(db_url) as server, clients(server.target, mix, load):
+                meter = Meter(conn, server.pid)
                 start = time.perf_counter()
                 for n in range(1, seconds // interval + 1):
+                    before = await meter.sample()
                     await asyncio.sleep(max(0.0, start + n * interval - time.perf_counter()))  # the schedule
-                    samples.append(await sample(conn, n * interval, load.swap()))
+                    window = load.swap()
+                    samples.append(await sample(conn, n * interval, window, await meter.since(before)))
                     print(f"  {n * interval:>5} s: {samples[-1].window.finished / interval:,.0f} jobs/s", flush=True)
             return samples
         finally:
@@ -217,7 +249,9 @@ def report(samples: list[Sample], interval: int, mix: Mix) -> None:
             p(s.window.enqueue_ms, 99),
             p(s.window.list_ms, 50),
             p(s.window.list_ms, 99),
+            s.cpu.per_job_ms(s.window.finished),
             s.window.watched,
+            s.window.errors,
             s.jobs,
             s.size_mb,
             s.autovacuums,
@@ -227,7 +261,20 @@ def report(samples: list[Sample], interval: int, mix: Mix) -> None:
     clients_ = f"{mix.producers} producers, {mix.workers} workers, {mix.searchers} searchers, {mix.watchers} watchers"
     table(
         f"Mixed load ({clients_}), autovacuum on",
-        ("interval", "jobs/s", "enq p50 ms", "p99", "list p50 ms", "p99", "watch msgs", "jobs", "MB", "autovac"),
+        (
+            "interval",
+            "jobs/s",
+            "enq p50 ms",
+            "p99",
+            "list p50 ms",
+            "p99",
+            "CPU ms/job: load / spoold / pg",
+            "watch msgs",
+            "errors",
+            "jobs",
+            "MB",
+            "autovac",
+        ),
         rows,
     )
     rates = [s.window.finished / interval for s in samples[1:]]  # the first interval warms up

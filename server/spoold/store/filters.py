@@ -64,7 +64,11 @@ def like_pattern(text: str) -> str:
 def condition(f: JobFilter, first: int) -> Condition:
     """The filter as a condition on `spool.jobs j`, its parameters numbered from `first`."""
     c = Condition(first)
-    if f.queues:
+    if len(f.queues) == 1:
+        # Equality, not ANY: an index with the queue as its second column (jobs_dead_idx, ...) can
+        # then test it inside the index and still return rows in id order.
+        c.add("j.queue = {0}::text", f.queues[0])
+    elif f.queues:
         c.add("j.queue = ANY({0}::text[])", list(f.queues))
     if f.states:
         c.clauses.append(_states(f.states))

@@ -12,6 +12,11 @@ Q = queries.load("search.sql")
 
 _LIST = {Order.NEWEST_FIRST: Q["list_newest"], Order.OLDEST_FIRST: Q["list_oldest"]}
 _REQUEUEABLE = (JobState.DEAD, JobState.CANCELLED)
+# Every search is planned for its own values. A prepared statement's generic plan knows neither the
+# queue nor how rare the state is, and can walk the whole table where a partial index or a queue's
+# few rows would answer at once (the listing of one queue's RUNNING jobs did: 350 ms at 1,000,000
+# jobs, against 6): two more round trips against a scan (docs/storage.md, "Listing by state").
+_CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 def requeueable(f: JobFilter, include_succeeded: bool) -> list[JobState]:
@@ -31,8 +36,7 @@ class SearchStore:
         if queue_like is not None:
             cond.add("j.queue LIKE ANY({0}::text[])", queue_like)
         filters.keyset(cond, page.order, page.after_id)
-        with translated():
-            found = await self.pool.fetch(cond.apply(_LIST[page.order]), page.size + 1, *cond.params)
+        found = await self._fetch(cond.apply(_LIST[page.order]), page.size + 1, *cond.params, readonly=True)
         jobs = [rows.job(r) for r in found[: page.size]]
         return jobs, len(found) > page.size
 
@@ -42,8 +46,12 @@ class SearchStore:
         if not states:
             return []
         cond = filters.condition(f, first=3)
-        with translated():
-            found = await self.pool.fetch(
-                cond.apply(Q["requeue_matching"]), [s.value for s in states], limit, *cond.params
-            )
+        query = cond.apply(Q["requeue_matching"])
+        found = await self._fetch(query, [s.value for s in states], limit, *cond.params, readonly=False)
         return [rows.job(r) for r in found]
+
+    async def _fetch(self, query: str, *args: object, readonly: bool) -> list[asyncpg.Record]:
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction(readonly=readonly):
+                await conn.execute(_CUSTOM_PLANS)
+                return await conn.fetch(query, *args)

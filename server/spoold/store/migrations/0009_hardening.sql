@@ -366,12 +366,12 @@ ALTER TABLE spool.jobs ADD CONSTRAINT jobs_headers_strings CHECK (headers IS NUL
 
 -- ListJobs returns newest first (id DESC). A state that is a sliver of the history (DEAD,
 -- CANCELLED) was found by walking the primary key backwards past every other row: the whole table
--- when there are none. Each of these holds only the rows in its state, so a row enters one when it
--- dies or is cancelled and leaves it when requeued or pruned; Enqueue, claim, heartbeat and Ack
--- never touch them. The search composes states as literals (store/filters.py) so that even a
--- generic plan can use them. PENDING and RUNNING need none: the backlog is the newest rows, and the
--- running rows are all in jobs_running_idx (docs/storage.md has the measurements).
-CREATE INDEX jobs_dead_idx ON spool.jobs (id) WHERE state = 'dead'::spool.job_state;
-CREATE INDEX jobs_dead_queue_idx ON spool.jobs (queue, id) WHERE state = 'dead'::spool.job_state;
-CREATE INDEX jobs_cancelled_idx ON spool.jobs (id) WHERE state = 'cancelled'::spool.job_state;
-CREATE INDEX jobs_cancelled_queue_idx ON spool.jobs (queue, id) WHERE state = 'cancelled'::spool.job_state;
+-- when there are none. Each of these holds only the rows in its state, in id order, so a row enters
+-- one when it dies or is cancelled and leaves it when requeued or pruned; Enqueue, claim, heartbeat
+-- and Ack never touch them. The queue is a second key column: a search in one queue tests it in the
+-- index, never fetching the rows of other queues, and still reads them in id order. The search
+-- writes states as literals (store/filters.py) so that a state's index qualifies in any plan.
+-- PENDING and RUNNING need none: the backlog is the newest rows, and every running row is in
+-- jobs_running_idx (docs/storage.md has the measurements).
+CREATE INDEX jobs_dead_idx ON spool.jobs (id, queue) WHERE state = 'dead'::spool.job_state;
+CREATE INDEX jobs_cancelled_idx ON spool.jobs (id, queue) WHERE state = 'cancelled'::spool.job_state;
