@@ -66,6 +66,14 @@ async def test_numbers_at_the_limit_are_stored_and_printed_within_it(stub: Stub,
     assert longest == MAX
 
 
+async def test_a_result_labelled_json_is_bounded_too(stub: Stub, db: asyncpg.Connection) -> None:
+    await stub.Enqueue(enqueue(b"{}"))
+    (lj,) = (await stub.Lease(qs.LeaseRequest(queues=["q"]))).jobs
+    ack = qs.AckRequest(job_id=lj.job.id, lease_token=lj.lease_token, result=b'{"total": 1e131000}')
+    await expect_error(stub.Ack(ack), INVALID, "INVALID_ARGUMENT", "result")
+    assert await db.fetchval("SELECT state::text FROM spool.jobs") == "running"
+
+
 async def test_payload_contains_is_bounded_too(stub: Stub) -> None:
     search = qs.ListJobsRequest(filter=job_pb2.JobFilter(payload_contains='{"n": 1e131000}'))
     await expect_error(stub.ListJobs(search), INVALID, "INVALID_ARGUMENT", "filter.payload_contains")

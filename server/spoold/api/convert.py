@@ -206,7 +206,7 @@ def ack(req: qs.AckRequest, lim: Limits, prefix: str = "") -> Ack:
     content_type = v.text(f"{prefix}result_content_type", req.result_content_type, 255) or JSON
     result = v.blob(f"{prefix}result", req.result, lim)
     if result and is_json(content_type):
-        v.json_document(f"{prefix}result", result)  # stored as sent, but valid, as a JSON payload is
+        v.json_document(f"{prefix}result", result, lim)  # stored as sent, but valid, as a JSON payload is
     return Ack(job_id, lease_token, result, content_type)
 
 
