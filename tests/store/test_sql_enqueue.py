@@ -11,7 +11,7 @@ import pytest
 
 from spoold.config import Limits
 from tests.api.support import count
-from tests.conftest import fresh_database
+from tests.conftest import connected, fresh_database
 
 LIMITS = Limits()
 INVALID = "22023"  # invalid_parameter_value
@@ -52,12 +52,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 async def one_database(admin_url: str, template_db: str) -> AsyncIterator[asyncpg.Connection]:
-    async with fresh_database(admin_url, template_db) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            yield conn
-        finally:
-            await conn.close()
+    async with fresh_database(admin_url, template_db) as url, connected(url) as conn:
+        yield conn
 
 
 @pytest.fixture
