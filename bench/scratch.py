@@ -158,7 +158,7 @@ class Server:
 async def spoold(db_url: str, **settings: str) -> AsyncIterator[Server]:
     """spoold on a free port against db_url; SIGTERM and a wait on the way out."""
     port = free_port()
-    env = {**os.environ, "SPOOL_DATABASE_URL": db_url, "SPOOL_LOG_LEVEL": "WARNING"}
+    env = {"SPOOL_HTTP_PORT": "0", **os.environ, "SPOOL_DATABASE_URL": db_url, "SPOOL_LOG_LEVEL": "WARNING"}
     env.update({f"SPOOL_{k.upper()}": v for k, v in settings.items()})
     with tempfile.TemporaryFile() as log:
         command = [*_spoold_command(), "--port", str(port)]

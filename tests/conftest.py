@@ -36,6 +36,10 @@ hypothesis_settings.register_profile("fuzz-ci", max_examples=50, derandomize=Tru
 hypothesis_settings.register_profile("fuzz-long", max_examples=2000, **_HYPOTHESIS)
 hypothesis_settings.load_profile("fuzz-ci")
 
+# spoold processes that tests start serve no HTTP port unless a test asks for one (tests bind
+# free ports, never spoold's default 8080).
+os.environ.setdefault("SPOOL_HTTP_PORT", "0")
+
 
 def with_database(url: str, name: str) -> str:
     """The same server URL, pointing at another database (works for TCP and unix-socket URLs)."""
@@ -113,9 +117,11 @@ async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 def test_settings(**changes: object) -> Settings:
-    """Settings for tests: port 0, quick polls; the reaper and pruner are driven by hand (run_once)."""
+    """Settings for tests: port 0, no HTTP port, quick polls; the reaper and pruner are driven by
+    hand (run_once)."""
     base = Settings(
         port=0,
+        http_port=0,
         pool_min_size=1,
         pool_max_size=8,
         lease_poll_interval=timedelta(milliseconds=200),

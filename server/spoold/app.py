@@ -8,6 +8,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, cast
 
 import asyncpg
 import grpc
@@ -25,6 +26,10 @@ from spoold.auth.gate import Gate, describe, resolve_mode
 from spoold.auth.usage import KeyUsage
 from spoold.auth.verifier import KeyChanges, KeyVerifier
 from spoold.config import Settings
+from spoold.http import asgi
+from spoold.http.door import Door
+from spoold.http.server import FLAG as HTTP_FLAG
+from spoold.http.server import HttpServer
 from spoold.leasing import Leaser
 from spoold.loops import Loop, Pruner, Reaper, Watchdog
 from spoold.model import JobDefaults, Retention
@@ -40,10 +45,9 @@ from spoold.watch import WatchHub, WatchPoller
 
 log = logging.getLogger(__name__)
 
-SERVICES = (
-    queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
-    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
-)
+QUEUE_SERVICE = queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"]
+ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
+SERVICES = (QUEUE_SERVICE.full_name, ADMIN_SERVICE.full_name)
 _MAX_MESSAGE = 64 * 1024 * 1024
 # A server's rows in spool.watched outlive it by this much if it dies; its keep-alive runs 4x as often.
 _WATCH_TTL = timedelta(seconds=60)
@@ -64,6 +68,8 @@ class App:
     health: health.aio.HealthServicer | None = None
     hub: WatchHub | None = None
     gate: Gate | None = None
+    http: HttpServer | None = None
+    serving: bool = False
     _subscriptions: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def check(self) -> Gate:
@@ -73,6 +79,8 @@ class App:
         mode = resolve_mode(s.auth, s.host, insecure=s.insecure, client_ca=s.tls_client_ca is not None)
         listening.server_credentials(s)
         listening.check_port(s.host, s.port)
+        if s.http_port:
+            listening.check_port(s.host, s.http_port, HTTP_FLAG)
         return Gate(mode)
 
     def bind(self) -> int:
@@ -90,7 +98,14 @@ class App:
             interceptors=[AuthGuard(self.gate), DecodeGuard()],
         )
         self.port = listening.bind(self.server, s)
+        if s.http_port:
+            self.http = HttpServer(s)
         return self.port
+
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP port being served, or None when it is off."""
+        return self.http.port if self.http is not None else None
 
     async def start(self) -> int:
         """Starts everything; returns the port the gRPC server listens on."""
@@ -129,22 +144,42 @@ class App:
         keys = KeyStore(self.pool)
         self._keep_keys_checked(keys)
         access = Access(keys)
-        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(
-            QueueService(self.store, self.leaser, s, access, hub=self.hub), self.server
-        )
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminService(QueueStore(self.pool), keys, access, s.limits), self.server
-        )
+        services = {
+            QUEUE_SERVICE: QueueService(self.store, self.leaser, s, access, hub=self.hub),
+            ADMIN_SERVICE: AdminService(QueueStore(self.pool), keys, access, s.limits),
+        }
+        # The gRPC door's adapter is its interceptors (api/auth.py, api/decoding.py); the servicers
+        # know no transport, so they are not of the generated servicer classes.
+        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(cast(Any, services[QUEUE_SERVICE]), self.server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(cast(Any, services[ADMIN_SERVICE]), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         await self.server.start()
+        if self.http is not None:
+            self.http.start(asgi.build(Door(self.gate, services), s, self._live, self._ready))
         await self._set_serving(True)
         self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]
         tls = "mTLS" if s.tls_client_ca else "TLS" if s.tls_cert else "plaintext"
-        log.info("spoold serving on %s:%d (gRPC, %s); %s", s.host, self.port, tls, describe(self.gate.mode))
+        http = f", HTTP/JSON on port {self.http.port}" if self.http is not None else ""
+        log.info("spoold serving on %s:%d (gRPC, %s%s); %s", s.host, self.port, tls, http, describe(self.gate.mode))
         return self.port
+
+    async def _live(self) -> bool:
+        """/healthz: serving, as gRPC health says (the watchdog turns it off when loops stall)."""
+        return self.serving
+
+    async def _ready(self) -> bool:
+        """/readyz: serving, and the database answers within a second."""
+        if not self.serving or self.pool is None:
+            return False
+        try:
+            async with asyncio.timeout(1):
+                return bool(await self.pool.fetchval("SELECT 1"))
+        except Exception:  # any failure to answer is "not ready"
+            log.debug("readiness: the database did not answer", exc_info=True)
+            return False
 
     def _keep_keys_checked(self, keys: KeyStore) -> None:
         """The key verifier, its cache kept honest by NOTIFY, and its last_used_at bookkeeping."""
@@ -176,6 +211,7 @@ class App:
 
     async def _set_serving(self, serving: bool) -> None:
         assert self.health is not None
+        self.serving = serving
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *SERVICES):
             await self.health.set(name, status)
@@ -188,14 +224,17 @@ class App:
 
     async def stop(self) -> None:
         """Health NOT_SERVING, end long polls, finish in-flight RPCs, then loops, listener, pool."""
+        self.serving = False
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         if self.leaser is not None:
             self.leaser.close()
         if self.hub is not None:
             self.hub.close()  # watch streams end UNAVAILABLE now, well within the grace
+        doors = [self.http.stop()] if self.http is not None else []
         if self.server is not None:
-            await self.server.stop(self.settings.shutdown_grace.total_seconds())
+            doors.append(self.server.stop(self.settings.shutdown_grace.total_seconds()))
+        await asyncio.gather(*doors)
         for loop in self.loops:
             await loop.stop()
         if self.hub is not None:

@@ -57,6 +57,17 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    # The HTTP/JSON door (Connect for every RPC, the REST routes, /healthz, /readyz) on the same
+    # host, with the same keys and TLS; 0 turns it off.
+    http_port: int = 8080
+    # Origins a browser may call the HTTP port from, comma-separated ("*": any); none by default.
+    http_cors_origins: str = ""
+    # A request's headers must all arrive within this (and an idle keep-alive connection is closed after it).
+    http_header_timeout: timedelta = timedelta(seconds=10)
+    # A request's body must all arrive within this after its headers; else 408, and nothing is done.
+    http_read_timeout: timedelta = timedelta(seconds=30)
+    # The largest request body; 0: the largest batch, base64-encoded in JSON, plus 64 KiB (docs/http.md).
+    http_max_body_bytes: int = 0
     # How long a server trusts what it read about a key: a revocation whose notification is lost
     # still reaches every server within this time.
     key_cache_ttl: timedelta = timedelta(seconds=3)

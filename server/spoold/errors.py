@@ -1,4 +1,5 @@
-"""Domain errors. api/errors.py maps each to a gRPC status; nothing here knows gRPC."""
+"""Domain errors. api/errors.py maps each to a status code, and every door (gRPC, Connect, REST)
+answers that code in its own form; nothing here knows a transport."""
 
 from __future__ import annotations
 
@@ -133,6 +134,52 @@ class KeyNotFound(SpoolError):
 
     def __init__(self, key_id: str) -> None:
         super().__init__(f"id: no API key {key_id[:40]!r}", key_id=key_id[:40], field="id")
+
+
+class Internal(SpoolError):
+    """A bug or an unforeseen failure, logged with the request id that the answer names."""
+
+    reason = "INTERNAL"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"internal error (request {request_id})", request_id=request_id)
+
+
+class BodyTooLarge(SpoolError):
+    """An HTTP request body over the limit: refused before any of it is decoded."""
+
+    reason = "BODY_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over the limit of {limit} bytes", limit=str(limit))
+
+
+class BodyTimeout(SpoolError):
+    """An HTTP request body that did not arrive in full in time."""
+
+    reason = "BODY_TIMEOUT"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body did not arrive within {seconds:g} s")
+
+
+class UnsupportedMediaType(SpoolError):
+    reason = "UNSUPPORTED_MEDIA_TYPE"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="content-type")
+
+
+class RouteNotFound(SpoolError):
+    """No HTTP route has this path."""
+
+    reason = "ROUTE_NOT_FOUND"
+
+
+class MethodNotAllowed(SpoolError):
+    """The HTTP route exists, but not for this HTTP method."""
+
+    reason = "METHOD_NOT_ALLOWED"
 
 
 class StartupError(Exception):

@@ -18,7 +18,7 @@ from spoold.errors import StartupError
 OPTIONS: tuple[tuple[str, int], ...] = (("grpc.so_reuseport", 0),)
 
 
-def check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int, flag: str = "--port/SPOOL_PORT") -> None:
     """StartupError if the port is taken: checked with a plain socket first, so the refusal is one
     clear line (gRPC logs its own), and before the embedded database is started for nothing."""
     if port == 0:
@@ -33,17 +33,17 @@ def check_port(host: str, port: int) -> None:
             try:
                 s.bind(address)
             except OSError as exc:
-                raise _bind_error(host, port, exc) from exc
+                raise bind_error(host, port, exc, flag) from exc
 
 
-def _bind_error(host: str, port: int, exc: OSError) -> StartupError:
+def bind_error(host: str, port: int, exc: OSError, flag: str) -> StartupError:
     if exc.errno == errno.EADDRINUSE:
-        return StartupError(f"--port/SPOOL_PORT: {host}:{port} is already in use (is another spoold running?)")
+        return StartupError(f"{flag}: {host}:{port} is already in use (is another spoold running?)")
     if exc.errno == errno.EADDRNOTAVAIL:
         return StartupError(f"--host/SPOOL_HOST: {host} is not an address of this machine")
     if exc.errno == errno.EACCES:
-        return StartupError(f"--port/SPOOL_PORT: not allowed to listen on port {port}")
-    return StartupError(f"--port/SPOOL_PORT: cannot listen on {host}:{port}: {exc.strerror}")
+        return StartupError(f"{flag}: not allowed to listen on port {port}")
+    return StartupError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}")
 
 
 def bind(server: grpc.aio.Server, s: Settings) -> int:

@@ -85,6 +85,7 @@ export async function startSpoold(env: Record<string, string> = {}): Promise<Spo
       SPOOL_DATABASE_URL: databaseUrl,
       SPOOL_LEASE_POLL_INTERVAL: "0.2",
       SPOOL_SHUTDOWN_GRACE: "1",
+      SPOOL_HTTP_PORT: "0",
       ...env,
     },
     stdio: ["ignore", "inherit", "pipe"],

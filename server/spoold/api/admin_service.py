@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
-
-import grpc
 
 from spool.v1 import admin_service_pb2 as adm
-from spool.v1 import admin_service_pb2_grpc
 from spoold.api import admin_convert, key_convert
 from spoold.api import validate as v
 from spoold.api.access import Access
+from spoold.api.calls import CallContext as Context
 from spoold.api.errors import unary
 from spoold.auth import keys
 from spoold.auth.principal import principal
@@ -21,11 +18,10 @@ from spoold.errors import QueueNotFound
 from spoold.store.keys import KeyStore
 from spoold.store.queues import QueueStore
 
-Context = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger(__name__)
 
 
-class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
+class AdminService:
     def __init__(self, queues: QueueStore, keys: KeyStore, access: Access, limits: Limits) -> None:
         self._queues = queues
         self._keys = keys

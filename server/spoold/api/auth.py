@@ -1,29 +1,34 @@
 """The gRPC door's key check: one interceptor that runs the transport-neutral Gate before every
-Spool method and makes its Principal the request's `current` caller. Health and reflection stay open."""
+Spool method and makes its Principal the request's `current` caller, after taking the call's
+request id. Health and reflection stay open."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from spoold.api.errors import abort, internal_status, request_id, to_status
+from spoold.api import calls
+from spoold.api.errors import abort, failure, to_status
 from spoold.api.interceptors import MethodWrapper
 from spoold.auth.gate import Gate
 from spoold.auth.principal import current
-from spoold.errors import SpoolError
 
 Context = grpc.aio.ServicerContext[Any, Any]
 if TYPE_CHECKING:  # generic only in the type stubs
     Handler = grpc.RpcMethodHandler[Any, Any]
 
-log = logging.getLogger(__name__)
 
-
-def authorization(context: Context) -> list[str]:
-    return [v for k, v in context.invocation_metadata() or () if k == "authorization" and isinstance(v, str)]
+def _headers(context: Context) -> tuple[list[str], str | None]:
+    """The call's authorization values and its x-request-id, in one pass over its metadata."""
+    authorization, rid = [], None
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            authorization.append(value)
+        elif key == calls.HEADER and isinstance(value, str):
+            rid = value
+    return authorization, rid
 
 
 class AuthGuard(MethodWrapper):
@@ -34,17 +39,12 @@ class AuthGuard(MethodWrapper):
         self._gate = gate
 
     async def _admit(self, method: str, context: Context) -> None:
+        authorization, given = _headers(context)
+        calls.begin(given)
         try:
-            current.set(await self._gate.admit(method, authorization(context)))
-        except SpoolError as err:
-            log.info("refused %s: %s (%s)", method, err.reason, err.metadata.get("key_id", "no key id"))
-            await abort(context, to_status(err))
-        except (grpc.aio.AbortError, grpc.aio.UsageError):
-            raise
-        except Exception:
-            rid = request_id(context)
-            log.exception("request %s: checking the key of %s failed", rid, method)
-            await abort(context, internal_status(rid))
+            current.set(await self._gate.admit(method, authorization))
+        except Exception as exc:
+            await abort(context, to_status(failure(exc, f"checking the key of {method}")))
 
     def wrap(self, method: str, handler: Handler) -> Handler | None:
         if handler.request_streaming:

@@ -1,4 +1,7 @@
-"""Requests that do not parse are bad input. grpc answers a request_deserializer's exception with
+"""The gRPC door's adapter around each Spool method: it decodes the request, and answers the
+domain errors the service code raises as gRPC statuses (api/errors.py).
+
+Requests that do not parse are bad input. grpc answers a request_deserializer's exception with
 UNKNOWN; protobuf.js and hand-rolled clients can send a string field with invalid UTF-8, or a
 truncated message, so Spool's methods decode their requests themselves and answer INVALID_ARGUMENT."""
 
@@ -11,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from spoold.api.errors import abort, to_status
+from spoold.api.errors import abort, failure, to_status
 from spoold.api.interceptors import MethodWrapper
 from spoold.errors import InvalidArgument
 
@@ -24,10 +27,10 @@ class DecodeGuard(MethodWrapper):
     """Wraps the unary-request methods of the services under `prefix` (health and reflection keep grpc's own)."""
 
     def wrap(self, method: str, handler: Handler) -> Handler | None:
-        return _guarded(handler)
+        return _guarded(method, handler)
 
 
-def _guarded(handler: Handler) -> Handler | None:
+def _guarded(method: str, handler: Handler) -> Handler | None:
     decode = handler.request_deserializer
     if decode is None or handler.request_streaming:
         return None
@@ -35,7 +38,11 @@ def _guarded(handler: Handler) -> Handler | None:
         unary: Any = handler.unary_unary  # typed for the sync API; on grpc.aio it is a coroutine function
 
         async def unary_behavior(raw: bytes, context: Context) -> Any:
-            return await unary(await _decoded(decode, raw, context), context)
+            request = await _decoded(decode, raw, context)
+            try:
+                return await unary(request, context)
+            except Exception as exc:
+                await abort(context, to_status(failure(exc, method)))
 
         return grpc.unary_unary_rpc_method_handler(unary_behavior, None, handler.response_serializer)
     if handler.unary_stream is not None:
@@ -43,11 +50,14 @@ def _guarded(handler: Handler) -> Handler | None:
 
         async def stream_behavior(raw: bytes, context: Context) -> AsyncIterator[Any]:
             result = streaming(await _decoded(decode, raw, context), context)
-            if inspect.isasyncgen(result):
-                async for item in result:
-                    yield item
-            else:  # a method that writes with context.write() instead of yielding
-                await result
+            try:
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:  # a method that writes with context.write() instead of yielding
+                    await result
+            except Exception as exc:
+                await abort(context, to_status(failure(exc, method)))
 
         return grpc.unary_stream_rpc_method_handler(stream_behavior, None, handler.response_serializer)
     return None

@@ -5,15 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
-
-import grpc
 
 from spool.v1 import queue_service_pb2 as qs
-from spool.v1 import queue_service_pb2_grpc
 from spoold.api import convert, search
 from spoold.api import validate as v
 from spoold.api.access import Access
+from spoold.api.calls import CallContext as Context
 from spoold.api.errors import code_of, stream, unary
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
@@ -24,7 +21,6 @@ from spoold.store.rows import JobRow
 from spoold.store.search import SearchStore
 from spoold.watch import WatchHub
 
-Context = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +28,7 @@ def _item_error(err: SpoolError) -> qs.ItemError:
     return qs.ItemError(code=code_of(err).value[0], reason=err.reason, message=err.message)
 
 
-class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
+class QueueService:
     def __init__(
         self, store: JobStore, leaser: Leaser, settings: Settings, access: Access, hub: WatchHub | None = None
     ) -> None:

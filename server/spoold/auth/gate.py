@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from spoold.auth import scopes
 from spoold.auth.principal import ANONYMOUS, Principal
 from spoold.auth.verifier import KeyVerifier
-from spoold.errors import ApiKeyMalformed, ApiKeyMissing, ScopeMissing, ShuttingDown, StartupError
+from spoold.errors import ApiKeyMalformed, ApiKeyMissing, ScopeMissing, ShuttingDown, SpoolError, StartupError
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,15 @@ class Gate:
         self.verifier = verifier
 
     async def admit(self, method: str, authorization: Sequence[str]) -> Principal:
-        """The caller of `method`, given its authorization header values; a SpoolError refuses it."""
+        """The caller of `method`, given its authorization header values; a SpoolError refuses it
+        (logged with the key id, never the key)."""
+        try:
+            return await self._admit(method, authorization)
+        except SpoolError as err:
+            log.info("refused %s: %s (%s)", method, err.reason, err.metadata.get("key_id", "no key id"))
+            raise
+
+    async def _admit(self, method: str, authorization: Sequence[str]) -> Principal:
         if self.mode is Mode.OFF:
             return ANONYMOUS
         if not authorization:
