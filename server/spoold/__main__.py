@@ -31,6 +31,11 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> Settings:
     p.add_argument("--host", help=f"address to listen on (default {settings.host})")
     p.add_argument("--port", type=int, help=f"port to listen on (default {settings.port})")
     p.add_argument(
+        "--http-port",
+        type=int,
+        help=f"HTTP/JSON port on the same host: Connect, REST, /healthz (default {settings.http_port}; 0: none)",
+    )
+    p.add_argument(
         "--auth",
         choices=("auto", "required", "off"),
         help="API keys: auto (the default) requires them unless --host is loopback",

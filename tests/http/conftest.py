@@ -1,0 +1,111 @@
+"""An HTTP-serving spoold for the HTTP door's tests, and the real curl binary to call it with."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from spoold.app import App
+from spoold.config import Settings
+from tests.conftest import test_settings
+
+CURL = shutil.which("curl")
+needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed (.ci/run installs it)")
+
+# The rows a refused call must leave as they were.
+FINGERPRINT = """
+SELECT (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM spool.jobs t)
+    || (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM spool.attempts t)
+    || (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.name), '')) FROM spool.queues t)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def http_settings(**changes: Any) -> Settings:
+    return test_settings(http_port=free_port(), **changes)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return http_settings()
+
+
+@pytest.fixture
+def base(app: App) -> str:
+    return f"http://127.0.0.1:{app.http_port}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def reason(self) -> str:
+        """The ErrorInfo reason of an error answer, in either form (REST or Connect)."""
+        body = self.json()
+        details = body["error"]["details"] if "error" in body else body.get("details", [])
+        return str(next(d["reason"] for d in details if d.get("@type", "").endswith("ErrorInfo")))
+
+    @property
+    def field(self) -> str:
+        details = self.json()["error"]["details"]
+        info = next(d for d in details if d.get("@type", "").endswith("ErrorInfo"))
+        return str(info.get("metadata", {}).get("field", ""))
+
+
+def _answer(raw: bytes) -> Answer:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    while head.startswith(b"HTTP/1.1 100"):  # curl shows an interim 100 Continue first
+        head, _, body = body.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return Answer(int(lines[0].split()[1]), headers, body)
+
+
+async def curl(*args: str, stdin: bytes | None = None, timeout: float = 60) -> Answer:
+    """Runs the real curl binary (with -i, so the status and headers come back too)."""
+    assert CURL is not None
+    proc = await asyncio.create_subprocess_exec(
+        CURL,
+        "-sS",
+        "-i",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    assert proc.returncode == 0, f"curl {args}: exit {proc.returncode}: {err.decode()}"
+    return _answer(out)
+
+
+@pytest.fixture
+async def rows(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def fingerprint(conn: asyncpg.Connection) -> str:
+    return str(await conn.fetchval(FINGERPRINT))
