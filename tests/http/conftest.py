@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import socket
@@ -12,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from google.rpc import error_details_pb2
 
 from spoold.app import App
 from spoold.config import Settings
@@ -62,14 +64,21 @@ class Answer:
     def reason(self) -> str:
         """The ErrorInfo reason of an error answer, in either form (REST or Connect)."""
         body = self.json()
-        details = body["error"]["details"] if "error" in body else body.get("details", [])
-        return str(next(d["reason"] for d in details if d.get("@type", "").endswith("ErrorInfo")))
+        if "error" in body:
+            return str(next(d["reason"] for d in body["error"]["details"] if d["@type"].endswith("ErrorInfo")))
+        return connect_info(body).reason
 
     @property
     def field(self) -> str:
         details = self.json()["error"]["details"]
         info = next(d for d in details if d.get("@type", "").endswith("ErrorInfo"))
         return str(info.get("metadata", {}).get("field", ""))
+
+
+def connect_info(body: dict[str, Any]) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo in the details of Connect error JSON (base64 of the message, unpadded)."""
+    (value,) = [d["value"] for d in body.get("details", []) if d["type"] == "google.rpc.ErrorInfo"]
+    return error_details_pb2.ErrorInfo.FromString(base64.b64decode(value + "=" * (-len(value) % 4)))
 
 
 def _answer(raw: bytes) -> Answer:

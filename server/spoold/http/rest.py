@@ -6,6 +6,7 @@ the payload and the result are JSON values here, not base64 (views.py)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,11 @@ _SERVICE = "/spool.v1.QueueService/"
 TERMINAL = frozenset({job_pb2.Job.STATE_SUCCEEDED, job_pb2.Job.STATE_DEAD, job_pb2.Job.STATE_CANCELLED})
 # A comment line this often keeps proxies from closing a quiet event stream.
 PING_SECONDS = 15
+
+
+# Where json_format's messages name the field: "Failed to parse maxAttempts field: ..." or "... at EnqueueRequest.delay".
+_FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
+_AT_FIELD = re.compile(r" at \w+(?:\.\w+)*\.(\w+)\W*$")
 
 
 def _no_constant(name: str) -> None:
@@ -63,8 +69,8 @@ def parse(fields: dict[str, Any], message: Message) -> None:
         json_format.ParseDict(fields, message)
     except Exception as exc:  # ParseError, and TypeError/ValueError from values of a wrong kind
         text = str(exc)
-        field = text.split("Failed to parse ", 1)[-1].split(" field", 1)[0] if "Failed to parse " in text else "body"
-        raise InvalidArgument(field[:100], text[:300]) from exc
+        named = _FAILED_FIELD.search(text) or _AT_FIELD.search(text)
+        raise InvalidArgument(named.group(1)[:100] if named else "body", text[:300]) from exc
 
 
 def enqueue_request(queue: str, body: dict[str, Any]) -> qs.EnqueueRequest:
