@@ -25,6 +25,7 @@ BENCHMARKS = (
     "search",
     "watch",
     "auth",
+    "http",
     "peers",
     "rss",
     "sustained",

@@ -145,6 +145,7 @@ class Server:
     process: asyncio.subprocess.Process
     target: str
     channel: grpc.aio.Channel
+    http_port: int | None = None  # with spoold(..., http=True)
 
     @property
     def pid(self) -> int:
@@ -155,10 +156,16 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def spoold(db_url: str, **settings: str) -> AsyncIterator[Server]:
-    """spoold on a free port against db_url; SIGTERM and a wait on the way out."""
-    port = free_port()
-    env = {"SPOOL_HTTP_PORT": "0", **os.environ, "SPOOL_DATABASE_URL": db_url, "SPOOL_LOG_LEVEL": "WARNING"}
+async def spoold(db_url: str, http: bool = False, **settings: str) -> AsyncIterator[Server]:
+    """spoold on a free port against db_url (and on a free HTTP port too with `http`); SIGTERM and
+    a wait on the way out."""
+    port, http_port = free_port(), free_port() if http else None
+    env = {
+        **os.environ,
+        "SPOOL_DATABASE_URL": db_url,
+        "SPOOL_LOG_LEVEL": "WARNING",
+        "SPOOL_HTTP_PORT": str(http_port or 0),
+    }
     env.update({f"SPOOL_{k.upper()}": v for k, v in settings.items()})
     with tempfile.TemporaryFile() as log:
         command = [*_spoold_command(), "--port", str(port)]
@@ -167,7 +174,7 @@ async def spoold(db_url: str, **settings: str) -> AsyncIterator[Server]:
         try:
             async with grpc.aio.insecure_channel(target) as channel:
                 await _wait_serving(channel, process, log)
-                yield Server(process, target, channel)
+                yield Server(process, target, channel, http_port)
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)

@@ -1,4 +1,4 @@
-"""Every `buf curl` example in docs/curl.md and the README, run in order against a fresh spoold, and
+"""Every `buf curl` and `curl` example in docs/curl.md, docs/http.md and the README, run in order against a fresh spoold, and
 every answer the docs quote checked against what the server says, so that the quotes cannot drift.
 
 A quoted answer is the `# {...}` comment after a command. `...` stands for anything: `"key": "..."`
@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from spoold.app import App
+from spoold.config import Settings
+from tests.http.conftest import CURL, http_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BUF = ROOT / ".venv" / "bin" / "buf"
@@ -102,13 +104,14 @@ async def bash(script: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-_DEFINITION = re.compile(r"^(B|S)=|^b64\(\)")
+_DEFINITION = re.compile(r"^(B|S|H)=|^b64\(\)")
 
 
 async def replay(app: App, markdown: str) -> None:
-    address = f"127.0.0.1:{app.port}"
+    markdown = markdown.replace("127.0.0.1:50051", f"127.0.0.1:{app.port}")
+    markdown = markdown.replace("127.0.0.1:8080", f"127.0.0.1:{app.http_port}")
     prelude: list[str] = []
-    for step in steps(markdown.replace("127.0.0.1:50051", address)):
+    for step in steps(markdown):
         if "go build" in step.script or "apt-get" in step.script:
             continue  # the Go walk-through: tests/e2e/test_go_client.py builds and runs it
         lines = step.script.splitlines()
@@ -126,8 +129,14 @@ async def replay(app: App, markdown: str) -> None:
         )
 
 
+@pytest.fixture
+def settings() -> Settings:
+    return http_settings()  # the README and docs/http.md call the HTTP port too
+
+
 @pytest.mark.skipif(not BUF.exists(), reason="buf is installed into .venv by make install")
-@pytest.mark.parametrize("doc", ["docs/curl.md", "README.md"])
+@pytest.mark.skipif(CURL is None, reason="curl is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("doc", ["docs/curl.md", "README.md", "docs/http.md"])
 async def test_the_quoted_answers_are_what_the_server_says(app: App, doc: str) -> None:
     markdown = (ROOT / doc).read_text()
     if doc == "README.md":

@@ -145,7 +145,10 @@ async def script(call: Call) -> list[tuple[str, Answer]]:
     await do("Enqueue", qs.EnqueueRequest(queue="", payload=payload))
     await do("Enqueue", qs.EnqueueRequest(queue="q1", payload=b"{oops"))
     await do(
-        "EnqueueBatch", qs.EnqueueBatchRequest(jobs=[qs.EnqueueRequest(queue="q2", payload=payload), qs.EnqueueRequest(queue="q2", payload=payload)])
+        "EnqueueBatch",
+        qs.EnqueueBatchRequest(
+            jobs=[qs.EnqueueRequest(queue="q2", payload=payload), qs.EnqueueRequest(queue="q2", payload=payload)]
+        ),
     )
     await do("EnqueueBatch", qs.EnqueueBatchRequest())
     leased = await do("Lease", qs.LeaseRequest(queues=["q1"], max_jobs=2, lease_duration=_seconds(600), worker_id="w"))

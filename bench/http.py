@@ -1,0 +1,97 @@
+"""What the HTTP door costs: single Enqueue calls (one job per call) against one spoold, over the
+REST route (POST /v1/queues/{q}/jobs, JSON), over Connect (the generated Python client, JSON) and
+over gRPC, in alternating order in the same run, each with the same number of concurrent callers
+that each wait for an answer before the next call. The goal: REST and Connect at least 50 % of
+gRPC's rate.
+
+    python -m bench.http [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpx
+from connectrpc.compat import google_protobuf_json_codec
+
+from bench.report import ratio, table, target
+from bench.scratch import QUEUE, run, scratch_database, spoold
+from spool.v1 import queue_service_connect, queue_service_pb2_grpc
+from spool.v1 import queue_service_pb2 as qs
+
+CALLERS = 8
+PAYLOAD = {"to": "ada@example.com", "template": "welcome"}
+Call = Callable[[], Awaitable[object]]
+
+
+async def rate(call: Call, seconds: float) -> float:
+    """Calls per second of CALLERS concurrent loops of `call`, after a short warm-up."""
+    done = 0
+    stop = 0.0
+
+    async def loop() -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await call()
+            done += 1
+
+    stop = time.perf_counter() + min(1.0, seconds / 4)
+    await asyncio.gather(*(loop() for _ in range(CALLERS)))
+    done, started = 0, time.perf_counter()
+    stop = started + seconds
+    await asyncio.gather(*(loop() for _ in range(CALLERS)))
+    return done / (time.perf_counter() - started)
+
+
+async def measure(seconds: float, rounds: int) -> dict[str, float]:
+    payload = json.dumps(PAYLOAD).encode()
+    totals = {"gRPC": 0.0, "Connect": 0.0, "REST": 0.0}
+    async with scratch_database() as url, spoold(url, http=True) as server:
+        base = f"http://127.0.0.1:{server.http_port}"
+        stub = queue_service_pb2_grpc.QueueServiceStub(server.channel)
+        grpc_request = qs.EnqueueRequest(queue=QUEUE, payload=payload)
+        limits = httpx.Limits(max_connections=CALLERS, max_keepalive_connections=CALLERS)
+        async with (
+            httpx.AsyncClient(base_url=base, limits=limits) as rest,
+            queue_service_connect.QueueServiceClient(base, codec=google_protobuf_json_codec()) as connect,
+        ):
+            calls: dict[str, Call] = {
+                "gRPC": lambda: stub.Enqueue(grpc_request),
+                "Connect": lambda: connect.enqueue(grpc_request),
+                "REST": lambda: _post(rest, {"payload": PAYLOAD}),
+            }
+            for n in range(rounds):
+                order = list(calls) if n % 2 == 0 else list(calls)[::-1]
+                for name in order:
+                    totals[name] += await rate(calls[name], seconds) / rounds
+    return totals
+
+
+async def _post(client: httpx.AsyncClient, body: dict[str, object]) -> None:
+    answer = await client.post(f"/v1/queues/{QUEUE}/jobs", json=body)
+    if answer.status_code != 202:
+        raise RuntimeError(f"REST enqueue answered {answer.status_code}: {answer.text[:200]}")
+
+
+async def main(quick: bool) -> None:
+    rates = await measure(2.0 if quick else 10.0, 2 if quick else 4)
+    grpc_rate = rates["gRPC"]
+    rows = [(name, round(r), ratio(r, grpc_rate)) for name, r in rates.items()]
+    table(f"http: single Enqueue calls, {CALLERS} concurrent callers", ("door", "calls/s", "of gRPC"), rows)
+    for door in ("REST", "Connect"):
+        share = 100 * rates[door] / grpc_rate
+        target(f"{door} single Enqueue vs gRPC", f"{share:.0f}%", ">= 50%", share >= 50)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 rounds of 2 s per door: about 20 s")
+    run(main(p.parse_args(argv).quick))
+
+
+if __name__ == "__main__":
+    cli()
