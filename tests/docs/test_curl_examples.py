@@ -1,5 +1,6 @@
-"""Every `buf curl` and `curl` example in docs/curl.md, docs/http.md and the README, run in order against a fresh spoold, and
-every answer the docs quote checked against what the server says, so that the quotes cannot drift.
+"""Every `buf curl` and `curl` example in docs/curl.md, docs/http.md and the README, run in order
+against a fresh spoold, and every answer the docs quote checked against what the server says, so that
+the quotes cannot drift.
 
 A quoted answer is the `# {...}` comment after a command. `...` stands for anything: `"key": "..."`
 for a value, `, ...` or `{...}` for more fields. `(exit status N)` is the command's exit status.

@@ -6,8 +6,6 @@ import asyncio
 import base64
 import json
 import shutil
-import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +16,7 @@ from google.rpc import error_details_pb2
 from spoold.app import App
 from spoold.config import Settings
 from tests.conftest import test_settings
+from tests.test_spoold_process import free_port
 
 CURL = shutil.which("curl")
 needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed (.ci/run installs it)")
@@ -28,13 +27,6 @@ SELECT (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM sp
     || (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM spool.attempts t)
     || (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.name), '')) FROM spool.queues t)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def http_settings(**changes: Any) -> Settings:
@@ -90,7 +82,7 @@ def _answer(raw: bytes) -> Answer:
     return Answer(int(lines[0].split()[1]), headers, body)
 
 
-async def curl(*args: str, stdin: bytes | None = None, timeout: float = 60) -> Answer:
+async def curl(*args: str, stdin: bytes | None = None) -> Answer:
     """Runs the real curl binary (with -i, so the status and headers come back too)."""
     assert CURL is not None
     proc = await asyncio.create_subprocess_exec(
@@ -102,18 +94,9 @@ async def curl(*args: str, stdin: bytes | None = None, timeout: float = 60) -> A
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     assert proc.returncode == 0, f"curl {args}: exit {proc.returncode}: {err.decode()}"
     return _answer(out)
-
-
-@pytest.fixture
-async def rows(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(db_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def fingerprint(conn: asyncpg.Connection) -> str:

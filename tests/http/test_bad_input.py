@@ -30,11 +30,11 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-async def untouched(app: App, base: str, rows: asyncpg.Connection) -> AsyncIterator[None]:
+async def untouched(app: App, base: str, db: asyncpg.Connection) -> AsyncIterator[None]:
     """Around a test of refusals: no row changes, and the server still answers."""
-    before = await fingerprint(rows)
+    before = await fingerprint(db)
     yield
-    assert await fingerprint(rows) == before
+    assert await fingerprint(db) == before
     assert (await curl(f"{base}/readyz")).status == 200
 
 
@@ -142,9 +142,7 @@ async def test_a_method_that_is_not_allowed(base: str) -> None:
 @pytest.mark.usefixtures("untouched")
 async def test_a_client_that_sends_half_a_body_and_stops(app: App, base: str) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", app.http_port)
-    head = (
-        f"POST /v1/queues/q/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-    )
+    head = "POST /v1/queues/q/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
     writer.write(head.encode() + b'{"payload": ')
     await writer.drain()
     answer = await asyncio.wait_for(reader.read(4096), 30)  # the read timeout (1 s here) ends the wait
@@ -161,19 +159,19 @@ async def test_a_client_that_sends_half_its_headers_and_stops(app: App) -> None:
     writer.close()
 
 
-async def test_no_authorization_header_when_keys_are_required(db_url: str, rows: asyncpg.Connection) -> None:
+async def test_no_authorization_header_when_keys_are_required(db_url: str, db: asyncpg.Connection) -> None:
     app = App(http_settings(auth="required"), db_url)
     await app.start()
     try:
         base = f"http://127.0.0.1:{app.http_port}"
-        before = await fingerprint(rows)
+        before = await fingerprint(db)
         await refused(curl(*JSON, "-d", '{"payload": {}}', f"{base}/v1/queues/q/jobs"), 401, "API_KEY_MISSING")
         await refused(curl(f"{base}/v1/jobs/1"), 401, "API_KEY_MISSING")
         connect = await curl(*JSON, "-d", '{"queue": "q"}', base + ENQUEUE)
         assert (connect.status, connect.json()["code"], connect.reason) == (401, "unauthenticated", "API_KEY_MISSING")
         bad = await curl(*JSON, "-H", "Authorization: Bearer junk", "-d", '{"payload": {}}', f"{base}/v1/queues/q/jobs")
         assert (bad.status, bad.reason) == (401, "API_KEY_MALFORMED")
-        assert await fingerprint(rows) == before
+        assert await fingerprint(db) == before
         assert (await curl(f"{base}/healthz")).status == 200  # probes need no key
     finally:
         await app.stop()

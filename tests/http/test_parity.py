@@ -54,9 +54,11 @@ def _blank(message: Message) -> Message:
     """The message less its times and what is random."""
     for field, value in message.ListFields():
         name = field.full_name
-        if field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
-            message.ClearField(field.name)
-        elif name in RANDOM or name in MEASURED:
+        if (
+            (field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp")
+            or name in RANDOM
+            or name in MEASURED
+        ):
             message.ClearField(field.name)
         elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
             for item in value if field.is_repeated else [value]:

@@ -30,7 +30,8 @@ TERMINAL = frozenset({job_pb2.Job.STATE_SUCCEEDED, job_pb2.Job.STATE_DEAD, job_p
 PING_SECONDS = 15
 
 
-# Where json_format's messages name the field: "Failed to parse maxAttempts field: ..." or "... at EnqueueRequest.delay".
+# Where json_format's messages name the field: "Failed to parse maxAttempts field: ..." or
+# "... at EnqueueRequest.delay".
 _FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
 _AT_FIELD = re.compile(r" at \w+(?:\.\w+)*\.(\w+)\W*$")
 
