@@ -117,8 +117,8 @@ async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 def test_settings(**changes: object) -> Settings:
-    """Settings for tests: port 0, no HTTP port, quick polls; the reaper and pruner are driven by
-    hand (run_once)."""
+    """Settings for tests: port 0, no HTTP port, quick polls; the reaper, pruner and scheduler are
+    driven by hand (run_once)."""
     base = Settings(
         port=0,
         http_port=0,
@@ -127,6 +127,7 @@ def test_settings(**changes: object) -> Settings:
         lease_poll_interval=timedelta(milliseconds=200),
         reaper_interval=timedelta(hours=1),
         pruner_interval=timedelta(hours=1),
+        scheduler_interval=timedelta(hours=1),
         shutdown_grace=timedelta(seconds=2),
     )
     return replace(base, **changes)  # type: ignore[arg-type]

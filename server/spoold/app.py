@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from spool.v1 import admin_service_pb2, admin_service_pb2_grpc, queue_service_pb2, queue_service_pb2_grpc
 from spoold import listening
+from spoold.api import schedule_convert
 from spoold.api.access import Access
 from spoold.api.admin_service import AdminService
 from spoold.api.auth import AuthGuard
@@ -31,15 +33,17 @@ from spoold.http.door import Door
 from spoold.http.server import FLAG as HTTP_FLAG
 from spoold.http.server import HttpServer
 from spoold.leasing import Leaser
-from spoold.loops import Loop, Pruner, Reaper, Watchdog
+from spoold.loops import Loop, Pruner, Reaper, Scheduler, Watchdog
 from spoold.model import JobDefaults, Retention
 from spoold.notify import KEYS, Listener
+from spoold.scheduling import Firer
 from spoold.store.database import CONNECT_ERRORS, create_pool, unreachable
 from spoold.store.jobs import JobStore
 from spoold.store.keys import KeyStore
 from spoold.store.migrate import autovacuum_off, migrate
 from spoold.store.queues import QueueStore
 from spoold.store.retention import RetentionStore
+from spoold.store.schedules import ScheduleStore
 from spoold.store.watches import WatchStore
 from spoold.watch import WatchHub, WatchPoller
 
@@ -136,9 +140,12 @@ class App:
         await self.listener.start()
         self.leaser = Leaser(self.store, self.listener, s.lease_poll_interval.total_seconds())
         retention = Retention(s.retention_succeeded, s.retention_cancelled, s.retention_dead)
+        schedules = ScheduleStore(self.pool, self.store)
+        firer = Firer(functools.partial(schedule_convert.template_job, settings=s), s.schedule_grace)
         self.loops = [
             Reaper(self.store, s.reaper_interval.total_seconds(), s.reaper_batch),
             Pruner(RetentionStore(self.pool), s.pruner_interval.total_seconds(), s.pruner_batch, retention),
+            Scheduler(schedules, firer, s.scheduler_interval.total_seconds()),
         ]
         self.hub = self._watch_hub()
         keys = KeyStore(self.pool)
@@ -146,7 +153,7 @@ class App:
         access = Access(keys)
         services = {
             QUEUE_SERVICE: QueueService(self.store, self.leaser, s, access, hub=self.hub),
-            ADMIN_SERVICE: AdminService(QueueStore(self.pool), keys, access, s.limits),
+            ADMIN_SERVICE: AdminService(QueueStore(self.pool), keys, access, s, schedules, firer),
         }
         # The gRPC door's adapter is its interceptors (api/auth.py, api/decoding.py); the servicers
         # know no transport, so they are not of the generated servicer classes.

@@ -84,6 +84,11 @@ class Settings:
     lease_poll_interval: timedelta = timedelta(seconds=1)
     reaper_interval: timedelta = timedelta(seconds=1)
     reaper_batch: int = 1000
+    # How often each replica looks for schedules due; a fire is at most about this late.
+    scheduler_interval: timedelta = timedelta(seconds=1)
+    # A fire time this far behind when a scheduler first sees it was missed (no server ran the
+    # schedule): the schedule's catch-up policy decides whether it still fires.
+    schedule_grace: timedelta = timedelta(seconds=10)
     pruner_interval: timedelta = timedelta(seconds=60)
     pruner_batch: int = 1000
     # How long finished jobs are kept where their queue sets no retention of its own.

@@ -48,6 +48,22 @@ class QueueNotEmpty(SpoolError):
         super().__init__(f"queue {name!r} {message}", queue=name, jobs=str(jobs))
 
 
+class ScheduleNotFound(SpoolError):
+    reason = "SCHEDULE_NOT_FOUND"
+
+    def __init__(self, name: str, field: str = "name") -> None:
+        super().__init__(f"{field}: schedule {name!r} not found", schedule=name, field=field)
+
+
+class ScheduleExists(InvalidArgument):
+    """CreateSchedule with a name that is taken (UpdateSchedule with allow_missing upserts)."""
+
+    reason = "SCHEDULE_EXISTS"
+
+    def __init__(self, name: str, field: str = "schedule.name") -> None:
+        super().__init__(field, f"a schedule named {name!r} exists (UpdateSchedule changes it)")
+
+
 class LeaseLost(SpoolError):
     """The lease token is stale: the lease expired, or the job was re-leased, finished or cancelled."""
 

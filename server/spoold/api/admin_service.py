@@ -1,32 +1,54 @@
-"""spool.v1.AdminService: queue stats, pause and resume, per-queue defaults, API keys. No SQL here."""
+"""spool.v1.AdminService: queue stats, pause and resume, per-queue defaults, API keys; schedules in
+api/admin_schedules.py. No SQL here."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from spool.v1 import admin_service_pb2 as adm
 from spoold.api import admin_convert, key_convert
 from spoold.api import validate as v
 from spoold.api.access import Access
+from spoold.api.admin_schedules import ScheduleAdmin
 from spoold.api.calls import CallContext as Context
 from spoold.api.errors import unary
 from spoold.auth import keys
 from spoold.auth.principal import principal
-from spoold.config import Limits
+from spoold.config import Settings
 from spoold.errors import QueueNotFound
+from spoold.scheduling import Firer
 from spoold.store.keys import KeyStore
 from spoold.store.queues import QueueStore
+from spoold.store.schedules import ScheduleStore
 
 log = logging.getLogger(__name__)
 
 
-class AdminService:
-    def __init__(self, queues: QueueStore, keys: KeyStore, access: Access, limits: Limits) -> None:
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AdminService(ScheduleAdmin):
+    def __init__(
+        self,
+        queues: QueueStore,
+        keys: KeyStore,
+        access: Access,
+        settings: Settings,
+        schedules: ScheduleStore,
+        firer: Firer,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
         self._queues = queues
         self._keys = keys
         self._access = access
-        self._limits = limits
+        self._settings = settings
+        self._limits = settings.limits
+        self._schedules = schedules
+        self._firer = firer
+        self._clock = clock
 
     @unary
     async def ListQueues(self, request: adm.ListQueuesRequest, context: Context) -> adm.ListQueuesResponse:

@@ -252,12 +252,20 @@ def batch_bytes(field: str, req: qs.EnqueueBatchRequest, lim: Limits) -> None:
 def ts(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
+    return timestamp(value)
+
+
+def timestamp(value: datetime) -> Timestamp:
     return Timestamp(**_ts_fields(value))
 
 
 def dur(value: timedelta | None) -> Duration | None:
     if value is None:
         return None
+    return duration(value)
+
+
+def duration(value: timedelta) -> Duration:
     return Duration(**_dur_fields(value))
 
 

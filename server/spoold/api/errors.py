@@ -49,6 +49,7 @@ CODES: dict[type[errors.SpoolError], Code] = {
     errors.InvalidArgument: Code.INVALID_ARGUMENT,
     errors.JobNotFound: Code.NOT_FOUND,
     errors.QueueNotFound: Code.NOT_FOUND,
+    errors.ScheduleNotFound: Code.NOT_FOUND,
     errors.LeaseLost: Code.FAILED_PRECONDITION,
     errors.WrongState: Code.FAILED_PRECONDITION,
     errors.QueueNotEmpty: Code.FAILED_PRECONDITION,

@@ -3,6 +3,7 @@
 from spoold.loops.base import Loop, LoopStats
 from spoold.loops.pruner import Pruner
 from spoold.loops.reaper import Reaper
+from spoold.loops.scheduler import Scheduler
 from spoold.loops.watchdog import Watchdog
 
-__all__ = ["Loop", "LoopStats", "Pruner", "Reaper", "Watchdog"]
+__all__ = ["Loop", "LoopStats", "Pruner", "Reaper", "Scheduler", "Watchdog"]

@@ -141,6 +141,10 @@ class JobStore:
             async with self.pool.acquire() as conn:
                 return await self._insert(conn, jobs)
 
+    async def insert_in(self, conn: Connection, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """enqueue, on the caller's connection and in its transaction (the jobs of schedule fires)."""
+        return await self._insert(conn, jobs)
+
     async def _insert(self, conn: Connection, jobs: Sequence[NewJob]) -> list[Enqueued]:
         found = await conn.fetch(Q["insert_jobs"], *_columns(jobs), *_server_defaults(self.defaults))
         inserted = {r["ord"]: r for r in found}

@@ -3,7 +3,10 @@
 extension pg_trgm in schema spool
 type spool.attempt_outcome enum ('succeeded', 'failed', 'lease_expired', 'timed_out', 'cancelled', 'released')
 type spool.backoff_kind enum ('exponential', 'linear', 'fixed')
+type spool.fire_outcome enum ('enqueued', 'skipped', 'failed')
 type spool.job_state enum ('pending', 'running', 'succeeded', 'dead', 'cancelled')
+type spool.schedule_catch_up enum ('latest', 'all', 'none')
+type spool.schedule_overlap enum ('allow', 'skip')
 sequence spool.jobs_id_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.lease_token_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 
@@ -150,6 +153,43 @@ table spool.queues
     constraint queues_retention_dead_check CHECK ((retention_dead >= '00:00:00'::interval))
     constraint queues_retention_succeeded_check CHECK ((retention_succeeded >= '00:00:00'::interval))
     index queues_pkey: CREATE UNIQUE INDEX queues_pkey ON spool.queues USING btree (name)
+
+table spool.schedule_fires
+    schedule text not null
+    fire_time timestamp with time zone not null
+    fired_at timestamp with time zone not null
+    outcome spool.fire_outcome not null
+    job_id bigint
+    error text
+    triggered boolean not null default false
+    constraint schedule_fires_job_iff_enqueued CHECK (((outcome = 'enqueued'::spool.fire_outcome) = (job_id IS NOT NULL)))
+    constraint schedule_fires_pkey PRIMARY KEY (schedule, fire_time)
+    constraint schedule_fires_schedule_fkey FOREIGN KEY (schedule) REFERENCES spool.schedules(name) ON DELETE CASCADE
+    index schedule_fires_pkey: CREATE UNIQUE INDEX schedule_fires_pkey ON spool.schedule_fires USING btree (schedule, fire_time)
+
+table spool.schedules
+    name text not null
+    cron text
+    every interval
+    time_zone text not null default 'UTC'::text
+    template bytea not null
+    queue text not null
+    overlap spool.schedule_overlap not null default 'allow'::spool.schedule_overlap
+    catch_up spool.schedule_catch_up not null default 'latest'::spool.schedule_catch_up
+    catch_up_limit integer not null default 100
+    jitter interval not null default '00:00:00'::interval
+    paused boolean not null default false
+    next_fire_at timestamp with time zone not null
+    created_at timestamp with time zone not null default now()
+    updated_at timestamp with time zone not null default now()
+    constraint schedules_catch_up_limit_range CHECK (((catch_up_limit >= 1) AND (catch_up_limit <= 1000)))
+    constraint schedules_every_range CHECK (((every >= '00:00:01'::interval) AND (every <= '366 days'::interval)))
+    constraint schedules_jitter_range CHECK (((jitter >= '00:00:00'::interval) AND (jitter <= '1 day'::interval)))
+    constraint schedules_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 128)))
+    constraint schedules_one_timing CHECK (((cron IS NULL) <> (every IS NULL)))
+    constraint schedules_pkey PRIMARY KEY (name)
+    index schedules_due_idx: CREATE INDEX schedules_due_idx ON spool.schedules USING btree (next_fire_at) WHERE (NOT paused)
+    index schedules_pkey: CREATE UNIQUE INDEX schedules_pkey ON spool.schedules USING btree (name)
 
 unlogged table spool.watched
     job_id bigint not null

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .admin_service_pb2 import CreateApiKeyRequest, CreateApiKeyResponse, DeleteQueueRequest, DeleteQueueResponse, GetQueueRequest, GetQueueResponse, ListApiKeysRequest, ListApiKeysResponse, ListQueuesRequest, ListQueuesResponse, PauseQueueRequest, PauseQueueResponse, ResumeQueueRequest, ResumeQueueResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, UpdateQueueRequest, UpdateQueueResponse
+from .admin_service_pb2 import CreateApiKeyRequest, CreateApiKeyResponse, CreateScheduleRequest, CreateScheduleResponse, DeleteQueueRequest, DeleteQueueResponse, DeleteScheduleRequest, DeleteScheduleResponse, GetQueueRequest, GetQueueResponse, GetScheduleRequest, GetScheduleResponse, ListApiKeysRequest, ListApiKeysResponse, ListQueuesRequest, ListQueuesResponse, ListSchedulesRequest, ListSchedulesResponse, PauseQueueRequest, PauseQueueResponse, PauseScheduleRequest, PauseScheduleResponse, ResumeQueueRequest, ResumeQueueResponse, ResumeScheduleRequest, ResumeScheduleResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, TriggerScheduleRequest, TriggerScheduleResponse, UpdateQueueRequest, UpdateQueueResponse, UpdateScheduleRequest, UpdateScheduleResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -95,6 +95,57 @@ class AdminService(Protocol):
     async def revoke_api_key(self, request: RevokeApiKeyRequest, ctx: RequestContext[RevokeApiKeyRequest, RevokeApiKeyResponse], /) -> RevokeApiKeyResponse:
         """
         Revoke an API key: every server refuses it within seconds. Idempotent.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def create_schedule(self, request: CreateScheduleRequest, ctx: RequestContext[CreateScheduleRequest, CreateScheduleResponse], /) -> CreateScheduleResponse:
+        """
+        Create a schedule. INVALID_ARGUMENT, reason SCHEDULE_EXISTS, if the name is taken.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_schedule(self, request: GetScheduleRequest, ctx: RequestContext[GetScheduleRequest, GetScheduleResponse], /) -> GetScheduleResponse:
+        """
+        One schedule with its next fire times and last fire; NOT_FOUND (reason SCHEDULE_NOT_FOUND).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def list_schedules(self, request: ListSchedulesRequest, ctx: RequestContext[ListSchedulesRequest, ListSchedulesResponse], /) -> ListSchedulesResponse:
+        """
+        The schedules, by name, in pages.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def update_schedule(self, request: UpdateScheduleRequest, ctx: RequestContext[UpdateScheduleRequest, UpdateScheduleResponse], /) -> UpdateScheduleResponse:
+        """
+        Change a schedule's settings; with allow_missing, create it if it does not exist (an upsert,
+        which is how Workers declare the schedules written in their code).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def delete_schedule(self, request: DeleteScheduleRequest, ctx: RequestContext[DeleteScheduleRequest, DeleteScheduleResponse], /) -> DeleteScheduleResponse:
+        """
+        Delete a schedule and its fire history; the jobs it enqueued stay.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def pause_schedule(self, request: PauseScheduleRequest, ctx: RequestContext[PauseScheduleRequest, PauseScheduleResponse], /) -> PauseScheduleResponse:
+        """
+        Stop firing. Idempotent.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def resume_schedule(self, request: ResumeScheduleRequest, ctx: RequestContext[ResumeScheduleRequest, ResumeScheduleResponse], /) -> ResumeScheduleResponse:
+        """
+        Fire again from the next fire time on (fire times passed while paused are not caught up).
+        Idempotent.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def trigger_schedule(self, request: TriggerScheduleRequest, ctx: RequestContext[TriggerScheduleRequest, TriggerScheduleResponse], /) -> TriggerScheduleResponse:
+        """
+        Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
+        its fire time.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -210,6 +261,94 @@ class AdminServiceASGIApplication(ConnectASGIApplication[AdminService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.revoke_api_key,
+                ),
+                "/spool.v1.AdminService/CreateSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CreateSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=CreateScheduleRequest,
+                        output=CreateScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.create_schedule,
+                ),
+                "/spool.v1.AdminService/GetSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=GetScheduleRequest,
+                        output=GetScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_schedule,
+                ),
+                "/spool.v1.AdminService/ListSchedules": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListSchedules",
+                        service_name="spool.v1.AdminService",
+                        input=ListSchedulesRequest,
+                        output=ListSchedulesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.list_schedules,
+                ),
+                "/spool.v1.AdminService/UpdateSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="UpdateSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=UpdateScheduleRequest,
+                        output=UpdateScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.update_schedule,
+                ),
+                "/spool.v1.AdminService/DeleteSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="DeleteSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=DeleteScheduleRequest,
+                        output=DeleteScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.delete_schedule,
+                ),
+                "/spool.v1.AdminService/PauseSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="PauseSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=PauseScheduleRequest,
+                        output=PauseScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.pause_schedule,
+                ),
+                "/spool.v1.AdminService/ResumeSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ResumeSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=ResumeScheduleRequest,
+                        output=ResumeScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.resume_schedule,
+                ),
+                "/spool.v1.AdminService/TriggerSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="TriggerSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=TriggerScheduleRequest,
+                        output=TriggerScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.trigger_schedule,
                 ),
             },
             interceptors=interceptors,
@@ -462,6 +601,193 @@ class AdminServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def create_schedule(
+        self,
+        request: CreateScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CreateScheduleResponse:
+        """
+        Create a schedule. INVALID_ARGUMENT, reason SCHEDULE_EXISTS, if the name is taken.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreateSchedule",
+                service_name="spool.v1.AdminService",
+                input=CreateScheduleRequest,
+                output=CreateScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def get_schedule(
+        self,
+        request: GetScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetScheduleResponse:
+        """
+        One schedule with its next fire times and last fire; NOT_FOUND (reason SCHEDULE_NOT_FOUND).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetSchedule",
+                service_name="spool.v1.AdminService",
+                input=GetScheduleRequest,
+                output=GetScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def list_schedules(
+        self,
+        request: ListSchedulesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListSchedulesResponse:
+        """
+        The schedules, by name, in pages.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListSchedules",
+                service_name="spool.v1.AdminService",
+                input=ListSchedulesRequest,
+                output=ListSchedulesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def update_schedule(
+        self,
+        request: UpdateScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> UpdateScheduleResponse:
+        """
+        Change a schedule's settings; with allow_missing, create it if it does not exist (an upsert,
+        which is how Workers declare the schedules written in their code).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="UpdateSchedule",
+                service_name="spool.v1.AdminService",
+                input=UpdateScheduleRequest,
+                output=UpdateScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def delete_schedule(
+        self,
+        request: DeleteScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> DeleteScheduleResponse:
+        """
+        Delete a schedule and its fire history; the jobs it enqueued stay.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteSchedule",
+                service_name="spool.v1.AdminService",
+                input=DeleteScheduleRequest,
+                output=DeleteScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def pause_schedule(
+        self,
+        request: PauseScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> PauseScheduleResponse:
+        """
+        Stop firing. Idempotent.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="PauseSchedule",
+                service_name="spool.v1.AdminService",
+                input=PauseScheduleRequest,
+                output=PauseScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def resume_schedule(
+        self,
+        request: ResumeScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ResumeScheduleResponse:
+        """
+        Fire again from the next fire time on (fire times passed while paused are not caught up).
+        Idempotent.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ResumeSchedule",
+                service_name="spool.v1.AdminService",
+                input=ResumeScheduleRequest,
+                output=ResumeScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def trigger_schedule(
+        self,
+        request: TriggerScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> TriggerScheduleResponse:
+        """
+        Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
+        its fire time.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="TriggerSchedule",
+                service_name="spool.v1.AdminService",
+                input=TriggerScheduleRequest,
+                output=TriggerScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class AdminServiceSync(Protocol):
     """
@@ -521,6 +847,57 @@ class AdminServiceSync(Protocol):
     def revoke_api_key(self, request: RevokeApiKeyRequest, ctx: RequestContext[RevokeApiKeyRequest, RevokeApiKeyResponse], /) -> RevokeApiKeyResponse:
         """
         Revoke an API key: every server refuses it within seconds. Idempotent.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def create_schedule(self, request: CreateScheduleRequest, ctx: RequestContext[CreateScheduleRequest, CreateScheduleResponse], /) -> CreateScheduleResponse:
+        """
+        Create a schedule. INVALID_ARGUMENT, reason SCHEDULE_EXISTS, if the name is taken.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_schedule(self, request: GetScheduleRequest, ctx: RequestContext[GetScheduleRequest, GetScheduleResponse], /) -> GetScheduleResponse:
+        """
+        One schedule with its next fire times and last fire; NOT_FOUND (reason SCHEDULE_NOT_FOUND).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def list_schedules(self, request: ListSchedulesRequest, ctx: RequestContext[ListSchedulesRequest, ListSchedulesResponse], /) -> ListSchedulesResponse:
+        """
+        The schedules, by name, in pages.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def update_schedule(self, request: UpdateScheduleRequest, ctx: RequestContext[UpdateScheduleRequest, UpdateScheduleResponse], /) -> UpdateScheduleResponse:
+        """
+        Change a schedule's settings; with allow_missing, create it if it does not exist (an upsert,
+        which is how Workers declare the schedules written in their code).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def delete_schedule(self, request: DeleteScheduleRequest, ctx: RequestContext[DeleteScheduleRequest, DeleteScheduleResponse], /) -> DeleteScheduleResponse:
+        """
+        Delete a schedule and its fire history; the jobs it enqueued stay.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def pause_schedule(self, request: PauseScheduleRequest, ctx: RequestContext[PauseScheduleRequest, PauseScheduleResponse], /) -> PauseScheduleResponse:
+        """
+        Stop firing. Idempotent.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def resume_schedule(self, request: ResumeScheduleRequest, ctx: RequestContext[ResumeScheduleRequest, ResumeScheduleResponse], /) -> ResumeScheduleResponse:
+        """
+        Fire again from the next fire time on (fire times passed while paused are not caught up).
+        Idempotent.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def trigger_schedule(self, request: TriggerScheduleRequest, ctx: RequestContext[TriggerScheduleRequest, TriggerScheduleResponse], /) -> TriggerScheduleResponse:
+        """
+        Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
+        its fire time.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -634,6 +1011,94 @@ class AdminServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.revoke_api_key,
+                ),
+                "/spool.v1.AdminService/CreateSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CreateSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=CreateScheduleRequest,
+                        output=CreateScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.create_schedule,
+                ),
+                "/spool.v1.AdminService/GetSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=GetScheduleRequest,
+                        output=GetScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_schedule,
+                ),
+                "/spool.v1.AdminService/ListSchedules": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListSchedules",
+                        service_name="spool.v1.AdminService",
+                        input=ListSchedulesRequest,
+                        output=ListSchedulesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.list_schedules,
+                ),
+                "/spool.v1.AdminService/UpdateSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="UpdateSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=UpdateScheduleRequest,
+                        output=UpdateScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.update_schedule,
+                ),
+                "/spool.v1.AdminService/DeleteSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="DeleteSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=DeleteScheduleRequest,
+                        output=DeleteScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.delete_schedule,
+                ),
+                "/spool.v1.AdminService/PauseSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="PauseSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=PauseScheduleRequest,
+                        output=PauseScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.pause_schedule,
+                ),
+                "/spool.v1.AdminService/ResumeSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ResumeSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=ResumeScheduleRequest,
+                        output=ResumeScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.resume_schedule,
+                ),
+                "/spool.v1.AdminService/TriggerSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="TriggerSchedule",
+                        service_name="spool.v1.AdminService",
+                        input=TriggerScheduleRequest,
+                        output=TriggerScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.trigger_schedule,
                 ),
             },
             interceptors=interceptors,
@@ -880,6 +1345,193 @@ class AdminServiceClientSync(ConnectClientSync):
                 service_name="spool.v1.AdminService",
                 input=RevokeApiKeyRequest,
                 output=RevokeApiKeyResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def create_schedule(
+        self,
+        request: CreateScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CreateScheduleResponse:
+        """
+        Create a schedule. INVALID_ARGUMENT, reason SCHEDULE_EXISTS, if the name is taken.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreateSchedule",
+                service_name="spool.v1.AdminService",
+                input=CreateScheduleRequest,
+                output=CreateScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_schedule(
+        self,
+        request: GetScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetScheduleResponse:
+        """
+        One schedule with its next fire times and last fire; NOT_FOUND (reason SCHEDULE_NOT_FOUND).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetSchedule",
+                service_name="spool.v1.AdminService",
+                input=GetScheduleRequest,
+                output=GetScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def list_schedules(
+        self,
+        request: ListSchedulesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListSchedulesResponse:
+        """
+        The schedules, by name, in pages.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListSchedules",
+                service_name="spool.v1.AdminService",
+                input=ListSchedulesRequest,
+                output=ListSchedulesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def update_schedule(
+        self,
+        request: UpdateScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> UpdateScheduleResponse:
+        """
+        Change a schedule's settings; with allow_missing, create it if it does not exist (an upsert,
+        which is how Workers declare the schedules written in their code).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="UpdateSchedule",
+                service_name="spool.v1.AdminService",
+                input=UpdateScheduleRequest,
+                output=UpdateScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def delete_schedule(
+        self,
+        request: DeleteScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> DeleteScheduleResponse:
+        """
+        Delete a schedule and its fire history; the jobs it enqueued stay.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteSchedule",
+                service_name="spool.v1.AdminService",
+                input=DeleteScheduleRequest,
+                output=DeleteScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def pause_schedule(
+        self,
+        request: PauseScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> PauseScheduleResponse:
+        """
+        Stop firing. Idempotent.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="PauseSchedule",
+                service_name="spool.v1.AdminService",
+                input=PauseScheduleRequest,
+                output=PauseScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def resume_schedule(
+        self,
+        request: ResumeScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ResumeScheduleResponse:
+        """
+        Fire again from the next fire time on (fire times passed while paused are not caught up).
+        Idempotent.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ResumeSchedule",
+                service_name="spool.v1.AdminService",
+                input=ResumeScheduleRequest,
+                output=ResumeScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def trigger_schedule(
+        self,
+        request: TriggerScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> TriggerScheduleResponse:
+        """
+        Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
+        its fire time.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="TriggerSchedule",
+                service_name="spool.v1.AdminService",
+                input=TriggerScheduleRequest,
+                output=TriggerScheduleResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -26,59 +26,92 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from spool.v1 import job_pb2 as spool_dot_v1_dot_job__pb2
+from spool.v1 import schedule_pb2 as spool_dot_v1_dot_schedule__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cspool/v1/admin_service.proto\x12\x08spool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12spool/v1/job.proto\"\x94\x01\n\x05Queue\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06paused\x18\x02 \x01(\x08R\x06paused\x12\x33\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0b\x32\x17.spool.v1.QueueDefaultsR\x08\x64\x65\x66\x61ults\x12*\n\x05stats\x18\x04 \x01(\x0b\x32\x14.spool.v1.QueueStatsR\x05stats\"\xa5\x02\n\nQueueStats\x12\x14\n\x05ready\x18\x01 \x01(\x03R\x05ready\x12\x1c\n\tscheduled\x18\x02 \x01(\x03R\tscheduled\x12\x1a\n\x08retrying\x18\x03 \x01(\x03R\x08retrying\x12\x18\n\x07running\x18\x04 \x01(\x03R\x07running\x12\x12\n\x04\x64\x65\x61\x64\x18\x05 \x01(\x03R\x04\x64\x65\x61\x64\x12\x1c\n\tsucceeded\x18\x06 \x01(\x03R\tsucceeded\x12\x1c\n\tcancelled\x18\x07 \x01(\x03R\tcancelled\x12+\n\x03lag\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03lag\x12\x30\n\x14\x66inished_last_minute\x18\t \x01(\x03R\x12\x66inishedLastMinute\"\xdb\x03\n\rQueueDefaults\x12&\n\x0cmax_attempts\x18\x01 \x01(\x05H\x00R\x0bmaxAttempts\x88\x01\x01\x12\x31\n\x07\x62\x61\x63koff\x18\x02 \x01(\x0b\x32\x17.spool.v1.BackoffPolicyR\x07\x62\x61\x63koff\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12\x42\n\x0f\x61ttempt_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0e\x61ttemptTimeout\x12J\n\x13retention_succeeded\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x12retentionSucceeded\x12J\n\x13retention_cancelled\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x12retentionCancelled\x12@\n\x0eretention_dead\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\rretentionDeadB\x0f\n\r_max_attempts\"\x13\n\x11ListQueuesRequest\"=\n\x12ListQueuesResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x0f.spool.v1.QueueR\x06queues\"%\n\x0fGetQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"9\n\x10GetQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"\'\n\x11PauseQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\";\n\x12PauseQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"(\n\x12ResumeQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"<\n\x13ResumeQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"\x9a\x01\n\x12UpdateQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x33\n\x08\x64\x65\x66\x61ults\x18\x02 \x01(\x0b\x32\x17.spool.v1.QueueDefaultsR\x08\x64\x65\x66\x61ults\x12;\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"<\n\x13UpdateQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\">\n\x12\x44\x65leteQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"8\n\x13\x44\x65leteQueueResponse\x12!\n\x0c\x64\x65leted_jobs\x18\x01 \x01(\x03R\x0b\x64\x65letedJobs\"\xcb\x02\n\x06\x41piKey\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x16\n\x06queues\x18\x04 \x03(\tR\x06queues\x12\x39\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\texpiresAt\x12\x39\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\trevokedAt\x12<\n\x0clast_used_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nlastUsedAt\"\xdc\x01\n\x13\x43reateApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\x16\n\x06queues\x18\x03 \x03(\tR\x06queues\x12;\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\texpiresAt\x12:\n\nexpires_in\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00R\texpiresInB\x08\n\x06\x65xpiry\"S\n\x14\x43reateApiKeyResponse\x12)\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.spool.v1.ApiKeyR\x06\x61piKey\x12\x10\n\x03key\x18\x02 \x01(\tR\x03key\"=\n\x12ListApiKeysRequest\x12\'\n\x0finclude_revoked\x18\x01 \x01(\x08R\x0eincludeRevoked\"B\n\x13ListApiKeysResponse\x12+\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x10.spool.v1.ApiKeyR\x07\x61piKeys\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"A\n\x14RevokeApiKeyResponse\x12)\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.spool.v1.ApiKeyR\x06\x61piKey2\xb1\x05\n\x0c\x41\x64minService\x12G\n\nListQueues\x12\x1b.spool.v1.ListQueuesRequest\x1a\x1c.spool.v1.ListQueuesResponse\x12\x41\n\x08GetQueue\x12\x19.spool.v1.GetQueueRequest\x1a\x1a.spool.v1.GetQueueResponse\x12G\n\nPauseQueue\x12\x1b.spool.v1.PauseQueueRequest\x1a\x1c.spool.v1.PauseQueueResponse\x12J\n\x0bResumeQueue\x12\x1c.spool.v1.ResumeQueueRequest\x1a\x1d.spool.v1.ResumeQueueResponse\x12J\n\x0bUpdateQueue\x12\x1c.spool.v1.UpdateQueueRequest\x1a\x1d.spool.v1.UpdateQueueResponse\x12J\n\x0b\x44\x65leteQueue\x12\x1c.spool.v1.DeleteQueueRequest\x1a\x1d.spool.v1.DeleteQueueResponse\x12M\n\x0c\x43reateApiKey\x12\x1d.spool.v1.CreateApiKeyRequest\x1a\x1e.spool.v1.CreateApiKeyResponse\x12J\n\x0bListApiKeys\x12\x1c.spool.v1.ListApiKeysRequest\x1a\x1d.spool.v1.ListApiKeysResponse\x12M\n\x0cRevokeApiKey\x12\x1d.spool.v1.RevokeApiKeyRequest\x1a\x1e.spool.v1.RevokeApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cspool/v1/admin_service.proto\x12\x08spool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12spool/v1/job.proto\x1a\x17spool/v1/schedule.proto\"\x94\x01\n\x05Queue\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06paused\x18\x02 \x01(\x08R\x06paused\x12\x33\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0b\x32\x17.spool.v1.QueueDefaultsR\x08\x64\x65\x66\x61ults\x12*\n\x05stats\x18\x04 \x01(\x0b\x32\x14.spool.v1.QueueStatsR\x05stats\"\xa5\x02\n\nQueueStats\x12\x14\n\x05ready\x18\x01 \x01(\x03R\x05ready\x12\x1c\n\tscheduled\x18\x02 \x01(\x03R\tscheduled\x12\x1a\n\x08retrying\x18\x03 \x01(\x03R\x08retrying\x12\x18\n\x07running\x18\x04 \x01(\x03R\x07running\x12\x12\n\x04\x64\x65\x61\x64\x18\x05 \x01(\x03R\x04\x64\x65\x61\x64\x12\x1c\n\tsucceeded\x18\x06 \x01(\x03R\tsucceeded\x12\x1c\n\tcancelled\x18\x07 \x01(\x03R\tcancelled\x12+\n\x03lag\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03lag\x12\x30\n\x14\x66inished_last_minute\x18\t \x01(\x03R\x12\x66inishedLastMinute\"\xdb\x03\n\rQueueDefaults\x12&\n\x0cmax_attempts\x18\x01 \x01(\x05H\x00R\x0bmaxAttempts\x88\x01\x01\x12\x31\n\x07\x62\x61\x63koff\x18\x02 \x01(\x0b\x32\x17.spool.v1.BackoffPolicyR\x07\x62\x61\x63koff\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12\x42\n\x0f\x61ttempt_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0e\x61ttemptTimeout\x12J\n\x13retention_succeeded\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x12retentionSucceeded\x12J\n\x13retention_cancelled\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x12retentionCancelled\x12@\n\x0eretention_dead\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\rretentionDeadB\x0f\n\r_max_attempts\"\x13\n\x11ListQueuesRequest\"=\n\x12ListQueuesResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x0f.spool.v1.QueueR\x06queues\"%\n\x0fGetQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"9\n\x10GetQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"\'\n\x11PauseQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\";\n\x12PauseQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"(\n\x12ResumeQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"<\n\x13ResumeQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\"\x9a\x01\n\x12UpdateQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x33\n\x08\x64\x65\x66\x61ults\x18\x02 \x01(\x0b\x32\x17.spool.v1.QueueDefaultsR\x08\x64\x65\x66\x61ults\x12;\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"<\n\x13UpdateQueueResponse\x12%\n\x05queue\x18\x01 \x01(\x0b\x32\x0f.spool.v1.QueueR\x05queue\">\n\x12\x44\x65leteQueueRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"8\n\x13\x44\x65leteQueueResponse\x12!\n\x0c\x64\x65leted_jobs\x18\x01 \x01(\x03R\x0b\x64\x65letedJobs\"\xcb\x02\n\x06\x41piKey\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x16\n\x06queues\x18\x04 \x03(\tR\x06queues\x12\x39\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\texpiresAt\x12\x39\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\trevokedAt\x12<\n\x0clast_used_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nlastUsedAt\"\xdc\x01\n\x13\x43reateApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\x16\n\x06queues\x18\x03 \x03(\tR\x06queues\x12;\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\texpiresAt\x12:\n\nexpires_in\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00R\texpiresInB\x08\n\x06\x65xpiry\"S\n\x14\x43reateApiKeyResponse\x12)\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.spool.v1.ApiKeyR\x06\x61piKey\x12\x10\n\x03key\x18\x02 \x01(\tR\x03key\"=\n\x12ListApiKeysRequest\x12\'\n\x0finclude_revoked\x18\x01 \x01(\x08R\x0eincludeRevoked\"B\n\x13ListApiKeysResponse\x12+\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x10.spool.v1.ApiKeyR\x07\x61piKeys\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"A\n\x14RevokeApiKeyResponse\x12)\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.spool.v1.ApiKeyR\x06\x61piKey\"G\n\x15\x43reateScheduleRequest\x12.\n\x08schedule\x18\x01 \x01(\x0b\x32\x12.spool.v1.ScheduleR\x08schedule\"H\n\x16\x43reateScheduleResponse\x12.\n\x08schedule\x18\x01 \x01(\x0b\x32\x12.spool.v1.ScheduleR\x08schedule\"(\n\x12GetScheduleRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"E\n\x13GetScheduleResponse\x12.\n\x08schedule\x18\x01 \x01(\x0b\x32\x12.spool.v1.ScheduleR\x08schedule\"R\n\x14ListSchedulesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"q\n\x15ListSchedulesResponse\x12\x30\n\tschedules\x18\x01 \x03(\x0b\x32\x12.spool.v1.ScheduleR\tschedules\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa9\x01\n\x15UpdateScheduleRequest\x12.\n\x08schedule\x18\x01 \x01(\x0b\x32\x12.spool.v1.ScheduleR\x08schedule\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12#\n\rallow_missing\x18\x03 \x01(\x08R\x0c\x61llowMissing\"H\n\x16UpdateScheduleResponse\x12.\n\x08schedule\x18\x01 \x01(\x0b\x32\x12.spool.v1.ScheduleR\x08schedule\"+\n\x15\x44\x65leteScheduleRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x18\n\x16\x44\x65leteScheduleResponse\"*\n\x14PauseScheduleRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"G\n\x15PauseScheduleResponse\x12.\n\x08schedule\x18\x01 \x01(\x0b\x32\x12.spool.v1.ScheduleR\x08schedule\"+\n\x15ResumeScheduleRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"H\n\x16ResumeScheduleResponse\x12.\n\x08schedule\x18\x01 \x01(\x0b\x32\x12.spool.v1.ScheduleR\x08schedule\",\n\x16TriggerScheduleRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"j\n\x17TriggerScheduleResponse\x12.\n\x08schedule\x18\x01 \x01(\x0b\x32\x12.spool.v1.ScheduleR\x08schedule\x12\x1f\n\x03job\x18\x02 \x01(\x0b\x32\r.spool.v1.JobR\x03job2\xcd\n\n\x0c\x41\x64minService\x12G\n\nListQueues\x12\x1b.spool.v1.ListQueuesRequest\x1a\x1c.spool.v1.ListQueuesResponse\x12\x41\n\x08GetQueue\x12\x19.spool.v1.GetQueueRequest\x1a\x1a.spool.v1.GetQueueResponse\x12G\n\nPauseQueue\x12\x1b.spool.v1.PauseQueueRequest\x1a\x1c.spool.v1.PauseQueueResponse\x12J\n\x0bResumeQueue\x12\x1c.spool.v1.ResumeQueueRequest\x1a\x1d.spool.v1.ResumeQueueResponse\x12J\n\x0bUpdateQueue\x12\x1c.spool.v1.UpdateQueueRequest\x1a\x1d.spool.v1.UpdateQueueResponse\x12J\n\x0b\x44\x65leteQueue\x12\x1c.spool.v1.DeleteQueueRequest\x1a\x1d.spool.v1.DeleteQueueResponse\x12M\n\x0c\x43reateApiKey\x12\x1d.spool.v1.CreateApiKeyRequest\x1a\x1e.spool.v1.CreateApiKeyResponse\x12J\n\x0bListApiKeys\x12\x1c.spool.v1.ListApiKeysRequest\x1a\x1d.spool.v1.ListApiKeysResponse\x12M\n\x0cRevokeApiKey\x12\x1d.spool.v1.RevokeApiKeyRequest\x1a\x1e.spool.v1.RevokeApiKeyResponse\x12S\n\x0e\x43reateSchedule\x12\x1f.spool.v1.CreateScheduleRequest\x1a .spool.v1.CreateScheduleResponse\x12J\n\x0bGetSchedule\x12\x1c.spool.v1.GetScheduleRequest\x1a\x1d.spool.v1.GetScheduleResponse\x12P\n\rListSchedules\x12\x1e.spool.v1.ListSchedulesRequest\x1a\x1f.spool.v1.ListSchedulesResponse\x12S\n\x0eUpdateSchedule\x12\x1f.spool.v1.UpdateScheduleRequest\x1a .spool.v1.UpdateScheduleResponse\x12S\n\x0e\x44\x65leteSchedule\x12\x1f.spool.v1.DeleteScheduleRequest\x1a .spool.v1.DeleteScheduleResponse\x12P\n\rPauseSchedule\x12\x1e.spool.v1.PauseScheduleRequest\x1a\x1f.spool.v1.PauseScheduleResponse\x12S\n\x0eResumeSchedule\x12\x1f.spool.v1.ResumeScheduleRequest\x1a .spool.v1.ResumeScheduleResponse\x12V\n\x0fTriggerSchedule\x12 .spool.v1.TriggerScheduleRequest\x1a!.spool.v1.TriggerScheduleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'spool.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_QUEUE']._serialized_start=162
-  _globals['_QUEUE']._serialized_end=310
-  _globals['_QUEUESTATS']._serialized_start=313
-  _globals['_QUEUESTATS']._serialized_end=606
-  _globals['_QUEUEDEFAULTS']._serialized_start=609
-  _globals['_QUEUEDEFAULTS']._serialized_end=1084
-  _globals['_LISTQUEUESREQUEST']._serialized_start=1086
-  _globals['_LISTQUEUESREQUEST']._serialized_end=1105
-  _globals['_LISTQUEUESRESPONSE']._serialized_start=1107
-  _globals['_LISTQUEUESRESPONSE']._serialized_end=1168
-  _globals['_GETQUEUEREQUEST']._serialized_start=1170
-  _globals['_GETQUEUEREQUEST']._serialized_end=1207
-  _globals['_GETQUEUERESPONSE']._serialized_start=1209
-  _globals['_GETQUEUERESPONSE']._serialized_end=1266
-  _globals['_PAUSEQUEUEREQUEST']._serialized_start=1268
-  _globals['_PAUSEQUEUEREQUEST']._serialized_end=1307
-  _globals['_PAUSEQUEUERESPONSE']._serialized_start=1309
-  _globals['_PAUSEQUEUERESPONSE']._serialized_end=1368
-  _globals['_RESUMEQUEUEREQUEST']._serialized_start=1370
-  _globals['_RESUMEQUEUEREQUEST']._serialized_end=1410
-  _globals['_RESUMEQUEUERESPONSE']._serialized_start=1412
-  _globals['_RESUMEQUEUERESPONSE']._serialized_end=1472
-  _globals['_UPDATEQUEUEREQUEST']._serialized_start=1475
-  _globals['_UPDATEQUEUEREQUEST']._serialized_end=1629
-  _globals['_UPDATEQUEUERESPONSE']._serialized_start=1631
-  _globals['_UPDATEQUEUERESPONSE']._serialized_end=1691
-  _globals['_DELETEQUEUEREQUEST']._serialized_start=1693
-  _globals['_DELETEQUEUEREQUEST']._serialized_end=1755
-  _globals['_DELETEQUEUERESPONSE']._serialized_start=1757
-  _globals['_DELETEQUEUERESPONSE']._serialized_end=1813
-  _globals['_APIKEY']._serialized_start=1816
-  _globals['_APIKEY']._serialized_end=2147
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=2150
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=2370
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=2372
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=2455
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=2457
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2518
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2520
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2586
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2588
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2625
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2627
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2692
-  _globals['_ADMINSERVICE']._serialized_start=2695
-  _globals['_ADMINSERVICE']._serialized_end=3384
+  _globals['_QUEUE']._serialized_start=187
+  _globals['_QUEUE']._serialized_end=335
+  _globals['_QUEUESTATS']._serialized_start=338
+  _globals['_QUEUESTATS']._serialized_end=631
+  _globals['_QUEUEDEFAULTS']._serialized_start=634
+  _globals['_QUEUEDEFAULTS']._serialized_end=1109
+  _globals['_LISTQUEUESREQUEST']._serialized_start=1111
+  _globals['_LISTQUEUESREQUEST']._serialized_end=1130
+  _globals['_LISTQUEUESRESPONSE']._serialized_start=1132
+  _globals['_LISTQUEUESRESPONSE']._serialized_end=1193
+  _globals['_GETQUEUEREQUEST']._serialized_start=1195
+  _globals['_GETQUEUEREQUEST']._serialized_end=1232
+  _globals['_GETQUEUERESPONSE']._serialized_start=1234
+  _globals['_GETQUEUERESPONSE']._serialized_end=1291
+  _globals['_PAUSEQUEUEREQUEST']._serialized_start=1293
+  _globals['_PAUSEQUEUEREQUEST']._serialized_end=1332
+  _globals['_PAUSEQUEUERESPONSE']._serialized_start=1334
+  _globals['_PAUSEQUEUERESPONSE']._serialized_end=1393
+  _globals['_RESUMEQUEUEREQUEST']._serialized_start=1395
+  _globals['_RESUMEQUEUEREQUEST']._serialized_end=1435
+  _globals['_RESUMEQUEUERESPONSE']._serialized_start=1437
+  _globals['_RESUMEQUEUERESPONSE']._serialized_end=1497
+  _globals['_UPDATEQUEUEREQUEST']._serialized_start=1500
+  _globals['_UPDATEQUEUEREQUEST']._serialized_end=1654
+  _globals['_UPDATEQUEUERESPONSE']._serialized_start=1656
+  _globals['_UPDATEQUEUERESPONSE']._serialized_end=1716
+  _globals['_DELETEQUEUEREQUEST']._serialized_start=1718
+  _globals['_DELETEQUEUEREQUEST']._serialized_end=1780
+  _globals['_DELETEQUEUERESPONSE']._serialized_start=1782
+  _globals['_DELETEQUEUERESPONSE']._serialized_end=1838
+  _globals['_APIKEY']._serialized_start=1841
+  _globals['_APIKEY']._serialized_end=2172
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=2175
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=2395
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=2397
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=2480
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=2482
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2543
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2545
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2611
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2613
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2650
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2652
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2717
+  _globals['_CREATESCHEDULEREQUEST']._serialized_start=2719
+  _globals['_CREATESCHEDULEREQUEST']._serialized_end=2790
+  _globals['_CREATESCHEDULERESPONSE']._serialized_start=2792
+  _globals['_CREATESCHEDULERESPONSE']._serialized_end=2864
+  _globals['_GETSCHEDULEREQUEST']._serialized_start=2866
+  _globals['_GETSCHEDULEREQUEST']._serialized_end=2906
+  _globals['_GETSCHEDULERESPONSE']._serialized_start=2908
+  _globals['_GETSCHEDULERESPONSE']._serialized_end=2977
+  _globals['_LISTSCHEDULESREQUEST']._serialized_start=2979
+  _globals['_LISTSCHEDULESREQUEST']._serialized_end=3061
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_start=3063
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_end=3176
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_start=3179
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_end=3348
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_start=3350
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_end=3422
+  _globals['_DELETESCHEDULEREQUEST']._serialized_start=3424
+  _globals['_DELETESCHEDULEREQUEST']._serialized_end=3467
+  _globals['_DELETESCHEDULERESPONSE']._serialized_start=3469
+  _globals['_DELETESCHEDULERESPONSE']._serialized_end=3493
+  _globals['_PAUSESCHEDULEREQUEST']._serialized_start=3495
+  _globals['_PAUSESCHEDULEREQUEST']._serialized_end=3537
+  _globals['_PAUSESCHEDULERESPONSE']._serialized_start=3539
+  _globals['_PAUSESCHEDULERESPONSE']._serialized_end=3610
+  _globals['_RESUMESCHEDULEREQUEST']._serialized_start=3612
+  _globals['_RESUMESCHEDULEREQUEST']._serialized_end=3655
+  _globals['_RESUMESCHEDULERESPONSE']._serialized_start=3657
+  _globals['_RESUMESCHEDULERESPONSE']._serialized_end=3729
+  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_start=3731
+  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_end=3775
+  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_start=3777
+  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_end=3883
+  _globals['_ADMINSERVICE']._serialized_start=3886
+  _globals['_ADMINSERVICE']._serialized_end=5243
 # @@protoc_insertion_point(module_scope)

@@ -56,6 +56,28 @@ class AdminServiceStub:
     """Every API key, without secrets, oldest first."""
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeApiKeyRequest, _admin_service_pb2.RevokeApiKeyResponse]
     """Revoke an API key: every server refuses it within seconds. Idempotent."""
+    CreateSchedule: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateScheduleRequest, _admin_service_pb2.CreateScheduleResponse]
+    """Create a schedule. INVALID_ARGUMENT, reason SCHEDULE_EXISTS, if the name is taken."""
+    GetSchedule: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetScheduleRequest, _admin_service_pb2.GetScheduleResponse]
+    """One schedule with its next fire times and last fire; NOT_FOUND (reason SCHEDULE_NOT_FOUND)."""
+    ListSchedules: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListSchedulesRequest, _admin_service_pb2.ListSchedulesResponse]
+    """The schedules, by name, in pages."""
+    UpdateSchedule: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateScheduleRequest, _admin_service_pb2.UpdateScheduleResponse]
+    """Change a schedule's settings; with allow_missing, create it if it does not exist (an upsert,
+    which is how Workers declare the schedules written in their code).
+    """
+    DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteScheduleRequest, _admin_service_pb2.DeleteScheduleResponse]
+    """Delete a schedule and its fire history; the jobs it enqueued stay."""
+    PauseSchedule: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.PauseScheduleRequest, _admin_service_pb2.PauseScheduleResponse]
+    """Stop firing. Idempotent."""
+    ResumeSchedule: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ResumeScheduleRequest, _admin_service_pb2.ResumeScheduleResponse]
+    """Fire again from the next fire time on (fire times passed while paused are not caught up).
+    Idempotent.
+    """
+    TriggerSchedule: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.TriggerScheduleRequest, _admin_service_pb2.TriggerScheduleResponse]
+    """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
+    its fire time.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -85,6 +107,28 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Every API key, without secrets, oldest first."""
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeApiKeyRequest, _admin_service_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
     """Revoke an API key: every server refuses it within seconds. Idempotent."""
+    CreateSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateScheduleRequest, _admin_service_pb2.CreateScheduleResponse]  # type: ignore[assignment]
+    """Create a schedule. INVALID_ARGUMENT, reason SCHEDULE_EXISTS, if the name is taken."""
+    GetSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetScheduleRequest, _admin_service_pb2.GetScheduleResponse]  # type: ignore[assignment]
+    """One schedule with its next fire times and last fire; NOT_FOUND (reason SCHEDULE_NOT_FOUND)."""
+    ListSchedules: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListSchedulesRequest, _admin_service_pb2.ListSchedulesResponse]  # type: ignore[assignment]
+    """The schedules, by name, in pages."""
+    UpdateSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateScheduleRequest, _admin_service_pb2.UpdateScheduleResponse]  # type: ignore[assignment]
+    """Change a schedule's settings; with allow_missing, create it if it does not exist (an upsert,
+    which is how Workers declare the schedules written in their code).
+    """
+    DeleteSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteScheduleRequest, _admin_service_pb2.DeleteScheduleResponse]  # type: ignore[assignment]
+    """Delete a schedule and its fire history; the jobs it enqueued stay."""
+    PauseSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.PauseScheduleRequest, _admin_service_pb2.PauseScheduleResponse]  # type: ignore[assignment]
+    """Stop firing. Idempotent."""
+    ResumeSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ResumeScheduleRequest, _admin_service_pb2.ResumeScheduleResponse]  # type: ignore[assignment]
+    """Fire again from the next fire time on (fire times passed while paused are not caught up).
+    Idempotent.
+    """
+    TriggerSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.TriggerScheduleRequest, _admin_service_pb2.TriggerScheduleResponse]  # type: ignore[assignment]
+    """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
+    its fire time.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
@@ -165,5 +209,75 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.RevokeApiKeyResponse, _abc.Awaitable[_admin_service_pb2.RevokeApiKeyResponse]]:
         """Revoke an API key: every server refuses it within seconds. Idempotent."""
+
+    @_abc_1.abstractmethod
+    def CreateSchedule(
+        self,
+        request: _admin_service_pb2.CreateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CreateScheduleResponse, _abc.Awaitable[_admin_service_pb2.CreateScheduleResponse]]:
+        """Create a schedule. INVALID_ARGUMENT, reason SCHEDULE_EXISTS, if the name is taken."""
+
+    @_abc_1.abstractmethod
+    def GetSchedule(
+        self,
+        request: _admin_service_pb2.GetScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetScheduleResponse, _abc.Awaitable[_admin_service_pb2.GetScheduleResponse]]:
+        """One schedule with its next fire times and last fire; NOT_FOUND (reason SCHEDULE_NOT_FOUND)."""
+
+    @_abc_1.abstractmethod
+    def ListSchedules(
+        self,
+        request: _admin_service_pb2.ListSchedulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListSchedulesResponse, _abc.Awaitable[_admin_service_pb2.ListSchedulesResponse]]:
+        """The schedules, by name, in pages."""
+
+    @_abc_1.abstractmethod
+    def UpdateSchedule(
+        self,
+        request: _admin_service_pb2.UpdateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UpdateScheduleResponse, _abc.Awaitable[_admin_service_pb2.UpdateScheduleResponse]]:
+        """Change a schedule's settings; with allow_missing, create it if it does not exist (an upsert,
+        which is how Workers declare the schedules written in their code).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSchedule(
+        self,
+        request: _admin_service_pb2.DeleteScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.DeleteScheduleResponse, _abc.Awaitable[_admin_service_pb2.DeleteScheduleResponse]]:
+        """Delete a schedule and its fire history; the jobs it enqueued stay."""
+
+    @_abc_1.abstractmethod
+    def PauseSchedule(
+        self,
+        request: _admin_service_pb2.PauseScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.PauseScheduleResponse, _abc.Awaitable[_admin_service_pb2.PauseScheduleResponse]]:
+        """Stop firing. Idempotent."""
+
+    @_abc_1.abstractmethod
+    def ResumeSchedule(
+        self,
+        request: _admin_service_pb2.ResumeScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ResumeScheduleResponse, _abc.Awaitable[_admin_service_pb2.ResumeScheduleResponse]]:
+        """Fire again from the next fire time on (fire times passed while paused are not caught up).
+        Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def TriggerSchedule(
+        self,
+        request: _admin_service_pb2.TriggerScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.TriggerScheduleResponse, _abc.Awaitable[_admin_service_pb2.TriggerScheduleResponse]]:
+        """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
+        its fire time.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

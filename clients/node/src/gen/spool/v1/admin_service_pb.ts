@@ -6,15 +6,17 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { BackoffPolicy } from "./job_pb.js";
+import type { BackoffPolicy, Job } from "./job_pb.js";
 import { file_spool_v1_job } from "./job_pb.js";
+import type { Schedule } from "./schedule_pb.js";
+import { file_spool_v1_schedule } from "./schedule_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file spool/v1/admin_service.proto.
  */
 export const file_spool_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxzcG9vbC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSJ1CgVRdWV1ZRIMCgRuYW1lGAEgASgJEg4KBnBhdXNlZBgCIAEoCBIpCghkZWZhdWx0cxgDIAEoCzIXLnNwb29sLnYxLlF1ZXVlRGVmYXVsdHMSIwoFc3RhdHMYBCABKAsyFC5zcG9vbC52MS5RdWV1ZVN0YXRzIssBCgpRdWV1ZVN0YXRzEg0KBXJlYWR5GAEgASgDEhEKCXNjaGVkdWxlZBgCIAEoAxIQCghyZXRyeWluZxgDIAEoAxIPCgdydW5uaW5nGAQgASgDEgwKBGRlYWQYBSABKAMSEQoJc3VjY2VlZGVkGAYgASgDEhEKCWNhbmNlbGxlZBgHIAEoAxImCgNsYWcYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUZmluaXNoZWRfbGFzdF9taW51dGUYCSABKAMi7wIKDVF1ZXVlRGVmYXVsdHMSGQoMbWF4X2F0dGVtcHRzGAEgASgFSACIAQESKAoHYmFja29mZhgCIAEoCzIXLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPYXR0ZW1wdF90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3JldGVudGlvbl9zdWNjZWVkZWQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTcmV0ZW50aW9uX2NhbmNlbGxlZBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5yZXRlbnRpb25fZGVhZBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPCg1fbWF4X2F0dGVtcHRzIhMKEUxpc3RRdWV1ZXNSZXF1ZXN0IjUKEkxpc3RRdWV1ZXNSZXNwb25zZRIfCgZxdWV1ZXMYASADKAsyDy5zcG9vbC52MS5RdWV1ZSIfCg9HZXRRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIyChBHZXRRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiIQoRUGF1c2VRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI0ChJQYXVzZVF1ZXVlUmVzcG9uc2USHgoFcXVldWUYASABKAsyDy5zcG9vbC52MS5RdWV1ZSIiChJSZXN1bWVRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI1ChNSZXN1bWVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUifgoSVXBkYXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSKQoIZGVmYXVsdHMYAiABKAsyFy5zcG9vbC52MS5RdWV1ZURlZmF1bHRzEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI1ChNVcGRhdGVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiMQoSRGVsZXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFZm9yY2UYAiABKAgiKwoTRGVsZXRlUXVldWVSZXNwb25zZRIUCgxkZWxldGVkX2pvYnMYASABKAMihAIKBkFwaUtleRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIOCgZxdWV1ZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKwAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnNjb3BlcxgCIAMoCRIOCgZxdWV1ZXMYAyADKAkSMAoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIvCgpleHBpcmVzX2luGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSABCCAoGZXhwaXJ5IkYKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiEKB2FwaV9rZXkYASABKAsyEC5zcG9vbC52MS5BcGlLZXkSCwoDa2V5GAIgASgJIi0KEkxpc3RBcGlLZXlzUmVxdWVzdBIXCg9pbmNsdWRlX3Jldm9rZWQYASABKAgiOQoTTGlzdEFwaUtleXNSZXNwb25zZRIiCghhcGlfa2V5cxgBIAMoCzIQLnNwb29sLnYxLkFwaUtleSIhChNSZXZva2VBcGlLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjkKFFJldm9rZUFwaUtleVJlc3BvbnNlEiEKB2FwaV9rZXkYASABKAsyEC5zcG9vbC52MS5BcGlLZXkysQUKDEFkbWluU2VydmljZRJHCgpMaXN0UXVldWVzEhsuc3Bvb2wudjEuTGlzdFF1ZXVlc1JlcXVlc3QaHC5zcG9vbC52MS5MaXN0UXVldWVzUmVzcG9uc2USQQoIR2V0UXVldWUSGS5zcG9vbC52MS5HZXRRdWV1ZVJlcXVlc3QaGi5zcG9vbC52MS5HZXRRdWV1ZVJlc3BvbnNlEkcKClBhdXNlUXVldWUSGy5zcG9vbC52MS5QYXVzZVF1ZXVlUmVxdWVzdBocLnNwb29sLnYxLlBhdXNlUXVldWVSZXNwb25zZRJKCgtSZXN1bWVRdWV1ZRIcLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVxdWVzdBodLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVzcG9uc2USSgoLVXBkYXRlUXVldWUSHC5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlcXVlc3QaHS5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlc3BvbnNlEkoKC0RlbGV0ZVF1ZXVlEhwuc3Bvb2wudjEuRGVsZXRlUXVldWVSZXF1ZXN0Gh0uc3Bvb2wudjEuRGVsZXRlUXVldWVSZXNwb25zZRJNCgxDcmVhdGVBcGlLZXkSHS5zcG9vbC52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0Gh4uc3Bvb2wudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USSgoLTGlzdEFwaUtleXMSHC5zcG9vbC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHS5zcG9vbC52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlEk0KDFJldm9rZUFwaUtleRIdLnNwb29sLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaHi5zcG9vbC52MS5SZXZva2VBcGlLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_spool_v1_job]);
+  fileDesc("ChxzcG9vbC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSJ1CgVRdWV1ZRIMCgRuYW1lGAEgASgJEg4KBnBhdXNlZBgCIAEoCBIpCghkZWZhdWx0cxgDIAEoCzIXLnNwb29sLnYxLlF1ZXVlRGVmYXVsdHMSIwoFc3RhdHMYBCABKAsyFC5zcG9vbC52MS5RdWV1ZVN0YXRzIssBCgpRdWV1ZVN0YXRzEg0KBXJlYWR5GAEgASgDEhEKCXNjaGVkdWxlZBgCIAEoAxIQCghyZXRyeWluZxgDIAEoAxIPCgdydW5uaW5nGAQgASgDEgwKBGRlYWQYBSABKAMSEQoJc3VjY2VlZGVkGAYgASgDEhEKCWNhbmNlbGxlZBgHIAEoAxImCgNsYWcYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUZmluaXNoZWRfbGFzdF9taW51dGUYCSABKAMi7wIKDVF1ZXVlRGVmYXVsdHMSGQoMbWF4X2F0dGVtcHRzGAEgASgFSACIAQESKAoHYmFja29mZhgCIAEoCzIXLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPYXR0ZW1wdF90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3JldGVudGlvbl9zdWNjZWVkZWQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTcmV0ZW50aW9uX2NhbmNlbGxlZBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5yZXRlbnRpb25fZGVhZBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPCg1fbWF4X2F0dGVtcHRzIhMKEUxpc3RRdWV1ZXNSZXF1ZXN0IjUKEkxpc3RRdWV1ZXNSZXNwb25zZRIfCgZxdWV1ZXMYASADKAsyDy5zcG9vbC52MS5RdWV1ZSIfCg9HZXRRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIyChBHZXRRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiIQoRUGF1c2VRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI0ChJQYXVzZVF1ZXVlUmVzcG9uc2USHgoFcXVldWUYASABKAsyDy5zcG9vbC52MS5RdWV1ZSIiChJSZXN1bWVRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI1ChNSZXN1bWVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUifgoSVXBkYXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSKQoIZGVmYXVsdHMYAiABKAsyFy5zcG9vbC52MS5RdWV1ZURlZmF1bHRzEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI1ChNVcGRhdGVRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiMQoSRGVsZXRlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFZm9yY2UYAiABKAgiKwoTRGVsZXRlUXVldWVSZXNwb25zZRIUCgxkZWxldGVkX2pvYnMYASABKAMihAIKBkFwaUtleRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIOCgZxdWV1ZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKwAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnNjb3BlcxgCIAMoCRIOCgZxdWV1ZXMYAyADKAkSMAoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIvCgpleHBpcmVzX2luGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSABCCAoGZXhwaXJ5IkYKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiEKB2FwaV9rZXkYASABKAsyEC5zcG9vbC52MS5BcGlLZXkSCwoDa2V5GAIgASgJIi0KEkxpc3RBcGlLZXlzUmVxdWVzdBIXCg9pbmNsdWRlX3Jldm9rZWQYASABKAgiOQoTTGlzdEFwaUtleXNSZXNwb25zZRIiCghhcGlfa2V5cxgBIAMoCzIQLnNwb29sLnYxLkFwaUtleSIhChNSZXZva2VBcGlLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjkKFFJldm9rZUFwaUtleVJlc3BvbnNlEiEKB2FwaV9rZXkYASABKAsyEC5zcG9vbC52MS5BcGlLZXkiPQoVQ3JlYXRlU2NoZWR1bGVSZXF1ZXN0EiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUiPgoWQ3JlYXRlU2NoZWR1bGVSZXNwb25zZRIkCghzY2hlZHVsZRgBIAEoCzISLnNwb29sLnYxLlNjaGVkdWxlIiIKEkdldFNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIjsKE0dldFNjaGVkdWxlUmVzcG9uc2USJAoIc2NoZWR1bGUYASABKAsyEi5zcG9vbC52MS5TY2hlZHVsZSI9ChRMaXN0U2NoZWR1bGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJXChVMaXN0U2NoZWR1bGVzUmVzcG9uc2USJQoJc2NoZWR1bGVzGAEgAygLMhIuc3Bvb2wudjEuU2NoZWR1bGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIoUBChVVcGRhdGVTY2hlZHVsZVJlcXVlc3QSJAoIc2NoZWR1bGUYASABKAsyEi5zcG9vbC52MS5TY2hlZHVsZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFQoNYWxsb3dfbWlzc2luZxgDIAEoCCI+ChZVcGRhdGVTY2hlZHVsZVJlc3BvbnNlEiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUiJQoVRGVsZXRlU2NoZWR1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiGAoWRGVsZXRlU2NoZWR1bGVSZXNwb25zZSIkChRQYXVzZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIj0KFVBhdXNlU2NoZWR1bGVSZXNwb25zZRIkCghzY2hlZHVsZRgBIAEoCzISLnNwb29sLnYxLlNjaGVkdWxlIiUKFVJlc3VtZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIj4KFlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USJAoIc2NoZWR1bGUYASABKAsyEi5zcG9vbC52MS5TY2hlZHVsZSImChZUcmlnZ2VyU2NoZWR1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiWwoXVHJpZ2dlclNjaGVkdWxlUmVzcG9uc2USJAoIc2NoZWR1bGUYASABKAsyEi5zcG9vbC52MS5TY2hlZHVsZRIaCgNqb2IYAiABKAsyDS5zcG9vbC52MS5Kb2IyzQoKDEFkbWluU2VydmljZRJHCgpMaXN0UXVldWVzEhsuc3Bvb2wudjEuTGlzdFF1ZXVlc1JlcXVlc3QaHC5zcG9vbC52MS5MaXN0UXVldWVzUmVzcG9uc2USQQoIR2V0UXVldWUSGS5zcG9vbC52MS5HZXRRdWV1ZVJlcXVlc3QaGi5zcG9vbC52MS5HZXRRdWV1ZVJlc3BvbnNlEkcKClBhdXNlUXVldWUSGy5zcG9vbC52MS5QYXVzZVF1ZXVlUmVxdWVzdBocLnNwb29sLnYxLlBhdXNlUXVldWVSZXNwb25zZRJKCgtSZXN1bWVRdWV1ZRIcLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVxdWVzdBodLnNwb29sLnYxLlJlc3VtZVF1ZXVlUmVzcG9uc2USSgoLVXBkYXRlUXVldWUSHC5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlcXVlc3QaHS5zcG9vbC52MS5VcGRhdGVRdWV1ZVJlc3BvbnNlEkoKC0RlbGV0ZVF1ZXVlEhwuc3Bvb2wudjEuRGVsZXRlUXVldWVSZXF1ZXN0Gh0uc3Bvb2wudjEuRGVsZXRlUXVldWVSZXNwb25zZRJNCgxDcmVhdGVBcGlLZXkSHS5zcG9vbC52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0Gh4uc3Bvb2wudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USSgoLTGlzdEFwaUtleXMSHC5zcG9vbC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHS5zcG9vbC52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlEk0KDFJldm9rZUFwaUtleRIdLnNwb29sLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaHi5zcG9vbC52MS5SZXZva2VBcGlLZXlSZXNwb25zZRJTCg5DcmVhdGVTY2hlZHVsZRIfLnNwb29sLnYxLkNyZWF0ZVNjaGVkdWxlUmVxdWVzdBogLnNwb29sLnYxLkNyZWF0ZVNjaGVkdWxlUmVzcG9uc2USSgoLR2V0U2NoZWR1bGUSHC5zcG9vbC52MS5HZXRTY2hlZHVsZVJlcXVlc3QaHS5zcG9vbC52MS5HZXRTY2hlZHVsZVJlc3BvbnNlElAKDUxpc3RTY2hlZHVsZXMSHi5zcG9vbC52MS5MaXN0U2NoZWR1bGVzUmVxdWVzdBofLnNwb29sLnYxLkxpc3RTY2hlZHVsZXNSZXNwb25zZRJTCg5VcGRhdGVTY2hlZHVsZRIfLnNwb29sLnYxLlVwZGF0ZVNjaGVkdWxlUmVxdWVzdBogLnNwb29sLnYxLlVwZGF0ZVNjaGVkdWxlUmVzcG9uc2USUwoORGVsZXRlU2NoZWR1bGUSHy5zcG9vbC52MS5EZWxldGVTY2hlZHVsZVJlcXVlc3QaIC5zcG9vbC52MS5EZWxldGVTY2hlZHVsZVJlc3BvbnNlElAKDVBhdXNlU2NoZWR1bGUSHi5zcG9vbC52MS5QYXVzZVNjaGVkdWxlUmVxdWVzdBofLnNwb29sLnYxLlBhdXNlU2NoZWR1bGVSZXNwb25zZRJTCg5SZXN1bWVTY2hlZHVsZRIfLnNwb29sLnYxLlJlc3VtZVNjaGVkdWxlUmVxdWVzdBogLnNwb29sLnYxLlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USVgoPVHJpZ2dlclNjaGVkdWxlEiAuc3Bvb2wudjEuVHJpZ2dlclNjaGVkdWxlUmVxdWVzdBohLnNwb29sLnYxLlRyaWdnZXJTY2hlZHVsZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_schedule]);
 
 /**
  * A queue, its settings and its jobs by derived status.
@@ -615,6 +617,319 @@ export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@_
   messageDesc(file_spool_v1_admin_service, 21);
 
 /**
+ * @generated from message spool.v1.CreateScheduleRequest
+ */
+export type CreateScheduleRequest = Message<"spool.v1.CreateScheduleRequest"> & {
+  /**
+   * Output-only fields are ignored.
+   *
+   * @generated from field: spool.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message spool.v1.CreateScheduleRequest.
+ * Use `create(CreateScheduleRequestSchema)` to create a new message.
+ */
+export const CreateScheduleRequestSchema: GenMessage<CreateScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 22);
+
+/**
+ * @generated from message spool.v1.CreateScheduleResponse
+ */
+export type CreateScheduleResponse = Message<"spool.v1.CreateScheduleResponse"> & {
+  /**
+   * @generated from field: spool.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message spool.v1.CreateScheduleResponse.
+ * Use `create(CreateScheduleResponseSchema)` to create a new message.
+ */
+export const CreateScheduleResponseSchema: GenMessage<CreateScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 23);
+
+/**
+ * @generated from message spool.v1.GetScheduleRequest
+ */
+export type GetScheduleRequest = Message<"spool.v1.GetScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message spool.v1.GetScheduleRequest.
+ * Use `create(GetScheduleRequestSchema)` to create a new message.
+ */
+export const GetScheduleRequestSchema: GenMessage<GetScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 24);
+
+/**
+ * @generated from message spool.v1.GetScheduleResponse
+ */
+export type GetScheduleResponse = Message<"spool.v1.GetScheduleResponse"> & {
+  /**
+   * @generated from field: spool.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message spool.v1.GetScheduleResponse.
+ * Use `create(GetScheduleResponseSchema)` to create a new message.
+ */
+export const GetScheduleResponseSchema: GenMessage<GetScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 25);
+
+/**
+ * @generated from message spool.v1.ListSchedulesRequest
+ */
+export type ListSchedulesRequest = Message<"spool.v1.ListSchedulesRequest"> & {
+  /**
+   * 1 to 1000; default 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message spool.v1.ListSchedulesRequest.
+ * Use `create(ListSchedulesRequestSchema)` to create a new message.
+ */
+export const ListSchedulesRequestSchema: GenMessage<ListSchedulesRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 26);
+
+/**
+ * @generated from message spool.v1.ListSchedulesResponse
+ */
+export type ListSchedulesResponse = Message<"spool.v1.ListSchedulesResponse"> & {
+  /**
+   * Ordered by name.
+   *
+   * @generated from field: repeated spool.v1.Schedule schedules = 1;
+   */
+  schedules: Schedule[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message spool.v1.ListSchedulesResponse.
+ * Use `create(ListSchedulesResponseSchema)` to create a new message.
+ */
+export const ListSchedulesResponseSchema: GenMessage<ListSchedulesResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 27);
+
+/**
+ * @generated from message spool.v1.UpdateScheduleRequest
+ */
+export type UpdateScheduleRequest = Message<"spool.v1.UpdateScheduleRequest"> & {
+  /**
+   * The schedule to change, by schedule.name, and its new settings.
+   *
+   * @generated from field: spool.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+
+  /**
+   * Fields of `schedule` to write: "cron" or "interval" (either replaces the timing),
+   * "time_zone", "template" (all of it), "overlap", "catch_up", "catch_up_limit", "jitter". A
+   * listed field left unset goes back to its default. Without a mask, the fields set are written.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+
+  /**
+   * Create the schedule (from every field of `schedule`) if there is none of this name.
+   *
+   * @generated from field: bool allow_missing = 3;
+   */
+  allowMissing: boolean;
+};
+
+/**
+ * Describes the message spool.v1.UpdateScheduleRequest.
+ * Use `create(UpdateScheduleRequestSchema)` to create a new message.
+ */
+export const UpdateScheduleRequestSchema: GenMessage<UpdateScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 28);
+
+/**
+ * @generated from message spool.v1.UpdateScheduleResponse
+ */
+export type UpdateScheduleResponse = Message<"spool.v1.UpdateScheduleResponse"> & {
+  /**
+   * @generated from field: spool.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message spool.v1.UpdateScheduleResponse.
+ * Use `create(UpdateScheduleResponseSchema)` to create a new message.
+ */
+export const UpdateScheduleResponseSchema: GenMessage<UpdateScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 29);
+
+/**
+ * @generated from message spool.v1.DeleteScheduleRequest
+ */
+export type DeleteScheduleRequest = Message<"spool.v1.DeleteScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message spool.v1.DeleteScheduleRequest.
+ * Use `create(DeleteScheduleRequestSchema)` to create a new message.
+ */
+export const DeleteScheduleRequestSchema: GenMessage<DeleteScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 30);
+
+/**
+ * @generated from message spool.v1.DeleteScheduleResponse
+ */
+export type DeleteScheduleResponse = Message<"spool.v1.DeleteScheduleResponse"> & {
+};
+
+/**
+ * Describes the message spool.v1.DeleteScheduleResponse.
+ * Use `create(DeleteScheduleResponseSchema)` to create a new message.
+ */
+export const DeleteScheduleResponseSchema: GenMessage<DeleteScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 31);
+
+/**
+ * @generated from message spool.v1.PauseScheduleRequest
+ */
+export type PauseScheduleRequest = Message<"spool.v1.PauseScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message spool.v1.PauseScheduleRequest.
+ * Use `create(PauseScheduleRequestSchema)` to create a new message.
+ */
+export const PauseScheduleRequestSchema: GenMessage<PauseScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 32);
+
+/**
+ * @generated from message spool.v1.PauseScheduleResponse
+ */
+export type PauseScheduleResponse = Message<"spool.v1.PauseScheduleResponse"> & {
+  /**
+   * @generated from field: spool.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message spool.v1.PauseScheduleResponse.
+ * Use `create(PauseScheduleResponseSchema)` to create a new message.
+ */
+export const PauseScheduleResponseSchema: GenMessage<PauseScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 33);
+
+/**
+ * @generated from message spool.v1.ResumeScheduleRequest
+ */
+export type ResumeScheduleRequest = Message<"spool.v1.ResumeScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message spool.v1.ResumeScheduleRequest.
+ * Use `create(ResumeScheduleRequestSchema)` to create a new message.
+ */
+export const ResumeScheduleRequestSchema: GenMessage<ResumeScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 34);
+
+/**
+ * @generated from message spool.v1.ResumeScheduleResponse
+ */
+export type ResumeScheduleResponse = Message<"spool.v1.ResumeScheduleResponse"> & {
+  /**
+   * @generated from field: spool.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message spool.v1.ResumeScheduleResponse.
+ * Use `create(ResumeScheduleResponseSchema)` to create a new message.
+ */
+export const ResumeScheduleResponseSchema: GenMessage<ResumeScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 35);
+
+/**
+ * @generated from message spool.v1.TriggerScheduleRequest
+ */
+export type TriggerScheduleRequest = Message<"spool.v1.TriggerScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message spool.v1.TriggerScheduleRequest.
+ * Use `create(TriggerScheduleRequestSchema)` to create a new message.
+ */
+export const TriggerScheduleRequestSchema: GenMessage<TriggerScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 36);
+
+/**
+ * @generated from message spool.v1.TriggerScheduleResponse
+ */
+export type TriggerScheduleResponse = Message<"spool.v1.TriggerScheduleResponse"> & {
+  /**
+   * @generated from field: spool.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+
+  /**
+   * The job the fire enqueued.
+   *
+   * @generated from field: spool.v1.Job job = 2;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message spool.v1.TriggerScheduleResponse.
+ * Use `create(TriggerScheduleResponseSchema)` to create a new message.
+ */
+export const TriggerScheduleResponseSchema: GenMessage<TriggerScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 37);
+
+/**
  * Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
  * API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
  *
@@ -712,6 +1027,89 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Create a schedule. INVALID_ARGUMENT, reason SCHEDULE_EXISTS, if the name is taken.
+   *
+   * @generated from rpc spool.v1.AdminService.CreateSchedule
+   */
+  createSchedule: {
+    methodKind: "unary";
+    input: typeof CreateScheduleRequestSchema;
+    output: typeof CreateScheduleResponseSchema;
+  },
+  /**
+   * One schedule with its next fire times and last fire; NOT_FOUND (reason SCHEDULE_NOT_FOUND).
+   *
+   * @generated from rpc spool.v1.AdminService.GetSchedule
+   */
+  getSchedule: {
+    methodKind: "unary";
+    input: typeof GetScheduleRequestSchema;
+    output: typeof GetScheduleResponseSchema;
+  },
+  /**
+   * The schedules, by name, in pages.
+   *
+   * @generated from rpc spool.v1.AdminService.ListSchedules
+   */
+  listSchedules: {
+    methodKind: "unary";
+    input: typeof ListSchedulesRequestSchema;
+    output: typeof ListSchedulesResponseSchema;
+  },
+  /**
+   * Change a schedule's settings; with allow_missing, create it if it does not exist (an upsert,
+   * which is how Workers declare the schedules written in their code).
+   *
+   * @generated from rpc spool.v1.AdminService.UpdateSchedule
+   */
+  updateSchedule: {
+    methodKind: "unary";
+    input: typeof UpdateScheduleRequestSchema;
+    output: typeof UpdateScheduleResponseSchema;
+  },
+  /**
+   * Delete a schedule and its fire history; the jobs it enqueued stay.
+   *
+   * @generated from rpc spool.v1.AdminService.DeleteSchedule
+   */
+  deleteSchedule: {
+    methodKind: "unary";
+    input: typeof DeleteScheduleRequestSchema;
+    output: typeof DeleteScheduleResponseSchema;
+  },
+  /**
+   * Stop firing. Idempotent.
+   *
+   * @generated from rpc spool.v1.AdminService.PauseSchedule
+   */
+  pauseSchedule: {
+    methodKind: "unary";
+    input: typeof PauseScheduleRequestSchema;
+    output: typeof PauseScheduleResponseSchema;
+  },
+  /**
+   * Fire again from the next fire time on (fire times passed while paused are not caught up).
+   * Idempotent.
+   *
+   * @generated from rpc spool.v1.AdminService.ResumeSchedule
+   */
+  resumeSchedule: {
+    methodKind: "unary";
+    input: typeof ResumeScheduleRequestSchema;
+    output: typeof ResumeScheduleResponseSchema;
+  },
+  /**
+   * Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
+   * its fire time.
+   *
+   * @generated from rpc spool.v1.AdminService.TriggerSchedule
+   */
+  triggerSchedule: {
+    methodKind: "unary";
+    input: typeof TriggerScheduleRequestSchema;
+    output: typeof TriggerScheduleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spool_v1_admin_service, 0);
