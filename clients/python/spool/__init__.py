@@ -20,6 +20,7 @@ from spool.errors import (
     WrongState,
 )
 from spool.job import ActiveJob, Permanent, Retry
+from spool.schedules import ScheduleSpec
 from spool.worker import Worker
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ __all__ = [
     "ResourceExhausted",
     "Retry",
     "RetryPolicy",
+    "ScheduleSpec",
     "SpoolError",
     "Unavailable",
     "Worker",

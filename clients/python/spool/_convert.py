@@ -104,6 +104,13 @@ class EnqueueOptions(TypedDict, total=False):
 
 def enqueue_request(queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> qs.EnqueueRequest:
     """One EnqueueRequest, with a generated idempotency key when none is given."""
+    req = job_request(queue, payload, **options)
+    req.idempotency_key = req.idempotency_key or new_idempotency_key()
+    return req
+
+
+def job_request(queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> qs.EnqueueRequest:
+    """One EnqueueRequest as the options give it (a schedule's job template has no idempotency key)."""
     body, ctype = encode(payload, options.get("content_type"))
     req = qs.EnqueueRequest(
         queue=queue,
@@ -111,7 +118,7 @@ def enqueue_request(queue: str, payload: Any, **options: Unpack[EnqueueOptions])
         content_type=ctype,
         headers=dict(options.get("headers") or {}),
         priority=options.get("priority", 0),
-        idempotency_key=options.get("idempotency_key") or new_idempotency_key(),
+        idempotency_key=options.get("idempotency_key", ""),
         concurrency_key=options.get("concurrency_key", ""),
         concurrency_limit=options.get("concurrency_limit", 0),
     )

@@ -15,6 +15,7 @@ from spool._config import Connection
 from spool._convert import ORDERS, EnqueueOptions, Filter, batch_requests, duration, enqueue_request
 from spool._retry import DEFAULT_RETRY, NO_RETRY, RETRYABLE, RetryPolicy
 from spool.errors import from_rpc_error
+from spool.schedules import AsyncSchedules, Schedules
 from spool.v1 import admin_service_pb2 as adm
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
@@ -111,6 +112,11 @@ class AsyncClient:
         if self._admin is None:
             self._admin = AdminServiceStub(self.channel)
         return self._admin
+
+    @property
+    def schedules(self) -> AsyncSchedules:
+        """Create, list, change, pause, trigger and delete schedules (docs/schedules.md)."""
+        return AsyncSchedules(self)
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -293,6 +299,8 @@ class Client:
         self.admin = AdminServiceStub(self.channel)
         self.retry = retry
         self.timeout = timeout
+        # Create, list, change, pause, trigger and delete schedules (docs/schedules.md).
+        self.schedules = Schedules(self)
 
     def close(self) -> None:
         self.channel.close()

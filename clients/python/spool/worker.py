@@ -26,15 +26,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
-from spool._convert import duration
+from spool._convert import EnqueueOptions, duration
 from spool._heartbeats import Heartbeater
 from spool._outcomes import Reporter
 from spool._retry import TRANSIENT, WORKER_RETRY, RetryPolicy
 from spool.client import AsyncClient
 from spool.errors import SpoolError
 from spool.job import ActiveJob, ack_request
+from spool.schedules import CatchUp, Declarations, Overlap, ScheduleSpec
 from spool.v1 import queue_service_pb2 as qs
 
 log = logging.getLogger("spool.worker")
@@ -120,6 +121,7 @@ class Worker:
         )
         self._queues: tuple[str, ...] = ()
         self._reporter = Reporter(client, self.retry, self._refill, self._take_over)
+        self._schedules = Declarations()
 
     def handler(self, queue: str) -> Callable[[H], H]:
         """Registers the decorated function for `queue`; async functions run on the loop, others in threads."""
@@ -131,6 +133,34 @@ class Worker:
             if inspect.iscoroutinefunction(fn):
                 self._async_queues.add(queue)
             return fn
+
+        return register
+
+    def schedule(
+        self,
+        when: str,
+        *,
+        queue: str,
+        name: str | None = None,
+        payload: Any = None,
+        time_zone: str = "UTC",
+        overlap: Overlap = "allow",
+        catch_up: CatchUp = "latest",
+        catch_up_limit: int = 0,
+        jitter: timedelta | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> Callable[[H], H]:
+        """Declares a schedule (named `name`, default the queue's name), created or updated on the
+        server when the worker starts: at each fire time of `when` ("0 3 * * *", "@hourly",
+        "every 30s"), one job in `queue`. As a decorator, the function also handles the queue.
+        Many workers may declare the same schedule; a pause set by an operator is kept."""
+        spec = ScheduleSpec(
+            name or queue, when, queue, payload, time_zone, overlap, catch_up, catch_up_limit, jitter, options
+        )
+        self._schedules.add(spec)
+
+        def register(fn: H) -> H:
+            return fn if self._handlers.get(queue) is fn else self.handler(queue)(fn)
 
         return register
 
@@ -177,6 +207,7 @@ class Worker:
         missing = [q for q in queues if q not in self._handlers]
         if not queues or missing:
             raise ValueError(f"no handler for queues {missing}" if missing else "no handler registered")
+        await self._schedules.declare(self.client)
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         if self._stopping.is_set():

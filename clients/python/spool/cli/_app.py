@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 from click.shell_completion import get_completion_class
 
-from spool.cli import _jobs, _keys, _queues
+from spool.cli import _jobs, _keys, _queues, _schedules
 from spool.cli._base import CONTEXT, ERROR, NOT_FOUND, OK, USAGE, Cli, SpoolGroup, command, pass_cli
 from spool.cli._connect import Unreachable, describe
 from spool.cli._text import clean
@@ -39,6 +39,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 (watch) the job ended DEAD or
         "  spool dead --queue emails          the dead-letter list\n"
         "  spool requeue --queue emails --state dead --error timeout\n"
         "  spool queues                       jobs by status, per queue\n"
+        "  spool schedules                    schedules, their next and last fires\n"
         "  spool COMMAND --help               each command's options and examples"
     ),
 )
@@ -65,7 +66,7 @@ def completion(cli: Cli, shell: str) -> int:
     return OK
 
 
-for cmd in (*_jobs.COMMANDS, *_queues.COMMANDS, *_keys.COMMANDS, completion):
+for cmd in (*_jobs.COMMANDS, *_queues.COMMANDS, *_schedules.COMMANDS, *_keys.COMMANDS, completion):
     spool.add_command(cmd)
 
 
