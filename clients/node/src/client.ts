@@ -5,6 +5,7 @@ import { createClient, type Client as RpcClient, type Interceptor, type Transpor
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { duration, date, encodeBody, timestamp } from "./convert.js";
 import { fromCallError, itemError, type SpoolError } from "./errors.js";
+import { Schedules } from "./schedules.js";
 import {
   BackoffPolicySchema,
   JobErrorSchema,
@@ -333,6 +334,8 @@ async function call<T>(run: () => Promise<T>): Promise<T> {
 /** A Spool client over gRPC (HTTP/2). Cheap to keep for the life of the process. */
 export class Client {
   readonly rpc: RpcClient<typeof QueueService>;
+  /** Create, change, pause, trigger and delete schedules (docs/schedules.md). */
+  readonly schedules: Schedules;
   private readonly timeoutMs: number;
 
   constructor(options: ClientOptions | string = {}) {
@@ -340,6 +343,7 @@ export class Client {
     const transport = opts.transport ?? grpcTransport(opts);
     this.rpc = createClient(QueueService, transport);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.schedules = new Schedules(transport, this.timeoutMs);
   }
 
   /** Call options with the client's deadline. */

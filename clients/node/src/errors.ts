@@ -31,6 +31,11 @@ export class JobNotFoundError extends SpoolError {
 }
 
 /** The lease token is stale: the lease expired, or the job was re-leased, finished or cancelled. */
+/** No schedule has that name. */
+export class ScheduleNotFoundError extends SpoolError {
+  override name = "ScheduleNotFoundError";
+}
+
 export class LeaseLostError extends SpoolError {
   override name = "LeaseLostError";
 }
@@ -69,6 +74,8 @@ type ErrorClass = new (
 const BY_REASON: Readonly<Record<string, ErrorClass>> = {
   INVALID_ARGUMENT: InvalidArgumentError,
   JOB_NOT_FOUND: JobNotFoundError,
+  SCHEDULE_NOT_FOUND: ScheduleNotFoundError,
+  SCHEDULE_EXISTS: InvalidArgumentError,
   LEASE_LOST: LeaseLostError,
   WRONG_STATE: WrongStateError,
   PAYLOAD_TOO_LARGE: PayloadTooLargeError,

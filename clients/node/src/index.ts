@@ -1,6 +1,8 @@
 // Spool's Node client: Client for producers and operators, Worker for handlers.
 export * from "./client.js";
 export * from "./errors.js";
+export { Schedules, intervalMs, type ScheduleOptions, type ScheduleSpec } from "./schedules.js";
+export type { Schedule, ScheduleFire } from "./gen/spool/v1/schedule_pb.js";
 export { decodeBody } from "./convert.js";
 export { Worker, PermanentError, RetryError, JobAbortedError, type WorkerOptions, type Handler, type JobContext, type StopCause } from "./worker.js";
 export type { Logger } from "./heartbeater.js";

@@ -12,6 +12,7 @@ import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
 import { Heartbeater, type Logger } from "./heartbeater.js";
 import { nackOf } from "./outcome.js";
 import { RunningJob, type JobContext } from "./running.js";
+import type { ScheduleOptions, ScheduleSpec } from "./schedules.js";
 
 export type { JobContext } from "./running.js";
 export { JobAbortedError, type StopCause } from "./running.js";
@@ -81,6 +82,8 @@ export class Worker {
   private graceOver = false;
   /** Releases of jobs handed over after the grace, until answered. */
   private readonly releasing = new Set<Promise<void>>();
+  /** Schedules declared with schedule(), upserted when run() starts. */
+  private readonly declared = new Map<string, ScheduleSpec>();
 
   constructor(
     private readonly client: Client,
@@ -99,6 +102,18 @@ export class Worker {
       next: (acked) => this.refill(acked),
       start: (leased) => leased.forEach((l) => this.take(l)),
     });
+  }
+
+  /**
+   * Declares a schedule, created or updated on the server when run() starts: at each fire time of
+   * `when` ("0 3 * * *", "@hourly", "every 30s"), one job in options.queue. With a handler, it also
+   * handles that queue. Many workers may declare the same schedule; an operator's pause is kept.
+   */
+  schedule(when: string, options: ScheduleOptions, handler?: Handler): this {
+    const spec: ScheduleSpec = { ...options, when, name: options.name ?? options.queue };
+    this.declared.set(spec.name, spec);
+    if (handler !== undefined) this.handle(options.queue, handler);
+    return this;
   }
 
   /** Registers the handler for one queue; returns the worker for chaining. */
@@ -122,6 +137,7 @@ export class Worker {
       process.on("SIGTERM", onSignal).on("SIGINT", onSignal);
     }
     try {
+      for (const spec of this.declared.values()) await this.client.schedules.upsert(spec);
       this.leasing = this.leaseLoop();
       await this.leasing;
       await (this.stopping ?? this.stop());
