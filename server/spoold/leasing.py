@@ -32,7 +32,10 @@ class Leaser:
                     remaining = deadline - loop.time()
                     if jobs or remaining <= 0 or self._closing:
                         return jobs
-                    await sub.wait(min(remaining, self._poll_interval))
+                    # A rate limit holding jobs back: claim again the moment its window opens.
+                    reopens = self._store.reopens_in(sub.keys or frozenset())
+                    poll = self._poll_interval if reopens is None else min(reopens, self._poll_interval)
+                    await sub.wait(min(remaining, poll))
             finally:
                 self._waiting.discard(sub)
 

@@ -21,16 +21,17 @@ class JobState(enum.Enum):
 
 
 class JobStatus(enum.Enum):
-    """A job's status as operators ask about it: its state, with PENDING split in three
+    """A job's status as operators ask about it: its state, with PENDING split in four
     (the rule of the queue stats and of sql/queues.sql)."""
 
-    READY = "ready"  # PENDING, attempt 0, due
+    READY = "ready"  # PENDING, attempt 0, due, not throttled
     SCHEDULED = "scheduled"  # PENDING, attempt 0, due later
     RETRYING = "retrying"  # PENDING after a failed attempt
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    THROTTLED = "throttled"  # PENDING, attempt 0, due, held back by a rate limit
 
 
 class Outcome(enum.Enum):
@@ -80,6 +81,15 @@ class BackoffSpec:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` jobs started per `interval`, in bursts of at most `burst` (docs/rate-limits.md)."""
+
+    limit: int
+    interval: timedelta = timedelta(seconds=1)
+    burst: int = 1
+
+
+@dataclass(frozen=True)
 class JobDefaults:
     """The server's defaults, for what neither the job nor its queue sets."""
 
@@ -108,6 +118,9 @@ class NewJob:
     concurrency_limit: int | None = None
     # The key counts the running jobs of every queue, not only this job's (docs/decisions.md).
     concurrency_global: bool = False
+    # At most rate_limit of the jobs with this key (in any queue) start per its interval.
+    rate_key: str | None = None
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,8 @@ class QueueStats:
     # How long the oldest ready job has been due; None when nothing is ready.
     lag: timedelta | None = None
     finished_last_minute: int = 0
+    # Due, first attempt, held back by the queue's or its key's rate limit (not counted as ready).
+    throttled: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +161,7 @@ class Queue:
     paused: bool
     defaults: QueueDefaults
     stats: QueueStats
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +172,8 @@ class QueueUpdate:
     name: str
     defaults: QueueDefaults
     fields: frozenset[str]
+    # With "rate_limit" in fields: the queue's new rate limit (None: none).
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +223,8 @@ class Job:
     attempts: tuple[Attempt, ...] = ()
     requeues: int = 0
     concurrency_global: bool = False
+    rate_key: str | None = None
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)

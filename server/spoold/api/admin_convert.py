@@ -78,18 +78,22 @@ def _set_fields(d: QueueDefaults) -> frozenset[str]:
 def update(req: adm.UpdateQueueRequest, lim: Limits) -> QueueUpdate:
     name = v.name("name", req.name, lim)
     values = defaults("defaults", req.defaults, lim)
+    rate = convert.rate_limit("rate_limit", req.rate_limit) if req.HasField("rate_limit") else None
     if req.HasField("update_mask"):
         fields: set[str] = set()
         for i, path in enumerate(req.update_mask.paths):
+            if path == "rate_limit":
+                fields.add(path)
+                continue
             if path not in MASK_PATHS:
                 raise InvalidArgument(f"update_mask.paths[{i}]", f"unknown field {path[:80]!r}")
             fields |= MASK_PATHS[path]
         chosen = frozenset(fields)
     else:
-        chosen = _set_fields(values)
+        chosen = _set_fields(values) | ({"rate_limit"} if rate is not None else set())
     if not chosen:
         raise InvalidArgument("update_mask", "names no field to update (and defaults sets none)")
-    return QueueUpdate(name=name, defaults=values, fields=chosen)
+    return QueueUpdate(name=name, defaults=values, fields=chosen, rate_limit=rate)
 
 
 def _backoff_proto(b: BackoffSpec) -> job_pb2.BackoffPolicy:
@@ -134,5 +138,7 @@ def queue_proto(q: Queue) -> adm.Queue:
             cancelled=s.cancelled,
             lag=convert.dur(s.lag),
             finished_last_minute=s.finished_last_minute,
+            throttled=s.throttled,
         ),
+        rate_limit=convert.rate_limit_proto(q.rate_limit),
     )

@@ -30,6 +30,7 @@ from spoold.model import (
     Nack,
     NewJob,
     Outcome,
+    RateLimit,
     is_json,
 )
 from spoold.store import rows
@@ -88,6 +89,11 @@ def new_job(req: qs.EnqueueRequest, settings: Settings, now: datetime, prefix: s
         raise InvalidArgument(f"{prefix}concurrency_scope", f"unknown scope {scope}")
     if scope and key is None:
         raise InvalidArgument(f"{prefix}concurrency_scope", "needs a concurrency_key")
+    rate_key = v.text(f"{prefix}rate_limit_key", req.rate_limit_key, lim.max_key_length) or None
+    rate = rate_limit(f"{prefix}rate_limit", req.rate_limit) if req.HasField("rate_limit") else None
+    if (rate_key is None) != (rate is None):
+        missing = "rate_limit_key" if rate_key is None else "rate_limit"
+        raise InvalidArgument(f"{prefix}{missing}", "required: a rate limit needs both its key and its limit")
     return NewJob(
         queue=v.name(f"{prefix}queue", req.queue, lim),
         payload=payload,
@@ -115,6 +121,8 @@ def new_job(req: qs.EnqueueRequest, settings: Settings, now: datetime, prefix: s
         # A key without a limit runs its jobs one at a time.
         concurrency_limit=limit or (1 if key else None),
         concurrency_global=scope == _GLOBAL,
+        rate_key=rate_key,
+        rate_limit=rate,
     )
 
 
@@ -130,6 +138,31 @@ def _start(req: qs.EnqueueRequest, lim: Limits, now: datetime, prefix: str) -> d
         # run_at: the job cannot be due before it exists, and its queue's lag stays true.
         return run_at if run_at > now else None
     return None
+
+
+MAX_RATE_LIMIT = 1_000_000
+MIN_RATE_INTERVAL = timedelta(seconds=1)
+MAX_RATE_INTERVAL = timedelta(days=1)
+
+
+def rate_limit(field: str, p: job_pb2.RateLimit) -> RateLimit:
+    """limit 1 to 1,000,000 per interval of 1 s (default) to 1 day, bursts of 1 (default) to 1,000,000."""
+    interval = MIN_RATE_INTERVAL
+    if p.HasField("interval"):
+        interval = v.duration(f"{field}.interval", p.interval, MAX_RATE_INTERVAL)
+        if interval < MIN_RATE_INTERVAL:
+            raise InvalidArgument(f"{field}.interval", f"must be between {MIN_RATE_INTERVAL} and {MAX_RATE_INTERVAL}")
+    return RateLimit(
+        limit=v.in_range(f"{field}.limit", p.limit, 1, MAX_RATE_LIMIT),
+        interval=interval,
+        burst=v.in_range(f"{field}.burst", p.burst, 1, MAX_RATE_LIMIT) if p.HasField("burst") else 1,
+    )
+
+
+def rate_limit_proto(r: RateLimit | None) -> job_pb2.RateLimit | None:
+    if r is None:
+        return None
+    return job_pb2.RateLimit(limit=r.limit, interval=duration(r.interval), burst=r.burst)
 
 
 def backoff_spec(field: str, p: job_pb2.BackoffPolicy, lim: Limits) -> BackoffSpec:
@@ -397,6 +430,9 @@ def _job_fields(j: Job) -> dict[str, Any]:
         "finished_at": _opt_ts(j.finished_at),
         "requeues": j.requeues,
     }
+    if j.rate_key is not None:
+        fields["rate_limit_key"] = j.rate_key
+        fields["rate_limit"] = rate_limit_proto(j.rate_limit)
     # Empty maps and lists are left out: upb would still walk each one to set it.
     if j.headers:
         fields["headers"] = j.headers
@@ -454,4 +490,7 @@ def _row_fields(r: JobRow) -> dict[str, Any]:
     }
     if r["headers"] is not None:
         fields["headers"] = rows.headers(r)
+    if r["rate_key"] is not None:
+        fields["rate_limit_key"] = r["rate_key"]
+        fields["rate_limit"] = rate_limit_proto(rows.rate_limit(r))
     return fields

@@ -32,6 +32,7 @@ STATUS_FROM_PROTO = {
     job_pb2.Job.STATUS_SUCCEEDED: JobStatus.SUCCEEDED,
     job_pb2.Job.STATUS_DEAD: JobStatus.DEAD,
     job_pb2.Job.STATUS_CANCELLED: JobStatus.CANCELLED,
+    job_pb2.Job.STATUS_THROTTLED: JobStatus.THROTTLED,
 }
 
 _ORDERS = {

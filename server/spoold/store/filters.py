@@ -25,7 +25,14 @@ _HAS_ERROR = "(j.error_type IS NOT NULL OR j.error_message IS NOT NULL)"
 
 # Each derived status as a condition, and the state it belongs to: the rule of sql/queues.sql.
 _STATUSES: dict[JobStatus, tuple[JobState, str]] = {
-    JobStatus.READY: (JobState.PENDING, "(j.state = 'pending' AND j.attempt = 0 AND j.run_at <= now())"),
+    JobStatus.READY: (
+        JobState.PENDING,
+        "(j.state = 'pending' AND j.attempt = 0 AND j.run_at <= now() AND NOT spool.throttled(j.queue, j.rate_key))",
+    ),
+    JobStatus.THROTTLED: (
+        JobState.PENDING,
+        "(j.state = 'pending' AND j.attempt = 0 AND j.run_at <= now() AND spool.throttled(j.queue, j.rate_key))",
+    ),
     JobStatus.SCHEDULED: (JobState.PENDING, "(j.state = 'pending' AND j.attempt = 0 AND j.run_at > now())"),
     JobStatus.RETRYING: (JobState.PENDING, "(j.state = 'pending' AND j.attempt > 0)"),
     JobStatus.RUNNING: (JobState.RUNNING, "j.state = 'running'"),

@@ -51,9 +51,10 @@ def _held(row: asyncpg.Record) -> Held:
 
 def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
     """The jobs as the column arrays insert_jobs unnests, in its parameter order."""
-    cols: list[list[object]] = [[] for _ in range(19)]
+    cols: list[list[object]] = [[] for _ in range(23)]
     for j in jobs:
         as_json = is_json(j.content_type)
+        rate = j.rate_limit
         values = (
             j.queue,
             j.payload.decode() if as_json else None,
@@ -74,6 +75,10 @@ def _columns(jobs: Sequence[NewJob]) -> list[list[object]]:
             j.concurrency_key,
             j.concurrency_limit,
             j.concurrency_global,
+            j.rate_key,
+            rate.limit if rate else None,
+            rate.interval if rate else None,
+            rate.burst if rate else None,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -117,6 +122,8 @@ class JobStore:
             self._claim_slots, COALESCE_MAX, unanswered=self._give_back
         )
         self._giving_back: set[asyncio.Task[None]] = set()
+        # When (event-loop time) a rate limit that held back jobs of these queues lets the next start.
+        self._reopens: dict[frozenset[str], float] = {}
         self._acks: Coalescer[Ack, Job | SpoolError] = Coalescer(self._ack_rows, COALESCE_MAX)
         self._acks_only: Coalescer[Ack, SpoolError | None] = Coalescer(self._ack_ids, COALESCE_MAX)
 
@@ -203,12 +210,24 @@ class JobStore:
             except Exception:  # the database went away: the reaper ends the lease when it expires
                 log.warning("job %d: not released after a cancelled Lease", job_id, exc_info=True)
 
+    def reopens_in(self, queues: frozenset[str]) -> float | None:
+        """Seconds until a rate limit that held back jobs of these queues at their last claim lets
+        the next one start; None if none did."""
+        at = self._reopens.get(queues)
+        return None if at is None else max(0.0, at - asyncio.get_running_loop().time())
+
     async def _claim_slots(self, queues: frozenset[str], slots: list[Slot]) -> list[JobRow | None]:
         """One claim for many callers: the n-th job in claim order goes to the n-th slot."""
         with translated():
             found = await self.pool.fetch(
                 Q["claim_slots"], sorted(queues), [w for w, _ in slots], [lease for _, lease in slots]
             )
+        if found and found[-1]["id"] is None:  # the claim's wake-up row (sql: spool.claim_slots)
+            wake = found.pop()
+            wait = (wake["run_at"] - wake["started_at"]).total_seconds()
+            self._reopens[queues] = asyncio.get_running_loop().time() + wait
+        else:
+            self._reopens.pop(queues, None)
         claimed = sorted(found, key=lambda r: (-r["priority"], r["run_at"], r["id"]))
         unfilled: list[JobRow | None] = [None] * (len(slots) - len(claimed))
         return [*claimed, *unfilled]

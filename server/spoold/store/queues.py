@@ -6,7 +6,7 @@ import asyncpg
 
 from spoold.errors import QueueNotEmpty, QueueNotFound
 from spoold.model import BackoffKind, BackoffSpec, Queue, QueueDefaults, QueueStats, QueueUpdate
-from spoold.store import queries
+from spoold.store import queries, rows
 from spoold.store.database import translated
 
 Q = queries.load("queues.sql")
@@ -50,14 +50,25 @@ def _defaults(row: asyncpg.Record) -> QueueDefaults:
 
 
 def _queue(row: asyncpg.Record) -> Queue:
-    counts = ("ready", "scheduled", "retrying", "running", "dead", "succeeded", "cancelled", "finished_last_minute")
-    stats = QueueStats(**{c: row[c] or 0 for c in counts}, lag=row["lag"])
-    return Queue(name=row["name"], paused=row["paused"], defaults=_defaults(row), stats=stats)
+    counts = ("scheduled", "retrying", "running", "dead", "succeeded", "cancelled", "finished_last_minute")
+    due = row["ready"] or 0
+    # A queue whose own window is shut holds back all its due jobs; else only those of shut keys.
+    throttled = due if row["queue_throttled"] else row["key_throttled"] or 0
+    stats = QueueStats(**{c: row[c] or 0 for c in counts}, ready=due - throttled, throttled=throttled, lag=row["lag"])
+    return Queue(
+        name=row["name"], paused=row["paused"], defaults=_defaults(row), stats=stats, rate_limit=rows.rate_limit(row)
+    )
 
 
 def _unfinished(s: QueueStats) -> str:
     """ "2 ready and 1 running job(s)": the statuses that keep a queue from being deleted."""
-    counts = {"ready": s.ready, "scheduled": s.scheduled, "retrying": s.retrying, "running": s.running}
+    counts = {
+        "ready": s.ready,
+        "throttled": s.throttled,
+        "scheduled": s.scheduled,
+        "retrying": s.retrying,
+        "running": s.running,
+    }
     parts = [f"{n} {status}" for status, n in counts.items() if n]
     return (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]) + " job(s)"
 
@@ -90,19 +101,25 @@ class QueueStore:
         return await self.get(name)
 
     async def update(self, u: QueueUpdate) -> Queue:
-        """Writes the named defaults (the others are kept) in one statement."""
-        columns = [COLUMNS[f] for f in sorted(u.fields)]
+        """Writes the named defaults (the others are kept), and the rate limit if named, in one transaction."""
+        columns = [COLUMNS[f] for f in sorted(u.fields) if f in COLUMNS]
         # Unnamed fields are passed as NULL, so a new row gets the server's defaults for them.
         values = [_value(u.defaults, f) if f in u.fields else None for f in COLUMNS]
+        r = u.rate_limit
         with translated():
-            await self.pool.execute(Q["update_defaults"], u.name, columns, *values)
+            async with self.pool.acquire() as conn, conn.transaction():
+                if columns:
+                    await conn.execute(Q["update_defaults"], u.name, columns, *values)
+                if "rate_limit" in u.fields:
+                    limit = (r.limit, r.interval, r.burst) if r is not None else (None, None, None)
+                    await conn.execute(Q["set_rate_limit"], u.name, *limit)
         return await self.get(u.name)
 
     async def delete(self, name: str, force: bool) -> int:
         """Deletes the queue's settings and, with force, its finished jobs first; returns how many jobs
         went. Refused while the queue has jobs (with force: PENDING or RUNNING ones), which would be lost."""
         stats = (await self.get(name)).stats
-        unfinished = stats.ready + stats.scheduled + stats.retrying + stats.running
+        unfinished = stats.ready + stats.throttled + stats.scheduled + stats.retrying + stats.running
         finished = stats.succeeded + stats.dead + stats.cancelled
         if unfinished:
             raise QueueNotEmpty(name, f"has {_unfinished(stats)}: cancel them, or let them finish, first", unfinished)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from spoold.model import Attempt, Backoff, BackoffKind, Job, JobError, JobState, Outcome
+from spoold.model import Attempt, Backoff, BackoffKind, Job, JobError, JobState, Outcome, RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,13 @@ def error(row: asyncpg.Record) -> JobError | None:
         message=row["error_message"] or "",
         details=row["error_details"] or "",
     )
+
+
+def rate_limit(row: asyncpg.Record) -> RateLimit | None:
+    """A job's or a queue's rate limit, from its rate_limit, rate_interval and rate_burst columns."""
+    if row["rate_limit"] is None:
+        return None
+    return RateLimit(row["rate_limit"], row["rate_interval"], row["rate_burst"])
 
 
 def payload(row: asyncpg.Record) -> bytes:
@@ -126,6 +133,8 @@ def job(row: JobRow, attempts: Iterable[asyncpg.Record] = ()) -> Job:
         finished_at=row["finished_at"],
         attempts=tuple(attempt(a) for a in attempts),
         requeues=row["requeues"],
+        rate_key=row["rate_key"],
+        rate_limit=rate_limit(row),
     )
 
 

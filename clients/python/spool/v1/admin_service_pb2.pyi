@@ -33,6 +33,7 @@ class Queue(_message.Message):
     PAUSED_FIELD_NUMBER: _builtins.int
     DEFAULTS_FIELD_NUMBER: _builtins.int
     STATS_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     paused: _builtins.bool
     """Paused queues are not leased."""
@@ -42,6 +43,10 @@ class Queue(_message.Message):
 
     @_builtins.property
     def stats(self) -> Global___QueueStats: ...
+    @_builtins.property
+    def rate_limit(self) -> _job_pb2.RateLimit:
+        """At most this many of the queue's jobs start per interval; unset: no limit. Set with UpdateQueue."""
+
     def __init__(
         self,
         *,
@@ -49,10 +54,11 @@ class Queue(_message.Message):
         paused: _builtins.bool = ...,
         defaults: Global___QueueDefaults | None = ...,
         stats: Global___QueueStats | None = ...,
+        rate_limit: _job_pb2.RateLimit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "stats", b"stats"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "rate_limit", b"rate_limit", "stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "name", b"name", "paused", b"paused", "stats", b"stats"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "name", b"name", "paused", b"paused", "rate_limit", b"rate_limit", "stats", b"stats"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -73,6 +79,7 @@ class QueueStats(_message.Message):
     CANCELLED_FIELD_NUMBER: _builtins.int
     LAG_FIELD_NUMBER: _builtins.int
     FINISHED_LAST_MINUTE_FIELD_NUMBER: _builtins.int
+    THROTTLED_FIELD_NUMBER: _builtins.int
     ready: _builtins.int
     """PENDING, first attempt, due now."""
     scheduled: _builtins.int
@@ -85,6 +92,10 @@ class QueueStats(_message.Message):
     cancelled: _builtins.int
     finished_last_minute: _builtins.int
     """Jobs that reached SUCCEEDED, DEAD or CANCELLED in the last minute."""
+    throttled: _builtins.int
+    """PENDING, first attempt, due, but held back now by the queue's or their key's rate limit (not
+    counted in ready).
+    """
     @_builtins.property
     def lag(self) -> _duration_pb2.Duration:
         """How long the oldest ready job has been due; unset when none is ready."""
@@ -101,10 +112,11 @@ class QueueStats(_message.Message):
         cancelled: _builtins.int = ...,
         lag: _duration_pb2.Duration | None = ...,
         finished_last_minute: _builtins.int = ...,
+        throttled: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lag", b"lag"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "dead", b"dead", "finished_last_minute", b"finished_last_minute", "lag", b"lag", "ready", b"ready", "retrying", b"retrying", "running", b"running", "scheduled", b"scheduled", "succeeded", b"succeeded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "dead", b"dead", "finished_last_minute", b"finished_last_minute", "lag", b"lag", "ready", b"ready", "retrying", b"retrying", "running", b"running", "scheduled", b"scheduled", "succeeded", b"succeeded", "throttled", b"throttled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -323,6 +335,7 @@ class UpdateQueueRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     DEFAULTS_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     @_builtins.property
     def defaults(self) -> Global___QueueDefaults: ...
@@ -330,8 +343,13 @@ class UpdateQueueRequest(_message.Message):
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Fields of `defaults` to write, e.g. "max_attempts", "backoff" (all of it) or
         "backoff.initial_interval". A listed field left unset goes back to the server's default.
-        Without a mask, the fields set in `defaults` are written and the others kept.
+        Without a mask, the fields set in `defaults` are written and the others kept. The path
+        "rate_limit" names the field below (unset: the queue has no rate limit any more).
         """
+
+    @_builtins.property
+    def rate_limit(self) -> _job_pb2.RateLimit:
+        """The queue's rate limit: at most this many of its jobs start per interval."""
 
     def __init__(
         self,
@@ -339,10 +357,11 @@ class UpdateQueueRequest(_message.Message):
         name: _builtins.str = ...,
         defaults: Global___QueueDefaults | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        rate_limit: _job_pb2.RateLimit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "rate_limit", b"rate_limit", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "name", b"name", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "name", b"name", "rate_limit", b"rate_limit", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

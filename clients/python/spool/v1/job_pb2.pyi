@@ -77,6 +77,10 @@ class Job(_message.Message):
         STATUS_SUCCEEDED: Job._Status.ValueType  # 5
         STATUS_DEAD: Job._Status.ValueType  # 6
         STATUS_CANCELLED: Job._Status.ValueType  # 7
+        STATUS_THROTTLED: Job._Status.ValueType  # 8
+        """PENDING, attempt 0, run_at reached, but held back by its queue's or its rate-limit key's
+        rate limit (not counted as ready).
+        """
 
     class Status(_Status, metaclass=_StatusEnumTypeWrapper):
         """A job's status as operators ask about it: the states, with PENDING split in three. The rule
@@ -95,6 +99,10 @@ class Job(_message.Message):
     STATUS_SUCCEEDED: Job.Status.ValueType  # 5
     STATUS_DEAD: Job.Status.ValueType  # 6
     STATUS_CANCELLED: Job.Status.ValueType  # 7
+    STATUS_THROTTLED: Job.Status.ValueType  # 8
+    """PENDING, attempt 0, run_at reached, but held back by its queue's or its rate-limit key's
+    rate limit (not counted as ready).
+    """
 
     class _ConcurrencyScope:
         ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -177,6 +185,8 @@ class Job(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     REQUEUES_FIELD_NUMBER: _builtins.int
     CONCURRENCY_SCOPE_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_KEY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque identifier, assigned by the server."""
     queue: _builtins.str
@@ -203,6 +213,8 @@ class Job(_message.Message):
     """How many times Requeue put the job back to PENDING."""
     concurrency_scope: Global___Job.ConcurrencyScope.ValueType
     """Where concurrency_key applies (set whenever the job has a key)."""
+    rate_limit_key: _builtins.str
+    """At most rate_limit of the jobs with this key start per its interval, whatever their queue."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -245,6 +257,8 @@ class Job(_message.Message):
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
         """Every attempt, oldest first. Filled by GetJob and WatchJob."""
 
+    @_builtins.property
+    def rate_limit(self) -> Global___RateLimit: ...
     def __init__(
         self,
         *,
@@ -278,14 +292,53 @@ class Job(_message.Message):
         attempts: _abc.Iterable[Global___Attempt] | None = ...,
         requeues: _builtins.int = ...,
         concurrency_scope: Global___Job.ConcurrencyScope.ValueType = ...,
+        rate_limit_key: _builtins.str = ...,
+        rate_limit: Global___RateLimit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "created_at", b"created_at", "finished_at", b"finished_at", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "run_at", b"run_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "created_at", b"created_at", "finished_at", b"finished_at", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "rate_limit", b"rate_limit", "run_at", b"run_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "rate_limit", b"rate_limit", "rate_limit_key", b"rate_limit_key", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class RateLimit(_message.Message):
+    """At most `limit` jobs started per `interval`, in bursts of at most `burst`: a token bucket of
+    `burst` tokens refilled at limit/interval. In any window of length W, at most
+    burst + limit * W / interval jobs start. See docs/rate-limits.md.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    BURST_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """1 to 1,000,000."""
+    burst: _builtins.int
+    """How many may start at once after a quiet spell; 1 to 1,000,000, default 1 (evenly spaced)."""
+    @_builtins.property
+    def interval(self) -> _duration_pb2.Duration:
+        """1 s to 1 day; default 1 s."""
+
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        interval: _duration_pb2.Duration | None = ...,
+        burst: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_burst", b"_burst", "burst", b"burst", "interval", b"interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_burst", b"_burst", "burst", b"burst", "interval", b"interval", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__burst: _TypeAlias = _typing.Literal["burst"]  # noqa: Y015
+    _WhichOneofArgType__burst: _TypeAlias = _typing.Literal["_burst", b"_burst"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__burst) -> _WhichOneofReturnType__burst | None: ...
+
+Global___RateLimit: _TypeAlias = RateLimit  # noqa: Y015
 
 @_typing.final
 class BackoffPolicy(_message.Message):

@@ -61,6 +61,8 @@ class EnqueueRequest(_message.Message):
     CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     CONCURRENCY_LIMIT_FIELD_NUMBER: _builtins.int
     CONCURRENCY_SCOPE_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_KEY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """1 to 128 characters."""
     payload: _builtins.bytes
@@ -79,6 +81,11 @@ class EnqueueRequest(_message.Message):
     concurrency_limit: _builtins.int
     concurrency_scope: _job_pb2.Job.ConcurrencyScope.ValueType
     """Default (unspecified): the queue's own jobs. Needs a concurrency_key."""
+    rate_limit_key: _builtins.str
+    """At most rate_limit of the jobs with this key start per its interval, across every queue, worker
+    and replica (e.g. "stripe", 100 per minute). The key's limit is its jobs' own: give them all
+    the same. Both or neither.
+    """
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -91,6 +98,8 @@ class EnqueueRequest(_message.Message):
     def lease_duration(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def attempt_timeout(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def rate_limit(self) -> _job_pb2.RateLimit: ...
     def __init__(
         self,
         *,
@@ -109,10 +118,12 @@ class EnqueueRequest(_message.Message):
         concurrency_key: _builtins.str = ...,
         concurrency_limit: _builtins.int = ...,
         concurrency_scope: _job_pb2.Job.ConcurrencyScope.ValueType = ...,
+        rate_limit_key: _builtins.str = ...,
+        rate_limit: _job_pb2.RateLimit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "run_at", b"run_at", "start", b"start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "rate_limit", b"rate_limit", "run_at", b"run_at", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "delay", b"delay", "headers", b"headers", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "run_at", b"run_at", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "delay", b"delay", "headers", b"headers", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "rate_limit", b"rate_limit", "rate_limit_key", b"rate_limit_key", "run_at", b"run_at", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015

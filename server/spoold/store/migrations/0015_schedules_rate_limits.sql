@@ -49,3 +49,247 @@ CREATE TABLE spool.schedule_fires (
     PRIMARY KEY (schedule, fire_time),
     CONSTRAINT schedule_fires_job_iff_enqueued CHECK ((outcome = 'enqueued') = (job_id IS NOT NULL))
 );
+
+-- Rate limits: at most `limit` jobs started per `interval`, with bursts of up to `burst`, per queue
+-- (its settings row) and per rate-limit key (given at enqueue with its limit, like a concurrency
+-- key). Each is a GCRA bucket (the token bucket as one timestamp): `tat` is when the bucket is
+-- full again, each start moves it on by interval/limit, and a start is allowed while tat is at
+-- most (burst - 1) * interval/limit ahead of now. The claim admits jobs under the buckets' row
+-- locks, so the limit holds across every worker and replica. See docs/rate-limits.md.
+
+ALTER TABLE spool.queues
+    ADD COLUMN rate_limit integer,
+    ADD COLUMN rate_interval interval,
+    ADD COLUMN rate_burst integer,
+    ADD COLUMN rate_tat timestamptz,
+    ADD CONSTRAINT queues_rate_limit_range CHECK (
+        (rate_limit IS NULL AND rate_interval IS NULL AND rate_burst IS NULL)
+        OR (rate_limit BETWEEN 1 AND 1000000 AND rate_burst BETWEEN 1 AND 1000000
+            AND rate_interval >= interval '1 second' AND rate_interval <= interval '1 day'));
+
+ALTER TABLE spool.jobs
+    ADD COLUMN rate_key text,
+    ADD COLUMN rate_limit integer,
+    ADD COLUMN rate_interval interval,
+    ADD COLUMN rate_burst integer,
+    ADD CONSTRAINT jobs_rate_limit_range CHECK (
+        (rate_key IS NULL AND rate_limit IS NULL AND rate_interval IS NULL AND rate_burst IS NULL)
+        OR (rate_key IS NOT NULL AND rate_limit BETWEEN 1 AND 1000000 AND rate_burst BETWEEN 1 AND 1000000
+            AND rate_interval >= interval '1 second' AND rate_interval <= interval '1 day'));
+
+-- The buckets of rate-limit keys. A key without a row, or whose tat has passed, has a full bucket.
+CREATE TABLE spool.rate_keys (
+    key      text PRIMARY KEY,
+    tat      timestamptz,
+    -- When the next job may start (tat less the burst's tolerance); NULL: now.
+    opens_at timestamptz
+);
+CREATE INDEX rate_keys_opens_idx ON spool.rate_keys (opens_at);
+-- Which keys' jobs wait: the claim's wake-up time and the throttled count look them up.
+CREATE INDEX jobs_rate_key_idx ON spool.jobs (rate_key) WHERE state = 'pending' AND rate_key IS NOT NULL;
+
+-- How many jobs a bucket lets start at `at`: floor((at - max(tat, at)) * limit / interval) + burst,
+-- between 0 and burst.
+CREATE FUNCTION spool.rate_room(tat timestamptz, lim integer, per interval, burst integer, at timestamptz)
+RETURNS integer LANGUAGE sql IMMUTABLE AS $$
+    SELECT greatest(0, least(burst, floor(
+        extract(epoch FROM at - greatest(coalesce(tat, at), at)) * lim / extract(epoch FROM per) + burst
+    )::integer))
+$$;
+
+-- Whether a PENDING job that is due is held back by its queue's or its key's rate limit now: the
+-- derived status "throttled".
+CREATE FUNCTION spool.throttled(queue text, rate_key text) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM spool.queues q
+        WHERE q.name = throttled.queue AND q.rate_limit IS NOT NULL
+          AND spool.rate_room(q.rate_tat, q.rate_limit, q.rate_interval, q.rate_burst, now()) = 0
+    ) OR (throttled.rate_key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM spool.rate_keys k WHERE k.key = throttled.rate_key AND k.opens_at > now()))
+$$;
+
+-- The claim's rate limits: of the candidate ids (in claim order), those their queues' and keys'
+-- buckets let start now, taken in claim order; the buckets are moved on by what is admitted.
+-- The buckets are locked in a fixed order (queues by name, then keys by key), so claimers never
+-- wait on each other in a cycle.
+CREATE FUNCTION spool.rate_admit(ids bigint[]) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    admitted bigint[];
+BEGIN
+    PERFORM 1 FROM spool.queues q
+    WHERE q.rate_limit IS NOT NULL AND q.name IN (SELECT j.queue FROM spool.jobs j WHERE j.id = ANY(ids))
+    ORDER BY q.name FOR UPDATE;
+    INSERT INTO spool.rate_keys (key)
+    SELECT DISTINCT j.rate_key FROM spool.jobs j WHERE j.id = ANY(ids) AND j.rate_key IS NOT NULL ORDER BY 1
+    ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM spool.rate_keys k
+    WHERE k.key IN (SELECT j.rate_key FROM spool.jobs j WHERE j.id = ANY(ids))
+    ORDER BY k.key FOR UPDATE;
+
+    WITH c AS (
+        SELECT j.id, j.queue, j.rate_key, o.ord,
+               row_number() OVER (PARTITION BY j.rate_key ORDER BY o.ord) AS key_rank,
+               spool.rate_room(k.tat, j.rate_limit, j.rate_interval, j.rate_burst, now()) AS key_room
+        FROM unnest(ids) WITH ORDINALITY AS o(id, ord)
+        JOIN spool.jobs j ON j.id = o.id
+        LEFT JOIN spool.rate_keys k ON k.key = j.rate_key
+    ), q AS (
+        SELECT c.id, c.ord,
+               row_number() OVER (PARTITION BY c.queue ORDER BY c.ord) AS queue_rank,
+               CASE WHEN s.rate_limit IS NOT NULL
+                    THEN spool.rate_room(s.rate_tat, s.rate_limit, s.rate_interval, s.rate_burst, now())
+               END AS queue_room
+        FROM c LEFT JOIN spool.queues s ON s.name = c.queue
+        WHERE c.rate_key IS NULL OR c.key_rank <= c.key_room
+    )
+    SELECT array_agg(q.id ORDER BY q.ord) INTO admitted
+    FROM q WHERE q.queue_room IS NULL OR q.queue_rank <= q.queue_room;
+
+    UPDATE spool.queues s
+    SET rate_tat = greatest(coalesce(s.rate_tat, now()), now()) + s.rate_interval * a.n / s.rate_limit
+    FROM (SELECT j.queue, count(*) AS n FROM spool.jobs j WHERE j.id = ANY(admitted) GROUP BY j.queue) AS a
+    WHERE s.name = a.queue AND s.rate_limit IS NOT NULL;
+
+    UPDATE spool.rate_keys k
+    SET tat = greatest(coalesce(k.tat, now()), now()) + a.spent,
+        opens_at = greatest(coalesce(k.tat, now()), now()) + a.spent - a.tolerance
+    FROM (
+        SELECT j.rate_key, sum(j.rate_interval / j.rate_limit) AS spent,
+               (array_agg(j.rate_interval * (j.rate_burst - 1) / j.rate_limit ORDER BY j.id DESC))[1] AS tolerance
+        FROM spool.jobs j WHERE j.id = ANY(admitted) AND j.rate_key IS NOT NULL GROUP BY j.rate_key
+    ) AS a
+    WHERE k.key = a.rate_key;
+    RETURN coalesce(admitted, '{}');
+END
+$$;
+
+-- When a rate window that holds back jobs of these queues opens next: their queues' own, or that
+-- of a key with due jobs in them. NULL when no rate limit holds any back.
+CREATE FUNCTION spool.rate_reopens(queues text[]) RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT least(
+        (SELECT min(q.rate_tat - q.rate_interval * (q.rate_burst - 1) / q.rate_limit)
+         FROM spool.queues q
+         WHERE q.name = ANY(queues) AND q.rate_limit IS NOT NULL AND NOT q.paused
+           AND q.rate_tat - q.rate_interval * (q.rate_burst - 1) / q.rate_limit > now()),
+        (SELECT min(k.opens_at) FROM spool.rate_keys k
+         WHERE k.opens_at > now() AND EXISTS (
+             SELECT 1 FROM spool.jobs j
+             WHERE j.rate_key = k.key AND j.state = 'pending' AND j.queue = ANY(queues) AND j.run_at <= now())))
+$$;
+
+-- The claim, now with rate limits. A queue's candidates are at most what its bucket lets start,
+-- and keys whose window is shut are skipped (they cannot crowd out claimable jobs); when a
+-- candidate is rate-limited, spool.rate_admit decides under the buckets' locks. A claim that
+-- leaves slots unfilled while a rate limit holds jobs back returns, after its jobs, one row that
+-- is not a job (its id is NULL): its run_at says when the window opens, and started_at is now, so
+-- that Lease waiters wake then rather than at their next poll. Without rate limits the claim does
+-- what it did, plus one look at spool.rate_keys when it comes back short.
+CREATE OR REPLACE FUNCTION spool.claim_slots(queues text[], workers text[], leases interval[])
+RETURNS SETOF spool.jobs LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    max_jobs integer := cardinality(workers);
+    free_ids bigint[];
+    keyed_ids bigint[];
+    keys text[];
+    k text;
+    any_rated boolean;
+    marker spool.jobs;
+BEGIN
+    IF max_jobs IS NULL OR max_jobs = 0 THEN
+        RETURN;
+    END IF;
+    WITH candidates AS (
+        SELECT c.id, c.concurrency_key, c.priority, c.run_at, c.rated
+        FROM (
+            SELECT u.name, p.rate_limit IS NOT NULL AS limited,
+                   CASE WHEN p.rate_limit IS NULL THEN max_jobs
+                        ELSE least(max_jobs, spool.rate_room(p.rate_tat, p.rate_limit, p.rate_interval,
+                                                             p.rate_burst, now()))
+                   END AS room
+            FROM unnest(queues) AS u(name)
+            LEFT JOIN spool.queues p ON p.name = u.name
+            WHERE p.paused IS NOT TRUE
+        ) AS q
+        CROSS JOIN LATERAL (
+            SELECT j.id, j.concurrency_key, j.priority, j.run_at, q.limited OR j.rate_key IS NOT NULL AS rated
+            FROM spool.jobs j
+            WHERE j.state = 'pending' AND j.queue = q.name AND j.run_at <= now()
+              -- Skip keys already at their limit, so they cannot crowd out claimable jobs.
+              AND (j.concurrency_key IS NULL OR j.concurrency_limit > (
+                  SELECT count(*) FROM spool.jobs r
+                  WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+              AND (j.rate_key IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM spool.rate_keys w WHERE w.key = j.rate_key AND w.opens_at > now()))
+            ORDER BY j.priority DESC, j.run_at, j.id
+            LIMIT q.room
+            FOR UPDATE SKIP LOCKED
+        ) AS c
+        ORDER BY c.priority DESC, c.run_at, c.id
+        LIMIT max_jobs
+    )
+    SELECT array_agg(id ORDER BY priority DESC, run_at, id) FILTER (WHERE concurrency_key IS NULL),
+           array_agg(id) FILTER (WHERE concurrency_key IS NOT NULL),
+           array_agg(DISTINCT concurrency_key) FILTER (WHERE concurrency_key IS NOT NULL),
+           bool_or(rated)
+    INTO free_ids, keyed_ids, keys, any_rated
+    FROM candidates;
+
+    IF keys IS NOT NULL THEN
+        -- Sorted (array_agg DISTINCT sorts), so two claimers never wait on each other in a cycle.
+        FOREACH k IN ARRAY keys LOOP
+            PERFORM pg_advisory_xact_lock(hashtextextended('spool.concurrency:' || k, 0));
+        END LOOP;
+        SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id) INTO free_ids
+        FROM spool.jobs c
+        WHERE c.id = ANY(coalesce(free_ids, '{}') || ARRAY(
+            SELECT ranked.id FROM (
+                SELECT r.id,
+                       row_number() OVER (PARTITION BY r.concurrency_key
+                                          ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
+                       r.concurrency_limit - (
+                           SELECT count(*) FROM spool.jobs x
+                           WHERE x.state = 'running' AND x.concurrency_key = r.concurrency_key) AS room
+                FROM spool.jobs r
+                WHERE r.id = ANY(keyed_ids)
+            ) AS ranked
+            WHERE ranked.rank <= ranked.room));
+    END IF;
+
+    IF any_rated AND free_ids IS NOT NULL THEN
+        free_ids := spool.rate_admit(free_ids);
+    END IF;
+
+    IF free_ids IS NOT NULL AND cardinality(free_ids) > 0 THEN
+        RETURN QUERY
+        UPDATE spool.jobs j SET
+            state = 'running',
+            attempt = j.attempt + 1,
+            lease_token = nextval('spool.lease_token_seq'),
+            worker_id = s.worker,
+            started_at = now(),
+            lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
+            attempt_deadline = now() + j.attempt_timeout,
+            updated_at = now()
+        FROM unnest(free_ids) WITH ORDINALITY AS f(id, slot)
+        JOIN unnest(workers, leases) WITH ORDINALITY AS s(worker, lease, slot) USING (slot)
+        WHERE j.id = f.id
+        RETURNING j.*;
+    END IF;
+
+    IF coalesce(cardinality(free_ids), 0) < max_jobs THEN
+        marker.run_at := spool.rate_reopens(queues);
+        IF marker.run_at IS NOT NULL THEN
+            marker.started_at := now();
+            RETURN NEXT marker;
+        END IF;
+    END IF;
+END
+$$;
+
+-- A claim for SQL callers: jobs only (no wake-up row).
+CREATE OR REPLACE FUNCTION spool.claim(queues text[], max_jobs integer, lease interval, worker text)
+RETURNS SETOF spool.jobs LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM spool.claim_slots(queues, array_fill(worker, ARRAY[max_jobs]),
+                                    array_fill(lease, ARRAY[max_jobs]))
+    WHERE id IS NOT NULL
+$$;

@@ -1,38 +1,41 @@
 -- name: insert_jobs
 -- Inserts jobs in input order, skipping those whose idempotency key is taken (their ord is absent
 -- from the result), and wakes lease waiters for the queues that got a job ready now. What a job
--- leaves NULL takes its queue's default, else the server's ($20..$26); the backoff field by field.
+-- leaves NULL takes its queue's default, else the server's ($24..$30); the backoff field by field.
 WITH input AS (
     SELECT i.*, nextval('spool.jobs_id_seq') AS new_id
     FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::smallint[],
         $7::timestamptz[], $8::integer[], $9::spool.backoff_kind[], $10::interval[],
         $11::interval[], $12::double precision[], $13::boolean[], $14::interval[],
-        $15::interval[], $16::text[], $17::text[], $18::integer[], $19::boolean[])
+        $15::interval[], $16::text[], $17::text[], $18::integer[], $19::boolean[], $20::text[],
+        $21::integer[], $22::interval[], $23::integer[])
         WITH ORDINALITY AS i(queue, payload_json, payload_bytes, content_type, headers, priority,
             run_at, max_attempts, backoff_kind, backoff_initial, backoff_max, backoff_multiplier,
             backoff_jitter, lease_duration, attempt_timeout, idempotency_key, concurrency_key,
-            concurrency_limit, concurrency_global, ord)
+            concurrency_limit, concurrency_global, rate_key, rate_limit, rate_interval, rate_burst, ord)
 ), inserted AS (
     INSERT INTO spool.jobs (id, queue, payload_json, payload_bytes, content_type, headers,
         priority, run_at, max_attempts, backoff_kind, backoff_initial, backoff_max,
         backoff_multiplier, backoff_jitter, lease_duration, attempt_timeout, idempotency_key,
-        concurrency_key, concurrency_limit, concurrency_global)
+        concurrency_key, concurrency_limit, concurrency_global, rate_key, rate_limit, rate_interval,
+        rate_burst)
     OVERRIDING SYSTEM VALUE
     SELECT i.new_id, i.queue, i.payload_json::jsonb, i.payload_bytes, i.content_type,
         i.headers::jsonb, i.priority, coalesce(i.run_at, now()),
-        coalesce(i.max_attempts, q.max_attempts, $20::integer),
-        coalesce(i.backoff_kind, q.backoff_kind, $21::spool.backoff_kind), b.initial,
+        coalesce(i.max_attempts, q.max_attempts, $24::integer),
+        coalesce(i.backoff_kind, q.backoff_kind, $25::spool.backoff_kind), b.initial,
         -- An inherited cap never undercuts the initial delay it applies to.
-        coalesce(i.backoff_max, greatest(coalesce(q.backoff_max, $23::interval), b.initial)),
-        coalesce(i.backoff_multiplier, q.backoff_multiplier, $24::double precision),
-        coalesce(i.backoff_jitter, q.backoff_jitter, $25::boolean),
-        coalesce(i.lease_duration, q.lease_duration, $26::interval),
+        coalesce(i.backoff_max, greatest(coalesce(q.backoff_max, $27::interval), b.initial)),
+        coalesce(i.backoff_multiplier, q.backoff_multiplier, $28::double precision),
+        coalesce(i.backoff_jitter, q.backoff_jitter, $29::boolean),
+        coalesce(i.lease_duration, q.lease_duration, $30::interval),
         coalesce(i.attempt_timeout, q.attempt_timeout),
-        i.idempotency_key, i.concurrency_key, i.concurrency_limit, i.concurrency_global
+        i.idempotency_key, i.concurrency_key, i.concurrency_limit, i.concurrency_global,
+        i.rate_key, i.rate_limit, i.rate_interval, i.rate_burst
     FROM input i
     LEFT JOIN spool.queues q ON q.name = i.queue
     CROSS JOIN LATERAL (
-        SELECT coalesce(i.backoff_initial, q.backoff_initial, $22::interval) AS initial
+        SELECT coalesce(i.backoff_initial, q.backoff_initial, $26::interval) AS initial
     ) AS b
     ORDER BY i.ord
     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING

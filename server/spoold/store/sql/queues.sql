@@ -10,7 +10,9 @@ WITH counts AS (
         count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
         count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
         now() - min(run_at) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS lag,
-        count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute
+        count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute,
+        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now() AND rate_key IS NOT NULL
+            AND rate_key IN (SELECT key FROM spool.rate_keys WHERE opens_at > now())) AS key_throttled
     FROM spool.jobs
     GROUP BY queue
 )
@@ -18,7 +20,10 @@ SELECT coalesce(q.name, c.queue) AS name, coalesce(q.paused, false) AS paused, q
     q.backoff_kind, q.backoff_initial, q.backoff_max, q.backoff_multiplier, q.backoff_jitter,
     q.lease_duration, q.attempt_timeout, q.retention_succeeded, q.retention_cancelled,
     q.retention_dead, c.ready, c.scheduled, c.retrying, c.running, c.dead, c.succeeded,
-    c.cancelled, c.lag, c.finished_last_minute
+    c.cancelled, c.lag, c.finished_last_minute, c.key_throttled, q.rate_limit, q.rate_interval,
+    q.rate_burst,
+    q.rate_limit IS NOT NULL
+        AND spool.rate_room(q.rate_tat, q.rate_limit, q.rate_interval, q.rate_burst, now()) = 0 AS queue_throttled
 FROM spool.queues q
 FULL JOIN counts c ON c.queue = q.name
 ORDER BY 1
@@ -36,6 +41,8 @@ WITH counts AS (
         count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
         now() - min(run_at) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS lag,
         count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute,
+        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now() AND rate_key IS NOT NULL
+            AND rate_key IN (SELECT key FROM spool.rate_keys WHERE opens_at > now())) AS key_throttled,
         count(*) AS total
     FROM spool.jobs
     WHERE queue = $1
@@ -44,7 +51,10 @@ SELECT $1 AS name, coalesce(q.paused, false) AS paused, q.max_attempts,
     q.backoff_kind, q.backoff_initial, q.backoff_max, q.backoff_multiplier, q.backoff_jitter,
     q.lease_duration, q.attempt_timeout, q.retention_succeeded, q.retention_cancelled,
     q.retention_dead, c.ready, c.scheduled, c.retrying, c.running, c.dead, c.succeeded,
-    c.cancelled, c.lag, c.finished_last_minute
+    c.cancelled, c.lag, c.finished_last_minute, c.key_throttled, q.rate_limit, q.rate_interval,
+    q.rate_burst,
+    q.rate_limit IS NOT NULL
+        AND spool.rate_room(q.rate_tat, q.rate_limit, q.rate_interval, q.rate_burst, now()) = 0 AS queue_throttled
 FROM counts c
 LEFT JOIN spool.queues q ON q.name = $1
 WHERE c.total > 0 OR q.name IS NOT NULL
@@ -84,6 +94,17 @@ ON CONFLICT (name) DO UPDATE SET
         THEN excluded.retention_cancelled ELSE q.retention_cancelled END,
     retention_dead = CASE WHEN 'retention_dead' = ANY($2)
         THEN excluded.retention_dead ELSE q.retention_dead END,
+    updated_at = now()
+
+-- name: set_rate_limit
+-- Sets or (with NULLs) removes the queue's rate limit, creating its settings row if needed. A new
+-- limit starts with a full bucket.
+INSERT INTO spool.queues AS q (name, rate_limit, rate_interval, rate_burst) VALUES ($1, $2, $3, $4)
+ON CONFLICT (name) DO UPDATE SET
+    rate_limit = excluded.rate_limit,
+    rate_interval = excluded.rate_interval,
+    rate_burst = excluded.rate_burst,
+    rate_tat = CASE WHEN excluded.rate_limit IS NULL THEN NULL ELSE q.rate_tat END,
     updated_at = now()
 
 -- name: delete_finished_jobs

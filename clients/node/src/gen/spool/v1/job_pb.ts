@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/job.proto.
  */
 export const file_spool_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChJzcG9vbC92MS9qb2IucHJvdG8SCHNwb29sLnYxIrMLCgNKb2ISCgoCaWQYASABKAkSDQoFcXVldWUYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5zcG9vbC52MS5Kb2IuU3RhdGUSDwoHcGF5bG9hZBgEIAEoDBIUCgxjb250ZW50X3R5cGUYBSABKAkSKwoHaGVhZGVycxgGIAMoCzIaLnNwb29sLnYxLkpvYi5IZWFkZXJzRW50cnkSEAoIcHJpb3JpdHkYByABKAUSKgoGcnVuX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdhdHRlbXB0GAkgASgFEhQKDG1heF9hdHRlbXB0cxgKIAEoBRIoCgdiYWNrb2ZmGAsgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GA4gASgJEhcKD2NvbmN1cnJlbmN5X2tleRgPIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgQIAEoBRIOCgZyZXN1bHQYESABKAwSGwoTcmVzdWx0X2NvbnRlbnRfdHlwZRgSIAEoCRImCgpsYXN0X2Vycm9yGBMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISEgoKY2hlY2twb2ludBgUIAEoDBIYChBjYW5jZWxfcmVxdWVzdGVkGBUgASgIEhEKCXdvcmtlcl9pZBgWIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoIYXR0ZW1wdHMYHCADKAsyES5zcG9vbC52MS5BdHRlbXB0EhAKCHJlcXVldWVzGB0gASgFEjkKEWNvbmN1cnJlbmN5X3Njb3BlGB4gASgOMh4uc3Bvb2wudjEuSm9iLkNvbmN1cnJlbmN5U2NvcGUaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEifgoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9QRU5ESU5HEAESEQoNU1RBVEVfUlVOTklORxACEhMKD1NUQVRFX1NVQ0NFRURFRBADEg4KClNUQVRFX0RFQUQQBBITCg9TVEFURV9DQU5DRUxMRUQQBSKuAQoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhAKDFNUQVRVU19SRUFEWRABEhQKEFNUQVRVU19TQ0hFRFVMRUQQAhITCg9TVEFUVVNfUkVUUllJTkcQAxISCg5TVEFUVVNfUlVOTklORxAEEhQKEFNUQVRVU19TVUNDRUVERUQQBRIPCgtTVEFUVVNfREVBRBAGEhQKEFNUQVRVU19DQU5DRUxMRUQQByJwChBDb25jdXJyZW5jeVNjb3BlEiEKHUNPTkNVUlJFTkNZX1NDT1BFX1VOU1BFQ0lGSUVEEAASGwoXQ09OQ1VSUkVOQ1lfU0NPUEVfUVVFVUUQARIcChhDT05DVVJSRU5DWV9TQ09QRV9HTE9CQUwQAiKqAgoNQmFja29mZlBvbGljeRIqCgRraW5kGAEgASgOMhwuc3Bvb2wudjEuQmFja29mZlBvbGljeS5LaW5kEjMKEGluaXRpYWxfaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCm11bHRpcGxpZXIYBCABKAESEwoGaml0dGVyGAUgASgISACIAQEiUwoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASFAoQS0lORF9FWFBPTkVOVElBTBABEg8KC0tJTkRfTElORUFSEAISDgoKS0lORF9GSVhFRBADQgkKB19qaXR0ZXIiOgoISm9iRXJyb3ISDAoEdHlwZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg8KB2RldGFpbHMYAyABKAki3wMKB0F0dGVtcHQSDgoGbnVtYmVyGAEgASgFEhEKCXdvcmtlcl9pZBgCIAEoCRITCgtsZWFzZV90b2tlbhgDIAEoCRIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoHb3V0Y29tZRgGIAEoDjIZLnNwb29sLnYxLkF0dGVtcHQuT3V0Y29tZRIhCgVlcnJvchgHIAEoCzISLnNwb29sLnYxLkpvYkVycm9yEisKCGR1cmF0aW9uGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHJlcXVldWVzGAkgASgFIqwBCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIVChFPVVRDT01FX1NVQ0NFRURFRBABEhIKDk9VVENPTUVfRkFJTEVEEAISGQoVT1VUQ09NRV9MRUFTRV9FWFBJUkVEEAMSFQoRT1VUQ09NRV9USU1FRF9PVVQQBBIVChFPVVRDT01FX0NBTkNFTExFRBAFEhQKEE9VVENPTUVfUkVMRUFTRUQQBiKcAwoJSm9iRmlsdGVyEg4KBnF1ZXVlcxgBIAMoCRIjCgZzdGF0ZXMYAiADKA4yEy5zcG9vbC52MS5Kb2IuU3RhdGUSMQoNY3JlYXRlZF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmZpbmlzaGVkX2FmdGVyGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9maW5pc2hlZF9iZWZvcmUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmVycm9yX2NvbnRhaW5zGAcgASgJEhgKEHBheWxvYWRfY29udGFpbnMYCCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAkgASgJEhcKD2NvbmN1cnJlbmN5X2tleRgKIAEoCRImCghzdGF0dXNlcxgLIAMoDjIULnNwb29sLnYxLkpvYi5TdGF0dXNiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChJzcG9vbC92MS9qb2IucHJvdG8SCHNwb29sLnYxIooMCgNKb2ISCgoCaWQYASABKAkSDQoFcXVldWUYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5zcG9vbC52MS5Kb2IuU3RhdGUSDwoHcGF5bG9hZBgEIAEoDBIUCgxjb250ZW50X3R5cGUYBSABKAkSKwoHaGVhZGVycxgGIAMoCzIaLnNwb29sLnYxLkpvYi5IZWFkZXJzRW50cnkSEAoIcHJpb3JpdHkYByABKAUSKgoGcnVuX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdhdHRlbXB0GAkgASgFEhQKDG1heF9hdHRlbXB0cxgKIAEoBRIoCgdiYWNrb2ZmGAsgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GA4gASgJEhcKD2NvbmN1cnJlbmN5X2tleRgPIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgQIAEoBRIOCgZyZXN1bHQYESABKAwSGwoTcmVzdWx0X2NvbnRlbnRfdHlwZRgSIAEoCRImCgpsYXN0X2Vycm9yGBMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISEgoKY2hlY2twb2ludBgUIAEoDBIYChBjYW5jZWxfcmVxdWVzdGVkGBUgASgIEhEKCXdvcmtlcl9pZBgWIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoIYXR0ZW1wdHMYHCADKAsyES5zcG9vbC52MS5BdHRlbXB0EhAKCHJlcXVldWVzGB0gASgFEjkKEWNvbmN1cnJlbmN5X3Njb3BlGB4gASgOMh4uc3Bvb2wudjEuSm9iLkNvbmN1cnJlbmN5U2NvcGUSFgoOcmF0ZV9saW1pdF9rZXkYKCABKAkSJwoKcmF0ZV9saW1pdBgpIAEoCzITLnNwb29sLnYxLlJhdGVMaW1pdBouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ+CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhEKDVNUQVRFX1BFTkRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISEwoPU1RBVEVfU1VDQ0VFREVEEAMSDgoKU1RBVEVfREVBRBAEEhMKD1NUQVRFX0NBTkNFTExFRBAFIsQBCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASEAoMU1RBVFVTX1JFQURZEAESFAoQU1RBVFVTX1NDSEVEVUxFRBACEhMKD1NUQVRVU19SRVRSWUlORxADEhIKDlNUQVRVU19SVU5OSU5HEAQSFAoQU1RBVFVTX1NVQ0NFRURFRBAFEg8KC1NUQVRVU19ERUFEEAYSFAoQU1RBVFVTX0NBTkNFTExFRBAHEhQKEFNUQVRVU19USFJPVFRMRUQQCCJwChBDb25jdXJyZW5jeVNjb3BlEiEKHUNPTkNVUlJFTkNZX1NDT1BFX1VOU1BFQ0lGSUVEEAASGwoXQ09OQ1VSUkVOQ1lfU0NPUEVfUVVFVUUQARIcChhDT05DVVJSRU5DWV9TQ09QRV9HTE9CQUwQAiJlCglSYXRlTGltaXQSDQoFbGltaXQYASABKAUSKwoIaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoFYnVyc3QYAyABKAVIAIgBAUIICgZfYnVyc3QiqgIKDUJhY2tvZmZQb2xpY3kSKgoEa2luZBgBIAEoDjIcLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kuS2luZBIzChBpbml0aWFsX2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgptdWx0aXBsaWVyGAQgASgBEhMKBmppdHRlchgFIAEoCEgAiAEBIlMKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhQKEEtJTkRfRVhQT05FTlRJQUwQARIPCgtLSU5EX0xJTkVBUhACEg4KCktJTkRfRklYRUQQA0IJCgdfaml0dGVyIjoKCEpvYkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIPCgdkZXRhaWxzGAMgASgJIt8DCgdBdHRlbXB0Eg4KBm51bWJlchgBIAEoBRIRCgl3b3JrZXJfaWQYAiABKAkSEwoLbGVhc2VfdG9rZW4YAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB291dGNvbWUYBiABKA4yGS5zcG9vbC52MS5BdHRlbXB0Lk91dGNvbWUSIQoFZXJyb3IYByABKAsyEi5zcG9vbC52MS5Kb2JFcnJvchIrCghkdXJhdGlvbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghyZXF1ZXVlcxgJIAEoBSKsAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFQoRT1VUQ09NRV9TVUNDRUVERUQQARISCg5PVVRDT01FX0ZBSUxFRBACEhkKFU9VVENPTUVfTEVBU0VfRVhQSVJFRBADEhUKEU9VVENPTUVfVElNRURfT1VUEAQSFQoRT1VUQ09NRV9DQU5DRUxMRUQQBRIUChBPVVRDT01FX1JFTEVBU0VEEAYinAMKCUpvYkZpbHRlchIOCgZxdWV1ZXMYASADKAkSIwoGc3RhdGVzGAIgAygOMhMuc3Bvb2wudjEuSm9iLlN0YXRlEjEKDWNyZWF0ZWRfYWZ0ZXIYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5maW5pc2hlZF9hZnRlchgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPZmluaXNoZWRfYmVmb3JlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5lcnJvcl9jb250YWlucxgHIAEoCRIYChBwYXlsb2FkX2NvbnRhaW5zGAggASgJEhcKD2lkZW1wb3RlbmN5X2tleRgJIAEoCRIXCg9jb25jdXJyZW5jeV9rZXkYCiABKAkSJgoIc3RhdHVzZXMYCyADKA4yFC5zcG9vbC52MS5Kb2IuU3RhdHVzYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A unit of work and everything that happened to it.
@@ -202,6 +202,18 @@ export type Job = Message<"spool.v1.Job"> & {
    * @generated from field: spool.v1.Job.ConcurrencyScope concurrency_scope = 30;
    */
   concurrencyScope: Job_ConcurrencyScope;
+
+  /**
+   * At most rate_limit of the jobs with this key start per its interval, whatever their queue.
+   *
+   * @generated from field: string rate_limit_key = 40;
+   */
+  rateLimitKey: string;
+
+  /**
+   * @generated from field: spool.v1.RateLimit rate_limit = 41;
+   */
+  rateLimit?: RateLimit | undefined;
 };
 
 /**
@@ -317,6 +329,14 @@ export enum Job_Status {
    * @generated from enum value: STATUS_CANCELLED = 7;
    */
   CANCELLED = 7,
+
+  /**
+   * PENDING, attempt 0, run_at reached, but held back by its queue's or its rate-limit key's
+   * rate limit (not counted as ready).
+   *
+   * @generated from enum value: STATUS_THROTTLED = 8;
+   */
+  THROTTLED = 8,
 }
 
 /**
@@ -360,6 +380,43 @@ export enum Job_ConcurrencyScope {
  */
 export const Job_ConcurrencyScopeSchema: GenEnum<Job_ConcurrencyScope> = /*@__PURE__*/
   enumDesc(file_spool_v1_job, 0, 2);
+
+/**
+ * At most `limit` jobs started per `interval`, in bursts of at most `burst`: a token bucket of
+ * `burst` tokens refilled at limit/interval. In any window of length W, at most
+ * burst + limit * W / interval jobs start. See docs/rate-limits.md.
+ *
+ * @generated from message spool.v1.RateLimit
+ */
+export type RateLimit = Message<"spool.v1.RateLimit"> & {
+  /**
+   * 1 to 1,000,000.
+   *
+   * @generated from field: int32 limit = 1;
+   */
+  limit: number;
+
+  /**
+   * 1 s to 1 day; default 1 s.
+   *
+   * @generated from field: google.protobuf.Duration interval = 2;
+   */
+  interval?: Duration | undefined;
+
+  /**
+   * How many may start at once after a quiet spell; 1 to 1,000,000, default 1 (evenly spaced).
+   *
+   * @generated from field: optional int32 burst = 3;
+   */
+  burst?: number | undefined;
+};
+
+/**
+ * Describes the message spool.v1.RateLimit.
+ * Use `create(RateLimitSchema)` to create a new message.
+ */
+export const RateLimitSchema: GenMessage<RateLimit> = /*@__PURE__*/
+  messageDesc(file_spool_v1_job, 1);
 
 /**
  * How long to wait before the next attempt after a failure.
@@ -406,7 +463,7 @@ export type BackoffPolicy = Message<"spool.v1.BackoffPolicy"> & {
  * Use `create(BackoffPolicySchema)` to create a new message.
  */
 export const BackoffPolicySchema: GenMessage<BackoffPolicy> = /*@__PURE__*/
-  messageDesc(file_spool_v1_job, 1);
+  messageDesc(file_spool_v1_job, 2);
 
 /**
  * @generated from enum spool.v1.BackoffPolicy.Kind
@@ -445,7 +502,7 @@ export enum BackoffPolicy_Kind {
  * Describes the enum spool.v1.BackoffPolicy.Kind.
  */
 export const BackoffPolicy_KindSchema: GenEnum<BackoffPolicy_Kind> = /*@__PURE__*/
-  enumDesc(file_spool_v1_job, 1, 0);
+  enumDesc(file_spool_v1_job, 2, 0);
 
 /**
  * A failure reported by a worker or by the server.
@@ -478,7 +535,7 @@ export type JobError = Message<"spool.v1.JobError"> & {
  * Use `create(JobErrorSchema)` to create a new message.
  */
 export const JobErrorSchema: GenMessage<JobError> = /*@__PURE__*/
-  messageDesc(file_spool_v1_job, 2);
+  messageDesc(file_spool_v1_job, 3);
 
 /**
  * One claim of a job by a worker.
@@ -542,7 +599,7 @@ export type Attempt = Message<"spool.v1.Attempt"> & {
  * Use `create(AttemptSchema)` to create a new message.
  */
 export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
-  messageDesc(file_spool_v1_job, 3);
+  messageDesc(file_spool_v1_job, 4);
 
 /**
  * @generated from enum spool.v1.Attempt.Outcome
@@ -592,7 +649,7 @@ export enum Attempt_Outcome {
  * Describes the enum spool.v1.Attempt.Outcome.
  */
 export const Attempt_OutcomeSchema: GenEnum<Attempt_Outcome> = /*@__PURE__*/
-  enumDesc(file_spool_v1_job, 3, 0);
+  enumDesc(file_spool_v1_job, 4, 0);
 
 /**
  * Selects jobs by their fields; every set field must match.
@@ -672,5 +729,5 @@ export type JobFilter = Message<"spool.v1.JobFilter"> & {
  * Use `create(JobFilterSchema)` to create a new message.
  */
 export const JobFilterSchema: GenMessage<JobFilter> = /*@__PURE__*/
-  messageDesc(file_spool_v1_job, 4);
+  messageDesc(file_spool_v1_job, 5);
 
