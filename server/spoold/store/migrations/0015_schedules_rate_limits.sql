@@ -179,104 +179,117 @@ $$;
 
 -- The claim, now with rate limits. A queue's candidates are at most what its bucket lets start,
 -- and keys whose window is shut are skipped (they cannot crowd out claimable jobs); when a
--- candidate is rate-limited, spool.rate_admit decides under the buckets' locks. A claim that
--- leaves slots unfilled while a rate limit holds jobs back returns, after its jobs, one row that
--- is not a job (its id is NULL): its run_at says when the window opens, and started_at is now, so
--- that Lease waiters wake then rather than at their next poll. Without rate limits the claim does
--- what it did, plus one look at spool.rate_keys when it comes back short.
+-- candidate is rate-limited, spool.rate_admit decides under the buckets' locks. Candidates it
+-- turns away (more of one key than its window lets start) leave slots unfilled: the claim then
+-- looks again, up to 3 rounds, and the keys it just shut are skipped. A claim that leaves slots
+-- unfilled while a rate limit holds jobs back returns, after its jobs, one row that is not a job
+-- (its id is NULL): its run_at says when the window opens, and started_at is now, so that Lease
+-- waiters wake then rather than at their next poll. Without rate limits the claim does what it
+-- did, in one round, plus one look at spool.rate_keys when it comes back short.
 CREATE OR REPLACE FUNCTION spool.claim_slots(queues text[], workers text[], leases interval[])
 RETURNS SETOF spool.jobs LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     max_jobs integer := cardinality(workers);
+    wanted integer;
+    claimed integer := 0;
     free_ids bigint[];
     keyed_ids bigint[];
     keys text[];
     k text;
     any_rated boolean;
+    candidates integer;
     marker spool.jobs;
 BEGIN
     IF max_jobs IS NULL OR max_jobs = 0 THEN
         RETURN;
     END IF;
-    WITH candidates AS (
-        SELECT c.id, c.concurrency_key, c.priority, c.run_at, c.rated
-        FROM (
-            SELECT u.name, p.rate_limit IS NOT NULL AS limited,
-                   CASE WHEN p.rate_limit IS NULL THEN max_jobs
-                        ELSE least(max_jobs, spool.rate_room(p.rate_tat, p.rate_limit, p.rate_interval,
-                                                             p.rate_burst, now()))
-                   END AS room
-            FROM unnest(queues) AS u(name)
-            LEFT JOIN spool.queues p ON p.name = u.name
-            WHERE p.paused IS NOT TRUE
-        ) AS q
-        CROSS JOIN LATERAL (
-            SELECT j.id, j.concurrency_key, j.priority, j.run_at, q.limited OR j.rate_key IS NOT NULL AS rated
-            FROM spool.jobs j
-            WHERE j.state = 'pending' AND j.queue = q.name AND j.run_at <= now()
-              -- Skip keys already at their limit, so they cannot crowd out claimable jobs.
-              AND (j.concurrency_key IS NULL OR j.concurrency_limit > (
-                  SELECT count(*) FROM spool.jobs r
-                  WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
-              AND (j.rate_key IS NULL OR NOT EXISTS (
-                  SELECT 1 FROM spool.rate_keys w WHERE w.key = j.rate_key AND w.opens_at > now()))
-            ORDER BY j.priority DESC, j.run_at, j.id
-            LIMIT q.room
-            FOR UPDATE SKIP LOCKED
-        ) AS c
-        ORDER BY c.priority DESC, c.run_at, c.id
-        LIMIT max_jobs
-    )
-    SELECT array_agg(id ORDER BY priority DESC, run_at, id) FILTER (WHERE concurrency_key IS NULL),
-           array_agg(id) FILTER (WHERE concurrency_key IS NOT NULL),
-           array_agg(DISTINCT concurrency_key) FILTER (WHERE concurrency_key IS NOT NULL),
-           bool_or(rated)
-    INTO free_ids, keyed_ids, keys, any_rated
-    FROM candidates;
+    FOR round IN 1..3 LOOP
+        wanted := max_jobs - claimed;
+        WITH candidates AS (
+            SELECT c.id, c.concurrency_key, c.priority, c.run_at, c.rated
+            FROM (
+                SELECT u.name, p.rate_limit IS NOT NULL AS limited,
+                       CASE WHEN p.rate_limit IS NULL THEN wanted
+                            ELSE least(wanted, spool.rate_room(p.rate_tat, p.rate_limit, p.rate_interval,
+                                                               p.rate_burst, now()))
+                       END AS room
+                FROM unnest(queues) AS u(name)
+                LEFT JOIN spool.queues p ON p.name = u.name
+                WHERE p.paused IS NOT TRUE
+            ) AS q
+            CROSS JOIN LATERAL (
+                SELECT j.id, j.concurrency_key, j.priority, j.run_at,
+                       q.limited OR j.rate_key IS NOT NULL AS rated
+                FROM spool.jobs j
+                WHERE j.state = 'pending' AND j.queue = q.name AND j.run_at <= now()
+                  -- Skip keys already at their limit, so they cannot crowd out claimable jobs.
+                  AND (j.concurrency_key IS NULL OR j.concurrency_limit > (
+                      SELECT count(*) FROM spool.jobs r
+                      WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+                  AND (j.rate_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM spool.rate_keys w WHERE w.key = j.rate_key AND w.opens_at > now()))
+                ORDER BY j.priority DESC, j.run_at, j.id
+                LIMIT q.room
+                FOR UPDATE SKIP LOCKED
+            ) AS c
+            ORDER BY c.priority DESC, c.run_at, c.id
+            LIMIT wanted
+        )
+        SELECT array_agg(id ORDER BY priority DESC, run_at, id) FILTER (WHERE concurrency_key IS NULL),
+               array_agg(id) FILTER (WHERE concurrency_key IS NOT NULL),
+               array_agg(DISTINCT concurrency_key) FILTER (WHERE concurrency_key IS NOT NULL),
+               bool_or(rated), count(*)
+        INTO free_ids, keyed_ids, keys, any_rated, candidates
+        FROM candidates;
 
-    IF keys IS NOT NULL THEN
-        -- Sorted (array_agg DISTINCT sorts), so two claimers never wait on each other in a cycle.
-        FOREACH k IN ARRAY keys LOOP
-            PERFORM pg_advisory_xact_lock(hashtextextended('spool.concurrency:' || k, 0));
-        END LOOP;
-        SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id) INTO free_ids
-        FROM spool.jobs c
-        WHERE c.id = ANY(coalesce(free_ids, '{}') || ARRAY(
-            SELECT ranked.id FROM (
-                SELECT r.id,
-                       row_number() OVER (PARTITION BY r.concurrency_key
-                                          ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
-                       r.concurrency_limit - (
-                           SELECT count(*) FROM spool.jobs x
-                           WHERE x.state = 'running' AND x.concurrency_key = r.concurrency_key) AS room
-                FROM spool.jobs r
-                WHERE r.id = ANY(keyed_ids)
-            ) AS ranked
-            WHERE ranked.rank <= ranked.room));
-    END IF;
+        IF keys IS NOT NULL THEN
+            -- Sorted (array_agg DISTINCT sorts), so two claimers never wait on each other in a cycle.
+            FOREACH k IN ARRAY keys LOOP
+                PERFORM pg_advisory_xact_lock(hashtextextended('spool.concurrency:' || k, 0));
+            END LOOP;
+            SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id) INTO free_ids
+            FROM spool.jobs c
+            WHERE c.id = ANY(coalesce(free_ids, '{}') || ARRAY(
+                SELECT ranked.id FROM (
+                    SELECT r.id,
+                           row_number() OVER (PARTITION BY r.concurrency_key
+                                              ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
+                           r.concurrency_limit - (
+                               SELECT count(*) FROM spool.jobs x
+                               WHERE x.state = 'running' AND x.concurrency_key = r.concurrency_key) AS room
+                    FROM spool.jobs r
+                    WHERE r.id = ANY(keyed_ids)
+                ) AS ranked
+                WHERE ranked.rank <= ranked.room));
+        END IF;
 
-    IF any_rated AND free_ids IS NOT NULL THEN
-        free_ids := spool.rate_admit(free_ids);
-    END IF;
+        IF any_rated AND free_ids IS NOT NULL THEN
+            free_ids := spool.rate_admit(free_ids);
+        END IF;
 
-    IF free_ids IS NOT NULL AND cardinality(free_ids) > 0 THEN
-        RETURN QUERY
-        UPDATE spool.jobs j SET
-            state = 'running',
-            attempt = j.attempt + 1,
-            lease_token = nextval('spool.lease_token_seq'),
-            worker_id = s.worker,
-            started_at = now(),
-            lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
-            attempt_deadline = now() + j.attempt_timeout,
-            updated_at = now()
-        FROM unnest(free_ids) WITH ORDINALITY AS f(id, slot)
-        JOIN unnest(workers, leases) WITH ORDINALITY AS s(worker, lease, slot) USING (slot)
-        WHERE j.id = f.id
-        RETURNING j.*;
-    END IF;
+        IF free_ids IS NOT NULL AND cardinality(free_ids) > 0 THEN
+            RETURN QUERY
+            UPDATE spool.jobs j SET
+                state = 'running',
+                attempt = j.attempt + 1,
+                lease_token = nextval('spool.lease_token_seq'),
+                worker_id = s.worker,
+                started_at = now(),
+                lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
+                attempt_deadline = now() + j.attempt_timeout,
+                updated_at = now()
+            FROM unnest(free_ids) WITH ORDINALITY AS f(id, n)
+            JOIN unnest(workers, leases) WITH ORDINALITY AS s(worker, lease, slot) ON s.slot = f.n + claimed
+            WHERE j.id = f.id
+            RETURNING j.*;
+            claimed := claimed + cardinality(free_ids);
+        END IF;
+        -- Another round only when a rate limit turned candidates away and slots are left.
+        EXIT WHEN NOT coalesce(any_rated, false) OR claimed >= max_jobs
+            OR coalesce(cardinality(free_ids), 0) >= candidates;
+    END LOOP;
 
-    IF coalesce(cardinality(free_ids), 0) < max_jobs THEN
+    IF claimed < max_jobs THEN
         marker.run_at := spool.rate_reopens(queues);
         IF marker.run_at IS NOT NULL THEN
             marker.started_at := now();
