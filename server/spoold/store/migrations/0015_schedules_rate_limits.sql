@@ -115,16 +115,21 @@ $$;
 CREATE FUNCTION spool.rate_admit(ids bigint[]) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     admitted bigint[];
+    limited text[];
+    keys text[];
 BEGIN
-    PERFORM 1 FROM spool.queues q
-    WHERE q.rate_limit IS NOT NULL AND q.name IN (SELECT j.queue FROM spool.jobs j WHERE j.id = ANY(ids))
-    ORDER BY q.name FOR UPDATE;
-    INSERT INTO spool.rate_keys (key)
-    SELECT DISTINCT j.rate_key FROM spool.jobs j WHERE j.id = ANY(ids) AND j.rate_key IS NOT NULL ORDER BY 1
-    ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM spool.rate_keys k
-    WHERE k.key IN (SELECT j.rate_key FROM spool.jobs j WHERE j.id = ANY(ids))
-    ORDER BY k.key FOR UPDATE;
+    SELECT array_agg(DISTINCT j.queue) FILTER (WHERE q.rate_limit IS NOT NULL),
+           array_agg(DISTINCT j.rate_key) FILTER (WHERE j.rate_key IS NOT NULL)
+    INTO limited, keys
+    FROM spool.jobs j LEFT JOIN spool.queues q ON q.name = j.queue
+    WHERE j.id = ANY(ids);
+    IF limited IS NOT NULL THEN
+        PERFORM 1 FROM spool.queues q WHERE q.name = ANY(limited) ORDER BY q.name FOR UPDATE;
+    END IF;
+    IF keys IS NOT NULL THEN
+        INSERT INTO spool.rate_keys (key) SELECT unnest(keys) ORDER BY 1 ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM spool.rate_keys k WHERE k.key = ANY(keys) ORDER BY k.key FOR UPDATE;
+    END IF;
 
     WITH c AS (
         SELECT j.id, j.queue, j.rate_key, o.ord,
@@ -145,20 +150,24 @@ BEGIN
     SELECT array_agg(q.id ORDER BY q.ord) INTO admitted
     FROM q WHERE q.queue_room IS NULL OR q.queue_rank <= q.queue_room;
 
-    UPDATE spool.queues s
-    SET rate_tat = greatest(coalesce(s.rate_tat, now()), now()) + s.rate_interval * a.n / s.rate_limit
-    FROM (SELECT j.queue, count(*) AS n FROM spool.jobs j WHERE j.id = ANY(admitted) GROUP BY j.queue) AS a
-    WHERE s.name = a.queue AND s.rate_limit IS NOT NULL;
-
-    UPDATE spool.rate_keys k
-    SET tat = greatest(coalesce(k.tat, now()), now()) + a.spent,
-        opens_at = greatest(coalesce(k.tat, now()), now()) + a.spent - a.tolerance
-    FROM (
-        SELECT j.rate_key, sum(j.rate_interval / j.rate_limit) AS spent,
-               (array_agg(j.rate_interval * (j.rate_burst - 1) / j.rate_limit ORDER BY j.id DESC))[1] AS tolerance
-        FROM spool.jobs j WHERE j.id = ANY(admitted) AND j.rate_key IS NOT NULL GROUP BY j.rate_key
-    ) AS a
-    WHERE k.key = a.rate_key;
+    IF limited IS NOT NULL THEN
+        UPDATE spool.queues s
+        SET rate_tat = greatest(coalesce(s.rate_tat, now()), now()) + s.rate_interval * a.n / s.rate_limit
+        FROM (SELECT j.queue, count(*) AS n FROM spool.jobs j WHERE j.id = ANY(admitted) GROUP BY j.queue) AS a
+        WHERE s.name = a.queue AND s.rate_limit IS NOT NULL;
+    END IF;
+    IF keys IS NOT NULL THEN
+        UPDATE spool.rate_keys k
+        SET tat = greatest(coalesce(k.tat, now()), now()) + a.spent,
+            opens_at = greatest(coalesce(k.tat, now()), now()) + a.spent - a.tolerance
+        FROM (
+            SELECT j.rate_key, sum(j.rate_interval / j.rate_limit) AS spent,
+                   (array_agg(j.rate_interval * (j.rate_burst - 1) / j.rate_limit ORDER BY j.id DESC))[1]
+                       AS tolerance
+            FROM spool.jobs j WHERE j.id = ANY(admitted) AND j.rate_key IS NOT NULL GROUP BY j.rate_key
+        ) AS a
+        WHERE k.key = a.rate_key;
+    END IF;
     RETURN coalesce(admitted, '{}');
 END
 $$;
