@@ -67,7 +67,7 @@ async def test_an_unknown_state_is_one_line_naming_the_valid_ones(cli: Spool) ->
     r = await cli("ls", "-s", "retryin")
     assert r.code == 2 and r.out == ""
     assert r.err.count("\n") == 1 and "Traceback" not in r.err
-    assert "unknown state 'retryin'; valid: pending, ready, scheduled, retrying, running" in r.err
+    assert "unknown state 'retryin'; valid: pending, ready, throttled, scheduled, retrying, running" in r.err
 
 
 async def test_errors_are_one_line_without_the_code_twice(cli: Spool, client: spool.AsyncClient) -> None:

@@ -30,8 +30,8 @@ async def test_queues_lists_and_shows_counts(cli: Spool, client: spool.AsyncClie
     await make_dead(client, "emails", 2)
     r = await cli("queues")
     header, row = r.out.splitlines()
-    assert header.split()[:4] == ["QUEUE", "PAUSED", "READY", "SCHEDULED"]
-    assert row.split()[:4] == ["emails", "no", "1", "0"] and row.split()[6] == "2"
+    assert header.split()[:5] == ["QUEUE", "PAUSED", "READY", "THROTTLED", "SCHEDULED"]
+    assert row.split()[:5] == ["emails", "no", "1", "0", "0"] and row.split()[7] == "2"
     shown = await cli("queues", "show", "emails")
     assert "1 ready" in shown.out and "2 dead" in shown.out and "max attempts" in shown.out
 
@@ -79,3 +79,31 @@ async def test_dead_lists_the_dead_letters(cli: Spool, client: spool.AsyncClient
     assert all(r["state"] == job_pb2.Job.State.Name(job_pb2.Job.STATE_DEAD) for r in rows)
     r = await cli("dead", "--error", "timeout")
     assert r.code == 0 and "Timeout: slow" in r.out
+
+
+async def test_queues_set_a_rate_limit_shows_it_and_the_throttled_jobs(cli: Spool, client: spool.AsyncClient) -> None:
+    r = await cli("queues", "set", "calls", "--rate", "2/m", "--burst", "3")
+    assert r.code == 0 and "2 per 1m00s, bursts of 3" in r.out, r.err
+    await client.enqueue_many("calls", [{"i": i} for i in range(5)])
+    leased = await client.lease(["calls"], max_jobs=10)
+    assert len(leased) == 3
+    line = (await cli("queues")).out.splitlines()[1]
+    assert line.split()[:5] == ["calls", "no", "0", "2", "0"] and line.endswith("2 per 1m00s, bursts of 3")
+    throttled = (await cli("ls", "-s", "throttled", "-o", "json")).json()
+    assert len(throttled) == 2 and {j["status"] for j in throttled} == {"ready"}
+    assert (await cli("queues", "set", "calls", "--no-rate-limit")).code == 0
+    assert "rate limit        none" in (await cli("queues", "show", "calls")).out
+    bad = await cli("queues", "set", "calls", "--burst", "2")
+    assert bad.code == 2 and "--burst goes with --rate" in bad.err
+    bad = await cli("queues", "set", "calls", "--rate", "fast")
+    assert bad.code == 2 and "not a rate" in bad.err
+
+
+async def test_enqueue_with_a_rate_limit_key(cli: Spool, client: spool.AsyncClient) -> None:
+    r = await cli("enqueue", "calls", "{}", "--rate-key", "stripe", "--rate", "100/m", "--burst", "10")
+    job = await client.get(r.out.strip())
+    assert job.rate_limit_key == "stripe" and job.rate_limit.limit == 100 and job.rate_limit.burst == 10
+    shown = (await cli("get", job.id, "-v")).out
+    assert "100 per 1m00s, bursts of 10" in shown and "stripe" in shown
+    bad = await cli("enqueue", "calls", "{}", "--rate-key", "stripe")
+    assert bad.code == 2 and "go together" in bad.err

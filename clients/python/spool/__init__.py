@@ -4,7 +4,7 @@
 `pip install 'spool-client[cli]'`), which importing `spool` leaves out.
 """
 
-from spool._convert import Backoff, EnqueueOptions, Filter, job_status, payload_json
+from spool._convert import Backoff, EnqueueOptions, Filter, RateLimit, job_status, payload_json
 from spool._retry import RetryPolicy
 from spool.client import AsyncClient, Client, Job, Queue, is_terminal
 from spool.errors import (
@@ -41,6 +41,7 @@ __all__ = [
     "Queue",
     "QueueNotEmpty",
     "QueueNotFound",
+    "RateLimit",
     "ResourceExhausted",
     "Retry",
     "RetryPolicy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,34 @@ class Backoff:
         if self.jitter is not None:
             policy.jitter = self.jitter
         return policy
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` jobs started per `per`, in bursts of at most `burst` (default 1: evenly spaced)."""
+
+    limit: int
+    per: timedelta = timedelta(seconds=1)
+    burst: int | None = None
+
+    def to_proto(self) -> job_pb2.RateLimit:
+        r = job_pb2.RateLimit(limit=self.limit, interval=duration(self.per))
+        if self.burst is not None:
+            r.burst = self.burst
+        return r
+
+    @classmethod
+    def parse(cls, text: str, burst: int | None = None) -> RateLimit:
+        """ "10/s", "100/m", "100/1m", "5/30s", "1000/h" (ms, s, m, h, d)."""
+        m = _RATE.fullmatch(text.strip())
+        if m is None:
+            raise ValueError(f"not a rate: {text!r} (e.g. 10/s, 100/m, 5/30s)")
+        count, unit = float(m.group(2) or 1), _RATE_UNITS[m.group(3)]
+        return cls(int(m.group(1)), timedelta(**{unit: count}), burst)
+
+
+_RATE = re.compile(r"(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d)")
+_RATE_UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def duration(value: timedelta) -> Duration:
@@ -100,6 +129,9 @@ class EnqueueOptions(TypedDict, total=False):
     concurrency_limit: int
     # True: the key's limit counts the running jobs of every queue, not only this one's.
     concurrency_global: bool
+    # At most rate_limit of the jobs with this key start per its interval (any queue, any worker).
+    rate_limit_key: str
+    rate_limit: RateLimit
 
 
 def enqueue_request(queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> qs.EnqueueRequest:
@@ -136,6 +168,10 @@ def job_request(queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> 
         req.lease_duration.CopyFrom(duration(options["lease_duration"]))
     if "attempt_timeout" in options:
         req.attempt_timeout.CopyFrom(duration(options["attempt_timeout"]))
+    if "rate_limit_key" in options:
+        req.rate_limit_key = options["rate_limit_key"]
+    if "rate_limit" in options:
+        req.rate_limit.CopyFrom(options["rate_limit"].to_proto())
     return req
 
 

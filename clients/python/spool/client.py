@@ -51,8 +51,10 @@ def _requeue_request(
     return req
 
 
-def _update_request(name: str, defaults: adm.QueueDefaults, mask: Sequence[str]) -> adm.UpdateQueueRequest:
-    req = adm.UpdateQueueRequest(name=name, defaults=defaults)
+def _update_request(
+    name: str, defaults: adm.QueueDefaults, mask: Sequence[str], rate_limit: job_pb2.RateLimit | None
+) -> adm.UpdateQueueRequest:
+    req = adm.UpdateQueueRequest(name=name, defaults=defaults, rate_limit=rate_limit)
     if mask:
         req.update_mask.paths.extend(mask)
     return req
@@ -240,9 +242,17 @@ class AsyncClient:
         req = adm.ResumeQueueRequest(name=name)
         return (await self.call(self.admin.ResumeQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
 
-    async def update_queue(self, name: str, defaults: adm.QueueDefaults, mask: Sequence[str] = ()) -> Queue:
-        """Writes the queue's job defaults: the fields in `mask`, or without one, those set in `defaults`."""
-        req = _update_request(name, defaults, mask)
+    async def update_queue(
+        self,
+        name: str,
+        defaults: adm.QueueDefaults,
+        mask: Sequence[str] = (),
+        *,
+        rate_limit: job_pb2.RateLimit | None = None,
+    ) -> Queue:
+        """Writes the queue's job defaults: the fields in `mask`, or without one, those set in `defaults`;
+        and its rate limit, if given or if `mask` names "rate_limit" (then None removes it)."""
+        req = _update_request(name, defaults, mask, rate_limit)
         return (await self.call(self.admin.UpdateQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
 
     async def delete_queue(self, name: str, *, force: bool = False) -> int:
@@ -421,9 +431,17 @@ class Client:
         req = adm.ResumeQueueRequest(name=name)
         return (self.call(self.admin.ResumeQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
 
-    def update_queue(self, name: str, defaults: adm.QueueDefaults, mask: Sequence[str] = ()) -> Queue:
-        """Writes the queue's job defaults: the fields in `mask`, or without one, those set in `defaults`."""
-        req = _update_request(name, defaults, mask)
+    def update_queue(
+        self,
+        name: str,
+        defaults: adm.QueueDefaults,
+        mask: Sequence[str] = (),
+        *,
+        rate_limit: job_pb2.RateLimit | None = None,
+    ) -> Queue:
+        """Writes the queue's job defaults: the fields in `mask`, or without one, those set in `defaults`;
+        and its rate limit, if given or if `mask` names "rate_limit" (then None removes it)."""
+        req = _update_request(name, defaults, mask, rate_limit)
         return (self.call(self.admin.UpdateQueue, req, retry=self.retry, rpc_timeout=self.timeout)).queue
 
     def delete_queue(self, name: str, *, force: bool = False) -> int:

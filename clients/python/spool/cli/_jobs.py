@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -15,7 +16,7 @@ from spool._convert import Backoff, EnqueueOptions, Filter
 from spool.cli import _render as render
 from spool.cli._base import JOB_FAILED, NOT_FOUND, OK, Cli, command, pass_cli
 from spool.cli._connect import describe
-from spool.cli._options import Duration, Moment, complete_queue, filter_options, is_empty, pop_filter
+from spool.cli._options import Duration, Moment, Rate, complete_queue, filter_options, is_empty, pop_filter
 from spool.client import Job, is_terminal
 from spool.errors import NotFound, SpoolError
 
@@ -67,6 +68,9 @@ from spool.errors import NotFound, SpoolError
 @click.option("--idempotency-key", help="A second enqueue with this key on this queue returns the first job.")
 @click.option("--concurrency-key", help="At most --concurrency-limit jobs with this key run at once.")
 @click.option("--concurrency-limit", type=click.IntRange(1, 1_000_000), help="Default 1 with a --concurrency-key.")
+@click.option("--rate-key", help="At most --rate of the jobs with this key start, in any queue.")
+@click.option("--rate", type=Rate(), help="With --rate-key: e.g. 100/m, 10/s, 5/30s.")
+@click.option("--burst", type=click.IntRange(1, 1_000_000), help="With --rate: how many may start at once (default 1).")
 @pass_cli
 def enqueue(cli: Cli, /, queue: str, payload: str, **opts: Any) -> int:
     """Create a job in QUEUE; prints its id. PAYLOAD is JSON (default {}), or - to read it from stdin."""
@@ -109,6 +113,11 @@ def _enqueue_options(o: dict[str, Any]) -> EnqueueOptions:
     for name in plain:
         if o[name] is not None:
             opts[name] = o[name]  # type: ignore[literal-required]
+    if (o["rate_key"] is None) != (o["rate"] is None):
+        raise click.UsageError("--rate-key and --rate go together, e.g. --rate-key stripe --rate 100/m")
+    if o["rate_key"] is not None:
+        opts["rate_limit_key"] = o["rate_key"]
+        opts["rate_limit"] = replace(o["rate"], burst=o["burst"])
     return opts
 
 

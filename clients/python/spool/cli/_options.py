@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from spool._convert import Filter
+from spool._convert import Filter, RateLimit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -18,8 +18,8 @@ _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 # What --state takes: the job states, and PENDING's three derived statuses.
-STATES = ("pending", "ready", "scheduled", "retrying", "running", "succeeded", "dead", "cancelled")
-_PENDING = ("ready", "scheduled", "retrying")
+STATES = ("pending", "ready", "throttled", "scheduled", "retrying", "running", "succeeded", "dead", "cancelled")
+_PENDING = ("ready", "throttled", "scheduled", "retrying")
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -43,6 +43,20 @@ class Duration(click.ParamType[timedelta, Any]):
         if found is None or found < timedelta(0):
             self.fail(f"not a duration: {value!r} (e.g. 30s, 15m, 2h, 1d)", param, ctx)
         return found
+
+
+class Rate(click.ParamType[RateLimit, Any]):
+    """ "10/s", "100/m", "5/30s": at most N jobs started per interval."""
+
+    name = "rate"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> RateLimit:
+        if isinstance(value, RateLimit):
+            return value
+        try:
+            return RateLimit.parse(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
 
 
 class Moment(click.ParamType[datetime, Any]):

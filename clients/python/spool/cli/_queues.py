@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import click
 from rich.text import Text
 
-from spool._convert import duration
+from spool._convert import RateLimit, duration
 from spool.cli import _render as render
 from spool.cli._base import NOT_FOUND, OK, Cli, SpoolGroup, command, examples, pass_cli
-from spool.cli._options import Duration, complete_queue
+from spool.cli._options import Duration, Rate, complete_queue
 from spool.cli._text import clean
 from spool.errors import QueueNotFound
 from spool.v1 import admin_service_pb2 as adm
@@ -34,6 +35,7 @@ _KINDS = {
         "spool queues -o json | jq '.[] | {name, ready: .stats.ready}'",
         "spool queues show emails",
         "spool queues set emails --max-attempts 5 --backoff-initial 2s",
+        "spool queues set stripe-calls --rate 100/m --burst 10",
         "spool queues delete typo-queue",
     ),
 )
@@ -82,15 +84,26 @@ def show(cli: Cli, /, name: str) -> int:
 @click.option("--keep-succeeded", type=Duration(), metavar="DURATION", help="How long SUCCEEDED jobs are kept.")
 @click.option("--keep-cancelled", type=Duration(), metavar="DURATION", help="How long CANCELLED jobs are kept.")
 @click.option("--keep-dead", type=Duration(), metavar="DURATION", help="How long DEAD jobs are kept.")
+@click.option("--rate", type=Rate(), help="At most this many jobs start, e.g. 10/s, 100/m, 5/30s.")
+@click.option("--burst", type=click.IntRange(1, 1_000_000), help="With --rate: how many may start at once (default 1).")
+@click.option("--no-rate-limit", is_flag=True, help="Remove the queue's rate limit.")
 @pass_cli
 def set_defaults(cli: Cli, /, name: str, **opts: Any) -> int:
-    """Set the defaults that NAME's new jobs take when their enqueue leaves them out; the others are
-    kept. A queue without jobs or settings is created (and says so)."""
+    """Set the defaults that NAME's new jobs take when their enqueue leaves them out, and its rate
+    limit; the others are kept. A queue without jobs or settings is created (and says so)."""
     defaults, mask = _defaults(opts)
+    rate: RateLimit | None = opts["rate"]
+    if opts["burst"] is not None and rate is None:
+        raise click.UsageError("--burst goes with --rate, e.g. --rate 10/s --burst 5")
+    if rate is not None and opts["no_rate_limit"]:
+        raise click.UsageError("give --rate or --no-rate-limit, not both")
+    if rate is not None or opts["no_rate_limit"]:
+        mask.append("rate_limit")
     if not mask:
         raise click.UsageError("give at least one setting, e.g. --max-attempts 5")
     existed = _exists(cli, name)
-    q = cli.client.update_queue(name, defaults, mask)
+    limit = replace(rate, burst=opts["burst"]).to_proto() if rate is not None else None
+    q = cli.client.update_queue(name, defaults, mask, rate_limit=limit)
     if not existed:
         cli.out.note(f"created queue {name} (it had no jobs or settings)", style="yellow")
     cli.out.emit(render.queue_detail(q), q)

@@ -21,6 +21,7 @@ _OUTCOMES = {v: k.removeprefix("OUTCOME_").lower() for k, v in Attempt.Outcome.i
 _OUTCOMES[Attempt.OUTCOME_UNSPECIFIED] = "running"
 STYLES = {
     "ready": "cyan",
+    "throttled": "yellow",
     "scheduled": "blue",
     "retrying": "yellow",
     "running": "magenta",
@@ -140,6 +141,9 @@ def _details(job: Job) -> list[tuple[str, Text | str]]:
             rows.append((label, cell(value, width=None)))
     if job.concurrency_key:
         rows.append(("concurrency limit", str(job.concurrency_limit)))
+    if job.rate_limit_key:
+        rows.append(("rate limit key", cell(job.rate_limit_key, width=None)))
+        rows.append(("rate limit", rate_text(job.rate_limit)))
     for key, value in sorted(job.headers.items()):
         rows.append((f"header {clean(key, width=60)}", cell(value, width=None)))
     checkpoint = blob(job.checkpoint, "") if job.checkpoint else "none"
@@ -214,18 +218,25 @@ def job_line(job: Job, verb: str) -> Text:
     return line
 
 
-_COUNTS = ("ready", "scheduled", "retrying", "running", "dead", "succeeded", "cancelled")
+_COUNTS = ("ready", "throttled", "scheduled", "retrying", "running", "dead", "succeeded", "cancelled")
+
+
+def rate_text(r: job_pb2.RateLimit) -> str:
+    """ "10 per 1s, bursts of 5" for a rate limit."""
+    burst = f", bursts of {r.burst}" if r.burst > 1 else ""
+    return f"{r.limit} per {took(r.interval)}{burst}"
 
 
 def queue_rows(queues: Sequence[adm.Queue]) -> Table:
-    headers = ["QUEUE", "PAUSED", *(c.upper() for c in _COUNTS), "LAG", "DONE/MIN"]
+    headers = ["QUEUE", "PAUSED", *(c.upper() for c in _COUNTS), "LAG", "DONE/MIN", "RATE LIMIT"]
     table = _table(*headers, right=[*(c.upper() for c in _COUNTS), "LAG", "DONE/MIN"])
     for q in queues:
         s = q.stats
         counts = [Text(str(getattr(s, c)), style=STYLES[c] if getattr(s, c) else "dim") for c in _COUNTS]
         paused = Text("paused", style="yellow") if q.paused else Text("no", style="dim")
         lag = took(s.lag) if s.HasField("lag") else "-"
-        table.add_row(cell(q.name, width=60), paused, *counts, lag, str(s.finished_last_minute))
+        limit = rate_text(q.rate_limit) if q.HasField("rate_limit") else "-"
+        table.add_row(cell(q.name, width=60), paused, *counts, lag, str(s.finished_last_minute), limit)
     return table
 
 
@@ -237,6 +248,7 @@ def queue_detail(q: adm.Queue) -> RenderableType:
         ("jobs", ", ".join(f"{getattr(s, c)} {c}" for c in _COUNTS)),
         ("lag", took(s.lag) if s.HasField("lag") else "-"),
         ("done last minute", str(s.finished_last_minute)),
+        ("rate limit", rate_text(q.rate_limit) if q.HasField("rate_limit") else "none"),
         ("max attempts", str(d.max_attempts) if d.HasField("max_attempts") else "server default (1)"),
         ("lease", took(d.lease_duration) if d.HasField("lease_duration") else "server default"),
         ("attempt timeout", took(d.attempt_timeout) if d.HasField("attempt_timeout") else "server default (none)"),

@@ -132,7 +132,11 @@ def _list(cli: Cli) -> int:
     return OK
 
 
-@schedules.command("get", short_help="One schedule: next 5 fire times, last fire.")
+@schedules.command(
+    "get",
+    short_help="One schedule: next 5 fire times, last fire.",
+    epilog=examples("spool schedules get nightly-sync", "spool schedules get nightly-sync -o json | jq .last_fire"),
+)
 @click.argument("name")
 @pass_cli
 def get(cli: Cli, /, name: str) -> int:
@@ -194,7 +198,9 @@ def create(cli: Cli, /, name: str, when: str, payload: str, **opts: Any) -> int:
     return OK
 
 
-@schedules.command("rm", short_help="Delete a schedule (its jobs stay).")
+@schedules.command(
+    "rm", short_help="Delete a schedule (its jobs stay).", epilog=examples("spool schedules rm nightly-sync")
+)
 @click.argument("name")
 @pass_cli
 def rm(cli: Cli, /, name: str) -> int:
@@ -204,7 +210,7 @@ def rm(cli: Cli, /, name: str) -> int:
     return OK
 
 
-@schedules.command("pause", short_help="Stop firing.")
+@schedules.command("pause", short_help="Stop firing.", epilog=examples("spool schedules pause nightly-sync"))
 @click.argument("name")
 @pass_cli
 def pause(cli: Cli, /, name: str) -> int:
@@ -214,7 +220,11 @@ def pause(cli: Cli, /, name: str) -> int:
     return OK
 
 
-@schedules.command("resume", short_help="Fire again (missed fire times are not caught up).")
+@schedules.command(
+    "resume",
+    short_help="Fire again (missed fire times are not caught up).",
+    epilog=examples("spool schedules resume nightly-sync"),
+)
 @click.argument("name")
 @pass_cli
 def resume(cli: Cli, /, name: str) -> int:
@@ -225,7 +235,11 @@ def resume(cli: Cli, /, name: str) -> int:
     return OK
 
 
-@schedules.command("trigger", short_help="Fire now; prints the job's id.")
+@schedules.command(
+    "trigger",
+    short_help="Fire now; prints the job's id.",
+    epilog=examples("spool schedules trigger nightly-sync", "spool watch $(spool schedules trigger nightly-sync)"),
+)
 @click.argument("name")
 @pass_cli
 def trigger(cli: Cli, /, name: str) -> int:
