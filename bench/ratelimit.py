@@ -1,5 +1,5 @@
 """The claim's cost with and without rate limits, in one run: `spool.claim_slots` as it was before
-rate limits (migration 0008's, installed beside it as `spool.claim_slots_before`), as it is now
+rate limits (the latest migration's before 0015, installed beside it as `spool.claim_slots_before`), as it is now
 with no limit, and now with a queue limit or a key limit on every job (limits too high to hold
 anything back: what the accounting costs), plus a claim on a queue whose window is shut.
 
@@ -31,12 +31,14 @@ QUEUE = "bench"
 _CLAIM = "SELECT * FROM {fn}($1::text[], $2::text[], $3::interval[])"
 
 
+_DEFINITION = re.compile(r"CREATE OR REPLACE FUNCTION spool\.claim_slots\(.*?\n\$\$;", re.DOTALL)
+
+
 def _before_claim() -> str:
-    """Migration 0008's spool.claim_slots, renamed spool.claim_slots_before."""
-    (sql,) = [text for version, _, text in migrations() if version == 8]
-    body = re.search(r"CREATE OR REPLACE FUNCTION spool\.claim_slots\(.*?\n\$\$;", sql, re.DOTALL)
-    assert body is not None, "migration 0008 has no spool.claim_slots"
-    return body.group(0).replace("spool.claim_slots(", "spool.claim_slots_before(", 1)
+    """The claim as the last migration before rate limits (0015) left it, as spool.claim_slots_before."""
+    found = [m.group(0) for version, _, text in migrations() if version < 15 for m in _DEFINITION.finditer(text)]
+    assert found, "no migration before 0015 defines spool.claim_slots"
+    return found[-1].replace("spool.claim_slots(", "spool.claim_slots_before(", 1)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Case:
 
 
 CASES = (
-    Case("before (0008)", "spool.claim_slots_before", ""),
+    Case("before rate limits", "spool.claim_slots_before", ""),
     Case("now, no rate limit", "spool.claim_slots", ""),
     Case(
         "now, queue limit (never shut)",

@@ -86,6 +86,10 @@ table spool.jobs with (autovacuum_analyze_scale_factor=0.02, autovacuum_vacuum_c
     lease_granted interval
     concurrency_global boolean not null default false
     requeues integer not null default 0
+    rate_key text
+    rate_limit integer
+    rate_interval interval
+    rate_burst integer
     constraint jobs_attempt_range CHECK ((attempt >= 0))
     constraint jobs_backoff_positive CHECK (((backoff_initial > '00:00:00'::interval) AND (backoff_max >= backoff_initial) AND (backoff_multiplier >= (1)::double precision)))
     constraint jobs_concurrency_pair CHECK ((((concurrency_key IS NULL) AND (concurrency_limit IS NULL)) OR ((concurrency_key IS NOT NULL) AND (concurrency_limit >= 1))))
@@ -102,6 +106,7 @@ END))
     constraint jobs_one_payload CHECK (((payload_json IS NULL) OR (payload_bytes IS NULL)))
     constraint jobs_pkey PRIMARY KEY (id)
     constraint jobs_queue_length CHECK (((char_length(queue) >= 1) AND (char_length(queue) <= 128)))
+    constraint jobs_rate_limit_range CHECK ((((rate_key IS NULL) AND (rate_limit IS NULL) AND (rate_interval IS NULL) AND (rate_burst IS NULL)) OR ((rate_key IS NOT NULL) AND ((rate_limit >= 1) AND (rate_limit <= 1000000)) AND ((rate_burst >= 1) AND (rate_burst <= 1000000)) AND (rate_interval >= '00:00:01'::interval) AND (rate_interval <= '1 day'::interval))))
     constraint jobs_requeues_range CHECK ((requeues >= 0))
     constraint jobs_run_at_range CHECK (((run_at >= '0001-01-01 00:00:00.000001+00'::timestamp with time zone) AND (run_at <= '9999-12-31 23:59:59.999998+00'::timestamp with time zone)))
     constraint jobs_succeeded_without_error CHECK (((state <> 'succeeded'::spool.job_state) OR ((error_type IS NULL) AND (error_message IS NULL) AND (error_details IS NULL))))
@@ -114,6 +119,7 @@ END))
     index jobs_idempotency_idx: CREATE UNIQUE INDEX jobs_idempotency_idx ON spool.jobs USING btree (queue, idempotency_key) WHERE (idempotency_key IS NOT NULL)
     index jobs_pending_idx: CREATE INDEX jobs_pending_idx ON spool.jobs USING btree (queue, priority DESC, run_at, id) WHERE (state = 'pending'::spool.job_state)
     index jobs_pkey: CREATE UNIQUE INDEX jobs_pkey ON spool.jobs USING btree (id)
+    index jobs_rate_key_idx: CREATE INDEX jobs_rate_key_idx ON spool.jobs USING btree (rate_key) WHERE ((state = 'pending'::spool.job_state) AND (rate_key IS NOT NULL))
     index jobs_running_idx: CREATE INDEX jobs_running_idx ON spool.jobs USING btree (concurrency_key) WHERE (state = 'running'::spool.job_state)
     trigger jobs_notify_watchers: CREATE TRIGGER jobs_notify_watchers AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.notify_watchers()
     trigger jobs_remember_granted_lease: CREATE TRIGGER jobs_remember_granted_lease BEFORE UPDATE OF lease_token ON spool.jobs FOR EACH ROW WHEN (((new.lease_token IS DISTINCT FROM old.lease_token) AND (new.state = 'running'::spool.job_state))) EXECUTE FUNCTION spool.remember_granted_lease()
@@ -141,6 +147,10 @@ table spool.queues
     retention_dead interval
     created_at timestamp with time zone not null default now()
     updated_at timestamp with time zone not null default now()
+    rate_limit integer
+    rate_interval interval
+    rate_burst integer
+    rate_tat timestamp with time zone
     constraint queues_attempt_timeout_check CHECK ((attempt_timeout > '00:00:00'::interval))
     constraint queues_backoff_initial_check CHECK ((backoff_initial > '00:00:00'::interval))
     constraint queues_backoff_max_check CHECK ((backoff_max > '00:00:00'::interval))
@@ -149,10 +159,19 @@ table spool.queues
     constraint queues_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 100)))
     constraint queues_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 128)))
     constraint queues_pkey PRIMARY KEY (name)
+    constraint queues_rate_limit_range CHECK ((((rate_limit IS NULL) AND (rate_interval IS NULL) AND (rate_burst IS NULL)) OR (((rate_limit >= 1) AND (rate_limit <= 1000000)) AND ((rate_burst >= 1) AND (rate_burst <= 1000000)) AND (rate_interval >= '00:00:01'::interval) AND (rate_interval <= '1 day'::interval))))
     constraint queues_retention_cancelled_check CHECK ((retention_cancelled >= '00:00:00'::interval))
     constraint queues_retention_dead_check CHECK ((retention_dead >= '00:00:00'::interval))
     constraint queues_retention_succeeded_check CHECK ((retention_succeeded >= '00:00:00'::interval))
     index queues_pkey: CREATE UNIQUE INDEX queues_pkey ON spool.queues USING btree (name)
+
+table spool.rate_keys
+    key text not null
+    tat timestamp with time zone
+    opens_at timestamp with time zone
+    constraint rate_keys_pkey PRIMARY KEY (key)
+    index rate_keys_opens_idx: CREATE INDEX rate_keys_opens_idx ON spool.rate_keys USING btree (opens_at)
+    index rate_keys_pkey: CREATE UNIQUE INDEX rate_keys_pkey ON spool.rate_keys USING btree (key)
 
 table spool.schedule_fires
     schedule text not null
@@ -223,6 +242,7 @@ CREATE OR REPLACE FUNCTION spool.claim(queues text[], max_jobs integer, lease in
 AS $function$
     SELECT * FROM spool.claim_slots(queues, array_fill(worker, ARRAY[max_jobs]::integer[]),
                                     array_fill(lease, ARRAY[max_jobs]::integer[]))
+    WHERE id IS NOT NULL
 $function$
 
 function spool.claim_slots(queues text[], workers text[], leases interval[])
@@ -233,88 +253,122 @@ CREATE OR REPLACE FUNCTION spool.claim_slots(queues text[], workers text[], leas
 AS $function$
 DECLARE
     max_jobs integer := cardinality(workers);
+    wanted integer;
+    claimed integer := 0;
     free_ids bigint[];
     keyed_ids bigint[];
     buckets integer[];
     b integer;
+    any_rated boolean;
+    candidates integer;
+    marker spool.jobs;
 BEGIN
     IF max_jobs IS NULL OR max_jobs = 0 THEN
         RETURN;
     END IF;
-    WITH candidates AS (
-        SELECT c.id, c.concurrency_key, c.bucket, c.priority, c.run_at
-        FROM (
-            SELECT u.name FROM unnest(queues) AS u(name)
-            WHERE NOT EXISTS (SELECT 1 FROM spool.queues p WHERE p.name = u.name AND p.paused)
-        ) AS q
-        CROSS JOIN LATERAL (
-            SELECT j.id, j.concurrency_key, j.priority, j.run_at,
-                   spool.concurrency_bucket(j.queue, j.concurrency_key, j.concurrency_global) AS bucket
-            FROM spool.jobs j
-            WHERE j.state = 'pending'::spool.job_state AND j.queue = q.name AND j.run_at <= now()
-              -- Skip keys already at their limit, so they cannot crowd out claimable jobs.
-              AND (j.concurrency_key IS NULL OR j.concurrency_limit > (
-                  SELECT count(*) FROM spool.jobs r
-                  WHERE r.state = 'running'::spool.job_state AND r.concurrency_key = j.concurrency_key
-                    AND r.concurrency_global = j.concurrency_global
-                    AND (j.concurrency_global OR r.queue = j.queue)))
-            ORDER BY j.priority DESC, j.run_at, j.id
-            LIMIT max_jobs
-            FOR UPDATE SKIP LOCKED
-        ) AS c
-        ORDER BY c.priority DESC, c.run_at, c.id
-        LIMIT max_jobs
-    )
-    SELECT array_agg(id ORDER BY priority DESC, run_at, id) FILTER (WHERE concurrency_key IS NULL),
-           array_agg(id) FILTER (WHERE concurrency_key IS NOT NULL),
-           array_agg(DISTINCT bucket) FILTER (WHERE concurrency_key IS NOT NULL)
-    INTO free_ids, keyed_ids, buckets
-    FROM candidates;
+    FOR round IN 1..3 LOOP
+        wanted := max_jobs - claimed;
+        WITH candidates AS (
+            SELECT c.id, c.concurrency_key, c.bucket, c.priority, c.run_at, c.rated
+            FROM (
+                SELECT u.name, p.rate_limit IS NOT NULL AS limited,
+                       CASE WHEN p.rate_limit IS NULL THEN wanted
+                            ELSE least(wanted, spool.rate_room(p.rate_tat, p.rate_limit, p.rate_interval,
+                                                               p.rate_burst, now()))
+                       END AS room
+                FROM unnest(queues) AS u(name)
+                LEFT JOIN spool.queues p ON p.name = u.name
+                WHERE p.paused IS NOT TRUE
+            ) AS q
+            CROSS JOIN LATERAL (
+                SELECT j.id, j.concurrency_key, j.priority, j.run_at,
+                       spool.concurrency_bucket(j.queue, j.concurrency_key, j.concurrency_global) AS bucket,
+                       q.limited OR j.rate_key IS NOT NULL AS rated
+                FROM spool.jobs j
+                WHERE j.state = 'pending'::spool.job_state AND j.queue = q.name AND j.run_at <= now()
+                  -- Skip keys already at their limit, so they cannot crowd out claimable jobs.
+                  AND (j.concurrency_key IS NULL OR j.concurrency_limit > (
+                      SELECT count(*) FROM spool.jobs r
+                      WHERE r.state = 'running'::spool.job_state AND r.concurrency_key = j.concurrency_key
+                        AND r.concurrency_global = j.concurrency_global
+                        AND (j.concurrency_global OR r.queue = j.queue)))
+                  -- And rate-limit keys whose window is shut, for the same reason.
+                  AND (j.rate_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM spool.rate_keys w WHERE w.key = j.rate_key AND w.opens_at > now()))
+                ORDER BY j.priority DESC, j.run_at, j.id
+                LIMIT q.room
+                FOR UPDATE SKIP LOCKED
+            ) AS c
+            ORDER BY c.priority DESC, c.run_at, c.id
+            LIMIT wanted
+        )
+        SELECT array_agg(id ORDER BY priority DESC, run_at, id) FILTER (WHERE concurrency_key IS NULL),
+               array_agg(id) FILTER (WHERE concurrency_key IS NOT NULL),
+               array_agg(DISTINCT bucket) FILTER (WHERE concurrency_key IS NOT NULL),
+               bool_or(rated), count(*)
+        INTO free_ids, keyed_ids, buckets, any_rated, candidates
+        FROM candidates;
 
-    IF buckets IS NOT NULL THEN
-        -- Sorted (array_agg DISTINCT sorts), so two claimers never wait on each other in a cycle.
-        FOREACH b IN ARRAY buckets LOOP
-            PERFORM pg_advisory_xact_lock(1397772107, b);
-        END LOOP;
-        SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id) INTO free_ids
-        FROM spool.jobs c
-        WHERE c.id = ANY(coalesce(free_ids, '{}'::bigint[]) || ARRAY(
-            SELECT ranked.id FROM (
-                SELECT r.id,
-                       row_number() OVER (
-                           PARTITION BY r.concurrency_global,
-                                        CASE WHEN r.concurrency_global THEN NULL ELSE r.queue END,
-                                        r.concurrency_key
-                           ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
-                       r.concurrency_limit - (
-                           SELECT count(*) FROM spool.jobs x
-                           WHERE x.state = 'running'::spool.job_state AND x.concurrency_key = r.concurrency_key
-                             AND x.concurrency_global = r.concurrency_global
-                             AND (r.concurrency_global OR x.queue = r.queue)) AS room
-                FROM spool.jobs r
-                WHERE r.id = ANY(keyed_ids)
-            ) AS ranked
-            WHERE ranked.rank <= ranked.room));
+        IF buckets IS NOT NULL THEN
+            -- Sorted (array_agg DISTINCT sorts), so two claimers never wait on each other in a cycle.
+            FOREACH b IN ARRAY buckets LOOP
+                PERFORM pg_advisory_xact_lock(1397772107, b);
+            END LOOP;
+            SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id) INTO free_ids
+            FROM spool.jobs c
+            WHERE c.id = ANY(coalesce(free_ids, '{}'::bigint[]) || ARRAY(
+                SELECT ranked.id FROM (
+                    SELECT r.id,
+                           row_number() OVER (
+                               PARTITION BY r.concurrency_global,
+                                            CASE WHEN r.concurrency_global THEN NULL ELSE r.queue END,
+                                            r.concurrency_key
+                               ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
+                           r.concurrency_limit - (
+                               SELECT count(*) FROM spool.jobs x
+                               WHERE x.state = 'running'::spool.job_state
+                                 AND x.concurrency_key = r.concurrency_key
+                                 AND x.concurrency_global = r.concurrency_global
+                                 AND (r.concurrency_global OR x.queue = r.queue)) AS room
+                    FROM spool.jobs r
+                    WHERE r.id = ANY(keyed_ids)
+                ) AS ranked
+                WHERE ranked.rank <= ranked.room));
+        END IF;
+
+        IF any_rated AND free_ids IS NOT NULL THEN
+            free_ids := spool.rate_admit(free_ids);
+        END IF;
+
+        IF free_ids IS NOT NULL AND cardinality(free_ids) > 0 THEN
+            RETURN QUERY
+            UPDATE spool.jobs j SET
+                state = 'running'::spool.job_state,
+                attempt = j.attempt + 1,
+                lease_token = nextval('spool.lease_token_seq'::regclass),
+                worker_id = s.worker,
+                started_at = now(),
+                lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
+                attempt_deadline = now() + j.attempt_timeout,
+                updated_at = now()
+            FROM unnest(free_ids) WITH ORDINALITY AS f(id, n)
+            JOIN unnest(workers, leases) WITH ORDINALITY AS s(worker, lease, slot) ON s.slot = f.n + claimed
+            WHERE j.id = f.id
+            RETURNING j.*;
+            claimed := claimed + cardinality(free_ids);
+        END IF;
+        -- Another round only when a rate limit turned candidates away and slots are left.
+        EXIT WHEN NOT coalesce(any_rated, false) OR claimed >= max_jobs
+            OR coalesce(cardinality(free_ids), 0) >= candidates;
+    END LOOP;
+
+    IF claimed < max_jobs THEN
+        marker.run_at := spool.rate_reopens(queues);
+        IF marker.run_at IS NOT NULL THEN
+            marker.started_at := now();
+            RETURN NEXT marker;
+        END IF;
     END IF;
-
-    IF free_ids IS NULL OR cardinality(free_ids) = 0 THEN
-        RETURN;
-    END IF;
-
-    RETURN QUERY
-    UPDATE spool.jobs j SET
-        state = 'running'::spool.job_state,
-        attempt = j.attempt + 1,
-        lease_token = nextval('spool.lease_token_seq'::regclass),
-        worker_id = s.worker,
-        started_at = now(),
-        lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
-        attempt_deadline = now() + j.attempt_timeout,
-        updated_at = now()
-    FROM unnest(free_ids) WITH ORDINALITY AS f(id, slot)
-    JOIN unnest(workers, leases) WITH ORDINALITY AS s(worker, lease, slot) USING (slot)
-    WHERE j.id = f.id
-    RETURNING j.*;
 END
 $function$
 
@@ -503,6 +557,101 @@ BEGIN
 END
 $function$
 
+function spool.rate_admit(ids bigint[])
+CREATE OR REPLACE FUNCTION spool.rate_admit(ids bigint[])
+ RETURNS bigint[]
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+DECLARE
+    admitted bigint[];
+    limited text[];
+    keys text[];
+BEGIN
+    SELECT array_agg(DISTINCT j.queue) FILTER (WHERE q.rate_limit IS NOT NULL),
+           array_agg(DISTINCT j.rate_key) FILTER (WHERE j.rate_key IS NOT NULL)
+    INTO limited, keys
+    FROM spool.jobs j LEFT JOIN spool.queues q ON q.name = j.queue
+    WHERE j.id = ANY(ids);
+    IF limited IS NOT NULL THEN
+        PERFORM 1 FROM spool.queues q WHERE q.name = ANY(limited) ORDER BY q.name FOR UPDATE;
+    END IF;
+    IF keys IS NOT NULL THEN
+        INSERT INTO spool.rate_keys (key) SELECT unnest(keys) ORDER BY 1 ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM spool.rate_keys k WHERE k.key = ANY(keys) ORDER BY k.key FOR UPDATE;
+    END IF;
+
+    WITH c AS (
+        SELECT j.id, j.queue, j.rate_key, o.ord,
+               row_number() OVER (PARTITION BY j.rate_key ORDER BY o.ord) AS key_rank,
+               spool.rate_room(k.tat, j.rate_limit, j.rate_interval, j.rate_burst, now()) AS key_room
+        FROM unnest(ids) WITH ORDINALITY AS o(id, ord)
+        JOIN spool.jobs j ON j.id = o.id
+        LEFT JOIN spool.rate_keys k ON k.key = j.rate_key
+    ), q AS (
+        SELECT c.id, c.ord,
+               row_number() OVER (PARTITION BY c.queue ORDER BY c.ord) AS queue_rank,
+               CASE WHEN s.rate_limit IS NOT NULL
+                    THEN spool.rate_room(s.rate_tat, s.rate_limit, s.rate_interval, s.rate_burst, now())
+               END AS queue_room
+        FROM c LEFT JOIN spool.queues s ON s.name = c.queue
+        WHERE c.rate_key IS NULL OR c.key_rank <= c.key_room
+    )
+    SELECT array_agg(q.id ORDER BY q.ord) INTO admitted
+    FROM q WHERE q.queue_room IS NULL OR q.queue_rank <= q.queue_room;
+
+    IF limited IS NOT NULL THEN
+        UPDATE spool.queues s
+        SET rate_tat = greatest(coalesce(s.rate_tat, now()), now()) + s.rate_interval * a.n / s.rate_limit
+        FROM (SELECT j.queue, count(*) AS n FROM spool.jobs j WHERE j.id = ANY(admitted) GROUP BY j.queue) AS a
+        WHERE s.name = a.queue AND s.rate_limit IS NOT NULL;
+    END IF;
+    IF keys IS NOT NULL THEN
+        UPDATE spool.rate_keys k
+        SET tat = greatest(coalesce(k.tat, now()), now()) + a.spent,
+            opens_at = greatest(coalesce(k.tat, now()), now()) + a.spent - a.tolerance
+        FROM (
+            SELECT j.rate_key, sum(j.rate_interval / j.rate_limit) AS spent,
+                   (array_agg(j.rate_interval * (j.rate_burst - 1) / j.rate_limit ORDER BY j.id DESC))[1]
+                       AS tolerance
+            FROM spool.jobs j WHERE j.id = ANY(admitted) AND j.rate_key IS NOT NULL GROUP BY j.rate_key
+        ) AS a
+        WHERE k.key = a.rate_key;
+    END IF;
+    RETURN coalesce(admitted, '{}');
+END
+$function$
+
+function spool.rate_reopens(queues text[])
+CREATE OR REPLACE FUNCTION spool.rate_reopens(queues text[])
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT least(
+        (SELECT min(q.rate_tat - q.rate_interval * (q.rate_burst - 1) / q.rate_limit)
+         FROM spool.queues q
+         WHERE q.name = ANY(queues) AND q.rate_limit IS NOT NULL AND NOT q.paused
+           AND q.rate_tat - q.rate_interval * (q.rate_burst - 1) / q.rate_limit > now()),
+        (SELECT min(k.opens_at) FROM spool.rate_keys k
+         WHERE k.opens_at > now() AND EXISTS (
+             SELECT 1 FROM spool.jobs j
+             WHERE j.rate_key = k.key AND j.state = 'pending'::spool.job_state AND j.queue = ANY(queues) AND j.run_at <= now())))
+$function$
+
+function spool.rate_room(tat timestamp with time zone, lim integer, per interval, burst integer, at timestamp with time zone)
+CREATE OR REPLACE FUNCTION spool.rate_room(tat timestamp with time zone, lim integer, per interval, burst integer, at timestamp with time zone)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT greatest(0, least(burst, floor(
+        extract(epoch FROM at - greatest(coalesce(tat, at), at)) * lim / extract(epoch FROM per) + burst
+    )::integer))
+$function$
+
 function spool.remember_granted_lease()
 CREATE OR REPLACE FUNCTION spool.remember_granted_lease()
  RETURNS trigger
@@ -527,4 +676,19 @@ AS $function$
         WHEN NOT retryable OR attempt >= max_attempts THEN 'dead'
         ELSE 'pending'
     END::spool.job_state
+$function$
+
+function spool.throttled(queue text, rate_key text)
+CREATE OR REPLACE FUNCTION spool.throttled(queue text, rate_key text)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT EXISTS (
+        SELECT 1 FROM spool.queues q
+        WHERE q.name = throttled.queue AND q.rate_limit IS NOT NULL
+          AND spool.rate_room(q.rate_tat, q.rate_limit, q.rate_interval, q.rate_burst, now()) = 0
+    ) OR (throttled.rate_key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM spool.rate_keys k WHERE k.key = throttled.rate_key AND k.opens_at > now()))
 $function$

@@ -86,12 +86,13 @@ CREATE TABLE spool.rate_keys (
 );
 CREATE INDEX rate_keys_opens_idx ON spool.rate_keys (opens_at);
 -- Which keys' jobs wait: the claim's wake-up time and the throttled count look them up.
-CREATE INDEX jobs_rate_key_idx ON spool.jobs (rate_key) WHERE state = 'pending' AND rate_key IS NOT NULL;
+CREATE INDEX jobs_rate_key_idx ON spool.jobs (rate_key) WHERE state = 'pending'::spool.job_state AND rate_key IS NOT NULL;
 
 -- How many jobs a bucket lets start at `at`: floor((at - max(tat, at)) * limit / interval) + burst,
 -- between 0 and burst.
 CREATE FUNCTION spool.rate_room(tat timestamptz, lim integer, per interval, burst integer, at timestamptz)
-RETURNS integer LANGUAGE sql IMMUTABLE AS $$
+RETURNS integer LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, spool, pg_temp AS $$
     SELECT greatest(0, least(burst, floor(
         extract(epoch FROM at - greatest(coalesce(tat, at), at)) * lim / extract(epoch FROM per) + burst
     )::integer))
@@ -99,7 +100,8 @@ $$;
 
 -- Whether a PENDING job that is due is held back by its queue's or its key's rate limit now: the
 -- derived status "throttled".
-CREATE FUNCTION spool.throttled(queue text, rate_key text) RETURNS boolean LANGUAGE sql STABLE AS $$
+CREATE FUNCTION spool.throttled(queue text, rate_key text) RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, spool, pg_temp AS $$
     SELECT EXISTS (
         SELECT 1 FROM spool.queues q
         WHERE q.name = throttled.queue AND q.rate_limit IS NOT NULL
@@ -112,7 +114,8 @@ $$;
 -- buckets let start now, taken in claim order; the buckets are moved on by what is admitted.
 -- The buckets are locked in a fixed order (queues by name, then keys by key), so claimers never
 -- wait on each other in a cycle.
-CREATE FUNCTION spool.rate_admit(ids bigint[]) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+CREATE FUNCTION spool.rate_admit(ids bigint[]) RETURNS bigint[] LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, spool, pg_temp AS $$
 DECLARE
     admitted bigint[];
     limited text[];
@@ -174,7 +177,8 @@ $$;
 
 -- When a rate window that holds back jobs of these queues opens next: their queues' own, or that
 -- of a key with due jobs in them. NULL when no rate limit holds any back.
-CREATE FUNCTION spool.rate_reopens(queues text[]) RETURNS timestamptz LANGUAGE sql STABLE AS $$
+CREATE FUNCTION spool.rate_reopens(queues text[]) RETURNS timestamptz LANGUAGE sql STABLE
+SET search_path = pg_catalog, spool, pg_temp AS $$
     SELECT least(
         (SELECT min(q.rate_tat - q.rate_interval * (q.rate_burst - 1) / q.rate_limit)
          FROM spool.queues q
@@ -183,7 +187,7 @@ CREATE FUNCTION spool.rate_reopens(queues text[]) RETURNS timestamptz LANGUAGE s
         (SELECT min(k.opens_at) FROM spool.rate_keys k
          WHERE k.opens_at > now() AND EXISTS (
              SELECT 1 FROM spool.jobs j
-             WHERE j.rate_key = k.key AND j.state = 'pending' AND j.queue = ANY(queues) AND j.run_at <= now())))
+             WHERE j.rate_key = k.key AND j.state = 'pending'::spool.job_state AND j.queue = ANY(queues) AND j.run_at <= now())))
 $$;
 
 -- The claim, now with rate limits. A queue's candidates are at most what its bucket lets start,
@@ -196,15 +200,16 @@ $$;
 -- waiters wake then rather than at their next poll. Without rate limits the claim does what it
 -- did, in one round, plus one look at spool.rate_keys when it comes back short.
 CREATE OR REPLACE FUNCTION spool.claim_slots(queues text[], workers text[], leases interval[])
-RETURNS SETOF spool.jobs LANGUAGE plpgsql VOLATILE AS $$
+RETURNS SETOF spool.jobs LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, spool, pg_temp AS $$
 DECLARE
     max_jobs integer := cardinality(workers);
     wanted integer;
     claimed integer := 0;
     free_ids bigint[];
     keyed_ids bigint[];
-    keys text[];
-    k text;
+    buckets integer[];
+    b integer;
     any_rated boolean;
     candidates integer;
     marker spool.jobs;
@@ -215,7 +220,7 @@ BEGIN
     FOR round IN 1..3 LOOP
         wanted := max_jobs - claimed;
         WITH candidates AS (
-            SELECT c.id, c.concurrency_key, c.priority, c.run_at, c.rated
+            SELECT c.id, c.concurrency_key, c.bucket, c.priority, c.run_at, c.rated
             FROM (
                 SELECT u.name, p.rate_limit IS NOT NULL AS limited,
                        CASE WHEN p.rate_limit IS NULL THEN wanted
@@ -228,13 +233,17 @@ BEGIN
             ) AS q
             CROSS JOIN LATERAL (
                 SELECT j.id, j.concurrency_key, j.priority, j.run_at,
+                       spool.concurrency_bucket(j.queue, j.concurrency_key, j.concurrency_global) AS bucket,
                        q.limited OR j.rate_key IS NOT NULL AS rated
                 FROM spool.jobs j
-                WHERE j.state = 'pending' AND j.queue = q.name AND j.run_at <= now()
+                WHERE j.state = 'pending'::spool.job_state AND j.queue = q.name AND j.run_at <= now()
                   -- Skip keys already at their limit, so they cannot crowd out claimable jobs.
                   AND (j.concurrency_key IS NULL OR j.concurrency_limit > (
                       SELECT count(*) FROM spool.jobs r
-                      WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+                      WHERE r.state = 'running'::spool.job_state AND r.concurrency_key = j.concurrency_key
+                        AND r.concurrency_global = j.concurrency_global
+                        AND (j.concurrency_global OR r.queue = j.queue)))
+                  -- And rate-limit keys whose window is shut, for the same reason.
                   AND (j.rate_key IS NULL OR NOT EXISTS (
                       SELECT 1 FROM spool.rate_keys w WHERE w.key = j.rate_key AND w.opens_at > now()))
                 ORDER BY j.priority DESC, j.run_at, j.id
@@ -246,26 +255,32 @@ BEGIN
         )
         SELECT array_agg(id ORDER BY priority DESC, run_at, id) FILTER (WHERE concurrency_key IS NULL),
                array_agg(id) FILTER (WHERE concurrency_key IS NOT NULL),
-               array_agg(DISTINCT concurrency_key) FILTER (WHERE concurrency_key IS NOT NULL),
+               array_agg(DISTINCT bucket) FILTER (WHERE concurrency_key IS NOT NULL),
                bool_or(rated), count(*)
-        INTO free_ids, keyed_ids, keys, any_rated, candidates
+        INTO free_ids, keyed_ids, buckets, any_rated, candidates
         FROM candidates;
 
-        IF keys IS NOT NULL THEN
+        IF buckets IS NOT NULL THEN
             -- Sorted (array_agg DISTINCT sorts), so two claimers never wait on each other in a cycle.
-            FOREACH k IN ARRAY keys LOOP
-                PERFORM pg_advisory_xact_lock(hashtextextended('spool.concurrency:' || k, 0));
+            FOREACH b IN ARRAY buckets LOOP
+                PERFORM pg_advisory_xact_lock(1397772107, b);
             END LOOP;
             SELECT array_agg(c.id ORDER BY c.priority DESC, c.run_at, c.id) INTO free_ids
             FROM spool.jobs c
-            WHERE c.id = ANY(coalesce(free_ids, '{}') || ARRAY(
+            WHERE c.id = ANY(coalesce(free_ids, '{}'::bigint[]) || ARRAY(
                 SELECT ranked.id FROM (
                     SELECT r.id,
-                           row_number() OVER (PARTITION BY r.concurrency_key
-                                              ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
+                           row_number() OVER (
+                               PARTITION BY r.concurrency_global,
+                                            CASE WHEN r.concurrency_global THEN NULL ELSE r.queue END,
+                                            r.concurrency_key
+                               ORDER BY r.priority DESC, r.run_at, r.id) AS rank,
                            r.concurrency_limit - (
                                SELECT count(*) FROM spool.jobs x
-                               WHERE x.state = 'running' AND x.concurrency_key = r.concurrency_key) AS room
+                               WHERE x.state = 'running'::spool.job_state
+                                 AND x.concurrency_key = r.concurrency_key
+                                 AND x.concurrency_global = r.concurrency_global
+                                 AND (r.concurrency_global OR x.queue = r.queue)) AS room
                     FROM spool.jobs r
                     WHERE r.id = ANY(keyed_ids)
                 ) AS ranked
@@ -279,9 +294,9 @@ BEGIN
         IF free_ids IS NOT NULL AND cardinality(free_ids) > 0 THEN
             RETURN QUERY
             UPDATE spool.jobs j SET
-                state = 'running',
+                state = 'running'::spool.job_state,
                 attempt = j.attempt + 1,
-                lease_token = nextval('spool.lease_token_seq'),
+                lease_token = nextval('spool.lease_token_seq'::regclass),
                 worker_id = s.worker,
                 started_at = now(),
                 lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
@@ -310,8 +325,17 @@ $$;
 
 -- A claim for SQL callers: jobs only (no wake-up row).
 CREATE OR REPLACE FUNCTION spool.claim(queues text[], max_jobs integer, lease interval, worker text)
-RETURNS SETOF spool.jobs LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM spool.claim_slots(queues, array_fill(worker, ARRAY[max_jobs]),
-                                    array_fill(lease, ARRAY[max_jobs]))
+RETURNS SETOF spool.jobs LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, spool, pg_temp AS $$
+    SELECT * FROM spool.claim_slots(queues, array_fill(worker, ARRAY[max_jobs]::integer[]),
+                                    array_fill(lease, ARRAY[max_jobs]::integer[]))
     WHERE id IS NOT NULL
 $$;
+
+-- Nobody but the owner runs these (see 0009).
+REVOKE ALL ON FUNCTION
+    spool.rate_room(timestamptz, integer, interval, integer, timestamptz),
+    spool.throttled(text, text),
+    spool.rate_admit(bigint[]),
+    spool.rate_reopens(text[])
+FROM PUBLIC;
