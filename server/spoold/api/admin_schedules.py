@@ -29,10 +29,13 @@ class ScheduleAdmin:
     _access: Access
     _clock: Callable[[], datetime]
 
-    async def _visible(self, name: str) -> Schedule:
-        schedule = await self._schedules.get(name)
+    async def _visible(self, name: str, field: str = "name") -> Schedule:
+        try:
+            schedule = await self._schedules.get(name)
+        except ScheduleNotFound:
+            raise ScheduleNotFound(name, field=field) from None
         if not self._access.sees(schedule.settings.queue):
-            raise ScheduleNotFound(name)
+            raise ScheduleNotFound(name, field=field)
         return schedule
 
     def _name(self, value: str) -> str:
@@ -70,7 +73,7 @@ class ScheduleAdmin:
         if "template" in change.fields or change.allow_missing:
             self._access.queues("schedule.template.queue", [change.settings.queue], indexed=False)
         if not change.allow_missing:
-            await self._visible(change.name)
+            await self._visible(change.name, "schedule.name")
         schedule = await self._schedules.change(change, now)
         return adm.UpdateScheduleResponse(schedule=schedule_convert.schedule_proto(schedule, now))
 
