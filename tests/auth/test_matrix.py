@@ -16,6 +16,7 @@ import pytest
 from spool.v1 import admin_service_pb2 as adm
 from spool.v1 import admin_service_pb2_grpc, queue_service_pb2_grpc
 from spool.v1 import queue_service_pb2 as qs
+from spool.v1 import schedule_pb2 as sp
 from spoold.app import App
 from tests.auth.conftest import bearer, expired_at, key_id, make_key
 from tests.helpers import error_info
@@ -51,6 +52,9 @@ class World:
         self.leased = (await self.queue.Lease(qs.LeaseRequest(queues=[Q], max_jobs=1), metadata=md)).jobs[0]
         self.pending = (await self.queue.Enqueue(qs.EnqueueRequest(queue=Q, payload=body), metadata=md)).job.id
         await self.admin.PauseQueue(adm.PauseQueueRequest(name="spare"), metadata=md)  # settings, no jobs
+        for name in ("nightly", "spare-schedule"):
+            schedule = sp.Schedule(name=name, cron="0 3 * * *", template=qs.EnqueueRequest(queue=Q, payload=body))
+            await self.admin.CreateSchedule(adm.CreateScheduleRequest(schedule=schedule), metadata=md)
 
 
 Call = Callable[[World, Metadata], Awaitable[Any]]
@@ -177,6 +181,34 @@ CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
         lambda w, md: w.admin.RevokeApiKey(adm.RevokeApiKeyRequest(id=key_id(w.admin_md[0][1][7:])), metadata=md),
         (DENIED, "SCOPE_MISSING"),
     ),
+    **{
+        rpc: ("admin", call, (DENIED, "SCOPE_MISSING"))
+        for rpc, call in {
+            "CreateSchedule": lambda w, md: w.admin.CreateSchedule(
+                adm.CreateScheduleRequest(
+                    schedule=sp.Schedule(
+                        name="made", interval={"seconds": 60}, template=qs.EnqueueRequest(queue=Q, payload=b"{}")
+                    )
+                ),
+                metadata=md,
+            ),
+            "GetSchedule": lambda w, md: w.admin.GetSchedule(adm.GetScheduleRequest(name="nightly"), metadata=md),
+            "ListSchedules": lambda w, md: w.admin.ListSchedules(adm.ListSchedulesRequest(), metadata=md),
+            "UpdateSchedule": lambda w, md: w.admin.UpdateSchedule(
+                adm.UpdateScheduleRequest(schedule=sp.Schedule(name="nightly", cron="0 4 * * *")), metadata=md
+            ),
+            "DeleteSchedule": lambda w, md: w.admin.DeleteSchedule(
+                adm.DeleteScheduleRequest(name="spare-schedule"), metadata=md
+            ),
+            "PauseSchedule": lambda w, md: w.admin.PauseSchedule(adm.PauseScheduleRequest(name="nightly"), metadata=md),
+            "ResumeSchedule": lambda w, md: w.admin.ResumeSchedule(
+                adm.ResumeScheduleRequest(name="nightly"), metadata=md
+            ),
+            "TriggerSchedule": lambda w, md: w.admin.TriggerSchedule(
+                adm.TriggerScheduleRequest(name="nightly"), metadata=md
+            ),
+        }.items()
+    },
 }
 
 SNAPSHOT = """
@@ -184,6 +216,8 @@ SELECT (SELECT coalesce(string_agg(j::text, '|' ORDER BY j.id), '') FROM spool.j
     || (SELECT coalesce(string_agg(a::text, '|' ORDER BY a.job_id, a.lease_token), '')
         FROM spool.attempts a)
     || (SELECT coalesce(string_agg(q::text, '|' ORDER BY q.name), '') FROM spool.queues q)
+    || (SELECT coalesce(string_agg(s::text, '|' ORDER BY s.name), '') FROM spool.schedules s)
+    || (SELECT coalesce(string_agg(f::text, '|' ORDER BY f.schedule, f.fire_time), '') FROM spool.schedule_fires f)
     || (SELECT coalesce(string_agg((k.id, k.name, k.scopes, k.queues, k.expires_at, k.revoked_at)::text, '|'
         ORDER BY k.id), '') FROM spool.api_keys k)
 """

@@ -10,6 +10,7 @@ import {
   BackoffPolicySchema,
   JobErrorSchema,
   JobFilterSchema,
+  RateLimitSchema,
   Job_ConcurrencyScope,
   type BackoffPolicy_Kind,
   type Job,
@@ -62,6 +63,16 @@ export interface EnqueueOptions {
   concurrencyLimit?: number;
   /** The key's limit counts the running jobs of every queue, not only this one's (default: this queue's). */
   concurrencyGlobal?: boolean;
+  /** At most rateLimit of the jobs with this key start per its interval, in any queue (docs/rate-limits.md). */
+  rateLimitKey?: string;
+  rateLimit?: RateLimitInit;
+}
+
+/** At most `limit` jobs started per `intervalMs` (default 1000), in bursts of at most `burst` (default 1). */
+export interface RateLimitInit {
+  limit: number;
+  intervalMs?: number;
+  burst?: number;
 }
 
 export interface EnqueueItem extends EnqueueOptions {
@@ -295,6 +306,15 @@ export function enqueueRequest(item: EnqueueItem) {
     concurrencyKey: item.concurrencyKey ?? "",
     concurrencyLimit: item.concurrencyLimit ?? 0,
     concurrencyScope: item.concurrencyGlobal ? Job_ConcurrencyScope.GLOBAL : Job_ConcurrencyScope.UNSPECIFIED,
+    rateLimitKey: item.rateLimitKey ?? "",
+    rateLimit:
+      item.rateLimit === undefined
+        ? undefined
+        : create(RateLimitSchema, {
+            limit: item.rateLimit.limit,
+            interval: duration(item.rateLimit.intervalMs ?? 1000),
+            burst: item.rateLimit.burst,
+          }),
   });
 }
 

@@ -69,3 +69,12 @@ test("a bad declaration rejects run() with the field named", async () => {
   await assert.rejects(worker.run(), (err: unknown) => err instanceof InvalidArgumentError && /schedule\.cron/.test(err.message));
   await assert.rejects(client.schedules.get("q"), ScheduleNotFoundError);
 });
+
+test("a job carries its rate-limit key and limit", async () => {
+  const { job } = await client.enqueue("node-rated", { n: 1 }, { rateLimitKey: "partner", rateLimit: { limit: 5, intervalMs: 60_000, burst: 2 } });
+  assert.equal(job.rateLimitKey, "partner");
+  assert.equal(job.rateLimit?.limit, 5);
+  assert.equal(job.rateLimit?.burst, 2);
+  const leased = await client.lease(["node-rated"], { maxJobs: 10 });
+  assert.equal(leased.length, 1);
+});
