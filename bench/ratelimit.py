@@ -7,8 +7,9 @@ anything back: what the accounting costs), plus a claim on a queue whose window 
     .venv/bin/python -m bench.ratelimit              # larger cases, 3 rounds
 
 Each case drains a fresh backlog with claims of 1 or 100 jobs over 1 or 4 connections (SQL over
-asyncpg, no gRPC, no acks, synchronous_commit off: the claim alone, not the WAL flush). Cases run in rounds, "before" and "now" alternating
-in order, and the figure is the median of the rounds; the ratio to "before" is what to read.
+asyncpg, no gRPC, no acks, synchronous_commit off: the claim alone, not the WAL flush). Cases run
+in rounds, "before" and "now" alternating in order, and the figure is the median of the rounds;
+the ratio to "before" is what to read.
 """
 
 from __future__ import annotations
