@@ -3,9 +3,7 @@ firing every second for 10 s makes exactly one job per fire time, with no fire t
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -15,24 +13,16 @@ from spool.v1 import admin_service_pb2 as adm
 from spool.v1 import schedule_pb2 as sp
 from spool.v1.admin_service_pb2_grpc import AdminServiceStub
 from tests.conftest import wait_until
-from tests.replicas.test_replicas import Replica, free_port, replicas, start_process, terminate
+from tests.replicas.test_replicas import Replica, processes, replicas
 from tests.schedules.support import fired_jobs, schedule_message
 
-__all__ = ["replicas"]  # the fixture, with this module's `processes`
+__all__ = ["processes", "replicas"]
 
 
-@pytest.fixture
-def processes(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
+@pytest.fixture(autouse=True)
+def fast_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each replica looks for due schedules every 0.2 s (set before `processes` starts them)."""
     monkeypatch.setenv("SPOOL_SCHEDULER_INTERVAL", "0.2")
-    started = []
-    try:
-        for _ in range(2):
-            port = free_port()
-            started.append((start_process(db_url, port), port))
-        yield started
-    finally:
-        codes = [terminate(p) for p, _ in started]
-        assert codes == [0] * len(started), [p.stderr.read().decode()[-2000:] for p, _ in started if p.stderr]
 
 
 async def test_an_every_second_schedule_on_two_replicas_makes_one_job_per_fire_time(
