@@ -70,7 +70,8 @@ async def test_created_range_is_half_open(stub, db) -> None:  # type: ignore[no-
 
 
 async def test_finished_range(stub, db) -> None:  # type: ignore[no-untyped-def]
-    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    # Recent enough that the server's pruner (7 days for SUCCEEDED) keeps both rows.
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     await insert(db, state="pending")  # not finished: never in a finished range
     early = await insert(db, state="dead", finished_at=t0)
     late = await insert(db, state="succeeded", finished_at=t0 + timedelta(days=1))
