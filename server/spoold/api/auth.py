@@ -4,6 +4,7 @@ request id. Health and reflection stay open."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from spoold.api.interceptors import MethodWrapper
 from spoold.auth.gate import Gate
 from spoold.auth.principal import current
 
+log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 if TYPE_CHECKING:  # generic only in the type stubs
     Handler = grpc.RpcMethodHandler[Any, Any]
@@ -40,7 +42,9 @@ class AuthGuard(MethodWrapper):
 
     async def _admit(self, method: str, context: Context) -> None:
         authorization, given = _headers(context)
-        calls.begin(given)
+        rid = calls.begin(given)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("gRPC %s, request %s", method, rid)
         try:
             current.set(await self._gate.admit(method, authorization))
         except Exception as exc:

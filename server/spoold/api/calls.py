@@ -12,8 +12,10 @@ from typing import Protocol
 
 HEADER = "x-request-id"
 MAX_LENGTH = 100
-# A caller's id goes into log lines as it is only if it cannot forge or break one.
-_SAFE = re.compile(r"[A-Za-z0-9._:-]+")
+# A caller's id goes into log lines as it is only if it cannot forge or break one: no line breaks
+# (\n, \r, or NEL and U+2028 that some viewers split on), no escape sequences, no spaces to fake a
+# field with. Anything else is replaced, not refused: a request id is a courtesy, never a reason to fail.
+_SAFE = re.compile(r"[A-Za-z0-9._-]+")
 _current: ContextVar[str | None] = ContextVar("spool_request_id", default=None)
 
 
