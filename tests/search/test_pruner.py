@@ -132,3 +132,23 @@ async def test_idempotency_key_is_free_again_after_pruning(stub, db, app) -> Non
 
 async def test_the_app_runs_a_pruner(app) -> None:  # type: ignore[no-untyped-def]
     assert any(isinstance(loop, Pruner) for loop in app.loops)
+
+
+async def test_deletes_idle_full_rate_key_buckets(db, pool) -> None:  # type: ignore[no-untyped-def]
+    await db.execute(
+        """INSERT INTO spool.rate_keys (key, tat, opens_at) VALUES
+           ('idle', now() - interval '2 minutes', now() - interval '3 minutes'),
+           ('never-used', NULL, NULL),
+           ('just-full', now() - interval '10 seconds', now() - interval '20 seconds'),
+           ('shut', now() + interval '1 minute', now() + interval '30 seconds'),
+           ('waited-on', now() - interval '1 hour', now() - interval '1 hour')"""
+    )
+    (waiting,) = await insert(db, state="pending")
+    await db.execute(
+        """UPDATE spool.jobs SET rate_key = 'waited-on', rate_limit = 1, rate_interval = interval '1 second',
+           rate_burst = 1 WHERE id = $1""",
+        int(waiting),
+    )
+    assert await pruner(pool).run_once() == 2
+    kept = await db.fetch("SELECT key FROM spool.rate_keys ORDER BY key")
+    assert [r["key"] for r in kept] == ["just-full", "shut", "waited-on"]

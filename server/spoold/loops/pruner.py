@@ -1,4 +1,5 @@
-"""The pruner: deletes finished jobs past their queue's retention, in batches, in any number of processes."""
+"""The pruner: deletes finished jobs past their queue's retention, and idle rate-limit key buckets, in
+batches, in any number of processes."""
 
 from __future__ import annotations
 
@@ -24,5 +25,6 @@ class Pruner(Loop):
         pruned = await self._store.prune(self._defaults, self._batch)
         if pruned:
             log.info("pruned %d finished jobs past retention", pruned)
+        pruned += await self._store.prune_rate_keys(self._batch)
         # Loop.run goes again at once after a non-empty round, so a backlog drains batch by batch.
         return pruned

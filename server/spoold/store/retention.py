@@ -1,4 +1,5 @@
-"""RetentionStore: deletes finished jobs, with their attempts, once their queue's retention has passed."""
+"""RetentionStore: deletes finished jobs, with their attempts, once their queue's retention has passed,
+and the buckets of rate-limit keys that no job needs any more."""
 
 from __future__ import annotations
 
@@ -21,4 +22,10 @@ class RetentionStore:
             deleted = await self.pool.fetch(
                 Q["prune_finished"], defaults.succeeded, defaults.cancelled, defaults.dead, batch
             )
+        return len(deleted)
+
+    async def prune_rate_keys(self, batch: int) -> int:
+        """Deletes up to `batch` idle, full rate-limit key buckets; returns how many."""
+        with translated():
+            deleted = await self.pool.fetch(Q["prune_rate_keys"], batch)
         return len(deleted)

@@ -79,3 +79,20 @@ WITH RECURSIVE names AS (
 )
 DELETE FROM spool.jobs j USING doomed WHERE j.id = doomed.id
 RETURNING j.id
+
+-- name: prune_rate_keys
+-- Deletes up to $1 rate-limit key buckets that have been full for over a minute (a bucket whose tat
+-- has passed lets as many start as a key without a row) and that no PENDING job names, so that
+-- distinct keys (one per customer, say) do not pile up. A claim admitting a key's job holds that
+-- job PENDING until it commits, with the bucket locked: neither is deleted under it.
+WITH doomed AS (
+    SELECT k.key FROM spool.rate_keys k
+    WHERE (k.tat IS NULL OR k.tat < now() - interval '1 minute')
+      AND NOT EXISTS (
+          SELECT 1 FROM spool.jobs j
+          WHERE j.rate_key = k.key AND j.state = 'pending'::spool.job_state)
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM spool.rate_keys k USING doomed WHERE k.key = doomed.key
+RETURNING k.key
