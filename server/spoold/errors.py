@@ -145,6 +145,13 @@ class QueueNotAllowed(PermissionDenied):
     reason = "QUEUE_NOT_ALLOWED"
 
 
+class GlobalKeyNotAllowed(PermissionDenied):
+    """A key restricted to some queues asked for a global concurrency key, whose slots are shared
+    with queues it may not use."""
+
+    reason = "GLOBAL_KEY_NOT_ALLOWED"
+
+
 class KeyNotFound(SpoolError):
     reason = "API_KEY_NOT_FOUND"
 

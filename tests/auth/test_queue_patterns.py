@@ -8,7 +8,7 @@ import asyncpg
 import grpc
 
 from spool.v1 import admin_service_pb2 as adm
-from spool.v1 import admin_service_pb2_grpc
+from spool.v1 import admin_service_pb2_grpc, job_pb2
 from spool.v1 import queue_service_pb2 as qs
 from spoold.auth.principal import QueuePatterns
 from tests.api.support import job_row
@@ -16,6 +16,7 @@ from tests.auth.conftest import bearer, make_key
 from tests.helpers import enqueue_request, expect_error
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
+DENIED = grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_patterns_match_whole_names_with_star_for_any_run() -> None:
@@ -95,3 +96,21 @@ async def test_an_ack_asking_for_next_jobs_elsewhere_is_refused_before_it_acks(
         stub.Ack(ack, metadata=key), grpc.StatusCode.PERMISSION_DENIED, "QUEUE_NOT_ALLOWED", "next.queues[0]"
     )
     assert (await job_row(db, held.job.id))["state"] == "running"
+
+
+async def test_a_key_limited_to_some_queues_may_not_use_a_global_concurrency_key(
+    stub: Any, db: asyncpg.Connection
+) -> None:
+    key = bearer(await make_key(db, ["enqueue"], ["emails"]))
+    scoped = enqueue_request("emails", concurrency_key="smtp")
+    made = await stub.Enqueue(scoped, metadata=key)  # a key of its own queue is fine
+    shared = enqueue_request("emails", concurrency_key="smtp")
+    shared.concurrency_scope = job_pb2.Job.CONCURRENCY_SCOPE_GLOBAL
+    await expect_error(stub.Enqueue(shared, metadata=key), DENIED, "GLOBAL_KEY_NOT_ALLOWED", "concurrency_scope")
+    batch = qs.EnqueueBatchRequest(jobs=[scoped, shared])
+    await expect_error(
+        stub.EnqueueBatch(batch, metadata=key), DENIED, "GLOBAL_KEY_NOT_ALLOWED", "jobs[1].concurrency_scope"
+    )
+    assert await db.fetchval("SELECT count(*) FROM spool.jobs") == 1 and made.job.id
+    admin = bearer(await make_key(db, ["admin"]))
+    assert (await stub.Enqueue(shared, metadata=admin)).job.concurrency_scope == job_pb2.Job.CONCURRENCY_SCOPE_GLOBAL

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 
 from spoold.auth.principal import Principal, principal
-from spoold.errors import JobNotFound, QueueNotAllowed
+from spoold.errors import GlobalKeyNotAllowed, JobNotFound, QueueNotAllowed
 from spoold.store.keys import KeyStore
 from spoold.store.rows import JobRow
 
@@ -60,6 +60,22 @@ class Access:
         for i, name in enumerate(names):
             if not p.allows(name):
                 raise _refuse(p, f"{field}[{i}]" if indexed else field, name)
+
+    def enqueue(self, queue: str, concurrency_global: bool, prefix: str = "") -> None:
+        """Refuses a job for a queue that is not the caller's, and a global concurrency key from a
+        caller restricted to some queues: its jobs would hold slots that queues it may not use share."""
+        p = principal()
+        if p.every_queue:
+            return
+        if not p.allows(queue):
+            raise _refuse(p, f"{prefix}queue", queue)
+        if concurrency_global:
+            field = f"{prefix}concurrency_scope"
+            raise GlobalKeyNotAllowed(
+                f"{field}: API key {p.key_id} is limited to some queues and may not use a global concurrency key",
+                field=field,
+                key_id=p.key_id or "",
+            )
 
     def like(self) -> list[str] | None:
         """The caller's queue patterns as LIKE patterns, or None when it reaches every queue."""

@@ -45,7 +45,7 @@ class ScheduleAdmin:
     async def CreateSchedule(self, request: adm.CreateScheduleRequest, context: Context) -> adm.CreateScheduleResponse:
         now = self._clock()
         name, settings = schedule_convert.create(request, self._settings, now)
-        self._access.queues("schedule.template.queue", [settings.queue], indexed=False)
+        self._access.enqueue(settings.queue, convert.wants_global(request.schedule.template), "schedule.template.")
         schedule = await self._schedules.create(name, settings, settings.timing.first_after(now))
         return adm.CreateScheduleResponse(schedule=schedule_convert.schedule_proto(schedule, now))
 
@@ -58,9 +58,9 @@ class ScheduleAdmin:
     async def ListSchedules(self, request: adm.ListSchedulesRequest, context: Context) -> adm.ListSchedulesResponse:
         size = schedule_convert.page_size(request.page_size)
         after = schedule_convert.page_after(request.page_token, self._settings)
-        found = await self._schedules.page(after, size + 1)
+        found = await self._schedules.page(after, size + 1, self._access.like())
         now = self._clock()
-        shown = [schedule_convert.schedule_proto(s, now) for s in found[:size] if self._access.sees(s.settings.queue)]
+        shown = [schedule_convert.schedule_proto(s, now) for s in found[:size]]
         out = adm.ListSchedulesResponse(schedules=shown)
         if len(found) > size:
             out.next_page_token = schedule_convert.page_token(found[size - 1].name)
@@ -71,7 +71,9 @@ class ScheduleAdmin:
         now = self._clock()
         change: Change = schedule_convert.change(request, self._settings, now)
         if "template" in change.fields or change.allow_missing:
-            self._access.queues("schedule.template.queue", [change.settings.queue], indexed=False)
+            self._access.enqueue(
+                change.settings.queue, convert.wants_global(request.schedule.template), "schedule.template."
+            )
         if not change.allow_missing:
             await self._visible(change.name, "schedule.name")
         schedule = await self._schedules.change(change, now)

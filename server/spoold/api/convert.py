@@ -126,6 +126,11 @@ def new_job(req: qs.EnqueueRequest, settings: Settings, now: datetime, prefix: s
     )
 
 
+def wants_global(req: qs.EnqueueRequest) -> bool:
+    """Whether the request asks for a concurrency key shared across queues."""
+    return req.concurrency_scope == _GLOBAL
+
+
 def _start(req: qs.EnqueueRequest, lim: Limits, now: datetime, prefix: str) -> datetime | None:
     which = req.WhichOneof("start")
     if which == "delay":

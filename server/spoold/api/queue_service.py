@@ -43,7 +43,7 @@ class QueueService:
     @unary
     async def Enqueue(self, request: qs.EnqueueRequest, context: Context) -> qs.EnqueueResponse:
         new = convert.new_job(request, self._settings, datetime.now(UTC))
-        self._access.queues("queue", [new.queue], indexed=False)
+        self._access.enqueue(new.queue, new.concurrency_global)
         (result,) = await self._store.enqueue([new])
         return convert.enqueue_response(result)
 
@@ -56,7 +56,7 @@ class QueueService:
         now = datetime.now(UTC)
         news = [convert.new_job(j, self._settings, now, prefix=f"jobs[{i}].") for i, j in enumerate(request.jobs)]
         for i, new in enumerate(news):
-            self._access.queues(f"jobs[{i}].queue", [new.queue], indexed=False)
+            self._access.enqueue(new.queue, new.concurrency_global, prefix=f"jobs[{i}].")
         out = qs.EnqueueBatchResponse()
         convert.add_enqueued(out.results, await self._store.enqueue(news))
         return out

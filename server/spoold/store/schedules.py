@@ -170,9 +170,10 @@ class ScheduleStore:
             raise ScheduleNotFound(name)
         return schedule(row)
 
-    async def page(self, after: str, size: int) -> Sequence[Schedule]:
+    async def page(self, after: str, size: int, queue_like: list[str] | None = None) -> Sequence[Schedule]:
+        """Schedules by name after `after`; with `queue_like`, only those whose queue matches one."""
         with translated():
-            return [schedule(r) for r in await self.pool.fetch(Q["list_schedules"], after, size)]
+            return [schedule(r) for r in await self.pool.fetch(Q["list_schedules"], after, size, queue_like)]
 
     async def delete(self, name: str) -> None:
         with translated():

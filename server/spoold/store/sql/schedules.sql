@@ -36,7 +36,8 @@ LEFT JOIN spool.jobs j ON j.id = f.job_id
 WHERE s.name = $1
 
 -- name: list_schedules
--- get_schedule for a page of schedules by name, after the name $1 ('' for the first page).
+-- get_schedule for a page of schedules by name, after the name $1 ('' for the first page); with $3,
+-- only the schedules whose queue matches one of these LIKE patterns (a key limited to some queues).
 SELECT s.*, f.fire_time, f.fired_at, f.outcome, f.job_id, f.error, f.triggered, j.state AS job_state
 FROM spool.schedules s
 LEFT JOIN LATERAL (
@@ -44,7 +45,7 @@ LEFT JOIN LATERAL (
     ORDER BY x.fired_at DESC, x.fire_time DESC LIMIT 1
 ) f ON true
 LEFT JOIN spool.jobs j ON j.id = f.job_id
-WHERE s.name > $1
+WHERE s.name > $1 AND ($3::text[] IS NULL OR s.queue LIKE ANY($3::text[]))
 ORDER BY s.name
 LIMIT $2
 
