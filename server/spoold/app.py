@@ -75,6 +75,8 @@ class App:
     http: HttpServer | None = None
     serving: bool = False
     _subscriptions: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    # Outermost interceptors, before authentication (tests put fault injection here).
+    interceptors: tuple[grpc.aio.ServerInterceptor, ...] = ()
 
     def check(self) -> Gate:
         """Checks the settings (auth mode, TLS files) and that the port is free, before anything
@@ -99,7 +101,7 @@ class App:
                 ("grpc.max_send_message_length", _MAX_MESSAGE),
                 *listening.OPTIONS,
             ],
-            interceptors=[AuthGuard(self.gate), DecodeGuard()],
+            interceptors=[*self.interceptors, AuthGuard(self.gate), DecodeGuard()],
         )
         self.port = listening.bind(self.server, s)
         if s.http_port:

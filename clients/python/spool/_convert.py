@@ -92,10 +92,15 @@ def timestamp(value: datetime) -> Timestamp:
 
 
 def encode(value: Any, content_type: str | None = None) -> tuple[bytes, str]:
-    """Bytes go as they are (octet-stream unless told otherwise); anything else is encoded as JSON."""
+    """Bytes go as they are (octet-stream unless told otherwise); anything else is encoded as JSON.
+    NaN and infinities are no JSON: they raise ValueError here rather than be refused by the server."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value), content_type or OCTETS
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(), content_type or JSON
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"cannot encode as JSON: {exc} (NaN and infinities have no JSON form)") from exc
+    return text.encode(), content_type or JSON
 
 
 def decode_json(data: bytes) -> Any:

@@ -9,10 +9,11 @@ from typing import TypeVar
 
 import grpc
 
-from spool._retry import TRANSIENT, RetryPolicy
+from spool._retry import UNANSWERED, RetryPolicy
 from spool.client import AsyncClient
 from spool.errors import LeaseLost, SpoolError, item_error
 from spool.job import ActiveJob, nack_request
+from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
 
 log = logging.getLogger("spool.worker")
@@ -22,10 +23,11 @@ Resp = TypeVar("Resp")
 
 _MAX_BATCH = 1000
 IN_FLIGHT = 2
+_RESULT_REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
 class ResultRefused(Exception):
-    """The server refused the Ack (e.g. a result over the size limit); the attempt is failed instead."""
+    """The server refused the Ack's result (invalid, or over the size limit); the attempt is failed instead."""
 
 
 class Reporter:
@@ -99,9 +101,14 @@ class Reporter:
         if resp.next:
             acked = [job for (job, _), result in zip(batch, resp.results, strict=True) if not result.HasField("error")]
             self._start(resp.next, acked)
-        for (job, _), result in zip(batch, resp.results, strict=True):
-            if result.HasField("error"):
-                await self._refused(job, item_error(result.error.code, result.error.reason, result.error.message))
+        for (job, one), result in zip(batch, resp.results, strict=True):
+            if not result.HasField("error"):
+                continue
+            err = item_error(result.error.code, result.error.reason, result.error.message)
+            if err.code in UNANSWERED:  # this item's fate is unknown: ask again, on its own
+                await self._ack_one(job, one)
+            else:
+                await self._refused(job, err)
 
     async def _ack_one(self, job: ActiveJob, req: qs.AckRequest) -> None:
         try:
@@ -110,10 +117,26 @@ class Reporter:
             await self._refused(job, err)
 
     async def _refused(self, job: ActiveJob, err: SpoolError) -> None:
+        """An Ack answered with a refusal. Only a refused result fails the attempt (with a Nack): any
+        other answer leaves the job to whoever holds it now, or to the reaper."""
         if isinstance(err, LeaseLost):
-            log.warning("job %s: ack refused, lease lost: %s", job.id, err.message)
-        else:
+            if await self._landed(job):
+                log.info("job %s: ack already recorded (its first answer was lost)", job.id)
+            else:
+                log.warning("job %s: ack refused, lease lost: %s", job.id, err.message)
+        elif result_refused(err):
+            log.warning("job %s: result refused, failing the attempt: %s", job.id, err)
             await self.nack(job, ResultRefused(str(err)))
+        else:
+            log.error("job %s: ack refused; the lease will expire: %s", job.id, err)
+
+    async def _landed(self, job: ActiveJob) -> bool:
+        """Whether this attempt's Ack is recorded: a repeated Ack that had landed is answered LEASE_LOST."""
+        try:
+            found = await self._call(self._client.stub.GetJob, qs.GetJobRequest(job_id=job.id))
+        except SpoolError:
+            return False
+        return found.job.state == job_pb2.Job.STATE_SUCCEEDED and found.job.attempt == job.attempt
 
     async def nack(self, job: ActiveJob, exc: BaseException, *, release: bool = False) -> None:
         """Fails the attempt with `exc` (type, message, traceback); Retry/Permanent choose what follows.
@@ -132,13 +155,23 @@ class Reporter:
                 await self.nack(job, exc, release=release)
 
     async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], req: Req) -> Resp:
+        """Repeats the call until the server answers it (see UNANSWERED), with capped, jittered backoff."""
         delays = self._retry.delays()
         while True:
             try:
                 return await self._client.call(method, req, rpc_timeout=self._client.timeout)
             except SpoolError as err:
-                delay = next(delays, None) if err.code in TRANSIENT else None
+                delay = next(delays, None) if err.code in UNANSWERED else None
                 if delay is None:
                     raise
                 log.warning("%s failed, retrying in %.1fs: %s", type(req).__name__, delay, err)
+            if isinstance(req, qs.AckBatchRequest):
+                # The jobs the first try asked for may be leased already, its answer lost: ask for none.
+                req.ClearField("next")
             await asyncio.sleep(delay)
+
+
+def result_refused(err: SpoolError) -> bool:
+    """Whether the server refused an Ack's result for good (invalid, or over the size limit)."""
+    field = err.metadata.get("field", "")
+    return err.code in _RESULT_REFUSALS and (field.endswith("result") or field.endswith("result_content_type"))

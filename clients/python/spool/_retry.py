@@ -16,6 +16,14 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 # CANCELLED arrives when a stopping server cuts an in-flight call (our own cancellations raise
 # asyncio.CancelledError instead), so it is as transient as UNAVAILABLE here.
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
+# What a worker never takes as the server's answer: besides TRANSIENT, a server fault (INTERNAL,
+# UNKNOWN) or an aborted call says nothing about the request, which may even have landed. A worker
+# repeats its Lease, Ack and Nack through these (with backoff, never giving up): an Ack that did land
+# is answered LEASE_LOST the second time, with the job SUCCEEDED, and counts as done. Only a
+# definitive answer (a refused result, a lost lease, a missing job, a denied key) ends the retries.
+UNANSWERED = TRANSIENT | frozenset(
+    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED, grpc.StatusCode.DATA_LOSS}
+)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any, TypeVar, Unpack
 from spool._convert import EnqueueOptions, duration
 from spool._heartbeats import Heartbeater
 from spool._outcomes import Reporter
-from spool._retry import TRANSIENT, WORKER_RETRY, RetryPolicy
+from spool._retry import UNANSWERED, WORKER_RETRY, RetryPolicy
 from spool.client import AsyncClient
 from spool.errors import SpoolError
 from spool.job import ActiveJob, ack_request
@@ -261,7 +261,7 @@ class Worker:
                     worker_id=self.worker_id,
                 )
             except SpoolError as err:
-                if err.code not in TRANSIENT:
+                if err.code not in UNANSWERED:  # e.g. a queue name refused: a mistake to show, not ride out
                     raise
                 delay = next(delays)
                 log.warning("lease failed, pausing %.1fs: %s", delay, err)

@@ -1,0 +1,151 @@
+"""spool.Worker against a spoold whose calls fail on purpose (tests/grpc_faults.py, a server
+interceptor): a handler's success is recorded once, with no extra attempt, whatever the Acks meet."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import grpc
+import pytest
+
+import spool
+from spool.v1 import job_pb2
+from spoold.app import App
+from spoold.config import Settings
+from tests.client.conftest import serving
+from tests.client.test_worker import make_worker, wait_state
+from tests.grpc_faults import FaultInjector
+
+Job = job_pb2.Job
+Attempt = job_pb2.Attempt
+INTERNAL = grpc.StatusCode.INTERNAL
+UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+
+# Quick retries, so a test spends little time in backoff.
+QUICK = spool.RetryPolicy(initial=timedelta(milliseconds=20), maximum=timedelta(milliseconds=100))
+
+
+@pytest.fixture
+def faults() -> FaultInjector:
+    return FaultInjector()
+
+
+@pytest.fixture
+async def app(db_url: str, settings: Settings, faults: FaultInjector) -> AsyncIterator[App]:
+    server = App(settings, db_url, interceptors=(faults,))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def run_once(client: spool.AsyncClient, faults: FaultInjector) -> tuple[Job, list[int]]:
+    """Runs one job (max_attempts=1) through a Worker; the job when it ends and the attempts its handler saw."""
+    worker = make_worker(client, retry=QUICK)
+    seen: list[int] = []
+
+    @worker.handler("faulty")
+    async def handle(job: spool.ActiveJob) -> dict[str, int]:
+        seen.append(job.attempt)
+        return {"ok": 1}
+
+    job = await client.enqueue("faulty", {"n": 1}, max_attempts=1)
+    async with serving(worker):
+        done = await wait_state(client, job.id, Job.STATE_SUCCEEDED)
+    return done, seen
+
+
+def assert_succeeded_once(done: Job, seen: list[int], faults: FaultInjector) -> None:
+    assert seen == [1], "the handler ran once"
+    assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_SUCCEEDED]
+    assert done.result == b'{"ok":1}'
+    assert "Nack" not in faults.calls, "a success is never turned into a failure"
+    assert not any(faults.plan.values()), "every planned fault was met"
+
+
+@pytest.mark.parametrize("code", [INTERNAL, UNAVAILABLE])
+async def test_an_ack_batch_whose_answer_is_lost_is_repeated_and_counts_as_done(
+    client: spool.AsyncClient, faults: FaultInjector, code: grpc.StatusCode, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The first AckBatch lands, then its answer is replaced by an error: the repeat is refused
+    # LEASE_LOST, and the job is SUCCEEDED by this very attempt.
+    faults.add("AckBatch", code, after=True)
+    with caplog.at_level(logging.INFO, logger="spool.worker"):
+        done, seen = await run_once(client, faults)
+    assert_succeeded_once(done, seen, faults)
+    assert faults.calls.count("AckBatch") == 2
+    assert "ack already recorded" in caplog.text
+    assert "lease lost" not in caplog.text
+
+
+@pytest.mark.parametrize("code", [INTERNAL, UNAVAILABLE])
+async def test_an_ack_batch_that_fails_before_landing_is_repeated_until_answered(
+    client: spool.AsyncClient, faults: FaultInjector, code: grpc.StatusCode
+) -> None:
+    for _ in range(3):
+        faults.add("AckBatch", code)
+    done, seen = await run_once(client, faults)
+    assert_succeeded_once(done, seen, faults)
+    assert faults.calls.count("AckBatch") == 4
+
+
+async def test_single_acks_after_a_refused_batch_are_repeated_too(
+    client: spool.AsyncClient, faults: FaultInjector
+) -> None:
+    # A batch refused as a whole falls back to one Ack per job; those meet a lost answer, then an outage.
+    faults.add("AckBatch", grpc.StatusCode.INVALID_ARGUMENT)
+    faults.add("Ack", INTERNAL, after=True)
+    faults.add("Ack", UNAVAILABLE)
+    done, seen = await run_once(client, faults)
+    assert_succeeded_once(done, seen, faults)
+    assert faults.calls.count("Ack") == 3
+
+
+async def test_a_refused_result_still_fails_the_attempt(client: spool.AsyncClient, faults: FaultInjector) -> None:
+    worker = make_worker(client, retry=QUICK)
+
+    @worker.handler("faulty")
+    async def handle(job: spool.ActiveJob) -> bytes:
+        return b"x" * (2 * 1024 * 1024)  # over the server's payload limit
+
+    job = await client.enqueue("faulty", {}, max_attempts=1)
+    async with serving(worker):
+        done = await wait_state(client, job.id, Job.STATE_DEAD)
+    assert done.last_error.type == "spool._outcomes.ResultRefused"
+    assert "result" in done.last_error.message
+
+
+async def test_a_lease_that_fails_with_internal_pauses_the_worker_not_ends_it(
+    client: spool.AsyncClient, faults: FaultInjector, caplog: pytest.LogCaptureFixture
+) -> None:
+    faults.add("Lease", INTERNAL)
+    faults.add("Lease", grpc.StatusCode.UNKNOWN)
+    with caplog.at_level(logging.WARNING, logger="spool.worker"):
+        done, seen = await run_once(client, faults)
+    assert seen == [1]
+    assert done.state == Job.STATE_SUCCEEDED
+    assert [f.code for f in faults.injected] == [INTERNAL, grpc.StatusCode.UNKNOWN]
+    failed = [r for r in caplog.records if r.message.startswith("lease failed")]
+    assert len(failed) == 2 and all(r.levelno == logging.WARNING for r in failed)
+
+
+async def test_nan_is_refused_locally_in_payloads_and_results(client: spool.AsyncClient) -> None:
+    with pytest.raises(ValueError, match="NaN and infinities"):
+        await client.enqueue("faulty", {"x": float("nan")})
+    assert [j async for j in client.list(spool.Filter(queues=["faulty"]))] == []
+
+    worker = make_worker(client, retry=QUICK)
+
+    @worker.handler("faulty")
+    async def handle(job: spool.ActiveJob) -> dict[str, float]:
+        return {"score": float("inf")}
+
+    job = await client.enqueue("faulty", {}, max_attempts=1)
+    async with serving(worker):
+        done = await wait_state(client, job.id, Job.STATE_DEAD)
+    assert done.last_error.type == "ValueError"
+    assert "NaN and infinities" in done.last_error.message
+    assert done.result == b""
