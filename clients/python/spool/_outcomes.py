@@ -104,11 +104,11 @@ class Reporter:
         for (job, one), result in zip(batch, resp.results, strict=True):
             if not result.HasField("error"):
                 continue
-            err = item_error(result.error.code, result.error.reason, result.error.message)
-            if err.code in UNANSWERED:  # this item's fate is unknown: ask again, on its own
+            refusal = item_error(result.error.code, result.error.reason, result.error.message)
+            if refusal.code in UNANSWERED:  # this item's fate is unknown: ask again, on its own
                 await self._ack_one(job, one)
             else:
-                await self._refused(job, err)
+                await self._refused(job, refusal)
 
     async def _ack_one(self, job: ActiveJob, req: qs.AckRequest) -> None:
         try:
