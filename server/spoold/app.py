@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from spool.v1 import admin_service_pb2, admin_service_pb2_grpc, queue_service_pb2, queue_service_pb2_grpc
-from spoold import listening
+from spoold import console, listening
 from spoold.api import schedule_convert
 from spoold.api.access import Access
 from spoold.api.admin_service import AdminService
@@ -28,6 +28,7 @@ from spoold.auth.gate import Gate, describe, resolve_mode
 from spoold.auth.usage import KeyUsage
 from spoold.auth.verifier import KeyChanges, KeyVerifier
 from spoold.config import Settings
+from spoold.console import QueueFeed
 from spoold.http import asgi
 from spoold.http.door import Door
 from spoold.http.server import FLAG as HTTP_FLAG
@@ -73,6 +74,7 @@ class App:
     hub: WatchHub | None = None
     gate: Gate | None = None
     http: HttpServer | None = None
+    feed: QueueFeed | None = None
     serving: bool = False
     _subscriptions: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     # Outermost interceptors, before authentication (tests put fault injection here).
@@ -166,7 +168,11 @@ class App:
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         await self.server.start()
         if self.http is not None:
-            self.http.start(asgi.build(Door(self.gate, services), s, self._live, self._ready))
+            admin = cast(AdminService, services[ADMIN_SERVICE])
+            self.feed = QueueFeed(admin.ListQueues, s.console_feed_interval.total_seconds())
+            self.loops.append(self.feed)
+            extra = console.routes(self.gate, s, self.feed)
+            self.http.start(asgi.build(Door(self.gate, services), s, self._live, self._ready, extra))
         await self._set_serving(True)
         self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]

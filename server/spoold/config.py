@@ -97,6 +97,8 @@ class Settings:
     retention_dead: timedelta = timedelta(days=30)
     # WatchJob: NOTIFY wakes watchers at once; this poll catches a lost notification.
     watch_poll_interval: timedelta = timedelta(seconds=1)
+    # The web console's queue stats: one query per interval, pushed to every open console.
+    console_feed_interval: timedelta = timedelta(seconds=2)
     # Snapshots kept per watcher that is not reading; older ones are dropped (coalesced).
     watch_buffer: int = 16
     # A background loop whose owed run has not completed for this long (its runs keep failing,

@@ -152,6 +152,12 @@ class GlobalKeyNotAllowed(PermissionDenied):
     reason = "GLOBAL_KEY_NOT_ALLOWED"
 
 
+class CsrfTokenInvalid(PermissionDenied):
+    """A state-changing request signed in by the console's cookie without the matching CSRF token."""
+
+    reason = "CSRF_TOKEN_INVALID"
+
+
 class KeyNotFound(SpoolError):
     reason = "API_KEY_NOT_FOUND"
 

@@ -15,6 +15,9 @@ class Scope(enum.Enum):
 
 _QUEUE = "/spool.v1.QueueService/"
 _ADMIN = "/spool.v1.AdminService/"
+# The web console's own calls (console/): who is signed in, and the pushed queue stats.
+CONSOLE_SESSION = "/spool.console/Session"
+CONSOLE_QUEUES = "/spool.console/WatchQueues"
 
 REQUIRED: dict[str, Scope] = {
     **{_QUEUE + m: Scope.ENQUEUE for m in ("Enqueue", "EnqueueBatch")},
@@ -22,6 +25,8 @@ REQUIRED: dict[str, Scope] = {
     **{_QUEUE + m: Scope.READ for m in ("GetJob", "ListJobs", "WatchJob")},
     **{_QUEUE + m: Scope.ADMIN for m in ("Requeue", "CancelJob")},
     **{_ADMIN + m: Scope.READ for m in ("ListQueues", "GetQueue")},
+    CONSOLE_SESSION: Scope.READ,
+    CONSOLE_QUEUES: Scope.READ,
 }
 
 

@@ -20,6 +20,7 @@ from spoold.config import Settings
 from spoold.errors import MethodNotAllowed, RouteNotFound, SpoolError
 from spoold.http import connect, rest
 from spoold.http.answers import rest_response
+from spoold.http.cookies import CookieAuth
 from spoold.http.door import Door
 from spoold.http.front import Front
 
@@ -81,7 +82,7 @@ def build(door: Door, settings: Settings, live: Check, ready: Check, extra: Sequ
         *extra,
     ]
     handlers = {SpoolError: _spool_error, HTTPException: _http_error, Exception: _bug}
-    app: ASGIApp = Starlette(routes=routes, exception_handlers=handlers)
+    app: ASGIApp = CookieAuth(Starlette(routes=routes, exception_handlers=handlers))
     prefixes = tuple(f"/{s.full_name}/" for s in door.services)
     app = Front(app, max_body=limit, read_timeout=settings.http_read_timeout.total_seconds(), connect_prefixes=prefixes)
     origins = cors_origins(settings)

@@ -1,0 +1,138 @@
+// One job: payload, headers, result, checkpoint, and every attempt as a timeline with the
+// requeues as boundaries. It follows the job live (SSE from WatchJob) without a reload.
+
+import { follow, getJson, postJson } from "./api.js";
+import { actionButton, el, link, notice, replace } from "./dom.js";
+import { decodeBase64, duration, pretty, protoSeconds, time } from "./format.js";
+
+const TERMINAL = new Set(["SUCCEEDED", "DEAD", "CANCELLED"]);
+
+function section(title, ...body) {
+  return el("section", { class: "panel" }, el("h2", {}, title), ...body);
+}
+
+function code(text, id) {
+  return text ? el("pre", { id, tabindex: 0 }, text) : el("p", { class: "muted" }, "none");
+}
+
+function payloadText(job, field) {
+  const value = job[field];
+  if (value === undefined) return "";
+  const type = field === "payload" ? job.contentType : job.resultContentType;
+  const json = !type || /json/i.test(type);
+  return json ? pretty(value) : decodeBase64(value);
+}
+
+function facts(job) {
+  const rows = [
+    ["queue", link(`#/jobs?${new URLSearchParams({ queue: job.queue })}`, job.queue)],
+    ["attempt", `${job.attempt || 0} of ${job.maxAttempts || 1}`],
+    ["requeues", String(job.requeues || 0)],
+    ["priority", String(job.priority || 0)],
+    ["run at", time(job.runAt)],
+    ["created", time(job.createdAt)],
+    ["updated", time(job.updatedAt)],
+    ["finished", job.finishedAt ? time(job.finishedAt) : "–"],
+    ["worker", job.workerId || "–"],
+    ["lease until", job.leaseExpiresAt ? time(job.leaseExpiresAt) : "–"],
+    ["idempotency key", job.idempotencyKey || "–"],
+    ["concurrency key", job.concurrencyKey ? `${job.concurrencyKey} (limit ${job.concurrencyLimit || 1})` : "–"],
+    ["content type", job.contentType || "application/json"],
+  ];
+  return el("dl", { class: "facts" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+}
+
+function headers(job) {
+  const entries = Object.entries(job.headers || {});
+  if (!entries.length) return el("p", { class: "muted" }, "none");
+  return el("dl", { class: "facts", id: "job-headers" }, entries.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+}
+
+function attempt(a) {
+  const outcome = (a.outcome || "OUTCOME_RUNNING").replace("OUTCOME_", "");
+  const err = a.error;
+  return el("li", { class: `attempt ${outcome.toLowerCase()}` },
+    el("div", { class: "attempt-head" },
+      el("strong", {}, `#${a.number}`), " ", el("span", { class: `state ${outcome.toLowerCase()}` }, outcome),
+      " · ", a.workerId || "?", " · started ", time(a.startedAt),
+      a.duration ? ` · ${duration(protoSeconds(a.duration))}` : ""),
+    err ? el("p", { class: "error-text" }, `${err.type || "Error"}: ${err.message || ""}`) : null,
+    err && err.details ? el("details", {}, el("summary", {}, "traceback"), el("pre", {}, err.details)) : null);
+}
+
+function timeline(job) {
+  const attempts = job.attempts || [];
+  if (!attempts.length) return el("p", { class: "muted" }, "No attempt yet.");
+  const items = [];
+  let round = attempts[0].requeues || 0;
+  for (const a of attempts) {
+    if ((a.requeues || 0) !== round) {
+      round = a.requeues || 0;
+      items.push(el("li", { class: "boundary" }, `requeued (${round})`));
+    }
+    items.push(attempt(a));
+  }
+  return el("ol", { class: "timeline" }, items);
+}
+
+function view(job, who, act) {
+  const status = job.status;
+  const err = job.lastError;
+  return [
+    el("h1", {}, "Job ", job.jobId, " ", el("span", { id: "job-status", class: `state ${status.toLowerCase()}` }, status),
+      job.cancelRequested ? el("span", { class: "badge" }, "cancel requested") : null),
+    el("div", { class: "actions" },
+      actionButton(who, "Requeue", () => act("requeue"), { id: "requeue", disabled: !TERMINAL.has(status) || (status === "SUCCEEDED") }),
+      actionButton(who, "Cancel", () => act("cancel"), { id: "cancel", disabled: TERMINAL.has(status) }),
+      who.canEnqueue ? link(`#/enqueue?copy=${encodeURIComponent(job.jobId)}`, "Copy to a new job…") : null),
+    err ? section("Last error", el("p", { class: "error-text", id: "job-error" }, `${err.type || "Error"}: ${err.message || ""}`),
+      err.details ? el("details", {}, el("summary", {}, "traceback"), el("pre", {}, err.details)) : null) : null,
+    el("div", { class: "columns" },
+      section("Payload", code(payloadText(job, "payload"), "job-payload")),
+      section("Details", facts(job))),
+    el("div", { class: "columns" },
+      section("Headers", headers(job)),
+      section("Result", code(payloadText(job, "result"), "job-result")),
+      section("Checkpoint", code(decodeBase64(job.checkpoint), "job-checkpoint"))),
+    section("Attempts", timeline(job)),
+  ];
+}
+
+export function render(main, { who, id }) {
+  const live = el("p", { class: "muted", id: "live", "aria-live": "polite" });
+  const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
+  const message = el("div", { "aria-live": "assertive" });
+  replace(main, message, body, live);
+  let job = null;
+  let unfollow = null;
+  const path = `/v1/jobs/${encodeURIComponent(id)}`;
+  const show = (j) => {
+    job = j;
+    replace(body, view(j, who, act));
+  };
+  const watch = () => {
+    if (unfollow) unfollow();
+    live.textContent = "following live…";
+    unfollow = follow(`${path}/events`, {
+      onMessage: show,
+      onEnd: () => { live.textContent = `finished: ${job ? job.status : ""}`; },
+      onError: (err) => { live.textContent = `live updates stopped: ${err.message}`; },
+    });
+  };
+  async function act(what) {
+    if (what === "cancel" && !confirm(`Cancel job ${id}?`)) return;
+    try {
+      show(await postJson(`${path}:${what}`, {}));
+      replace(message, notice(what === "requeue" ? "Requeued: the job is PENDING again." : "Cancel sent.", "info"));
+      if (!TERMINAL.has(job.status)) watch();
+    } catch (err) {
+      replace(message, notice(err.message));
+    }
+  }
+  getJson(path).then((j) => {
+    show(j);
+    if (!TERMINAL.has(j.status)) watch();
+    else live.textContent = "";
+  }, (err) => replace(body, notice(err.message)));
+  return () => unfollow && unfollow();
+}

@@ -1,0 +1,61 @@
+"""spoold with keys required and the console on its HTTP port; keys of each kind; an HTTP client
+that keeps cookies as a browser does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+import httpx
+import pytest
+
+from spoold.app import App
+from spoold.config import Settings
+from tests.auth.conftest import make_key
+from tests.http.conftest import http_settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return http_settings(
+        auth="required",
+        console_feed_interval=timedelta(milliseconds=200),
+        key_cache_ttl=timedelta(milliseconds=500),
+    )
+
+
+@pytest.fixture
+def base(app: App) -> str:
+    return f"http://127.0.0.1:{app.http_port}"
+
+
+@dataclass(frozen=True)
+class Keys:
+    admin: str
+    read: str
+    work: str
+
+
+@pytest.fixture
+async def keys(db: asyncpg.Connection) -> Keys:
+    return Keys(
+        admin=await make_key(db, ["admin"], name="on-call"),
+        read=await make_key(db, ["read"], name="viewer"),
+        work=await make_key(db, ["work"], name="worker"),
+    )
+
+
+@pytest.fixture
+async def web(base: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with a cookie jar, like a browser tab (no Authorization header of its own)."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+        yield c
+
+
+async def sign_in(web: httpx.AsyncClient, key: str) -> str:
+    """Signs in; returns the CSRF token the page would read from its cookie."""
+    answer = await web.post("/console/session", json={"key": key})
+    assert answer.status_code == 200, answer.text
+    return str(web.cookies["spool_csrf"])
