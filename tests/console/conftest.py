@@ -11,10 +11,11 @@ import asyncpg
 import httpx
 import pytest
 
-from spoold.app import App
 from spoold.config import Settings
 from tests.auth.conftest import make_key
-from tests.http.conftest import http_settings
+from tests.http.conftest import base, http_settings
+
+__all__ = ["base"]  # the HTTP door's fixture: the console's address
 
 
 @pytest.fixture
@@ -24,11 +25,6 @@ def settings() -> Settings:
         console_feed_interval=timedelta(milliseconds=200),
         key_cache_ttl=timedelta(milliseconds=500),
     )
-
-
-@pytest.fixture
-def base(app: App) -> str:
-    return f"http://127.0.0.1:{app.http_port}"
 
 
 @dataclass(frozen=True)
