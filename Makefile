@@ -65,6 +65,12 @@ verify: gen snapshot ## regenerate stubs and the schema snapshot; fail if they d
 baseline: $(BIN)/.installed ## record the current API as the baseline for buf breaking (on a release)
 	$(BIN)/buf build -o proto/baseline.binpb
 
+chaos: $(BIN)/.installed $(NODE_STAMP) ## the chaos suite, short form (~3 min): kill -9, DB restarts and cuts (tests/chaos)
+	SPOOL_CHAOS=1 $(BIN)/pytest tests/chaos -q -s
+
+chaos-long: $(BIN)/.installed $(NODE_STAMP) ## the chaos suite's long form: 20,000 jobs, 4 minutes of faults
+	$(PY) -m tests.chaos --long
+
 bench: $(BIN)/.installed ## benchmarks against the database ceiling (BENCH_ARGS=--quick: under 2 min; bench/README.md)
 	$(PY) -m bench $(BENCH_ARGS)
 
@@ -72,7 +78,7 @@ format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format $(PYSRC)
 	$(BIN)/ruff check --fix $(PYSRC)
 
-.PHONY: help install run test pytest check lint typecheck proto gen snapshot verify baseline bench format node-install node-test
+.PHONY: help install run test pytest chaos chaos-long check lint typecheck proto gen snapshot verify baseline bench format node-install node-test
 
 $(NODE_STAMP): $(NODE)/package.json $(NODE)/package-lock.json
 	cd $(NODE) && npm ci --no-audit --no-fund
