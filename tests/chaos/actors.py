@@ -11,27 +11,20 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.duration_pb2 import Duration
 
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
 from spool.v1.queue_service_pb2_grpc import QueueServiceStub
 from tests.helpers import error_info
+from tests.replicas.test_replicas import secs
 
 QUEUE = "chaos"
 T = TypeVar("T")
 # Answers after which a call is sent again: the server or its database is away for a moment.
 RETRIED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
-
-
-def secs(n: float) -> Duration:
-    d = Duration()
-    d.FromTimedelta(timedelta(seconds=n))
-    return d
 
 
 @dataclass
