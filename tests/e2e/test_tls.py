@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from spoold.app import App
 from tests import conftest
 from tests.auth.conftest import make_key
 from tests.e2e.test_go_client import go_example  # noqa: F401 (a fixture)
+from tests.test_spoold_process import free_port
 
 
 @dataclass
@@ -202,3 +204,30 @@ async def test_the_cli_names_a_tls_file_it_cannot_read() -> None:
     spool_cli = str(Path(sys.executable).with_name("spool"))
     code, _, err = await _run(spool_cli, "get", "1", env={"SPOOL_TLS_CA": "/nonexistent/ca.pem"})
     assert code == 2 and "SPOOL_TLS_CA" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
+async def test_curl_over_https_on_the_http_port(db_url: str, certs: Certs, db: asyncpg.Connection) -> None:
+    """The HTTP door serves TLS with the gRPC port's certificate, and mTLS with its client CA:
+    the seed flow's POST with a Bearer key, from the real curl binary."""
+    app = await _serve(db_url, certs, mtls=True, auth="required", http_port=free_port())
+    try:
+        url = f"https://127.0.0.1:{app.http_port}/v1/queues/emails/jobs"
+        tls = ["--cacert", str(certs.ca), "--cert", str(certs.client_cert), "--key", str(certs.client_key)]
+        key = await make_key(db, ["enqueue"], ["emails"])
+        post = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]
+        body = ["-d", '{"payload": {"to": "ada@example.com"}}']
+        code, out, err = await _run(*post, *tls, "-H", f"Authorization: Bearer {key}", *body, url, env={})
+        assert code == 0, err
+        answer, status = out.rsplit("\n", 1)
+        assert status == "202" and json.loads(answer)["status"] == "PENDING"
+        code, out, _ = await _run(*post, *tls, *body, url, env={})
+        assert code == 0 and out.endswith("\n401")  # TLS and a client certificate, but no key
+        code, _, _ = await _run(*post, "--cacert", str(certs.ca), *body, url, env={})
+        assert code != 0  # no client certificate: the handshake fails
+        plain = f"http://127.0.0.1:{app.http_port}/v1/queues/emails/jobs"
+        code, out, _ = await _run(*post, *tls, "-H", f"Authorization: Bearer {key}", *body, plain, env={})
+        assert code != 0 or not out.endswith("202")  # plain HTTP to the TLS port
+        assert await db.fetchval("SELECT count(*) FROM spool.jobs") == 1
+    finally:
+        await app.stop()
