@@ -53,6 +53,9 @@ gen: $(BIN)/.installed $(NODE_STAMP) ## regenerate the API stubs from proto/
 
 GENERATED := clients/python/spool/v1 $(NODE)/src/gen server/spoold/store/schema.sql
 
+screenshots: $(BIN)/.installed ## retake the console's screenshots in docs/console/ (headless Chromium)
+	SPOOL_SCREENSHOTS=docs/console $(BIN)/pytest tests/console -q -p no:randomly -k "test_find_a_dead_job or read_key_sees or html_in or revoked or copied"
+
 snapshot: $(BIN)/.installed ## rewrite the schema snapshot from freshly applied migrations
 	$(PY) -m spoold.store.snapshot $(SPOOL_TEST_DATABASE_URL) > server/spoold/store/schema.sql.new
 	mv server/spoold/store/schema.sql.new server/spoold/store/schema.sql
@@ -78,7 +81,7 @@ format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format $(PYSRC)
 	$(BIN)/ruff check --fix $(PYSRC)
 
-.PHONY: help install run test pytest chaos chaos-long check lint typecheck proto gen snapshot verify baseline bench format node-install node-test
+.PHONY: help install run test pytest chaos chaos-long screenshots check lint typecheck proto gen snapshot verify baseline bench format node-install node-test
 
 $(NODE_STAMP): $(NODE)/package.json $(NODE)/package-lock.json
 	cd $(NODE) && npm ci --no-audit --no-fund

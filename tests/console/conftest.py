@@ -3,9 +3,11 @@ that keeps cookies as a browser does."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -13,6 +15,7 @@ import pytest
 
 from spoold.config import Settings
 from tests.auth.conftest import make_key
+from tests.console.browser import BROWSER_READY, Page, screenshot_dir, start
 from tests.http.conftest import base, http_settings
 
 __all__ = ["base"]  # the HTTP door's fixture: the console's address
@@ -55,3 +58,15 @@ async def sign_in(web: httpx.AsyncClient, key: str) -> str:
     answer = await web.post("/console/session", json={"key": key})
     assert answer.status_code == 200, answer.text
     return str(web.cookies["spool_csrf"])
+
+
+@pytest.fixture
+async def page(base: str, tmp_path: Path) -> AsyncIterator[Page]:
+    """A fresh headless Chromium on the console (skipped where Chromium is not installed)."""
+    if not BROWSER_READY:
+        pytest.skip("needs selenium and Debian's chromium and chromium-driver (.ci/run installs them)")
+    driver = await asyncio.to_thread(start)
+    try:
+        yield Page(driver, base, screenshot_dir(tmp_path))
+    finally:
+        await asyncio.to_thread(driver.quit)

@@ -7,6 +7,17 @@ import { decodeBase64, duration, pretty, protoSeconds, time } from "./format.js"
 
 const TERMINAL = new Set(["SUCCEEDED", "DEAD", "CANCELLED"]);
 
+const LONG = 1000; // characters of an error shown before "show all"
+
+// An error's text; a very long one shows its start, and the rest on request.
+function errorText(err, id) {
+  const text = `${err.type || "Error"}: ${err.message || ""}`;
+  if (text.length <= LONG) return el("p", { class: "error-text", id }, text);
+  return el("div", { id },
+    el("p", { class: "error-text" }, `${text.slice(0, LONG)}… (${text.length - LONG} more characters)`),
+    el("details", {}, el("summary", {}, "show all"), el("pre", {}, text)));
+}
+
 function section(title, ...body) {
   return el("section", { class: "panel" }, el("h2", {}, title), ...body);
 }
@@ -56,7 +67,7 @@ function attempt(a) {
       el("strong", {}, `#${a.number}`), " ", el("span", { class: `state ${outcome.toLowerCase()}` }, outcome),
       " · ", a.workerId || "?", " · started ", time(a.startedAt),
       a.duration ? ` · ${duration(protoSeconds(a.duration))}` : ""),
-    err ? el("p", { class: "error-text" }, `${err.type || "Error"}: ${err.message || ""}`) : null,
+    err ? errorText(err) : null,
     err && err.details ? el("details", {}, el("summary", {}, "traceback"), el("pre", {}, err.details)) : null);
 }
 
@@ -85,7 +96,7 @@ function view(job, who, act) {
       actionButton(who, "Requeue", () => act("requeue"), { id: "requeue", disabled: !TERMINAL.has(status) || (status === "SUCCEEDED") }),
       actionButton(who, "Cancel", () => act("cancel"), { id: "cancel", disabled: TERMINAL.has(status) }),
       who.canEnqueue ? link(`#/enqueue?copy=${encodeURIComponent(job.jobId)}`, "Copy to a new job…") : null),
-    err ? section("Last error", el("p", { class: "error-text", id: "job-error" }, `${err.type || "Error"}: ${err.message || ""}`),
+    err ? section("Last error", errorText(err, "job-error"),
       err.details ? el("details", {}, el("summary", {}, "traceback"), el("pre", {}, err.details)) : null) : null,
     el("div", { class: "columns" },
       section("Payload", code(payloadText(job, "payload"), "job-payload")),
