@@ -16,13 +16,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from spool.v1 import admin_service_pb2, admin_service_pb2_grpc, queue_service_pb2, queue_service_pb2_grpc
+from spool.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    pipeline_service_pb2,
+    pipeline_service_pb2_grpc,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
+)
 from spoold import console, listening
 from spoold.api import schedule_convert
 from spoold.api.access import Access
 from spoold.api.admin_service import AdminService
 from spoold.api.auth import AuthGuard
 from spoold.api.decoding import DecodeGuard
+from spoold.api.pipeline_service import PipelineService
 from spoold.api.queue_service import QueueService
 from spoold.auth.gate import Gate, describe, resolve_mode
 from spoold.auth.usage import KeyUsage
@@ -42,6 +50,7 @@ from spoold.store.database import CONNECT_ERRORS, create_pool, unreachable
 from spoold.store.jobs import JobStore
 from spoold.store.keys import KeyStore
 from spoold.store.migrate import autovacuum_off, migrate
+from spoold.store.pipelines import PipelineStore
 from spoold.store.queues import QueueStore
 from spoold.store.retention import RetentionStore
 from spoold.store.schedules import ScheduleStore
@@ -52,7 +61,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_SERVICE = queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"]
 ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
-SERVICES = (QUEUE_SERVICE.full_name, ADMIN_SERVICE.full_name)
+PIPELINE_SERVICE = pipeline_service_pb2.DESCRIPTOR.services_by_name["PipelineService"]
+SERVICES = (QUEUE_SERVICE.full_name, ADMIN_SERVICE.full_name, PIPELINE_SERVICE.full_name)
 _MAX_MESSAGE = 64 * 1024 * 1024
 # A server's rows in spool.watched outlive it by this much if it dies; its keep-alive runs 4x as often.
 _WATCH_TTL = timedelta(seconds=60)
@@ -158,11 +168,15 @@ class App:
         services = {
             QUEUE_SERVICE: QueueService(self.store, self.leaser, s, access, hub=self.hub),
             ADMIN_SERVICE: AdminService(QueueStore(self.pool), keys, access, s, schedules, firer),
+            PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access),
         }
         # The gRPC door's adapter is its interceptors (api/auth.py, api/decoding.py); the servicers
         # know no transport, so they are not of the generated servicer classes.
         queue_service_pb2_grpc.add_QueueServiceServicer_to_server(cast(Any, services[QUEUE_SERVICE]), self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(cast(Any, services[ADMIN_SERVICE]), self.server)
+        pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
+            cast(Any, services[PIPELINE_SERVICE]), self.server
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)

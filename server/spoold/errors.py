@@ -30,6 +30,13 @@ class JobNotFound(SpoolError):
         super().__init__(f"{field}: job {job_id} not found", job_id=str(job_id), field=field)
 
 
+class PipelineNotFound(SpoolError):
+    reason = "PIPELINE_NOT_FOUND"
+
+    def __init__(self, pipeline_id: int, field: str = "pipeline_id") -> None:
+        super().__init__(f"{field}: pipeline {pipeline_id} not found", pipeline_id=str(pipeline_id), field=field)
+
+
 class QueueNotFound(SpoolError):
     """The queue has neither jobs nor settings."""
 

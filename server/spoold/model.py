@@ -14,6 +14,8 @@ class JobState(enum.Enum):
     SUCCEEDED = "succeeded"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    # A pipeline step whose parents have not all succeeded (docs/pipelines.md).
+    WAITING = "waiting"
 
     @property
     def terminal(self) -> bool:
@@ -32,6 +34,7 @@ class JobStatus(enum.Enum):
     DEAD = "dead"
     CANCELLED = "cancelled"
     THROTTLED = "throttled"  # PENDING, attempt 0, due, held back by a rate limit
+    WAITING = "waiting"  # a pipeline step waiting for its parents
 
 
 class Outcome(enum.Enum):
@@ -225,6 +228,10 @@ class Job:
     concurrency_global: bool = False
     rate_key: str | None = None
     rate_limit: RateLimit | None = None
+    # Set on pipeline steps (docs/pipelines.md).
+    pipeline_id: int | None = None
+    step_name: str | None = None
+    parent_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -303,6 +310,7 @@ class JobFilter:
     payload_contains: str | None = None
     idempotency_key: str | None = None
     concurrency_key: str | None = None
+    pipeline_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from spool.errors import (
     WrongState,
 )
 from spool.job import ActiveJob, Permanent, Retry
+from spool.pipelines import Pipeline, Step, step
 from spool.schedules import ScheduleSpec
 from spool.worker import Worker
 
@@ -38,6 +39,7 @@ __all__ = [
     "LeaseLost",
     "NotFound",
     "Permanent",
+    "Pipeline",
     "Queue",
     "QueueNotEmpty",
     "QueueNotFound",
@@ -47,10 +49,12 @@ __all__ = [
     "RetryPolicy",
     "ScheduleSpec",
     "SpoolError",
+    "Step",
     "Unavailable",
     "Worker",
     "WrongState",
     "is_terminal",
     "job_status",
     "payload_json",
+    "step",
 ]

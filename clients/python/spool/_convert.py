@@ -242,6 +242,7 @@ class Filter:
     payload_contains: Any = None
     idempotency_key: str = ""
     concurrency_key: str = ""
+    pipeline_id: str = ""
 
     def to_proto(self) -> job_pb2.JobFilter:
         f = job_pb2.JobFilter(
@@ -251,6 +252,7 @@ class Filter:
             error_contains=self.error_contains,
             idempotency_key=self.idempotency_key,
             concurrency_key=self.concurrency_key,
+            pipeline_id=self.pipeline_id,
         )
         if self.payload_contains is not None:
             pc = self.payload_contains

@@ -15,6 +15,7 @@ from spool._config import Connection
 from spool._convert import ORDERS, EnqueueOptions, Filter, batch_requests, duration, enqueue_request
 from spool._retry import DEFAULT_RETRY, NO_RETRY, RETRYABLE, RetryPolicy
 from spool.errors import from_rpc_error
+from spool.pipelines import AsyncPipelines, Pipeline, Pipelines, Step
 from spool.schedules import AsyncSchedules, Schedules
 from spool.v1 import admin_service_pb2 as adm
 from spool.v1 import job_pb2
@@ -119,6 +120,15 @@ class AsyncClient:
     def schedules(self) -> AsyncSchedules:
         """Create, list, change, pause, trigger and delete schedules (docs/schedules.md)."""
         return AsyncSchedules(self)
+
+    @property
+    def pipelines(self) -> AsyncPipelines:
+        """Create, read and cancel pipelines (docs/pipelines.md)."""
+        return AsyncPipelines(self)
+
+    async def pipeline(self, name: str, steps: Iterable[Step], **options: Any) -> Pipeline:
+        """Creates a pipeline of these steps in one transaction (pipelines.create)."""
+        return await self.pipelines.create(name, steps, **options)
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -311,6 +321,12 @@ class Client:
         self.timeout = timeout
         # Create, list, change, pause, trigger and delete schedules (docs/schedules.md).
         self.schedules = Schedules(self)
+        # Create, read and cancel pipelines (docs/pipelines.md).
+        self.pipelines = Pipelines(self)
+
+    def pipeline(self, name: str, steps: Iterable[Step], **options: Any) -> Pipeline:
+        """Creates a pipeline of these steps in one transaction (pipelines.create)."""
+        return self.pipelines.create(name, steps, **options)
 
     def close(self) -> None:
         self.channel.close()

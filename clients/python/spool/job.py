@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from spool._convert import decode_json, duration, encode
+from spool.pipelines import results
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
 
@@ -42,6 +43,16 @@ class ActiveJob:
         # attributes will do, and a job costs no lock to create.
         self.pending_checkpoint: bytes | None = None
         self._cancelled = False
+        # A pipeline step's parents, by step name (docs/pipelines.md).
+        self.parent_outcomes: Mapping[str, job_pb2.StepOutcome] = leased.parents
+        self._parents: dict[str, Any] | None = None
+
+    @property
+    def parents(self) -> Mapping[str, Any]:
+        """A pipeline step's parents' results by step name (decoded JSON, else bytes); empty for a plain job."""
+        if self._parents is None:
+            self._parents = results(self.parent_outcomes)
+        return self._parents
 
     @property
     def attempt(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -48,8 +48,15 @@ _STATES = {
     JobState.SUCCEEDED: job_pb2.Job.STATE_SUCCEEDED,
     JobState.DEAD: job_pb2.Job.STATE_DEAD,
     JobState.CANCELLED: job_pb2.Job.STATE_CANCELLED,
+    JobState.WAITING: job_pb2.Job.STATE_WAITING,
 }
 STATE_FROM_PROTO = {p: s for s, p in _STATES.items()}
+
+
+def state_proto(state: JobState) -> job_pb2.Job.State.ValueType:
+    return _STATES[state]
+
+
 _GLOBAL = job_pb2.Job.CONCURRENCY_SCOPE_GLOBAL
 _SCOPES = frozenset(job_pb2.Job.ConcurrencyScope.values())
 
@@ -358,18 +365,25 @@ def job_proto(j: Job) -> job_pb2.Job:
     return job_pb2.Job(**_job_fields(j))
 
 
-def add_leased(into: RepeatedCompositeFieldContainer[qs.LeasedJob], claimed: Iterable[JobRow]) -> None:
+def add_leased(
+    into: RepeatedCompositeFieldContainer[qs.LeasedJob],
+    claimed: Iterable[JobRow],
+    parents: Callable[[JobRow, qs.LeasedJob], None] | None = None,
+) -> None:
     """Claimed jobs as their worker gets them, straight from their rows (see _row_fields), each
-    built in place in the response (a ready-made LeasedJob would be copied in)."""
+    built in place in the response (a ready-made LeasedJob would be copied in). `parents` fills
+    in a pipeline step's parents."""
     add = into.add
     for row in claimed:
         fields = _row_fields(row)
-        add(
+        leased = add(
             job=fields,
             lease_token=str(row["lease_token"]),
             lease_expires_at=fields["lease_expires_at"],
             attempt_deadline=fields["attempt_deadline"],
         )
+        if parents is not None and row["parent_ids"]:
+            parents(row, leased)
 
 
 def enqueue_response(e: Enqueued) -> qs.EnqueueResponse:
@@ -438,6 +452,9 @@ def _job_fields(j: Job) -> dict[str, Any]:
     if j.rate_key is not None:
         fields["rate_limit_key"] = j.rate_key
         fields["rate_limit"] = rate_limit_proto(j.rate_limit)
+    if j.pipeline_id is not None:
+        fields["pipeline_id"] = str(j.pipeline_id)
+        fields["step_name"] = j.step_name or ""
     # Empty maps and lists are left out: upb would still walk each one to set it.
     if j.headers:
         fields["headers"] = j.headers
@@ -498,4 +515,7 @@ def _row_fields(r: JobRow) -> dict[str, Any]:
     if r["rate_key"] is not None:
         fields["rate_limit_key"] = r["rate_key"]
         fields["rate_limit"] = rate_limit_proto(rows.rate_limit(r))
+    if r["pipeline_id"] is not None:
+        fields["pipeline_id"] = str(r["pipeline_id"])
+        fields["step_name"] = r["step_name"]
     return fields

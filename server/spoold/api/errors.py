@@ -48,6 +48,7 @@ class Code(enum.Enum):
 CODES: dict[type[errors.SpoolError], Code] = {
     errors.InvalidArgument: Code.INVALID_ARGUMENT,
     errors.JobNotFound: Code.NOT_FOUND,
+    errors.PipelineNotFound: Code.NOT_FOUND,
     errors.QueueNotFound: Code.NOT_FOUND,
     errors.ScheduleNotFound: Code.NOT_FOUND,
     errors.LeaseLost: Code.FAILED_PRECONDITION,

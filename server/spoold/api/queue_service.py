@@ -6,17 +6,21 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+
 from spool.v1 import queue_service_pb2 as qs
 from spoold.api import convert, search
 from spoold.api import validate as v
 from spoold.api.access import Access
 from spoold.api.calls import CallContext as Context
 from spoold.api.errors import code_of, stream, unary
+from spoold.api.pipeline_convert import add_parents
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
 from spoold.model import LeaseRequest
 from spoold.store.jobs import JobStore
+from spoold.store.pipelines import parents_of
 from spoold.store.rows import JobRow
 from spoold.store.search import SearchStore
 from spoold.watch import WatchHub
@@ -68,8 +72,16 @@ class QueueService:
         jobs = await self._leaser.lease(lease)
         self._access.remember(jobs)
         out = qs.LeaseResponse()
-        convert.add_leased(out.jobs, jobs)
+        await self._add_leased(out.jobs, jobs)
         return out
+
+    async def _add_leased(self, into: RepeatedCompositeFieldContainer[qs.LeasedJob], jobs: list[JobRow]) -> None:
+        """The leased jobs into a response, pipeline steps with their parents' outcomes."""
+        found = await parents_of(self._store.pool, jobs)
+        if not found:
+            convert.add_leased(into, jobs)
+            return
+        convert.add_leased(into, jobs, lambda row, leased: add_parents(leased.parents, found[row["id"]]))
 
     @unary
     async def Heartbeat(self, request: qs.HeartbeatRequest, context: Context) -> qs.HeartbeatResponse:
@@ -109,7 +121,9 @@ class QueueService:
         (result,) = await self._store.ack([ack])
         if isinstance(result, SpoolError):
             raise result
-        return convert.ack_response(result, await self._lease_next(lease))
+        out = convert.ack_response(result, [])
+        await self._add_leased(out.next, await self._lease_next(lease))
+        return out
 
     @unary
     async def AckBatch(self, request: qs.AckBatchRequest, context: Context) -> qs.AckBatchResponse:
@@ -121,7 +135,7 @@ class QueueService:
         allowed = [a for a in acks if a.job_id not in hidden]
         errors = iter(await self._store.ack_only(allowed) if allowed else [])
         out = qs.AckBatchResponse()
-        convert.add_leased(out.next, await self._lease_next(lease))
+        await self._add_leased(out.next, await self._lease_next(lease))
         for ack in acks:
             error = JobNotFound(ack.job_id) if ack.job_id in hidden else next(errors)
             item = out.results.add(job_id=str(ack.job_id))

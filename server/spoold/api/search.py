@@ -33,6 +33,7 @@ STATUS_FROM_PROTO = {
     job_pb2.Job.STATUS_DEAD: JobStatus.DEAD,
     job_pb2.Job.STATUS_CANCELLED: JobStatus.CANCELLED,
     job_pb2.Job.STATUS_THROTTLED: JobStatus.THROTTLED,
+    job_pb2.Job.STATUS_WAITING: JobStatus.WAITING,
 }
 
 _ORDERS = {
@@ -71,6 +72,7 @@ def job_filter(p: job_pb2.JobFilter, lim: Limits, prefix: str = "filter.") -> Jo
         payload_contains=v.json_document(f"{prefix}payload_contains", payload, lim) if payload else None,
         idempotency_key=v.text(f"{prefix}idempotency_key", p.idempotency_key, lim.max_key_length) or None,
         concurrency_key=v.text(f"{prefix}concurrency_key", p.concurrency_key, lim.max_key_length) or None,
+        pipeline_id=v.positive_id(f"{prefix}pipeline_id", p.pipeline_id) if p.pipeline_id else None,
     )
 
 

@@ -18,6 +18,7 @@ _ADMIN = "/spool.v1.AdminService/"
 # The web console's own calls (console/): who is signed in, and the pushed queue stats.
 CONSOLE_SESSION = "/spool.console/Session"
 CONSOLE_QUEUES = "/spool.console/WatchQueues"
+_PIPELINE = "/spool.v1.PipelineService/"
 
 REQUIRED: dict[str, Scope] = {
     **{_QUEUE + m: Scope.ENQUEUE for m in ("Enqueue", "EnqueueBatch")},
@@ -27,6 +28,9 @@ REQUIRED: dict[str, Scope] = {
     **{_ADMIN + m: Scope.READ for m in ("ListQueues", "GetQueue")},
     CONSOLE_SESSION: Scope.READ,
     CONSOLE_QUEUES: Scope.READ,
+    _PIPELINE + "EnqueuePipeline": Scope.ENQUEUE,
+    _PIPELINE + "GetPipeline": Scope.READ,
+    _PIPELINE + "CancelPipeline": Scope.ADMIN,
 }
 
 

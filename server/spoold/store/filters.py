@@ -39,6 +39,7 @@ _STATUSES: dict[JobStatus, tuple[JobState, str]] = {
     JobStatus.SUCCEEDED: (JobState.SUCCEEDED, "j.state = 'succeeded'"),
     JobStatus.DEAD: (JobState.DEAD, "j.state = 'dead'"),
     JobStatus.CANCELLED: (JobState.CANCELLED, "j.state = 'cancelled'"),
+    JobStatus.WAITING: (JobState.WAITING, "j.state = 'waiting'"),
 }
 
 
@@ -91,6 +92,8 @@ def condition(f: JobFilter, first: int) -> Condition:
         c.add("j.idempotency_key = {0}", f.idempotency_key)
     if f.concurrency_key is not None:
         c.add("j.concurrency_key = {0}", f.concurrency_key)
+    if f.pipeline_id is not None:
+        c.add("j.pipeline_id = {0}::bigint", f.pipeline_id)
     return c
 
 

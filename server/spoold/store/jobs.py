@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 COALESCE_MAX = 1000
 INSERT_ALONE_FROM = 32
 
+# Pipeline steps as insert_jobs takes them: (pipeline id, step names, parent refs, unfinished parents).
+StepColumns = tuple[int, list[str], list[str | None], list[int]]
+_NO_STEPS: StepColumns = (0, [], [], [])
 Slot = tuple[str | None, timedelta | None]  # one job wanted by a Lease call: (worker id, lease)
 Held = tuple[int, int]  # (job id, lease token): a lease as a fenced call names it
 R = TypeVar("R")
@@ -148,12 +151,15 @@ class JobStore:
             async with self.pool.acquire() as conn:
                 return await self._insert(conn, jobs)
 
-    async def insert_in(self, conn: Connection, jobs: Sequence[NewJob]) -> list[Enqueued]:
-        """enqueue, on the caller's connection and in its transaction (the jobs of schedule fires)."""
-        return await self._insert(conn, jobs)
+    async def insert_in(
+        self, conn: Connection, jobs: Sequence[NewJob], steps: StepColumns = _NO_STEPS
+    ) -> list[Enqueued]:
+        """enqueue, on the caller's connection and in its transaction (the jobs of schedule fires,
+        the steps of a pipeline)."""
+        return await self._insert(conn, jobs, steps)
 
-    async def _insert(self, conn: Connection, jobs: Sequence[NewJob]) -> list[Enqueued]:
-        found = await conn.fetch(Q["insert_jobs"], *_columns(jobs), *_server_defaults(self.defaults))
+    async def _insert(self, conn: Connection, jobs: Sequence[NewJob], steps: StepColumns = _NO_STEPS) -> list[Enqueued]:
+        found = await conn.fetch(Q["insert_jobs"], *_columns(jobs), *_server_defaults(self.defaults), *steps)
         inserted = {r["ord"]: r for r in found}
         results = []
         for ord_, new in enumerate(jobs, start=1):
@@ -348,6 +354,8 @@ class JobStore:
             return JobNotFound(job_id, field="job_ids")
         state = JobState(row["state"]).name
         hint = "" if include_succeeded or state != "SUCCEEDED" else " (set include_succeeded to requeue it)"
+        if state == "SUCCEEDED" and row["pipeline_id"] is not None:
+            hint = " (a pipeline step that succeeded never runs again)"
         return WrongState(
             f"job_ids: job {job_id} is {state}; only finished jobs can be requeued{hint}",
             job_id=str(job_id),

@@ -1,5 +1,6 @@
 """RetentionStore: deletes finished jobs, with their attempts, once their queue's retention has passed,
-and the buckets of rate-limit keys that no job needs any more."""
+the buckets of rate-limit keys that no job needs any more, and finished pipelines whole, with their
+steps (docs/pipelines.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ class RetentionStore:
             deleted = await self.pool.fetch(
                 Q["prune_finished"], defaults.succeeded, defaults.cancelled, defaults.dead, batch
             )
-        return len(deleted)
+            steps = await self.pool.fetch(
+                Q["prune_pipelines"], defaults.succeeded, defaults.cancelled, defaults.dead, batch
+            )
+        return len(deleted) + len(steps)
 
     async def prune_rate_keys(self, batch: int) -> int:
         """Deletes up to `batch` idle, full rate-limit key buckets; returns how many."""

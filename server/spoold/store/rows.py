@@ -135,6 +135,9 @@ def job(row: JobRow, attempts: Iterable[asyncpg.Record] = ()) -> Job:
         requeues=row["requeues"],
         rate_key=row["rate_key"],
         rate_limit=rate_limit(row),
+        pipeline_id=row["pipeline_id"],
+        step_name=row["step_name"],
+        parent_ids=tuple(row["parent_ids"] or ()),
     )
 
 

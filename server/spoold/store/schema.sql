@@ -4,11 +4,13 @@ extension pg_trgm in schema spool
 type spool.attempt_outcome enum ('succeeded', 'failed', 'lease_expired', 'timed_out', 'cancelled', 'released')
 type spool.backoff_kind enum ('exponential', 'linear', 'fixed')
 type spool.fire_outcome enum ('enqueued', 'skipped', 'failed')
-type spool.job_state enum ('pending', 'running', 'succeeded', 'dead', 'cancelled')
+type spool.job_state enum ('pending', 'running', 'succeeded', 'dead', 'cancelled', 'waiting')
+type spool.pipeline_state enum ('running', 'succeeded', 'failed', 'cancelled')
 type spool.schedule_catch_up enum ('latest', 'all', 'none')
 type spool.schedule_overlap enum ('allow', 'skip')
 sequence spool.jobs_id_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.lease_token_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
+sequence spool.pipelines_id_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 
 table spool.api_keys
     id text not null
@@ -90,6 +92,10 @@ table spool.jobs with (autovacuum_analyze_scale_factor=0.02, autovacuum_vacuum_c
     rate_limit integer
     rate_interval interval
     rate_burst integer
+    pipeline_id bigint
+    step_name text
+    parent_ids bigint[]
+    waiting_on integer not null default 0
     constraint jobs_attempt_range CHECK ((attempt >= 0))
     constraint jobs_backoff_positive CHECK (((backoff_initial > '00:00:00'::interval) AND (backoff_max >= backoff_initial) AND (backoff_multiplier >= (1)::double precision)))
     constraint jobs_concurrency_pair CHECK ((((concurrency_key IS NULL) AND (concurrency_limit IS NULL)) OR ((concurrency_key IS NOT NULL) AND (concurrency_limit >= 1))))
@@ -109,8 +115,10 @@ END))
     constraint jobs_rate_limit_range CHECK ((((rate_key IS NULL) AND (rate_limit IS NULL) AND (rate_interval IS NULL) AND (rate_burst IS NULL)) OR ((rate_key IS NOT NULL) AND ((rate_limit >= 1) AND (rate_limit <= 1000000)) AND ((rate_burst >= 1) AND (rate_burst <= 1000000)) AND (rate_interval >= '00:00:01'::interval) AND (rate_interval <= '1 day'::interval))))
     constraint jobs_requeues_range CHECK ((requeues >= 0))
     constraint jobs_run_at_range CHECK (((run_at >= '0001-01-01 00:00:00.000001+00'::timestamp with time zone) AND (run_at <= '9999-12-31 23:59:59.999998+00'::timestamp with time zone)))
+    constraint jobs_step_fields CHECK ((((pipeline_id IS NULL) = (step_name IS NULL)) AND ((parent_ids IS NULL) OR (pipeline_id IS NOT NULL)) AND ((char_length(step_name) >= 1) AND (char_length(step_name) <= 128))))
     constraint jobs_succeeded_without_error CHECK (((state <> 'succeeded'::spool.job_state) OR ((error_type IS NULL) AND (error_message IS NULL) AND (error_details IS NULL))))
     constraint jobs_timeout_positive CHECK (((attempt_timeout IS NULL) OR (attempt_timeout > '00:00:00'::interval)))
+    constraint jobs_waiting_on_range CHECK (((waiting_on >= 0) AND (waiting_on <= COALESCE(cardinality(parent_ids), 1)) AND ((waiting_on = 0) OR ((state)::text = ANY (ARRAY['waiting'::text, 'cancelled'::text])))))
     index jobs_cancelled_idx: CREATE INDEX jobs_cancelled_idx ON spool.jobs USING btree (id, queue) WHERE (state = 'cancelled'::spool.job_state)
     index jobs_dead_idx: CREATE INDEX jobs_dead_idx ON spool.jobs USING btree (id, queue) WHERE (state = 'dead'::spool.job_state)
     index jobs_error_trgm_idx: CREATE INDEX jobs_error_trgm_idx ON spool.jobs USING gin ((((COALESCE(error_type, ''::text) || '
@@ -118,11 +126,14 @@ END))
     index jobs_finished_idx: CREATE INDEX jobs_finished_idx ON spool.jobs USING btree (queue, state, finished_at) WHERE (finished_at IS NOT NULL)
     index jobs_idempotency_idx: CREATE UNIQUE INDEX jobs_idempotency_idx ON spool.jobs USING btree (queue, idempotency_key) WHERE (idempotency_key IS NOT NULL)
     index jobs_pending_idx: CREATE INDEX jobs_pending_idx ON spool.jobs USING btree (queue, priority DESC, run_at, id) WHERE (state = 'pending'::spool.job_state)
+    index jobs_pipeline_idx: CREATE INDEX jobs_pipeline_idx ON spool.jobs USING btree (pipeline_id, id) WHERE (pipeline_id IS NOT NULL)
     index jobs_pkey: CREATE UNIQUE INDEX jobs_pkey ON spool.jobs USING btree (id)
     index jobs_rate_key_idx: CREATE INDEX jobs_rate_key_idx ON spool.jobs USING btree (rate_key) WHERE ((state = 'pending'::spool.job_state) AND (rate_key IS NOT NULL))
     index jobs_running_idx: CREATE INDEX jobs_running_idx ON spool.jobs USING btree (concurrency_key) WHERE (state = 'running'::spool.job_state)
+    index jobs_waiting_idx: CREATE INDEX jobs_waiting_idx ON spool.jobs USING btree (pipeline_id) WHERE (waiting_on > 0)
     trigger jobs_notify_watchers: CREATE TRIGGER jobs_notify_watchers AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.notify_watchers()
     trigger jobs_remember_granted_lease: CREATE TRIGGER jobs_remember_granted_lease BEFORE UPDATE OF lease_token ON spool.jobs FOR EACH ROW WHEN (((new.lease_token IS DISTINCT FROM old.lease_token) AND (new.state = 'running'::spool.job_state))) EXECUTE FUNCTION spool.remember_granted_lease()
+    trigger jobs_step_finished: CREATE TRIGGER jobs_step_finished AFTER UPDATE OF state ON spool.jobs FOR EACH ROW WHEN (((new.pipeline_id IS NOT NULL) AND (old.state IS DISTINCT FROM new.state) AND (new.state = ANY (ARRAY['succeeded'::spool.job_state, 'dead'::spool.job_state])))) EXECUTE FUNCTION spool.step_finished()
 
 table spool.migrations
     version integer not null
@@ -130,6 +141,18 @@ table spool.migrations
     applied_at timestamp with time zone not null default now()
     constraint migrations_pkey PRIMARY KEY (version)
     index migrations_pkey: CREATE UNIQUE INDEX migrations_pkey ON spool.migrations USING btree (version)
+
+table spool.pipelines
+    id bigint not null generated always as identity
+    name text not null
+    idempotency_key text
+    paused boolean not null default false
+    on_failure_id bigint
+    created_at timestamp with time zone not null default now()
+    constraint pipelines_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 128)))
+    constraint pipelines_pkey PRIMARY KEY (id)
+    index pipelines_idempotency_idx: CREATE UNIQUE INDEX pipelines_idempotency_idx ON spool.pipelines USING btree (name, idempotency_key) WHERE (idempotency_key IS NOT NULL)
+    index pipelines_pkey: CREATE UNIQUE INDEX pipelines_pkey ON spool.pipelines USING btree (id)
 
 table spool.queues
     name text not null
@@ -557,6 +580,21 @@ BEGIN
 END
 $function$
 
+function spool.pipeline_state(states spool.job_state[])
+CREATE OR REPLACE FUNCTION spool.pipeline_state(states spool.job_state[])
+ RETURNS spool.pipeline_state
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT CASE
+        WHEN 'dead'::spool.job_state = ANY(states) THEN 'failed'::spool.pipeline_state
+        WHEN 'cancelled'::spool.job_state = ANY(states) THEN 'cancelled'::spool.pipeline_state
+        WHEN states <@ ARRAY['succeeded'::spool.job_state] THEN 'succeeded'::spool.pipeline_state
+        ELSE 'running'::spool.pipeline_state
+    END
+$function$
+
 function spool.rate_admit(ids bigint[])
 CREATE OR REPLACE FUNCTION spool.rate_admit(ids bigint[])
  RETURNS bigint[]
@@ -676,6 +714,52 @@ AS $function$
         WHEN NOT retryable OR attempt >= max_attempts THEN 'dead'
         ELSE 'pending'
     END::spool.job_state
+$function$
+
+function spool.step_finished()
+CREATE OR REPLACE FUNCTION spool.step_finished()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+DECLARE
+    held boolean;
+    woken bigint;
+BEGIN
+    IF NEW.state = 'succeeded' THEN
+        SELECT p.paused INTO held FROM spool.pipelines p WHERE p.id = NEW.pipeline_id;
+        WITH freed AS (
+            UPDATE spool.jobs c SET
+                waiting_on = c.waiting_on - 1,
+                state = CASE WHEN c.state = 'waiting' AND c.waiting_on = 1 AND NOT held
+                    THEN 'pending'::spool.job_state ELSE c.state END,
+                run_at = CASE WHEN c.state = 'waiting' AND c.waiting_on = 1 AND NOT held
+                    THEN greatest(c.run_at, now()) ELSE c.run_at END,
+                updated_at = now()
+            WHERE c.pipeline_id = NEW.pipeline_id AND c.waiting_on > 0
+              AND NEW.id = ANY(c.parent_ids)
+            RETURNING c.queue, c.state
+        )
+        SELECT count(pg_notify('spool_ready', q.queue)) INTO woken
+        FROM (SELECT DISTINCT queue FROM freed WHERE state = 'pending') AS q;
+    ELSE
+        -- The on_failure step runs once, whatever else the pipeline is doing (paused or not).
+        WITH started AS (
+            UPDATE spool.jobs c SET
+                state = 'pending'::spool.job_state,
+                waiting_on = 0,
+                -- The failed step as its one parent: the worker reads its error there.
+                parent_ids = ARRAY[NEW.id],
+                run_at = now(),
+                updated_at = now()
+            FROM spool.pipelines p
+            WHERE p.id = NEW.pipeline_id AND c.id = p.on_failure_id AND c.state = 'waiting'
+            RETURNING c.queue
+        )
+        SELECT count(pg_notify('spool_ready', started.queue)) INTO woken FROM started;
+    END IF;
+    RETURN NULL;
+END
 $function$
 
 function spool.throttled(queue text, rate_key text)

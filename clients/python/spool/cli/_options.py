@@ -18,7 +18,18 @@ _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 # What --state takes: the job states, and PENDING's three derived statuses.
-STATES = ("pending", "ready", "throttled", "scheduled", "retrying", "running", "succeeded", "dead", "cancelled")
+STATES = (
+    "pending",
+    "ready",
+    "throttled",
+    "scheduled",
+    "retrying",
+    "running",
+    "succeeded",
+    "dead",
+    "cancelled",
+    "waiting",
+)
 _PENDING = ("ready", "throttled", "scheduled", "retrying")
 
 
@@ -158,6 +169,7 @@ def filter_options(*, states: bool = True) -> Callable[[F], F]:
         ),
         click.option("--idempotency-key", metavar="KEY", default="", help="Jobs enqueued with this key."),
         click.option("--concurrency-key", metavar="KEY", default="", help="Jobs with this concurrency key."),
+        click.option("--pipeline", metavar="ID", default="", help="The steps of this pipeline."),
     ]
 
     def decorate(f: F) -> F:
@@ -179,6 +191,7 @@ FILTER_NAMES = (
     "payload",
     "idempotency_key",
     "concurrency_key",
+    "pipeline",
 )
 
 
@@ -196,6 +209,7 @@ def pop_filter(kwargs: dict[str, Any], extra_statuses: Sequence[str] = ()) -> Fi
         payload_contains=v["payload"],
         idempotency_key=v["idempotency_key"] or "",
         concurrency_key=v["concurrency_key"] or "",
+        pipeline_id=v["pipeline"] or "",
     )
 
 

@@ -28,6 +28,7 @@ STYLES = {
     "succeeded": "green",
     "dead": "bold red",
     "cancelled": "dim",
+    "waiting": "blue",
     "failed": "red",
     "lease_expired": "red",
     "timed_out": "red",

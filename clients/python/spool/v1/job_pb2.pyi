@@ -44,6 +44,10 @@ class Job(_message.Message):
         """Attempts exhausted or failed as not retryable: the dead-letter state."""
         STATE_CANCELLED: Job._State.ValueType  # 5
         """Cancelled by a caller."""
+        STATE_WAITING: Job._State.ValueType  # 6
+        """A pipeline step whose parent steps have not all succeeded yet; never leased. See
+        docs/pipelines.md.
+        """
 
     class State(_State, metaclass=_StateEnumTypeWrapper):
         """Where a job is in its lifecycle. See docs/states.md for the diagram."""
@@ -59,6 +63,10 @@ class Job(_message.Message):
     """Attempts exhausted or failed as not retryable: the dead-letter state."""
     STATE_CANCELLED: Job.State.ValueType  # 5
     """Cancelled by a caller."""
+    STATE_WAITING: Job.State.ValueType  # 6
+    """A pipeline step whose parent steps have not all succeeded yet; never leased. See
+    docs/pipelines.md.
+    """
 
     class _Status:
         ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -81,6 +89,8 @@ class Job(_message.Message):
         """PENDING, attempt 0, run_at reached, but held back by its queue's or its rate-limit key's
         rate limit (not counted as ready).
         """
+        STATUS_WAITING: Job._Status.ValueType  # 9
+        """WAITING: a pipeline step waiting for its parents."""
 
     class Status(_Status, metaclass=_StatusEnumTypeWrapper):
         """A job's status as operators ask about it: the states, with PENDING split in three. The rule
@@ -103,6 +113,8 @@ class Job(_message.Message):
     """PENDING, attempt 0, run_at reached, but held back by its queue's or its rate-limit key's
     rate limit (not counted as ready).
     """
+    STATUS_WAITING: Job.Status.ValueType  # 9
+    """WAITING: a pipeline step waiting for its parents."""
 
     class _ConcurrencyScope:
         ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -187,6 +199,8 @@ class Job(_message.Message):
     CONCURRENCY_SCOPE_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_KEY_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_FIELD_NUMBER: _builtins.int
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
+    STEP_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque identifier, assigned by the server."""
     queue: _builtins.str
@@ -215,6 +229,10 @@ class Job(_message.Message):
     """Where concurrency_key applies (set whenever the job has a key)."""
     rate_limit_key: _builtins.str
     """At most rate_limit of the jobs with this key start per its interval, whatever their queue."""
+    pipeline_id: _builtins.str
+    """The pipeline this job is a step of (EnqueuePipeline); empty for a plain job."""
+    step_name: _builtins.str
+    """The step's name, unique in its pipeline."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -294,10 +312,12 @@ class Job(_message.Message):
         concurrency_scope: Global___Job.ConcurrencyScope.ValueType = ...,
         rate_limit_key: _builtins.str = ...,
         rate_limit: Global___RateLimit | None = ...,
+        pipeline_id: _builtins.str = ...,
+        step_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "created_at", b"created_at", "finished_at", b"finished_at", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "rate_limit", b"rate_limit", "run_at", b"run_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "rate_limit", b"rate_limit", "rate_limit_key", b"rate_limit_key", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "pipeline_id", b"pipeline_id", "priority", b"priority", "queue", b"queue", "rate_limit", b"rate_limit", "rate_limit_key", b"rate_limit_key", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "step_name", b"step_name", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -533,6 +553,7 @@ class JobFilter(_message.Message):
     PAYLOAD_CONTAINS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
     error_contains: _builtins.str
     """Case-insensitive substring of the last error's type or message."""
@@ -540,6 +561,8 @@ class JobFilter(_message.Message):
     """A JSON document the payload must contain (jsonb @>), e.g. {"order_id": 5512}."""
     idempotency_key: _builtins.str
     concurrency_key: _builtins.str
+    pipeline_id: _builtins.str
+    """The steps of this pipeline."""
     @_builtins.property
     def queues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Any of these queues."""
@@ -575,12 +598,49 @@ class JobFilter(_message.Message):
         payload_contains: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
         concurrency_key: _builtins.str = ...,
+        pipeline_id: _builtins.str = ...,
         statuses: _abc.Iterable[Global___Job.Status.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "finished_after", b"finished_after", "finished_before", b"finished_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrency_key", b"concurrency_key", "created_after", b"created_after", "created_before", b"created_before", "error_contains", b"error_contains", "finished_after", b"finished_after", "finished_before", b"finished_before", "idempotency_key", b"idempotency_key", "payload_contains", b"payload_contains", "queues", b"queues", "states", b"states", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrency_key", b"concurrency_key", "created_after", b"created_after", "created_before", b"created_before", "error_contains", b"error_contains", "finished_after", b"finished_after", "finished_before", b"finished_before", "idempotency_key", b"idempotency_key", "payload_contains", b"payload_contains", "pipeline_id", b"pipeline_id", "queues", b"queues", "states", b"states", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobFilter: _TypeAlias = JobFilter  # noqa: Y015
+
+@_typing.final
+class StepOutcome(_message.Message):
+    """A parent step's outcome, as its child step receives it (LeasedJob.parents)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    RESULT_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    state: Global___Job.State.ValueType
+    result: _builtins.bytes
+    result_content_type: _builtins.str
+    @_builtins.property
+    def error(self) -> Global___JobError:
+        """Set for the failed step that the on_failure step receives."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        state: Global___Job.State.ValueType = ...,
+        result: _builtins.bytes = ...,
+        result_content_type: _builtins.str = ...,
+        error: Global___JobError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "result", b"result", "result_content_type", b"result_content_type", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepOutcome: _TypeAlias = StepOutcome  # noqa: Y015

@@ -270,10 +270,32 @@ class LeasedJob(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ParentsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _job_pb2.StepOutcome: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _job_pb2.StepOutcome | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     JOB_FIELD_NUMBER: _builtins.int
     LEASE_TOKEN_FIELD_NUMBER: _builtins.int
     LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     ATTEMPT_DEADLINE_FIELD_NUMBER: _builtins.int
+    PARENTS_FIELD_NUMBER: _builtins.int
     lease_token: _builtins.str
     """Present it to Heartbeat, Ack and Nack."""
     @_builtins.property
@@ -284,6 +306,12 @@ class LeasedJob(_message.Message):
     def attempt_deadline(self) -> _timestamp_pb2.Timestamp:
         """When the attempt times out whatever the heartbeats; unset means no limit."""
 
+    @_builtins.property
+    def parents(self) -> _containers.MessageMap[_builtins.str, _job_pb2.StepOutcome]:
+        """For a pipeline step: each parent step's outcome, by step name. The on_failure step gets the
+        step that failed, with its error.
+        """
+
     def __init__(
         self,
         *,
@@ -291,10 +319,11 @@ class LeasedJob(_message.Message):
         lease_token: _builtins.str = ...,
         lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
         attempt_deadline: _timestamp_pb2.Timestamp | None = ...,
+        parents: _abc.Mapping[_builtins.str, _job_pb2.StepOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "job", b"job", "lease_expires_at", b"lease_expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "job", b"job", "lease_expires_at", b"lease_expires_at", "lease_token", b"lease_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "job", b"job", "lease_expires_at", b"lease_expires_at", "lease_token", b"lease_token", "parents", b"parents"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

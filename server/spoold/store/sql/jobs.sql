@@ -2,8 +2,11 @@
 -- Inserts jobs in input order, skipping those whose idempotency key is taken (their ord is absent
 -- from the result), and wakes lease waiters for the queues that got a job ready now. What a job
 -- leaves NULL takes its queue's default, else the server's ($24..$30); the backoff field by field.
+-- Pipeline steps ($31 their pipeline) carry a step name ($32), their parents ($33: positive = the
+-- ord of a job of this insert, negative = minus the id of a job that exists) and how many of those
+-- have not succeeded ($34): a step with any is WAITING. Plain jobs pass empty arrays for $32..$34.
 WITH input AS (
-    SELECT i.*, nextval('spool.jobs_id_seq') AS new_id
+    SELECT i.*, s.step_name, s.parent_refs, s.waits, nextval('spool.jobs_id_seq') AS new_id
     FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::smallint[],
         $7::timestamptz[], $8::integer[], $9::spool.backoff_kind[], $10::interval[],
         $11::interval[], $12::double precision[], $13::boolean[], $14::interval[],
@@ -13,12 +16,14 @@ WITH input AS (
             run_at, max_attempts, backoff_kind, backoff_initial, backoff_max, backoff_multiplier,
             backoff_jitter, lease_duration, attempt_timeout, idempotency_key, concurrency_key,
             concurrency_limit, concurrency_global, rate_key, rate_limit, rate_interval, rate_burst, ord)
+    LEFT JOIN unnest($32::text[], $33::text[], $34::integer[]) WITH ORDINALITY
+        AS s(step_name, parent_refs, waits, ord) ON s.ord = i.ord
 ), inserted AS (
     INSERT INTO spool.jobs (id, queue, payload_json, payload_bytes, content_type, headers,
         priority, run_at, max_attempts, backoff_kind, backoff_initial, backoff_max,
         backoff_multiplier, backoff_jitter, lease_duration, attempt_timeout, idempotency_key,
         concurrency_key, concurrency_limit, concurrency_global, rate_key, rate_limit, rate_interval,
-        rate_burst)
+        rate_burst, state, pipeline_id, step_name, parent_ids, waiting_on)
     OVERRIDING SYSTEM VALUE
     SELECT i.new_id, i.queue, i.payload_json::jsonb, i.payload_bytes, i.content_type,
         i.headers::jsonb, i.priority, coalesce(i.run_at, now()),
@@ -31,7 +36,13 @@ WITH input AS (
         coalesce(i.lease_duration, q.lease_duration, $30::interval),
         coalesce(i.attempt_timeout, q.attempt_timeout),
         i.idempotency_key, i.concurrency_key, i.concurrency_limit, i.concurrency_global,
-        i.rate_key, i.rate_limit, i.rate_interval, i.rate_burst
+        i.rate_key, i.rate_limit, i.rate_interval, i.rate_burst,
+        CASE WHEN coalesce(i.waits, 0) > 0 THEN 'waiting' ELSE 'pending' END::spool.job_state,
+        CASE WHEN i.step_name IS NOT NULL THEN $31::bigint END, i.step_name,
+        CASE WHEN i.parent_refs IS NOT NULL THEN ARRAY(
+            SELECT CASE WHEN r > 0 THEN (SELECT p.new_id FROM input p WHERE p.ord = r) ELSE -r END
+            FROM unnest(i.parent_refs::bigint[]) AS r) END,
+        coalesce(i.waits, 0)
     FROM input i
     LEFT JOIN spool.queues q ON q.name = i.queue
     CROSS JOIN LATERAL (
@@ -41,7 +52,7 @@ WITH input AS (
     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), woken AS (
-    SELECT DISTINCT queue FROM inserted WHERE run_at <= now()
+    SELECT DISTINCT queue FROM inserted WHERE run_at <= now() AND state = 'pending'
 )
 SELECT input.ord, inserted.*,
        (SELECT count(pg_notify('spool_ready', woken.queue)::text) FROM woken) AS notified
@@ -259,7 +270,8 @@ RETURNING *
 -- A fresh attempt budget, ready now, for finished jobs in an allowed state.
 WITH requeued AS (
     UPDATE spool.jobs SET
-        state = 'pending',
+        -- A step with parents still unfinished waits for them again.
+        state = CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::spool.job_state,
         attempt = 0,
         requeues = requeues + 1,
         run_at = now(),
@@ -267,6 +279,8 @@ WITH requeued AS (
         finished_at = NULL,
         updated_at = now()
     WHERE id = ANY($1::bigint[]) AND state = ANY($2::spool.job_state[])
+      -- A pipeline step that succeeded never runs again (docs/pipelines.md).
+      AND (state <> 'succeeded' OR pipeline_id IS NULL)
     RETURNING *
 )
 SELECT requeued.*, pg_notify('spool_ready', requeued.queue)::text AS notified FROM requeued

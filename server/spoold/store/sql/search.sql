@@ -20,12 +20,14 @@ LIMIT $1
 WITH picked AS (
     SELECT j.id FROM spool.jobs j
     WHERE j.state = ANY($1::spool.job_state[]) /* AND filter */
+      AND (j.state <> 'succeeded' OR j.pipeline_id IS NULL)
     ORDER BY j.id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), requeued AS (
     UPDATE spool.jobs j SET
-        state = 'pending',
+        -- A step with parents still unfinished waits for them again.
+        state = CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::spool.job_state,
         attempt = 0,
         requeues = j.requeues + 1,
         run_at = now(),
@@ -36,7 +38,7 @@ WITH picked AS (
     WHERE j.id = picked.id
     RETURNING j.*
 ), woken AS (
-    SELECT DISTINCT queue FROM requeued
+    SELECT DISTINCT queue FROM requeued WHERE requeued.state = 'pending'
 )
 SELECT requeued.*, (SELECT count(pg_notify('spool_ready', woken.queue)::text) FROM woken) AS notified
 FROM requeued
@@ -71,6 +73,8 @@ WITH RECURSIVE names AS (
         SELECT j.id FROM spool.jobs j
         WHERE j.queue = p.name AND j.state = p.state
           AND j.finished_at IS NOT NULL AND j.finished_at < now() - p.keep
+          -- Pipeline steps go with their pipeline (prune_pipelines): a result is a child's input.
+          AND j.pipeline_id IS NULL
         ORDER BY j.finished_at
         LIMIT $4
         FOR UPDATE SKIP LOCKED
@@ -96,3 +100,28 @@ WITH doomed AS (
 )
 DELETE FROM spool.rate_keys k USING doomed WHERE k.key = doomed.key
 RETURNING k.key
+
+-- name: prune_pipelines
+-- Deletes up to $4 pipelines, with their steps, whose steps are all finished or waiting behind a
+-- dead or cancelled one, once the newest step finished longer ago than the retention of the
+-- pipeline's state ($1 succeeded, $2 cancelled, $3 failed); returns the steps deleted.
+WITH doomed AS (
+    SELECT p.id FROM spool.pipelines p
+    CROSS JOIN LATERAL (
+        SELECT spool.pipeline_state(array_agg(j.state) FILTER (WHERE j.id IS DISTINCT FROM p.on_failure_id)) AS state,
+               bool_and(j.state NOT IN ('pending', 'running')) AS idle,
+               max(j.finished_at) AS last
+        FROM spool.jobs j WHERE j.pipeline_id = p.id
+    ) AS s
+    WHERE s.state <> 'running' AND s.idle
+      AND s.last < now() - CASE s.state WHEN 'succeeded' THEN $1::interval
+          WHEN 'cancelled' THEN $2::interval ELSE $3::interval END
+    ORDER BY p.id
+    LIMIT $4
+    FOR UPDATE OF p SKIP LOCKED
+), steps AS (
+    DELETE FROM spool.jobs j USING doomed WHERE j.pipeline_id = doomed.id RETURNING j.id
+), gone AS (
+    DELETE FROM spool.pipelines p USING doomed WHERE p.id = doomed.id
+)
+SELECT id FROM steps

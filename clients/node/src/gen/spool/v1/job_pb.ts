@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/job.proto.
  */
 export const file_spool_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChJzcG9vbC92MS9qb2IucHJvdG8SCHNwb29sLnYxIooMCgNKb2ISCgoCaWQYASABKAkSDQoFcXVldWUYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5zcG9vbC52MS5Kb2IuU3RhdGUSDwoHcGF5bG9hZBgEIAEoDBIUCgxjb250ZW50X3R5cGUYBSABKAkSKwoHaGVhZGVycxgGIAMoCzIaLnNwb29sLnYxLkpvYi5IZWFkZXJzRW50cnkSEAoIcHJpb3JpdHkYByABKAUSKgoGcnVuX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdhdHRlbXB0GAkgASgFEhQKDG1heF9hdHRlbXB0cxgKIAEoBRIoCgdiYWNrb2ZmGAsgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GA4gASgJEhcKD2NvbmN1cnJlbmN5X2tleRgPIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgQIAEoBRIOCgZyZXN1bHQYESABKAwSGwoTcmVzdWx0X2NvbnRlbnRfdHlwZRgSIAEoCRImCgpsYXN0X2Vycm9yGBMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISEgoKY2hlY2twb2ludBgUIAEoDBIYChBjYW5jZWxfcmVxdWVzdGVkGBUgASgIEhEKCXdvcmtlcl9pZBgWIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoIYXR0ZW1wdHMYHCADKAsyES5zcG9vbC52MS5BdHRlbXB0EhAKCHJlcXVldWVzGB0gASgFEjkKEWNvbmN1cnJlbmN5X3Njb3BlGB4gASgOMh4uc3Bvb2wudjEuSm9iLkNvbmN1cnJlbmN5U2NvcGUSFgoOcmF0ZV9saW1pdF9rZXkYKCABKAkSJwoKcmF0ZV9saW1pdBgpIAEoCzITLnNwb29sLnYxLlJhdGVMaW1pdBouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ+CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhEKDVNUQVRFX1BFTkRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISEwoPU1RBVEVfU1VDQ0VFREVEEAMSDgoKU1RBVEVfREVBRBAEEhMKD1NUQVRFX0NBTkNFTExFRBAFIsQBCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASEAoMU1RBVFVTX1JFQURZEAESFAoQU1RBVFVTX1NDSEVEVUxFRBACEhMKD1NUQVRVU19SRVRSWUlORxADEhIKDlNUQVRVU19SVU5OSU5HEAQSFAoQU1RBVFVTX1NVQ0NFRURFRBAFEg8KC1NUQVRVU19ERUFEEAYSFAoQU1RBVFVTX0NBTkNFTExFRBAHEhQKEFNUQVRVU19USFJPVFRMRUQQCCJwChBDb25jdXJyZW5jeVNjb3BlEiEKHUNPTkNVUlJFTkNZX1NDT1BFX1VOU1BFQ0lGSUVEEAASGwoXQ09OQ1VSUkVOQ1lfU0NPUEVfUVVFVUUQARIcChhDT05DVVJSRU5DWV9TQ09QRV9HTE9CQUwQAiJlCglSYXRlTGltaXQSDQoFbGltaXQYASABKAUSKwoIaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoFYnVyc3QYAyABKAVIAIgBAUIICgZfYnVyc3QiqgIKDUJhY2tvZmZQb2xpY3kSKgoEa2luZBgBIAEoDjIcLnNwb29sLnYxLkJhY2tvZmZQb2xpY3kuS2luZBIzChBpbml0aWFsX2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgptdWx0aXBsaWVyGAQgASgBEhMKBmppdHRlchgFIAEoCEgAiAEBIlMKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhQKEEtJTkRfRVhQT05FTlRJQUwQARIPCgtLSU5EX0xJTkVBUhACEg4KCktJTkRfRklYRUQQA0IJCgdfaml0dGVyIjoKCEpvYkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIPCgdkZXRhaWxzGAMgASgJIt8DCgdBdHRlbXB0Eg4KBm51bWJlchgBIAEoBRIRCgl3b3JrZXJfaWQYAiABKAkSEwoLbGVhc2VfdG9rZW4YAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB291dGNvbWUYBiABKA4yGS5zcG9vbC52MS5BdHRlbXB0Lk91dGNvbWUSIQoFZXJyb3IYByABKAsyEi5zcG9vbC52MS5Kb2JFcnJvchIrCghkdXJhdGlvbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghyZXF1ZXVlcxgJIAEoBSKsAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFQoRT1VUQ09NRV9TVUNDRUVERUQQARISCg5PVVRDT01FX0ZBSUxFRBACEhkKFU9VVENPTUVfTEVBU0VfRVhQSVJFRBADEhUKEU9VVENPTUVfVElNRURfT1VUEAQSFQoRT1VUQ09NRV9DQU5DRUxMRUQQBRIUChBPVVRDT01FX1JFTEVBU0VEEAYinAMKCUpvYkZpbHRlchIOCgZxdWV1ZXMYASADKAkSIwoGc3RhdGVzGAIgAygOMhMuc3Bvb2wudjEuSm9iLlN0YXRlEjEKDWNyZWF0ZWRfYWZ0ZXIYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5maW5pc2hlZF9hZnRlchgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPZmluaXNoZWRfYmVmb3JlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5lcnJvcl9jb250YWlucxgHIAEoCRIYChBwYXlsb2FkX2NvbnRhaW5zGAggASgJEhcKD2lkZW1wb3RlbmN5X2tleRgJIAEoCRIXCg9jb25jdXJyZW5jeV9rZXkYCiABKAkSJgoIc3RhdHVzZXMYCyADKA4yFC5zcG9vbC52MS5Kb2IuU3RhdHVzYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChJzcG9vbC92MS9qb2IucHJvdG8SCHNwb29sLnYxItoMCgNKb2ISCgoCaWQYASABKAkSDQoFcXVldWUYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5zcG9vbC52MS5Kb2IuU3RhdGUSDwoHcGF5bG9hZBgEIAEoDBIUCgxjb250ZW50X3R5cGUYBSABKAkSKwoHaGVhZGVycxgGIAMoCzIaLnNwb29sLnYxLkpvYi5IZWFkZXJzRW50cnkSEAoIcHJpb3JpdHkYByABKAUSKgoGcnVuX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdhdHRlbXB0GAkgASgFEhQKDG1heF9hdHRlbXB0cxgKIAEoBRIoCgdiYWNrb2ZmGAsgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GA4gASgJEhcKD2NvbmN1cnJlbmN5X2tleRgPIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgQIAEoBRIOCgZyZXN1bHQYESABKAwSGwoTcmVzdWx0X2NvbnRlbnRfdHlwZRgSIAEoCRImCgpsYXN0X2Vycm9yGBMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISEgoKY2hlY2twb2ludBgUIAEoDBIYChBjYW5jZWxfcmVxdWVzdGVkGBUgASgIEhEKCXdvcmtlcl9pZBgWIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoIYXR0ZW1wdHMYHCADKAsyES5zcG9vbC52MS5BdHRlbXB0EhAKCHJlcXVldWVzGB0gASgFEjkKEWNvbmN1cnJlbmN5X3Njb3BlGB4gASgOMh4uc3Bvb2wudjEuSm9iLkNvbmN1cnJlbmN5U2NvcGUSFgoOcmF0ZV9saW1pdF9rZXkYKCABKAkSJwoKcmF0ZV9saW1pdBgpIAEoCzITLnNwb29sLnYxLlJhdGVMaW1pdBITCgtwaXBlbGluZV9pZBg8IAEoCRIRCglzdGVwX25hbWUYPSABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikQEKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfUEVORElORxABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIOCgpTVEFURV9ERUFEEAQSEwoPU1RBVEVfQ0FOQ0VMTEVEEAUSEQoNU1RBVEVfV0FJVElORxAGItgBCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASEAoMU1RBVFVTX1JFQURZEAESFAoQU1RBVFVTX1NDSEVEVUxFRBACEhMKD1NUQVRVU19SRVRSWUlORxADEhIKDlNUQVRVU19SVU5OSU5HEAQSFAoQU1RBVFVTX1NVQ0NFRURFRBAFEg8KC1NUQVRVU19ERUFEEAYSFAoQU1RBVFVTX0NBTkNFTExFRBAHEhQKEFNUQVRVU19USFJPVFRMRUQQCBISCg5TVEFUVVNfV0FJVElORxAJInAKEENvbmN1cnJlbmN5U2NvcGUSIQodQ09OQ1VSUkVOQ1lfU0NPUEVfVU5TUEVDSUZJRUQQABIbChdDT05DVVJSRU5DWV9TQ09QRV9RVUVVRRABEhwKGENPTkNVUlJFTkNZX1NDT1BFX0dMT0JBTBACImUKCVJhdGVMaW1pdBINCgVsaW1pdBgBIAEoBRIrCghpbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgVidXJzdBgDIAEoBUgAiAEBQggKBl9idXJzdCKqAgoNQmFja29mZlBvbGljeRIqCgRraW5kGAEgASgOMhwuc3Bvb2wudjEuQmFja29mZlBvbGljeS5LaW5kEjMKEGluaXRpYWxfaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCm11bHRpcGxpZXIYBCABKAESEwoGaml0dGVyGAUgASgISACIAQEiUwoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASFAoQS0lORF9FWFBPTkVOVElBTBABEg8KC0tJTkRfTElORUFSEAISDgoKS0lORF9GSVhFRBADQgkKB19qaXR0ZXIiOgoISm9iRXJyb3ISDAoEdHlwZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg8KB2RldGFpbHMYAyABKAki3wMKB0F0dGVtcHQSDgoGbnVtYmVyGAEgASgFEhEKCXdvcmtlcl9pZBgCIAEoCRITCgtsZWFzZV90b2tlbhgDIAEoCRIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoHb3V0Y29tZRgGIAEoDjIZLnNwb29sLnYxLkF0dGVtcHQuT3V0Y29tZRIhCgVlcnJvchgHIAEoCzISLnNwb29sLnYxLkpvYkVycm9yEisKCGR1cmF0aW9uGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHJlcXVldWVzGAkgASgFIqwBCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIVChFPVVRDT01FX1NVQ0NFRURFRBABEhIKDk9VVENPTUVfRkFJTEVEEAISGQoVT1VUQ09NRV9MRUFTRV9FWFBJUkVEEAMSFQoRT1VUQ09NRV9USU1FRF9PVVQQBBIVChFPVVRDT01FX0NBTkNFTExFRBAFEhQKEE9VVENPTUVfUkVMRUFTRUQQBiKxAwoJSm9iRmlsdGVyEg4KBnF1ZXVlcxgBIAMoCRIjCgZzdGF0ZXMYAiADKA4yEy5zcG9vbC52MS5Kb2IuU3RhdGUSMQoNY3JlYXRlZF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmZpbmlzaGVkX2FmdGVyGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9maW5pc2hlZF9iZWZvcmUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmVycm9yX2NvbnRhaW5zGAcgASgJEhgKEHBheWxvYWRfY29udGFpbnMYCCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAkgASgJEhcKD2NvbmN1cnJlbmN5X2tleRgKIAEoCRITCgtwaXBlbGluZV9pZBgUIAEoCRImCghzdGF0dXNlcxgLIAMoDjIULnNwb29sLnYxLkpvYi5TdGF0dXMikQEKC1N0ZXBPdXRjb21lEg4KBmpvYl9pZBgBIAEoCRIiCgVzdGF0ZRgCIAEoDjITLnNwb29sLnYxLkpvYi5TdGF0ZRIOCgZyZXN1bHQYAyABKAwSGwoTcmVzdWx0X2NvbnRlbnRfdHlwZRgEIAEoCRIhCgVlcnJvchgFIAEoCzISLnNwb29sLnYxLkpvYkVycm9yYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A unit of work and everything that happened to it.
@@ -214,6 +214,20 @@ export type Job = Message<"spool.v1.Job"> & {
    * @generated from field: spool.v1.RateLimit rate_limit = 41;
    */
   rateLimit?: RateLimit | undefined;
+
+  /**
+   * The pipeline this job is a step of (EnqueuePipeline); empty for a plain job.
+   *
+   * @generated from field: string pipeline_id = 60;
+   */
+  pipelineId: string;
+
+  /**
+   * The step's name, unique in its pipeline.
+   *
+   * @generated from field: string step_name = 61;
+   */
+  stepName: string;
 };
 
 /**
@@ -268,6 +282,14 @@ export enum Job_State {
    * @generated from enum value: STATE_CANCELLED = 5;
    */
   CANCELLED = 5,
+
+  /**
+   * A pipeline step whose parent steps have not all succeeded yet; never leased. See
+   * docs/pipelines.md.
+   *
+   * @generated from enum value: STATE_WAITING = 6;
+   */
+  WAITING = 6,
 }
 
 /**
@@ -337,6 +359,13 @@ export enum Job_Status {
    * @generated from enum value: STATUS_THROTTLED = 8;
    */
   THROTTLED = 8,
+
+  /**
+   * WAITING: a pipeline step waiting for its parents.
+   *
+   * @generated from enum value: STATUS_WAITING = 9;
+   */
+  WAITING = 9,
 }
 
 /**
@@ -716,6 +745,13 @@ export type JobFilter = Message<"spool.v1.JobFilter"> & {
   concurrencyKey: string;
 
   /**
+   * The steps of this pipeline.
+   *
+   * @generated from field: string pipeline_id = 20;
+   */
+  pipelineId: string;
+
+  /**
    * Any of these derived statuses (ready, scheduled, retrying, ...); combines with `states` like
    * every other field, so set one or the other.
    *
@@ -730,4 +766,45 @@ export type JobFilter = Message<"spool.v1.JobFilter"> & {
  */
 export const JobFilterSchema: GenMessage<JobFilter> = /*@__PURE__*/
   messageDesc(file_spool_v1_job, 5);
+
+/**
+ * A parent step's outcome, as its child step receives it (LeasedJob.parents).
+ *
+ * @generated from message spool.v1.StepOutcome
+ */
+export type StepOutcome = Message<"spool.v1.StepOutcome"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: spool.v1.Job.State state = 2;
+   */
+  state: Job_State;
+
+  /**
+   * @generated from field: bytes result = 3;
+   */
+  result: Uint8Array;
+
+  /**
+   * @generated from field: string result_content_type = 4;
+   */
+  resultContentType: string;
+
+  /**
+   * Set for the failed step that the on_failure step receives.
+   *
+   * @generated from field: spool.v1.JobError error = 5;
+   */
+  error?: JobError | undefined;
+};
+
+/**
+ * Describes the message spool.v1.StepOutcome.
+ * Use `create(StepOutcomeSchema)` to create a new message.
+ */
+export const StepOutcomeSchema: GenMessage<StepOutcome> = /*@__PURE__*/
+  messageDesc(file_spool_v1_job, 6);
 

@@ -1,0 +1,126 @@
+"""Pipelines from Python: `step(...)` describes a step, and client.pipelines (or client.pipeline)
+creates, reads and cancels pipelines on the server (PipelineService). See docs/pipelines.md.
+
+    client.pipeline("export", steps=[
+        step("extract", payload={"report": 7}),
+        step("render", after=["extract"]),
+        step("upload", after=["render"], max_attempts=5),
+    ])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Unpack
+
+from spool._convert import EnqueueOptions, decode_json, job_request, new_idempotency_key
+from spool.v1 import job_pb2
+from spool.v1 import pipeline_service_pb2 as ps
+from spool.v1.pipeline_service_pb2_grpc import PipelineServiceStub
+
+if TYPE_CHECKING:
+    from spool.client import AsyncClient, Client
+
+Pipeline = ps.Pipeline
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: a job on `queue` (by default the step's name) that runs after the steps named in `after`."""
+
+    name: str
+    queue: str
+    payload: Any = None
+    after: tuple[str, ...] = ()
+    options: EnqueueOptions = field(default_factory=lambda: EnqueueOptions())
+
+    def to_proto(self) -> ps.StepSpec:
+        job = job_request(self.queue, {} if self.payload is None else self.payload, **self.options)
+        return ps.StepSpec(name=self.name, depends_on=list(self.after), job=job)
+
+
+def step(
+    name: str,
+    queue: str | None = None,
+    *,
+    payload: Any = None,
+    after: Iterable[str] = (),
+    **options: Unpack[EnqueueOptions],
+) -> Step:
+    """A step named `name` on `queue` (default: its name), after the steps in `after`, with
+    Client.enqueue's options (retry policy, timeouts, priority, keys; no idempotency key)."""
+    return Step(name, queue or name, payload, tuple(after), options)
+
+
+def pipeline_request(
+    name: str, steps: Iterable[Step], *, idempotency_key: str | None = None, on_failure: Step | None = None
+) -> ps.EnqueuePipelineRequest:
+    """With a generated idempotency key when none is given, so a retried call finds the first pipeline."""
+    req = ps.EnqueuePipelineRequest(
+        name=name, steps=[s.to_proto() for s in steps], idempotency_key=idempotency_key or new_idempotency_key()
+    )
+    if on_failure is not None:
+        req.on_failure.CopyFrom(on_failure.to_proto())
+    return req
+
+
+def results(outcomes: Mapping[str, job_pb2.StepOutcome]) -> dict[str, Any]:
+    """The parents' results by step name: decoded JSON, bytes as they are, None for no result."""
+    out: dict[str, Any] = {}
+    for name, o in outcomes.items():
+        if o.result_content_type.split(";")[0].strip().endswith("json"):
+            out[name] = decode_json(o.result)
+        else:
+            out[name] = o.result or None
+    return out
+
+
+class Pipelines:
+    """client.pipelines on the blocking Client."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._stub = PipelineServiceStub(client.channel)
+
+    def _call(self, method: Any, request: Any) -> Any:
+        c = self._client
+        return c.call(method, request, retry=c.retry, rpc_timeout=c.timeout)
+
+    def create(
+        self, name: str, steps: Iterable[Step], *, idempotency_key: str | None = None, on_failure: Step | None = None
+    ) -> Pipeline:
+        req = pipeline_request(name, steps, idempotency_key=idempotency_key, on_failure=on_failure)
+        return self._call(self._stub.EnqueuePipeline, req).pipeline  # type: ignore[no-any-return]
+
+    def get(self, pipeline_id: str) -> Pipeline:
+        return self._call(self._stub.GetPipeline, ps.GetPipelineRequest(pipeline_id=pipeline_id)).pipeline  # type: ignore[no-any-return]
+
+    def cancel(self, pipeline_id: str) -> Pipeline:
+        return self._call(self._stub.CancelPipeline, ps.CancelPipelineRequest(pipeline_id=pipeline_id)).pipeline  # type: ignore[no-any-return]
+
+
+class AsyncPipelines:
+    """client.pipelines on the AsyncClient."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._stub = PipelineServiceStub(client.channel)
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        c = self._client
+        return await c.call(method, request, retry=c.retry, rpc_timeout=c.timeout)
+
+    async def create(
+        self, name: str, steps: Iterable[Step], *, idempotency_key: str | None = None, on_failure: Step | None = None
+    ) -> Pipeline:
+        req = pipeline_request(name, steps, idempotency_key=idempotency_key, on_failure=on_failure)
+        return (await self._call(self._stub.EnqueuePipeline, req)).pipeline  # type: ignore[no-any-return]
+
+    async def get(self, pipeline_id: str) -> Pipeline:
+        req = ps.GetPipelineRequest(pipeline_id=pipeline_id)
+        return (await self._call(self._stub.GetPipeline, req)).pipeline  # type: ignore[no-any-return]
+
+    async def cancel(self, pipeline_id: str) -> Pipeline:
+        req = ps.CancelPipelineRequest(pipeline_id=pipeline_id)
+        return (await self._call(self._stub.CancelPipeline, req)).pipeline  # type: ignore[no-any-return]

@@ -1,0 +1,97 @@
+"""PipelineService messages to validated domain values, and pipelines back to proto."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import asyncpg
+from google.protobuf.internal.containers import MessageMap
+
+from spool.v1 import job_pb2
+from spool.v1 import pipeline_service_pb2 as ps
+from spoold.api import convert
+from spoold.api import validate as v
+from spoold.config import Settings
+from spoold.errors import InvalidArgument
+from spoold.model import JobState
+from spoold.pipelines import MAX_STEPS, NewPipeline, NewStep, Pipeline, PipelineState, ordered
+from spoold.store import rows
+
+_STATES = {
+    PipelineState.RUNNING: ps.Pipeline.STATE_RUNNING,
+    PipelineState.SUCCEEDED: ps.Pipeline.STATE_SUCCEEDED,
+    PipelineState.FAILED: ps.Pipeline.STATE_FAILED,
+    PipelineState.CANCELLED: ps.Pipeline.STATE_CANCELLED,
+}
+
+
+def _step(spec: ps.StepSpec, settings: Settings, now: datetime, prefix: str) -> NewStep:
+    name = v.text(f"{prefix}name", spec.name, 128)
+    if not name:
+        raise InvalidArgument(f"{prefix}name", "required: every step has a name")
+    if not spec.HasField("job"):
+        raise InvalidArgument(f"{prefix}job", f"required: step {name!r} needs its job (at least a queue)")
+    if spec.job.idempotency_key:
+        raise InvalidArgument(
+            f"{prefix}job.idempotency_key", f"step {name!r}: a step has none; the pipeline's key covers its steps"
+        )
+    depends_on = tuple(v.text(f"{prefix}depends_on[{i}]", d, 128) for i, d in enumerate(spec.depends_on))
+    job = convert.new_job(spec.job, settings, now, prefix=f"{prefix}job.")
+    return NewStep(name, tuple(dict.fromkeys(depends_on)), job)
+
+
+def new_pipeline(req: ps.EnqueuePipelineRequest, settings: Settings, now: datetime) -> NewPipeline:
+    name = v.text("name", req.name, 128)
+    if not name:
+        raise InvalidArgument("name", "required: what the pipeline is, e.g. 'export'")
+    if not req.steps:
+        raise InvalidArgument("steps", "at least one step is required")
+    if len(req.steps) > MAX_STEPS:
+        raise InvalidArgument("steps", f"{len(req.steps)} steps; a pipeline has at most {MAX_STEPS:,}")
+    steps = ordered([_step(s, settings, now, f"steps[{i}].") for i, s in enumerate(req.steps)])
+    on_failure = None
+    if req.HasField("on_failure"):
+        on_failure = _step(req.on_failure, settings, now, "on_failure.")
+        if on_failure.depends_on:
+            raise InvalidArgument("on_failure.depends_on", "must be empty: the failed step is its parent")
+        if any(s.name == on_failure.name for s in steps):
+            raise InvalidArgument("on_failure.name", f"step {on_failure.name!r} is named twice")
+    key = v.text("idempotency_key", req.idempotency_key, settings.limits.max_key_length) or None
+    return NewPipeline(name, steps, key, on_failure)
+
+
+def pipeline_proto(p: Pipeline) -> ps.Pipeline:
+    out = ps.Pipeline(
+        id=str(p.id),
+        name=p.name,
+        state=_STATES[p.state],
+        idempotency_key=p.idempotency_key or "",
+        paused=p.paused,
+        created_at=convert.ts(p.created_at),
+    )
+    for s in p.steps:
+        out.steps.add(name=s.name, depends_on=s.depends_on, job=convert.job_proto(s.job), on_failure=s.on_failure)
+    return out
+
+
+def add_parents(into: MessageMap[str, job_pb2.StepOutcome], parents: Sequence[asyncpg.Record]) -> None:
+    """A claimed step's LeasedJob.parents, from parents_of's rows."""
+    for r in parents:
+        out = into[r["step_name"]]
+        out.job_id = str(r["id"])
+        out.state = convert.state_proto(JobState(r["state"]))
+        if r["result"] is not None:
+            out.result = r["result"]
+        out.result_content_type = r["result_content_type"] or ""
+        error = convert.error_proto(rows.error(r))
+        if error is not None:
+            out.error.CopyFrom(error)
+
+
+def queues(p: NewPipeline) -> Mapping[str, str]:
+    """Each step's queue, by the field that names it, for the caller's access check."""
+    named = {f"steps[{i}].job.queue": s.job.queue for i, s in enumerate(p.steps)}
+    if p.on_failure is not None:
+        named["on_failure.job.queue"] = p.on_failure.job.queue
+    return named

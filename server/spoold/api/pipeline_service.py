@@ -1,0 +1,48 @@
+"""spool.v1.PipelineService: validate, call the pipeline store, convert back. No SQL here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from spool.v1 import pipeline_service_pb2 as ps
+from spoold.api import pipeline_convert as pc
+from spoold.api import validate as v
+from spoold.api.access import Access
+from spoold.api.calls import CallContext as Context
+from spoold.api.errors import unary
+from spoold.config import Settings
+from spoold.errors import PipelineNotFound
+from spoold.pipelines import Pipeline
+from spoold.store.pipelines import PipelineStore
+
+
+class PipelineService:
+    def __init__(self, store: PipelineStore, settings: Settings, access: Access) -> None:
+        self._store = store
+        self._settings = settings
+        self._access = access
+
+    @unary
+    async def EnqueuePipeline(self, request: ps.EnqueuePipelineRequest, context: Context) -> ps.EnqueuePipelineResponse:
+        new = pc.new_pipeline(request, self._settings, datetime.now(UTC))
+        for field, queue in pc.queues(new).items():
+            self._access.queues(field, [queue], indexed=False)
+        pipeline, deduplicated = await self._store.enqueue(new)
+        return ps.EnqueuePipelineResponse(pipeline=pc.pipeline_proto(pipeline), deduplicated=deduplicated)
+
+    @unary
+    async def GetPipeline(self, request: ps.GetPipelineRequest, context: Context) -> ps.GetPipelineResponse:
+        pipeline_id = v.positive_id("pipeline_id", request.pipeline_id)
+        return ps.GetPipelineResponse(pipeline=pc.pipeline_proto(self._visible(await self._store.get(pipeline_id))))
+
+    @unary
+    async def CancelPipeline(self, request: ps.CancelPipelineRequest, context: Context) -> ps.CancelPipelineResponse:
+        pipeline_id = v.positive_id("pipeline_id", request.pipeline_id)
+        self._visible(await self._store.get(pipeline_id))
+        return ps.CancelPipelineResponse(pipeline=pc.pipeline_proto(await self._store.cancel(pipeline_id)))
+
+    def _visible(self, p: Pipeline) -> Pipeline:
+        """A caller sees a pipeline when it may see every step's queue; else it does not exist."""
+        if not all(self._access.sees(s.job.queue) for s in p.steps):
+            raise PipelineNotFound(p.id)
+        return p

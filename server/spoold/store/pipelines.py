@@ -1,0 +1,110 @@
+"""PipelineStore: one typed async method per query of sql/pipelines.sql."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+
+import asyncpg
+
+from spoold.errors import PipelineNotFound, WrongState
+from spoold.pipelines import NewPipeline, NewStep, Pipeline, PipelineState, Step
+from spoold.store import queries, rows
+from spoold.store.database import Connection, translated
+from spoold.store.jobs import JobStore, StepColumns
+from spoold.store.rows import JobRow
+
+Q = queries.load("pipelines.sql")
+
+ParentRows = dict[int, list[asyncpg.Record]]
+
+
+def _step_columns(pipeline_id: int, p: NewPipeline) -> StepColumns:
+    """The steps as insert_jobs takes them: parents by their ord in the insert (1-based)."""
+    steps: list[NewStep] = list(p.steps)
+    ords = {s.name: i for i, s in enumerate(steps, start=1)}
+    refs: list[str | None] = ["{" + ",".join(str(ords[d]) for d in s.depends_on) + "}" for s in steps]
+    waits = [len(s.depends_on) for s in steps]
+    if p.on_failure is not None:
+        # Waits for one thing, the pipeline's failure; the failed step becomes its parent then.
+        steps.append(p.on_failure)
+        refs.append(None)
+        waits.append(1)
+    return pipeline_id, [s.name for s in steps], refs, waits
+
+
+class PipelineStore:
+    def __init__(self, jobs: JobStore) -> None:
+        self.jobs = jobs
+        self.pool = jobs.pool
+
+    async def enqueue(self, p: NewPipeline) -> tuple[Pipeline, bool]:
+        """Creates the pipeline and its steps in one transaction; (pipeline, deduplicated)."""
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction():
+                pipeline_id = await conn.fetchval(Q["insert_pipeline"], p.name, p.idempotency_key)
+                if pipeline_id is None:
+                    # A new statement sees a key committed by a racing EnqueuePipeline.
+                    pipeline_id = await conn.fetchval(Q["pipeline_by_idempotency_key"], p.name, p.idempotency_key)
+                    if pipeline_id is None:
+                        raise WrongState("the pipeline holding this idempotency key was deleted; try again")
+                    return await self._read(conn, pipeline_id), True
+                news = [s.job for s in p.steps] + ([p.on_failure.job] if p.on_failure else [])
+                made = await self.jobs.insert_in(conn, news, _step_columns(pipeline_id, p))
+                if p.on_failure is not None:
+                    await conn.execute(Q["set_on_failure"], pipeline_id, made[-1].row["id"])
+                return await self._read(conn, pipeline_id, with_attempts=False), False
+
+    async def get(self, pipeline_id: int) -> Pipeline:
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                return await self._read(conn, pipeline_id)
+
+    async def cancel(self, pipeline_id: int) -> Pipeline:
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(Q["cancel_pipeline"], pipeline_id)
+                return await self._read(conn, pipeline_id)
+
+    async def _read(self, conn: Connection, pipeline_id: int, with_attempts: bool = True) -> Pipeline:
+        head = await conn.fetchrow(Q["get_pipeline"], pipeline_id)
+        if head is None:
+            raise PipelineNotFound(pipeline_id)
+        found = await conn.fetch(Q["pipeline_steps"], pipeline_id)
+        attempts: dict[int, list[asyncpg.Record]] = defaultdict(list)
+        if with_attempts:
+            for a in await conn.fetch(Q["steps_attempts"], [r["id"] for r in found]):
+                attempts[a["job_id"]].append(a)
+        names = {r["id"]: r["step_name"] for r in found}
+        steps = []
+        for r in found:
+            job = rows.job(r, attempts.get(r["id"], ()))
+            running = rows.running_attempt(job) if with_attempts else None
+            if running is not None:
+                job = replace(job, attempts=(*job.attempts, running))
+            on_failure = r["id"] == head["on_failure_id"]
+            # The on_failure step's parent is the failed step, not a dependency it was declared with.
+            parents = () if on_failure else tuple(names[i] for i in r["parent_ids"] or ())
+            steps.append(Step(r["step_name"], parents, job, on_failure))
+        return Pipeline(
+            id=pipeline_id,
+            name=head["name"],
+            state=PipelineState(head["state"]),
+            idempotency_key=head["idempotency_key"],
+            paused=head["paused"],
+            created_at=head["created_at"],
+            steps=tuple(steps),
+        )
+
+
+async def parents_of(pool: asyncpg.Pool, claimed: Sequence[JobRow]) -> ParentRows:
+    """The parents of the claimed steps (by child job id), for LeasedJob.parents; nothing for plain jobs."""
+    ids = [r["id"] for r in claimed if r["parent_ids"]]
+    if not ids:
+        return {}
+    out: ParentRows = defaultdict(list)
+    with translated():
+        for r in await pool.fetch(Q["step_parents"], ids):
+            out[r["child_id"]].append(r)
+    return out

@@ -1,0 +1,45 @@
+-- name: insert_pipeline
+-- A new pipeline, or nothing when its idempotency key is taken for a pipeline of this name.
+INSERT INTO spool.pipelines (name, idempotency_key) VALUES ($1, $2)
+ON CONFLICT (name, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id
+
+-- name: pipeline_by_idempotency_key
+SELECT id FROM spool.pipelines WHERE name = $1 AND idempotency_key = $2
+
+-- name: set_on_failure
+UPDATE spool.pipelines SET on_failure_id = $2 WHERE id = $1
+
+-- name: get_pipeline
+-- The pipeline and its state: spool.pipeline_state of its steps' states, the on_failure step left out.
+SELECT p.*, spool.pipeline_state(ARRAY(
+    SELECT j.state FROM spool.jobs j
+    WHERE j.pipeline_id = p.id AND j.id IS DISTINCT FROM p.on_failure_id)) AS state
+FROM spool.pipelines p WHERE p.id = $1
+
+-- name: pipeline_steps
+SELECT * FROM spool.jobs WHERE pipeline_id = $1 ORDER BY id
+
+-- name: steps_attempts
+SELECT * FROM spool.attempts WHERE job_id = ANY($1::bigint[]) ORDER BY job_id, lease_token
+
+-- name: cancel_pipeline
+-- Every unfinished step: waiting and pending ones end CANCELLED, running ones are flagged for
+-- their worker's next heartbeat (as CancelJob does).
+UPDATE spool.jobs SET
+    state = CASE WHEN state = 'running' THEN state ELSE 'cancelled'::spool.job_state END,
+    cancel_requested = true,
+    finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
+    updated_at = now()
+WHERE pipeline_id = $1 AND state IN ('pending', 'waiting', 'running')
+RETURNING id
+
+-- name: step_parents
+-- The parents of claimed steps, for their LeasedJob.parents: the result of each (or, for the
+-- on_failure step, the failed step and its error).
+SELECT c.id AS child_id, p.id, p.step_name, p.state, p.result, p.result_content_type,
+       p.error_type, p.error_message, p.error_details
+FROM spool.jobs c
+CROSS JOIN LATERAL unnest(c.parent_ids) AS r(parent_id)
+JOIN spool.jobs p ON p.id = r.parent_id
+WHERE c.id = ANY($1::bigint[])

@@ -1,0 +1,3 @@
+from tests.pipelines.support import pipes
+
+__all__ = ["pipes"]
