@@ -5,6 +5,8 @@ import { createClient, type Client as RpcClient, type Interceptor, type Transpor
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { duration, date, encodeBody, timestamp } from "./convert.js";
 import { fromCallError, itemError, type SpoolError } from "./errors.js";
+import { Pipelines, type PipelineOptions, type Step } from "./pipelines.js";
+import type { Pipeline } from "./gen/spool/v1/pipeline_service_pb.js";
 import { Schedules } from "./schedules.js";
 import {
   BackoffPolicySchema,
@@ -356,6 +358,8 @@ export class Client {
   readonly rpc: RpcClient<typeof QueueService>;
   /** Create, change, pause, trigger and delete schedules (docs/schedules.md). */
   readonly schedules: Schedules;
+  /** Create, read and cancel pipelines (docs/pipelines.md). */
+  readonly pipelines: Pipelines;
   private readonly timeoutMs: number;
 
   constructor(options: ClientOptions | string = {}) {
@@ -364,6 +368,12 @@ export class Client {
     this.rpc = createClient(QueueService, transport);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.schedules = new Schedules(transport, this.timeoutMs);
+    this.pipelines = new Pipelines(transport, this.timeoutMs);
+  }
+
+  /** Creates a pipeline of these steps in one transaction (pipelines.create). */
+  async pipeline(name: string, steps: Step[], options: PipelineOptions = {}): Promise<Pipeline> {
+    return this.pipelines.create(name, steps, options);
   }
 
   /** Call options with the client's deadline. */

@@ -1,8 +1,9 @@
 // One leased job while its handler runs: what the handler sees (JobContext), its abort signal,
 // and the checkpoint waiting for the next heartbeat.
 import { date, decodeBody, encodeBody, JSON_TYPE } from "./convert.js";
-import type { Job } from "./gen/spool/v1/job_pb.js";
+import type { Job, StepOutcome } from "./gen/spool/v1/job_pb.js";
 import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
+import { parentResults } from "./pipelines.js";
 
 /** Why a handler's signal aborted. */
 export type StopCause = "lease-lost" | "cancel-requested" | "timed-out" | "shutdown";
@@ -36,6 +37,10 @@ export interface JobContext {
   readonly signal: AbortSignal;
   readonly leaseToken: string;
   readonly leaseExpiresAt: Date | undefined;
+  /** A pipeline step's parents' results by step name (parsed JSON, else bytes); empty for a plain job. */
+  readonly parents: Readonly<Record<string, unknown>>;
+  /** A pipeline step's parents' outcomes (job id, state, result, error) by step name. */
+  readonly parentOutcomes: Readonly<Record<string, StepOutcome>>;
   /** Saves progress with the next heartbeat; a later attempt sees it as previousCheckpoint. */
   checkpoint(value: unknown): void;
 }
@@ -57,6 +62,8 @@ export class RunningJob implements JobContext {
   readonly leaseExpiresAt: Date | undefined;
   readonly payload: unknown;
   readonly previousCheckpoint: unknown;
+  readonly parentOutcomes: Readonly<Record<string, StepOutcome>>;
+  private parentValues: Record<string, unknown> | undefined;
   /** Set once the outcome is decided (acked, nacked, or the lease is gone): later events change nothing. */
   settled = false;
   nextBeatAt: number;
@@ -73,6 +80,7 @@ export class RunningJob implements JobContext {
     this.leaseExpiresAt = date(leased.leaseExpiresAt);
     this.payload = decodeBody(this.job.payload, this.job.contentType);
     this.previousCheckpoint = decodeCheckpoint(this.job.checkpoint);
+    this.parentOutcomes = leased.parents;
     this.nextBeatAt = Date.now() + beatIntervalMs;
     const deadline = date(leased.attemptDeadline);
     if (deadline !== undefined) {
@@ -86,6 +94,10 @@ export class RunningJob implements JobContext {
 
   get id(): string {
     return this.job.id;
+  }
+  get parents(): Readonly<Record<string, unknown>> {
+    this.parentValues ??= parentResults(this.parentOutcomes);
+    return this.parentValues;
   }
   get queue(): string {
     return this.job.queue;

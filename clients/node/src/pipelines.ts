@@ -1,0 +1,102 @@
+// Pipelines: step() describes a step, and client.pipelines (or client.pipeline) creates, reads and
+// cancels pipelines on the server (PipelineService). See docs/pipelines.md.
+//
+//   await spool.pipeline("export", [
+//     step("extract", { payload: { report: 7 } }),
+//     step("render", { after: ["extract"] }),
+//     step("upload", { after: ["render"], maxAttempts: 5 }),
+//   ]);
+import { create } from "@bufbuild/protobuf";
+import { createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
+import { randomUUID } from "node:crypto";
+import { enqueueRequest, type EnqueueOptions } from "./client.js";
+import { decodeBody } from "./convert.js";
+import { fromCallError } from "./errors.js";
+import type { StepOutcome } from "./gen/spool/v1/job_pb.js";
+import { PipelineService, StepSpecSchema, type Pipeline, type StepSpec } from "./gen/spool/v1/pipeline_service_pb.js";
+
+export interface StepOptions extends Omit<EnqueueOptions, "idempotencyKey"> {
+  /** Default: the step's name. */
+  queue?: string;
+  /** As for enqueue (default {}). */
+  payload?: unknown;
+  /** The steps that must succeed before this one runs. */
+  after?: string[];
+}
+
+export interface Step extends StepOptions {
+  name: string;
+}
+
+export interface PipelineOptions {
+  /** Deduplicates pipelines of the same name; default: a new key, so a retried call finds the first pipeline. */
+  idempotencyKey?: string;
+  /** A step that runs once if the pipeline fails, with the failed step as its one parent. */
+  onFailure?: Step;
+}
+
+/** A step named `name` on `options.queue` (default: its name), after the steps in `options.after`. */
+export function step(name: string, options: StepOptions = {}): Step {
+  return { ...options, name };
+}
+
+function stepSpec(s: Step): StepSpec {
+  const { name, after, queue, payload, ...job } = s;
+  return create(StepSpecSchema, {
+    name,
+    dependsOn: after ?? [],
+    job: enqueueRequest({ ...job, queue: queue ?? name, payload: payload ?? {} }),
+  });
+}
+
+/** The parents' results by step name: parsed JSON, else bytes; undefined for no result. */
+export function parentResults(outcomes: Readonly<Record<string, StepOutcome>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, o] of Object.entries(outcomes)) {
+    out[name] = decodeBody(o.result, o.resultContentType);
+  }
+  return out;
+}
+
+export class Pipelines {
+  readonly rpc: RpcClient<typeof PipelineService>;
+
+  constructor(
+    transport: Transport,
+    private readonly timeoutMs: number,
+  ) {
+    this.rpc = createClient(PipelineService, transport);
+  }
+
+  private async call<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw fromCallError(err);
+    }
+  }
+
+  /** Creates the pipeline and all its steps in one transaction. */
+  async create(name: string, steps: Step[], options: PipelineOptions = {}): Promise<Pipeline> {
+    const req = {
+      name,
+      steps: steps.map(stepSpec),
+      idempotencyKey: options.idempotencyKey ?? `auto-${randomUUID()}`,
+      onFailure: options.onFailure === undefined ? undefined : stepSpec(options.onFailure),
+    };
+    const res = await this.call(() => this.rpc.enqueuePipeline(req, { timeoutMs: this.timeoutMs }));
+    return res.pipeline!;
+  }
+
+  /** The pipeline with every step, its state and attempts. */
+  async get(pipelineId: string): Promise<Pipeline> {
+    const res = await this.call(() => this.rpc.getPipeline({ pipelineId }, { timeoutMs: this.timeoutMs }));
+    return res.pipeline!;
+  }
+
+  /** Cancels every unfinished step; running ones get cancel_requested. */
+  async cancel(pipelineId: string): Promise<Pipeline> {
+    const res = await this.call(() => this.rpc.cancelPipeline({ pipelineId }, { timeoutMs: this.timeoutMs }));
+    return res.pipeline!;
+  }
+}
