@@ -149,7 +149,9 @@ class App:
                 )
         if applied:
             log.info("database migrated: %d migration(s) applied, up to %s", len(applied), applied[-1])
-        self.store = JobStore(self.pool, JobDefaults(lease_duration=s.default_lease_duration))
+        self.store = JobStore(
+            self.pool, JobDefaults(lease_duration=s.default_lease_duration), s.limits.max_attempt_log_chars
+        )
         self.listener = Listener(self.dsn)
         await self.listener.start()
         self.leaser = Leaser(self.store, self.listener, s.lease_poll_interval.total_seconds())

@@ -30,6 +30,8 @@ class Limits:
     max_headers: int = 64
     max_header_bytes: int = 8 * 1024
     max_error_bytes: int = 64 * 1024
+    # Each attempt keeps the last this many characters of its log lines (docs/observability.md).
+    max_attempt_log_chars: int = 64 * 1024
     # A JSON number written out in full (jsonb prints 1e400 as 401 digits): enough for every double
     # and for integers of 400 digits. spool.enqueue() applies the default whatever this says.
     max_json_number_chars: int = 400

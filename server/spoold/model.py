@@ -190,6 +190,9 @@ class Attempt:
     error: JobError | None
     # The job's requeue count when the attempt started: a change marks a Requeue.
     requeues: int = 0
+    # The attempt's log lines, when asked for (None: not read), and how many characters were cut.
+    logs: str | None = None
+    logs_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ class Heartbeat:
     lease_duration: timedelta | None = None
     checkpoint: bytes | None = None
     set_checkpoint: bool = False
+    logs: str = ""
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,7 @@ class Ack:
     lease_token: int
     result: bytes | None = None
     result_content_type: str | None = None
+    logs: str = ""
 
 
 @dataclass(frozen=True)
@@ -270,6 +275,7 @@ class Nack:
     set_checkpoint: bool = False
     # Give the job back unfinished: the attempt does not count and the job is ready again.
     release: bool = False
+    logs: str = ""
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,8 @@ export interface NextOptions extends Omit<LeaseOptions, "waitMs" | "signal"> {
 export interface HeartbeatOptions {
   leaseDurationMs?: number;
   checkpoint?: Uint8Array;
+  /** Log lines for the attempt's log (newline-terminated). */
+  logs?: string;
 }
 
 export interface HeartbeatItem extends HeartbeatOptions {
@@ -131,6 +133,8 @@ export interface AckOptions {
   /** A Uint8Array goes as it is; any other value as JSON. */
   result?: unknown;
   resultContentType?: string;
+  /** Log lines for the attempt's log (newline-terminated). */
+  logs?: string;
 }
 
 export interface AckWithNextOptions extends AckOptions {
@@ -178,6 +182,8 @@ export interface NackOptions {
    * RELEASED and not counted, and the job is ready again at once (or after retryAfterMs).
    */
   release?: boolean;
+  /** Log lines for the attempt's log (newline-terminated). */
+  logs?: string;
 }
 
 export interface JobFilterInit {
@@ -402,7 +408,13 @@ export class Client {
 
   /** Extends a held lease, optionally saving a checkpoint for the next attempt. */
   async heartbeat(jobId: string, leaseToken: string, options: HeartbeatOptions = {}): Promise<Heartbeat> {
-    const req = { jobId, leaseToken, leaseDuration: duration(options.leaseDurationMs), checkpoint: options.checkpoint };
+    const req = {
+      jobId,
+      leaseToken,
+      leaseDuration: duration(options.leaseDurationMs),
+      checkpoint: options.checkpoint,
+      logs: options.logs ?? "",
+    };
     return heartbeatOf(await call(() => this.rpc.heartbeat(req, this.opts)));
   }
 
@@ -413,6 +425,7 @@ export class Client {
       leaseToken: i.leaseToken,
       leaseDuration: duration(i.leaseDurationMs),
       checkpoint: i.checkpoint,
+      logs: i.logs ?? "",
     }));
     const res = await call(() => this.rpc.heartbeatBatch({ heartbeats }, { timeoutMs: options.timeoutMs ?? this.timeoutMs }));
     return res.results.map((r) =>
@@ -468,6 +481,7 @@ export class Client {
       retryAfter: duration(options.retryAfterMs),
       checkpoint: options.checkpoint,
       release: options.release ?? false,
+      logs: options.logs ?? "",
     };
     const res = await call(() => this.rpc.nack(req, this.opts));
     return res.job!;
@@ -489,9 +503,10 @@ export class Client {
     return (await call(() => this.rpc.cancelJob({ jobId }, this.opts))).job!;
   }
 
-  /** One job with its attempts. */
-  async get(jobId: string): Promise<Job> {
-    return (await call(() => this.rpc.getJob({ jobId }, this.opts))).job!;
+  /** One job with its attempts; with includeLogs, each attempt's log lines (Attempt.logs). */
+  async get(jobId: string, options: { includeLogs?: boolean } = {}): Promise<Job> {
+    const req = { jobId, includeLogs: options.includeLogs ?? false };
+    return (await call(() => this.rpc.getJob(req, this.opts))).job!;
   }
 
   /** One page of jobs matching the filter, newest first unless asked otherwise. */
@@ -536,9 +551,16 @@ function nextRequest(options: NextOptions | undefined) {
 
 /** One AckRequest; never with `next` (refused inside AckBatch; ack() sets it itself). */
 function ackRequest(item: AckItem) {
+  const logs = item.logs ?? "";
   if (item.result === undefined) {
-    return { jobId: item.jobId, leaseToken: item.leaseToken };
+    return { jobId: item.jobId, leaseToken: item.leaseToken, logs };
   }
   const body = encodeBody(item.result, item.resultContentType);
-  return { jobId: item.jobId, leaseToken: item.leaseToken, result: body.bytes, resultContentType: body.contentType };
+  return {
+    jobId: item.jobId,
+    leaseToken: item.leaseToken,
+    result: body.bytes,
+    resultContentType: body.contentType,
+    logs,
+  };
 }

@@ -80,6 +80,7 @@ export class Heartbeater {
       leaseToken: j.leaseToken,
       leaseDurationMs: this.leaseDurationMs,
       checkpoint: j.takeCheckpoint(),
+      logs: j.logs.take(),
     }));
     try {
       // A beat that takes longer than the interval is no use: give up and retry soon.
@@ -87,7 +88,10 @@ export class Heartbeater {
       const results = await this.client.heartbeatBatch(items, { timeoutMs });
       jobs.forEach((job, i) => this.apply(job, results[i]!));
     } catch (err) {
-      jobs.forEach((j, i) => j.restoreCheckpoint(items[i]!.checkpoint));
+      jobs.forEach((j, i) => {
+        j.restoreCheckpoint(items[i]!.checkpoint);
+        j.logs.putBack(items[i]!.logs); // sent again with the next beat
+      });
       if (err instanceof SpoolError && !isTransient(err)) {
         // The batch as a whole was refused (e.g. one checkpoint too large): beat one by one.
         this.log.warn("spool worker: heartbeat batch refused, beating one by one", err.message);
@@ -102,10 +106,12 @@ export class Heartbeater {
 
   private async beatOne(job: RunningJob): Promise<void> {
     const checkpoint = job.takeCheckpoint();
+    const logs = job.logs.take();
     try {
       const heartbeat = await this.client.heartbeat(job.id, job.leaseToken, {
         leaseDurationMs: this.leaseDurationMs,
         checkpoint,
+        logs,
       });
       this.apply(job, { jobId: job.id, heartbeat });
     } catch (err) {
@@ -116,6 +122,7 @@ export class Heartbeater {
         this.apply(job, { jobId: job.id, error: err });
       } else {
         job.restoreCheckpoint(checkpoint); // sent again with the next beat
+        job.logs.putBack(logs);
       }
     }
   }

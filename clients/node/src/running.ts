@@ -4,6 +4,7 @@ import { date, decodeBody, encodeBody, JSON_TYPE } from "./convert.js";
 import type { Job, StepOutcome } from "./gen/spool/v1/job_pb.js";
 import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
 import { parentResults } from "./pipelines.js";
+import { AttemptLog } from "./logs.js";
 
 /** Why a handler's signal aborted. */
 export type StopCause = "lease-lost" | "cancel-requested" | "timed-out" | "shutdown";
@@ -43,6 +44,11 @@ export interface JobContext {
   readonly parentOutcomes: Readonly<Record<string, StepOutcome>>;
   /** Saves progress with the next heartbeat; a later attempt sees it as previousCheckpoint. */
   checkpoint(value: unknown): void;
+  /**
+   * Adds a line to this attempt's log, kept with the attempt on the server (`spool logs JOB_ID`);
+   * sent with the next heartbeat and the outcome, so a crash keeps what was sent.
+   */
+  log(message: string, level?: string): void;
 }
 
 function decodeCheckpoint(bytes: Uint8Array): unknown {
@@ -67,6 +73,8 @@ export class RunningJob implements JobContext {
   /** Set once the outcome is decided (acked, nacked, or the lease is gone): later events change nothing. */
   settled = false;
   nextBeatAt: number;
+  /** The attempt's log lines not yet sent. */
+  readonly logs = new AttemptLog();
   private readonly controller = new AbortController();
   private pending: Uint8Array | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -117,6 +125,10 @@ export class RunningJob implements JobContext {
 
   checkpoint(value: unknown): void {
     this.pending = encodeBody(value).bytes;
+  }
+
+  log(message: string, level = "INFO"): void {
+    this.logs.write(level, String(message));
   }
 
   /** The checkpoint not yet sent, handed over once. */

@@ -343,7 +343,8 @@ export class Worker {
       // The server refused this Ack (e.g. its result is over the size limit): fail the attempt instead.
       this.log.warn(`spool worker: job ${job.id}: result refused, failing the attempt`, refusal.message);
       const err = new ResultRefused(refusal.message, { cause: refusal });
-      await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nackOf(err, job.takeCheckpoint())));
+      const nack = { ...nackOf(err, job.takeCheckpoint()), logs: job.logs.take() };
+      await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nack));
     } else {
       this.log.error(`spool worker: could not finish job ${job.id}; its lease will expire`, refusal);
     }
@@ -355,8 +356,8 @@ export class Worker {
       return; // someone else owns the job now: reporting would be refused with LEASE_LOST
     }
     job.finish();
-    const checkpoint = job.takeCheckpoint();
-    await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nackOf(err, checkpoint)));
+    const nack = { ...nackOf(err, job.takeCheckpoint()), logs: job.logs.take() };
+    await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nack));
   }
 
   /**
@@ -370,8 +371,8 @@ export class Worker {
     }
     job.finish();
     const error = { type: "WorkerShutdown", message: `worker ${this.workerId} stopped before the job finished` };
-    const checkpoint = job.takeCheckpoint();
-    await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, { error, release: true, checkpoint }));
+    const nack = { error, release: true, checkpoint: job.takeCheckpoint(), logs: job.logs.take() };
+    await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nack));
   }
 
   /** Sends a Nack, retried while the server is unavailable. */
@@ -390,9 +391,10 @@ export class Worker {
 
 /** The Ack for a returned value: encoded here, so a value that cannot be sent fails only its own job. */
 function ackOf(job: RunningJob, result: unknown): AckItem {
+  const logs = job.logs.take();
   if (result === undefined) {
-    return { jobId: job.id, leaseToken: job.leaseToken };
+    return { jobId: job.id, leaseToken: job.leaseToken, logs };
   }
   const body = encodeBody(result);
-  return { jobId: job.id, leaseToken: job.leaseToken, result: body.bytes, resultContentType: body.contentType };
+  return { jobId: job.id, leaseToken: job.leaseToken, result: body.bytes, resultContentType: body.contentType, logs };
 }

@@ -67,9 +67,13 @@ class Heartbeater:
         except SpoolError as err:
             if err.code in TRANSIENT:
                 log.warning("heartbeat failed, will retry: %s", err)
+                for job, req in zip(jobs, reqs, strict=True):
+                    job.logs.put_back(req.logs)
                 return
             # The batch as a whole was refused (e.g. one checkpoint too large): beat one by one.
             log.warning("heartbeat batch refused, beating one by one: %s", err)
+            for job, req in zip(jobs, reqs, strict=True):
+                job.logs.put_back(req.logs)
             await self._beat_each(jobs, sent, now)
             return
         for job, checkpoint, result in zip(jobs, sent, resp.results, strict=True):
@@ -80,12 +84,12 @@ class Heartbeater:
 
     async def _beat_each(self, jobs: Sequence[ActiveJob], sent: Sequence[bytes | None], now: float) -> None:
         for job, checkpoint in zip(jobs, sent, strict=True):
+            req = _request(job, checkpoint)
             try:
-                resp = await self._client.call(
-                    self._client.stub.Heartbeat, _request(job, checkpoint), rpc_timeout=self._interval
-                )
+                resp = await self._client.call(self._client.stub.Heartbeat, req, rpc_timeout=self._interval)
             except SpoolError as err:
                 if err.code in TRANSIENT:
+                    job.logs.put_back(req.logs)
                     return
                 if checkpoint is not None and job.pending_checkpoint is checkpoint and not isinstance(err, LeaseLost):
                     log.error("job %s: checkpoint refused, dropped: %s", job.id, err)
@@ -113,7 +117,8 @@ class Heartbeater:
 
 
 def _request(job: ActiveJob, checkpoint: bytes | None) -> qs.HeartbeatRequest:
-    req = qs.HeartbeatRequest(job_id=job.id, lease_token=job.lease_token)
+    # The job's log lines written since the last beat go with it (put back if the beat fails).
+    req = qs.HeartbeatRequest(job_id=job.id, lease_token=job.lease_token, logs=job.logs.take())
     if checkpoint is not None:
         req.checkpoint = checkpoint
     return req

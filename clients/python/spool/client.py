@@ -173,9 +173,9 @@ class AsyncClient:
         resp = await self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout)
         return [r.job for r in resp.results]
 
-    async def get(self, job_id: str) -> Job:
-        """The job with its attempts."""
-        req = qs.GetJobRequest(job_id=job_id)
+    async def get(self, job_id: str, *, include_logs: bool = False) -> Job:
+        """The job with its attempts; with include_logs, each attempt's log lines (Attempt.logs)."""
+        req = qs.GetJobRequest(job_id=job_id, include_logs=include_logs)
         return (await self.call(self.stub.GetJob, req, retry=self.retry, rpc_timeout=self.timeout)).job
 
     async def list(
@@ -371,11 +371,10 @@ class Client:
             r.job for r in self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout).results
         ]
 
-    def get(self, job_id: str) -> Job:
-        """The job with its attempts."""
-        return self.call(
-            self.stub.GetJob, qs.GetJobRequest(job_id=job_id), retry=self.retry, rpc_timeout=self.timeout
-        ).job
+    def get(self, job_id: str, *, include_logs: bool = False) -> Job:
+        """The job with its attempts; with include_logs, each attempt's log lines (Attempt.logs)."""
+        req = qs.GetJobRequest(job_id=job_id, include_logs=include_logs)
+        return self.call(self.stub.GetJob, req, retry=self.retry, rpc_timeout=self.timeout).job
 
     def list(self, where: Filter | None = None, *, order: str = "newest", page_size: int = 100) -> Iterator[Job]:
         """Every matching job, fetching pages as the iteration goes; order is "newest" or "oldest"."""

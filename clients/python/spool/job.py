@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from spool._convert import decode_json, duration, encode
+from spool._logs import AttemptLog
 from spool.pipelines import results
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
@@ -46,6 +47,8 @@ class ActiveJob:
         # A pipeline step's parents, by step name (docs/pipelines.md).
         self.parent_outcomes: Mapping[str, job_pb2.StepOutcome] = leased.parents
         self._parents: dict[str, Any] | None = None
+        # Lines for the attempt's log, sent with the next heartbeat or the outcome.
+        self.logs = AttemptLog()
 
     @property
     def parents(self) -> Mapping[str, Any]:
@@ -53,6 +56,12 @@ class ActiveJob:
         if self._parents is None:
             self._parents = results(self.parent_outcomes)
         return self._parents
+
+    def log(self, message: str, *args: object, level: str = "INFO") -> None:
+        """Adds a line to this attempt's log (`message % args` when args are given), kept with the
+        attempt on the server: `spool logs JOB_ID`. Python `logging` records emitted while the
+        handler runs are added too."""
+        self.logs.write(level, message % args if args else message)
 
     @property
     def attempt(self) -> int:
@@ -130,12 +139,13 @@ def nack_request(job: ActiveJob, exc: BaseException, *, release: bool = False) -
         req.retry_after.CopyFrom(duration(exc.after))
     if job.pending_checkpoint is not None:
         req.checkpoint = job.pending_checkpoint
+    req.logs = job.logs.take()
     return req
 
 
 def ack_request(job: ActiveJob, result: Any) -> qs.AckRequest:
     """None stores no result; bytes are stored as they are; anything else as JSON."""
-    req = qs.AckRequest(job_id=job.id, lease_token=job.lease_token)
+    req = qs.AckRequest(job_id=job.id, lease_token=job.lease_token, logs=job.logs.take())
     if result is not None:
         req.result, req.result_content_type = encode(result)
     return req

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import os
@@ -28,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar, Unpack
 
+from spool import _logs
 from spool._convert import EnqueueOptions, duration
 from spool._heartbeats import Heartbeater
 from spool._outcomes import Reporter
@@ -214,6 +216,7 @@ class Worker:
             self._wake.set()
         self._queues = tuple(queues)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="spool-handler")
+        _logs.install()
         helpers = [asyncio.create_task(self._heartbeats.run()), asyncio.create_task(self._reporter.run())]
         leasing = [asyncio.create_task(self._lease_batches(queues)) for _ in range(self._lease_calls)]
         try:
@@ -224,6 +227,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*leasing, *helpers, return_exceptions=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
+            _logs.uninstall()
 
     async def _until_stopped(self, leasing: list[asyncio.Task[None]], helpers: list[asyncio.Task[None]]) -> None:
         assert self._wake is not None
@@ -352,11 +356,14 @@ class Worker:
 
     async def _invoke(self, job: ActiveJob) -> Any:
         fn = self._handlers[job.queue]
+        # The handler's `logging` records go to its attempt's log (spool._logs.CaptureHandler).
+        _logs.CURRENT.set(job)  # in this job's own task: its context is its own
         if job.queue in self._async_queues:
             return await fn(job)
         assert self._pool is not None
         # Shielded: cancelling the task cannot stop a thread, so the slot stays taken until it returns.
-        future = asyncio.get_running_loop().run_in_executor(self._pool, fn, job)
+        run = contextvars.copy_context().run
+        future = asyncio.get_running_loop().run_in_executor(self._pool, run, fn, job)
         result = await asyncio.shield(future)
         return await result if inspect.isawaitable(result) else result
 

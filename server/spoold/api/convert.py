@@ -238,6 +238,7 @@ def heartbeat(req: qs.HeartbeatRequest, lim: Limits, prefix: str = "") -> Heartb
         ),
         checkpoint=v.blob(f"{prefix}checkpoint", req.checkpoint, lim) if req.HasField("checkpoint") else None,
         set_checkpoint=req.HasField("checkpoint"),
+        logs=v.log_lines(req.logs) if req.logs else "",
     )
 
 
@@ -246,13 +247,14 @@ def ack(req: qs.AckRequest, lim: Limits, prefix: str = "") -> Ack:
         raise InvalidArgument(f"{prefix}next", "set AckBatchRequest.next instead")
     job_id = v.positive_id(f"{prefix}job_id", req.job_id)
     lease_token = v.positive_id(f"{prefix}lease_token", req.lease_token)
+    logs = v.log_lines(req.logs) if req.logs else ""
     if not req.result and not req.result_content_type:  # most acks: an AckBatch has up to 1,000
-        return Ack(job_id, lease_token)
+        return Ack(job_id, lease_token, logs=logs)
     content_type = v.text(f"{prefix}result_content_type", req.result_content_type, 255) or JSON
     result = v.blob(f"{prefix}result", req.result, lim)
     if result and is_json(content_type):
         v.json_document(f"{prefix}result", result, lim)  # stored as sent, but valid, as a JSON payload is
-    return Ack(job_id, lease_token, result, content_type)
+    return Ack(job_id, lease_token, result, content_type, logs)
 
 
 def nack(req: qs.NackRequest, lim: Limits) -> Nack:
@@ -276,6 +278,7 @@ def nack(req: qs.NackRequest, lim: Limits) -> Nack:
         checkpoint=v.blob("checkpoint", req.checkpoint, lim) if req.HasField("checkpoint") else None,
         set_checkpoint=req.HasField("checkpoint"),
         release=req.release,
+        logs=v.log_lines(req.logs) if req.logs else "",
     )
 
 
@@ -358,7 +361,15 @@ def attempt_proto(a: Attempt) -> job_pb2.Attempt:
         error=error_proto(a.error),
         duration=dur(a.finished_at - a.started_at) if a.finished_at else None,
         requeues=a.requeues,
+        logs=_logs_text(a),
+        logs_dropped=a.logs_dropped,
     )
+
+
+def _logs_text(a: Attempt) -> str:
+    if a.logs_dropped:
+        return f"[spool: {a.logs_dropped} earlier characters of this log were dropped]\n{a.logs or ''}"
+    return a.logs or ""
 
 
 def job_proto(j: Job) -> job_pb2.Job:

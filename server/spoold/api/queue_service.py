@@ -182,7 +182,7 @@ class QueueService:
     @unary
     async def GetJob(self, request: qs.GetJobRequest, context: Context) -> qs.GetJobResponse:
         job_id = v.positive_id("job_id", request.job_id)
-        job = await self._store.get(job_id)
+        job = await self._store.get(job_id, with_logs=request.include_logs)
         if not self._access.sees(job.queue):
             raise JobNotFound(job_id)
         return qs.GetJobResponse(job=convert.job_proto(job))

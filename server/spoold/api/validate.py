@@ -24,6 +24,9 @@ _DUR_MAX = 315576000000
 _LIMITS = Limits()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def text(field: str, value: str, max_chars: int, *, required: bool = False) -> str:
     if required and not value:
         raise InvalidArgument(field, "required")
@@ -32,6 +35,17 @@ def text(field: str, value: str, max_chars: int, *, required: bool = False) -> s
     if len(value) > max_chars:
         raise InvalidArgument(field, f"longer than {max_chars} characters")
     return value
+
+
+def log_lines(value: str) -> str:
+    """A worker's log lines, never refused: they are the record of what happened, so what the
+    database cannot hold is replaced (NUL, and unpaired surrogates that JSON can carry) with U+FFFD.
+    Their length is bounded where they are stored (Limits.max_attempt_log_chars)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = _SURROGATE.sub("\ufffd", value)
+    return value.replace("\x00", "\ufffd")
 
 
 def name(field: str, value: str, limits: Limits) -> str:

@@ -109,9 +109,10 @@ def _lease_failure(job_id: int, lease_token: int, row: asyncpg.Record | None) ->
 
 
 class JobStore:
-    def __init__(self, pool: asyncpg.Pool, defaults: JobDefaults | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, defaults: JobDefaults | None = None, max_log_chars: int = 64 * 1024) -> None:
         self.pool = pool
         self.defaults = defaults or JobDefaults()
+        self.max_log_chars = max_log_chars
         # Concurrent enqueues (without idempotency keys), claims on the same queues, and acks
         # share one statement each. A check constraint failing is one caller's bad input: the
         # others are then inserted without it. An EnqueueBatch of INSERT_ALONE_FROM jobs or more
@@ -176,19 +177,20 @@ class JobStore:
             raise WrongState("the job holding this idempotency key was deleted; try again")
         return row
 
-    async def get(self, job_id: int, with_attempts: bool = True) -> Job:
+    async def get(self, job_id: int, with_attempts: bool = True, with_logs: bool = False) -> Job:
         with translated():
-            # One snapshot for both reads: else an ack between them shows its attempt twice.
+            # One snapshot for all reads: else an ack between them shows its attempt twice.
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 row = await conn.fetchrow(Q["get_job"], job_id)
                 if row is None:
                     raise JobNotFound(job_id)
                 attempts = await conn.fetch(Q["get_attempts"], job_id) if with_attempts else []
+                logs = await conn.fetch(Q["get_logs"], job_id) if with_attempts and with_logs else None
         job = rows.job(row, attempts)
         running = rows.running_attempt(job)
         if running is not None and with_attempts:
             job = replace(job, attempts=(*job.attempts, running))
-        return job
+        return job if logs is None else rows.with_logs(job, logs)
 
     async def claim(self, req: LeaseRequest) -> list[JobRow]:
         """Leases up to max_jobs ready jobs, in claim order; Lease calls on the same queues that
@@ -238,8 +240,28 @@ class JobStore:
         unfilled: list[JobRow | None] = [None] * (len(slots) - len(claimed))
         return [*claimed, *unfilled]
 
+    async def append_logs(self, items: Sequence[Heartbeat | Ack | Nack]) -> None:
+        """Appends the log lines the calls carry to their attempts, before the calls end them (a
+        stale lease's lines are dropped). Costs nothing when no call carries any."""
+        chunks: dict[Held, str] = {}
+        for item in items:
+            if item.logs:
+                held = (item.job_id, item.lease_token)
+                chunks[held] = chunks.get(held, "") + item.logs
+        if not chunks:
+            return
+        with translated():
+            await self.pool.execute(
+                Q["append_logs"],
+                [i for i, _ in chunks],
+                [t for _, t in chunks],
+                list(chunks.values()),
+                self.max_log_chars,
+            )
+
     async def heartbeat(self, beats: Sequence[Heartbeat]) -> list[HeartbeatResult | SpoolError]:
         """Extends each held lease; a refused one gets its reason, in request order."""
+        await self.append_logs(beats)
         with translated():
             found = await self.pool.fetch(
                 Q["heartbeat_many"],
@@ -275,6 +297,7 @@ class JobStore:
         return [done[h] if h in done else failed[h] for h in held]
 
     async def _ack(self, query: str, acks: Sequence[Ack]) -> list[asyncpg.Record]:
+        await self.append_logs(acks)
         with translated():
             return await self.pool.fetch(
                 query,
@@ -285,6 +308,7 @@ class JobStore:
             )
 
     async def nack(self, n: Nack) -> Job:
+        await self.append_logs([n])
         with translated():
             row = await self.pool.fetchrow(
                 Q["nack"],

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import asyncpg
 
@@ -168,3 +168,14 @@ def running_attempt(j: Job) -> Attempt | None:
         error=None,
         requeues=j.requeues,
     )
+
+
+def with_logs(j: Job, found: Sequence[asyncpg.Record]) -> Job:
+    """The job with each attempt's log lines (get_logs' rows): empty for an attempt that sent none."""
+    by_token = {r["lease_token"]: r for r in found}
+
+    def logged(a: Attempt) -> Attempt:
+        r = by_token.get(a.lease_token)
+        return replace(a, logs=r["logs"] if r else "", logs_dropped=r["dropped"] if r else 0)
+
+    return replace(j, attempts=tuple(logged(a) for a in j.attempts))

@@ -32,6 +32,16 @@ table spool.api_keys
     trigger api_keys_notify_delete: CREATE TRIGGER api_keys_notify_delete AFTER DELETE ON spool.api_keys FOR EACH ROW EXECUTE FUNCTION spool.notify_api_key_changed()
     trigger api_keys_notify_update: CREATE TRIGGER api_keys_notify_update AFTER UPDATE ON spool.api_keys FOR EACH ROW WHEN (((((((old.name IS DISTINCT FROM new.name) OR (old.secret_hash IS DISTINCT FROM new.secret_hash)) OR (old.scopes IS DISTINCT FROM new.scopes)) OR (old.queues IS DISTINCT FROM new.queues)) OR (old.expires_at IS DISTINCT FROM new.expires_at)) OR (old.revoked_at IS DISTINCT FROM new.revoked_at))) EXECUTE FUNCTION spool.notify_api_key_changed()
 
+table spool.attempt_logs
+    job_id bigint not null
+    lease_token bigint not null
+    logs text not null
+    dropped bigint not null default 0
+    constraint attempt_logs_dropped_range CHECK ((dropped >= 0))
+    constraint attempt_logs_job_id_fkey FOREIGN KEY (job_id) REFERENCES spool.jobs(id) ON DELETE CASCADE
+    constraint attempt_logs_pkey PRIMARY KEY (job_id, lease_token)
+    index attempt_logs_pkey: CREATE UNIQUE INDEX attempt_logs_pkey ON spool.attempt_logs USING btree (job_id, lease_token)
+
 table spool.attempts
     job_id bigint not null
     lease_token bigint not null

@@ -131,15 +131,16 @@ def _header(text: str) -> tuple[str, str]:
 @command(
     "get",
     short_help="A job and its attempts.",
-    example=("spool get 42", "spool get 42 --verbose", "spool get 42 -o json | jq .attempts"),
+    example=("spool get 42", "spool get 42 --verbose --logs", "spool get 42 -o json | jq .attempts"),
 )
 @click.argument("job_id")
 @click.option("--verbose", "-v", is_flag=True, help="Also settings, headers, the checkpoint and every traceback.")
+@click.option("--logs", "-l", is_flag=True, help="Also each attempt's log lines (spool logs: only those).")
 @pass_cli
-def get(cli: Cli, /, job_id: str, verbose: bool) -> int:
+def get(cli: Cli, /, job_id: str, verbose: bool, logs: bool) -> int:
     """A job and its attempts as a timeline (requeues marked)."""
-    job = cli.client.get(job_id)
-    cli.out.emit(render.job_detail(job, verbose), job)
+    job = cli.client.get(job_id, include_logs=logs)
+    cli.out.emit(render.job_detail(job, verbose, logs), job)
     return OK
 
 

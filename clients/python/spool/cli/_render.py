@@ -152,8 +152,9 @@ def _details(job: Job) -> list[tuple[str, Text | str]]:
     return rows
 
 
-def job_detail(job: Job, verbose: bool = False) -> RenderableType:
-    """The job's fields, then its attempts as a timeline; --verbose adds settings, the checkpoint and tracebacks."""
+def job_detail(job: Job, verbose: bool = False, logs: bool = False) -> RenderableType:
+    """The job's fields, then its attempts as a timeline; --verbose adds settings, the checkpoint and
+    tracebacks, --logs each attempt's log lines."""
     parts: list[RenderableType] = [_grid(_summary(job) + (_details(job) if verbose else []))]
     if verbose and job.last_error.details:
         parts += [Text(""), Text("last error details:", style="bold"), Text(clean_block(job.last_error.details))]
@@ -161,7 +162,21 @@ def job_detail(job: Job, verbose: bool = False) -> RenderableType:
         parts += [Text(""), Text("attempts:", style="bold"), timeline(job)]
     if verbose:
         parts += _attempt_details(job)
+    if logs:
+        parts += attempt_logs(job)
     return Group(*parts)
+
+
+def attempt_logs(job: Job, number: int | None = None) -> list[RenderableType]:
+    """Each attempt's log lines under a heading (or only attempt `number`'s)."""
+    parts: list[RenderableType] = []
+    for a in job.attempts:
+        if number is None or a.number == number:
+            outcome = _OUTCOMES.get(a.outcome, str(a.outcome))
+            head = f"attempt #{a.number} (lease {a.lease_token}, {outcome}) log:"
+            body = Text(clean_block(a.logs.rstrip("\n"))) if a.logs else Text("(no log lines)", style="dim")
+            parts += [Text(""), Text(head, style="bold"), body]
+    return parts
 
 
 def timeline(job: Job) -> Table:

@@ -499,6 +499,8 @@ class Attempt(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     DURATION_FIELD_NUMBER: _builtins.int
     REQUEUES_FIELD_NUMBER: _builtins.int
+    LOGS_FIELD_NUMBER: _builtins.int
+    LOGS_DROPPED_FIELD_NUMBER: _builtins.int
     number: _builtins.int
     """1 for the first attempt after creation or requeue."""
     worker_id: _builtins.str
@@ -508,6 +510,13 @@ class Attempt(_message.Message):
     """The job's `requeues` when this attempt started: attempts with the same value share one
     attempt budget, and a change of value is where a Requeue happened.
     """
+    logs: _builtins.str
+    """The log lines the worker sent for this attempt (with heartbeats, Ack and Nack): only in
+    GetJob with include_logs. At most the last 65,536 characters are kept; when earlier ones were
+    dropped, the text begins with a marker line saying how many.
+    """
+    logs_dropped: _builtins.int
+    """Characters of this attempt's log dropped to keep it within the bound."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -528,10 +537,12 @@ class Attempt(_message.Message):
         error: Global___JobError | None = ...,
         duration: _duration_pb2.Duration | None = ...,
         requeues: _builtins.int = ...,
+        logs: _builtins.str = ...,
+        logs_dropped: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "finished_at", b"finished_at", "lease_token", b"lease_token", "number", b"number", "outcome", b"outcome", "requeues", b"requeues", "started_at", b"started_at", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "finished_at", b"finished_at", "lease_token", b"lease_token", "logs", b"logs", "logs_dropped", b"logs_dropped", "number", b"number", "outcome", b"outcome", "requeues", b"requeues", "started_at", b"started_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -337,10 +337,15 @@ class HeartbeatRequest(_message.Message):
     LEASE_TOKEN_FIELD_NUMBER: _builtins.int
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
+    LOGS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     lease_token: _builtins.str
     checkpoint: _builtins.bytes
     """Saved and handed to the next attempt if this one fails."""
+    logs: _builtins.str
+    """Log lines the handler wrote since the last call, appended to the attempt's log (one line per
+    record, newline-terminated). Bounded per attempt: see Attempt.logs.
+    """
     @_builtins.property
     def lease_duration(self) -> _duration_pb2.Duration:
         """New lease length from now; default the length granted at lease time."""
@@ -352,10 +357,11 @@ class HeartbeatRequest(_message.Message):
         lease_token: _builtins.str = ...,
         lease_duration: _duration_pb2.Duration | None = ...,
         checkpoint: _builtins.bytes | None = ...,
+        logs: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "checkpoint", b"checkpoint", "lease_duration", b"lease_duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "checkpoint", b"checkpoint", "job_id", b"job_id", "lease_duration", b"lease_duration", "lease_token", b"lease_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "checkpoint", b"checkpoint", "job_id", b"job_id", "lease_duration", b"lease_duration", "lease_token", b"lease_token", "logs", b"logs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__checkpoint: _TypeAlias = _typing.Literal["checkpoint"]  # noqa: Y015
     _WhichOneofArgType__checkpoint: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint"]  # noqa: Y015
@@ -467,11 +473,16 @@ class AckRequest(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     RESULT_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     NEXT_FIELD_NUMBER: _builtins.int
+    LOGS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     lease_token: _builtins.str
     result: _builtins.bytes
     result_content_type: _builtins.str
     """Default "application/json" when a result is given."""
+    logs: _builtins.str
+    """Log lines the handler wrote since the last call, appended to the attempt's log (one line per
+    record, newline-terminated). Bounded per attempt: see Attempt.logs.
+    """
     @_builtins.property
     def next(self) -> Global___LeaseRequest:
         """Once the ack is done, lease up to next.max_jobs ready jobs as Lease would, in the same call:
@@ -488,10 +499,11 @@ class AckRequest(_message.Message):
         result: _builtins.bytes = ...,
         result_content_type: _builtins.str = ...,
         next: Global___LeaseRequest | None = ...,
+        logs: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next", b"next"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token", "next", b"next", "result", b"result", "result_content_type", b"result_content_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token", "logs", b"logs", "next", b"next", "result", b"result", "result_content_type", b"result_content_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -642,6 +654,7 @@ class NackRequest(_message.Message):
     RETRY_AFTER_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     RELEASE_FIELD_NUMBER: _builtins.int
+    LOGS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     lease_token: _builtins.str
     retryable: _builtins.bool
@@ -652,6 +665,10 @@ class NackRequest(_message.Message):
     """Give the job back unfinished (e.g. the worker is shutting down): the attempt is recorded as
     RELEASED and not counted, and the job is ready again at once (or after retry_after). error is
     optional.
+    """
+    logs: _builtins.str
+    """Log lines the handler wrote since the last call, appended to the attempt's log (one line per
+    record, newline-terminated). Bounded per attempt: see Attempt.logs.
     """
     @_builtins.property
     def error(self) -> _job_pb2.JobError: ...
@@ -669,10 +686,11 @@ class NackRequest(_message.Message):
         retry_after: _duration_pb2.Duration | None = ...,
         checkpoint: _builtins.bytes | None = ...,
         release: _builtins.bool = ...,
+        logs: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "_retryable", b"_retryable", "checkpoint", b"checkpoint", "error", b"error", "retry_after", b"retry_after", "retryable", b"retryable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "_retryable", b"_retryable", "checkpoint", b"checkpoint", "error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "release", b"release", "retry_after", b"retry_after", "retryable", b"retryable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "_retryable", b"_retryable", "checkpoint", b"checkpoint", "error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "logs", b"logs", "release", b"release", "retry_after", b"retry_after", "retryable", b"retryable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__checkpoint: _TypeAlias = _typing.Literal["checkpoint"]  # noqa: Y015
     _WhichOneofArgType__checkpoint: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint"]  # noqa: Y015
@@ -804,15 +822,19 @@ class GetJobRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_LOGS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    include_logs: _builtins.bool
+    """Include each attempt's log lines (Attempt.logs); they are left out by default."""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
+        include_logs: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_logs", b"include_logs", "job_id", b"job_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -284,3 +284,19 @@ WITH requeued AS (
     RETURNING *
 )
 SELECT requeued.*, pg_notify('spool_ready', requeued.queue)::text AS notified FROM requeued
+
+-- name: append_logs
+-- Appends log lines to the attempts of held leases only (a stale lease's lines are dropped, as its
+-- heartbeat is refused), keeping the last $4 characters of each attempt's log. Each (job, lease)
+-- appears once in the arrays.
+INSERT INTO spool.attempt_logs AS l (job_id, lease_token, logs, dropped)
+SELECT c.id, c.token, right(c.chunk, $4::integer), greatest(length(c.chunk) - $4::integer, 0)
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(id, token, chunk)
+JOIN spool.jobs j ON j.id = c.id AND j.lease_token = c.token AND j.lease_expires_at > now()
+ON CONFLICT (job_id, lease_token) DO UPDATE SET
+    logs = right(l.logs || excluded.logs, $4::integer),
+    dropped = l.dropped + excluded.dropped
+        + greatest(length(l.logs) + length(excluded.logs) - $4::integer, 0)
+
+-- name: get_logs
+SELECT lease_token, logs, dropped FROM spool.attempt_logs WHERE job_id = $1
