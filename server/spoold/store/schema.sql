@@ -8,6 +8,7 @@ type spool.job_state enum ('pending', 'running', 'succeeded', 'dead', 'cancelled
 type spool.pipeline_state enum ('running', 'succeeded', 'failed', 'cancelled')
 type spool.schedule_catch_up enum ('latest', 'all', 'none')
 type spool.schedule_overlap enum ('allow', 'skip')
+sequence spool.job_events_seq_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.jobs_id_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.lease_token_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.pipelines_id_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
@@ -57,6 +58,22 @@ table spool.attempts
     constraint attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES spool.jobs(id) ON DELETE CASCADE
     constraint attempts_pkey PRIMARY KEY (job_id, lease_token)
     index attempts_pkey: CREATE UNIQUE INDEX attempts_pkey ON spool.attempts USING btree (job_id, lease_token)
+
+unlogged table spool.job_events
+    seq bigint not null generated always as identity
+    at timestamp with time zone not null default clock_timestamp()
+    job_id bigint not null
+    queue text not null
+    kind text not null
+    state spool.job_state not null
+    attempt integer not null
+    max_attempts integer not null
+    worker_id text
+    error_type text
+    error_message text
+    constraint job_events_pkey PRIMARY KEY (seq)
+    index job_events_at_idx: CREATE INDEX job_events_at_idx ON spool.job_events USING btree (at)
+    index job_events_pkey: CREATE UNIQUE INDEX job_events_pkey ON spool.job_events USING btree (seq)
 
 table spool.jobs with (autovacuum_analyze_scale_factor=0.02, autovacuum_vacuum_cost_delay=1, autovacuum_vacuum_insert_scale_factor=0.02, autovacuum_vacuum_scale_factor=0.02, fillfactor=70)
     id bigint not null generated always as identity
@@ -142,6 +159,8 @@ END))
     index jobs_running_idx: CREATE INDEX jobs_running_idx ON spool.jobs USING btree (concurrency_key) WHERE (state = 'running'::spool.job_state)
     index jobs_waiting_idx: CREATE INDEX jobs_waiting_idx ON spool.jobs USING btree (pipeline_id) WHERE (waiting_on > 0)
     trigger jobs_notify_watchers: CREATE TRIGGER jobs_notify_watchers AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.notify_watchers()
+    trigger jobs_record_events_insert: CREATE TRIGGER jobs_record_events_insert AFTER INSERT ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.record_job_events()
+    trigger jobs_record_events_update: CREATE TRIGGER jobs_record_events_update AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.record_job_events()
     trigger jobs_remember_granted_lease: CREATE TRIGGER jobs_remember_granted_lease BEFORE UPDATE OF lease_token ON spool.jobs FOR EACH ROW WHEN (((new.lease_token IS DISTINCT FROM old.lease_token) AND (new.state = 'running'::spool.job_state))) EXECUTE FUNCTION spool.remember_granted_lease()
     trigger jobs_step_finished: CREATE TRIGGER jobs_step_finished AFTER UPDATE OF state ON spool.jobs FOR EACH ROW WHEN (((new.pipeline_id IS NOT NULL) AND (old.state IS DISTINCT FROM new.state) AND (new.state = ANY (ARRAY['succeeded'::spool.job_state, 'dead'::spool.job_state])))) EXECUTE FUNCTION spool.step_finished()
 
@@ -242,6 +261,12 @@ table spool.schedules
     constraint schedules_pkey PRIMARY KEY (name)
     index schedules_due_idx: CREATE INDEX schedules_due_idx ON spool.schedules USING btree (next_fire_at) WHERE (NOT paused)
     index schedules_pkey: CREATE UNIQUE INDEX schedules_pkey ON spool.schedules USING btree (name)
+
+unlogged table spool.tailers
+    server_id uuid not null
+    expires_at timestamp with time zone not null
+    constraint tailers_pkey PRIMARY KEY (server_id)
+    index tailers_pkey: CREATE UNIQUE INDEX tailers_pkey ON spool.tailers USING btree (server_id)
 
 unlogged table spool.watched
     job_id bigint not null
@@ -698,6 +723,37 @@ AS $function$
     SELECT greatest(0, least(burst, floor(
         extract(epoch FROM at - greatest(coalesce(tat, at), at)) * lim / extract(epoch FROM per) + burst
     )::integer))
+$function$
+
+function spool.record_job_events()
+CREATE OR REPLACE FUNCTION spool.record_job_events()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool'
+AS $function$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM spool.tailers t WHERE t.expires_at > now()) THEN
+        RETURN NULL;
+    END IF;
+    -- Heartbeats and other updates of a running job are not events: a claim is the update that
+    -- sets started_at to the statement's time, as it sets updated_at.
+    INSERT INTO spool.job_events (job_id, queue, kind, state, attempt, max_attempts, worker_id,
+        error_type, error_message)
+    SELECT c.id, c.queue,
+           CASE WHEN TG_OP = 'INSERT' THEN 'enqueued'::text
+                WHEN c.state = 'running'::spool.job_state THEN 'started'::text
+                WHEN c.state = 'pending'::spool.job_state
+                     AND (c.error_type IS NOT NULL OR c.error_message IS NOT NULL) THEN 'failed'::text
+                ELSE c.state::text END,
+           c.state, c.attempt, c.max_attempts, c.worker_id,
+           left(c.error_type, 256), left(c.error_message, 1024)
+    FROM changed c
+    WHERE TG_OP = 'INSERT' OR c.state <> 'running'::spool.job_state OR c.started_at = c.updated_at;
+    IF FOUND THEN
+        PERFORM pg_notify('spool_tail'::text, ''::text);
+    END IF;
+    RETURN NULL;
+END
 $function$
 
 function spool.remember_granted_lease()
