@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from spoold.model import JobError, JobState
-from spoold.store import queries
+from spoold.store import queries, rows
 from spoold.store.database import translated
 
 Q = queries.load("tail.sql")
@@ -32,9 +32,6 @@ class JobEvent:
 
 
 def _event(r: asyncpg.Record) -> JobEvent:
-    error = None
-    if r["error_type"] is not None or r["error_message"] is not None:
-        error = JobError(r["error_type"] or "", r["error_message"] or "")
     return JobEvent(
         seq=r["seq"],
         at=r["at"],
@@ -45,7 +42,7 @@ def _event(r: asyncpg.Record) -> JobEvent:
         attempt=r["attempt"],
         max_attempts=r["max_attempts"],
         worker_id=r["worker_id"],
-        error=error,
+        error=rows.error(r),
     )
 
 

@@ -13,7 +13,7 @@ SELECT coalesce(max(seq), 0) FROM spool.job_events
 -- name: read_events
 -- The events after the last one read, and those missing from earlier reads (numbers skipped by a
 -- transaction that had not committed yet), in seq order.
-SELECT * FROM spool.job_events
+SELECT *, NULL::text AS error_details FROM spool.job_events
 WHERE seq > $1::bigint OR seq = ANY($2::bigint[])
 ORDER BY seq
 LIMIT $3::integer
