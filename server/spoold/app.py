@@ -54,6 +54,8 @@ from spoold.store.pipelines import PipelineStore
 from spoold.store.queues import QueueStore
 from spoold.store.retention import RetentionStore
 from spoold.store.schedules import ScheduleStore
+from spoold.store.search import SearchStore
+from spoold.store.searching import SearchPool
 from spoold.store.watches import WatchStore
 from spoold.watch import WatchHub, WatchPoller
 
@@ -74,6 +76,7 @@ class App:
     dsn: str
     port: int = 0
     pool: asyncpg.Pool | None = None
+    searches: SearchPool | None = None
     store: JobStore | None = None
     listener: Listener | None = None
     leaser: Leaser | None = None
@@ -138,6 +141,7 @@ class App:
                 statement_timeout=s.statement_timeout,
                 acquire_timeout=s.pool_acquire_timeout,
             )
+            self.searches = await SearchPool.create(self.dsn, s.search_pool_size, s.search_timeout, s.search_wait)
         except CONNECT_ERRORS as exc:
             raise unreachable(self.dsn, exc) from exc
         async with self.pool.acquire() as conn:
@@ -164,12 +168,13 @@ class App:
             Scheduler(schedules, firer, s.scheduler_interval.total_seconds()),
         ]
         self.hub = self._watch_hub()
+        assert self.searches is not None
         keys = KeyStore(self.pool)
         self._keep_keys_checked(keys)
         access = Access(keys)
         services = {
-            QUEUE_SERVICE: QueueService(self.store, self.leaser, s, access, hub=self.hub),
-            ADMIN_SERVICE: AdminService(QueueStore(self.pool), keys, access, s, schedules, firer),
+            QUEUE_SERVICE: QueueService(self.store, self.leaser, s, access, SearchStore(self.searches), hub=self.hub),
+            ADMIN_SERVICE: AdminService(QueueStore(self.pool, self.searches), keys, access, s, schedules, firer),
             PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access),
         }
         # The gRPC door's adapter is its interceptors (api/auth.py, api/decoding.py); the servicers
@@ -273,6 +278,8 @@ class App:
         self._subscriptions.close()
         if self.listener is not None:
             await self.listener.stop()
+        if self.searches is not None:
+            await self.searches.close()
         if self.pool is not None:
             await self.pool.close()
         log.info("spoold stopped")

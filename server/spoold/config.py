@@ -82,6 +82,13 @@ class Settings:
     # PostgreSQL cancels any statement of spoold's that runs this long (0: no limit); the call
     # answers UNAVAILABLE. Migrations run without it.
     statement_timeout: timedelta = timedelta(seconds=30)
+    # Searches (ListJobs, Requeue by filter, queue stats) run on a pool of their own, so that the
+    # hot path never waits behind them: at most this many at once per process...
+    search_pool_size: int = 1
+    # ...each cancelled after this (DEADLINE_EXCEEDED, SEARCH_TIMEOUT)...
+    search_timeout: timedelta = timedelta(seconds=10)
+    # ...and a search that finds them all busy for this long answers RESOURCE_EXHAUSTED, SEARCHES_BUSY.
+    search_wait: timedelta = timedelta(seconds=5)
     default_lease_duration: timedelta = timedelta(seconds=30)
     lease_poll_interval: timedelta = timedelta(seconds=1)
     reaper_interval: timedelta = timedelta(seconds=1)

@@ -110,6 +110,20 @@ class ShuttingDown(Unavailable):
     reason = "SHUTTING_DOWN"
 
 
+class SearchTimeout(SpoolError):
+    """A search (ListJobs, Requeue by filter, queue stats) ran past SPOOL_SEARCH_TIMEOUT and was
+    cancelled: nothing was changed. A narrower filter (a queue, a state, a time range) answers sooner."""
+
+    reason = "SEARCH_TIMEOUT"
+
+
+class SearchesBusy(SpoolError):
+    """Every search connection stayed busy for SPOOL_SEARCH_WAIT: searches are many, or slow. The
+    hot path (Enqueue, Lease, Heartbeat, Ack) has its own connections and is not affected. Retry later."""
+
+    reason = "SEARCHES_BUSY"
+
+
 class Unauthenticated(SpoolError):
     """The call carries no usable API key."""
 

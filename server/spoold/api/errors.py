@@ -57,6 +57,8 @@ CODES: dict[type[errors.SpoolError], Code] = {
     errors.PayloadTooLarge: Code.RESOURCE_EXHAUSTED,
     errors.BatchTooLarge: Code.RESOURCE_EXHAUSTED,
     errors.Unavailable: Code.UNAVAILABLE,
+    errors.SearchTimeout: Code.DEADLINE_EXCEEDED,
+    errors.SearchesBusy: Code.RESOURCE_EXHAUSTED,
     errors.Unauthenticated: Code.UNAUTHENTICATED,
     errors.PermissionDenied: Code.PERMISSION_DENIED,
     errors.KeyNotFound: Code.NOT_FOUND,

@@ -34,12 +34,18 @@ def _item_error(err: SpoolError) -> qs.ItemError:
 
 class QueueService:
     def __init__(
-        self, store: JobStore, leaser: Leaser, settings: Settings, access: Access, hub: WatchHub | None = None
+        self,
+        store: JobStore,
+        leaser: Leaser,
+        settings: Settings,
+        access: Access,
+        searches: SearchStore,
+        hub: WatchHub | None = None,
     ) -> None:
         self._store = store
         self._access = access
         self._hub = hub
-        self._search = SearchStore(store.pool)
+        self._search = searches
         self._leaser = leaser
         self._settings = settings
         self._limits = settings.limits

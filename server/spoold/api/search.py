@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -18,8 +19,14 @@ from spoold.model import JobFilter, JobPage, JobState, JobStatus, Order
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 MAX_REQUEUE = 1000
-MAX_ERROR_CONTAINS = 1024
-MAX_PAYLOAD_CONTAINS = 64 * 1024
+# A substring search costs the length of each error text times the pattern's (PostgreSQL's LIKE
+# tries the pattern at every position), and a containment the payload's array elements times the
+# filter's; jsonb does not look at a statement timeout while it compares one pair of documents (a
+# 10,000-element containment against a 1 MiB payload ran 24 s past a 3 s timeout). So both are
+# kept small enough that no row costs more than a fraction of a second (bench/search_flood.py).
+MAX_ERROR_CONTAINS = 256
+MAX_PAYLOAD_CONTAINS = 4 * 1024
+MAX_PAYLOAD_CONTAINS_ARRAY_ITEMS = 32
 MAX_FILTER_QUEUES = 1000
 # More entries than there are states or statuses can only be repeats.
 MAX_FILTER_STATES = 16
@@ -55,6 +62,11 @@ def job_filter(p: job_pb2.JobFilter, lim: Limits, prefix: str = "filter.") -> Jo
         p.finished_before if p.HasField("finished_before") else None,
     )
     payload = v.text(f"{prefix}payload_contains", p.payload_contains, MAX_PAYLOAD_CONTAINS)
+    contains = v.json_document(f"{prefix}payload_contains", payload, lim) if payload else None
+    if contains is not None and _array_items(json.loads(contains)) > MAX_PAYLOAD_CONTAINS_ARRAY_ITEMS:
+        raise InvalidArgument(
+            f"{prefix}payload_contains", f"more than {MAX_PAYLOAD_CONTAINS_ARRAY_ITEMS} array elements in all"
+        )
     if len(p.queues) > MAX_FILTER_QUEUES:
         raise InvalidArgument(f"{prefix}queues", f"more than {MAX_FILTER_QUEUES} queues")
     for name in ("states", "statuses"):
@@ -69,11 +81,24 @@ def job_filter(p: job_pb2.JobFilter, lim: Limits, prefix: str = "filter.") -> Jo
         finished_after=finished_after,
         finished_before=finished_before,
         error_contains=v.text(f"{prefix}error_contains", p.error_contains, MAX_ERROR_CONTAINS) or None,
-        payload_contains=v.json_document(f"{prefix}payload_contains", payload, lim) if payload else None,
+        payload_contains=contains,
         idempotency_key=v.text(f"{prefix}idempotency_key", p.idempotency_key, lim.max_key_length) or None,
         concurrency_key=v.text(f"{prefix}concurrency_key", p.concurrency_key, lim.max_key_length) or None,
         pipeline_id=v.positive_id(f"{prefix}pipeline_id", p.pipeline_id) if p.pipeline_id else None,
     )
+
+
+def _array_items(doc: object) -> int:
+    """How many elements the document's arrays hold, at every depth."""
+    count, pending = 0, [doc]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            count += len(item)
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+    return count
 
 
 def _state(field: str, value: int) -> JobState:

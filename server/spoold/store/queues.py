@@ -8,6 +8,7 @@ from spoold.errors import QueueNotEmpty, QueueNotFound
 from spoold.model import BackoffKind, BackoffSpec, Queue, QueueDefaults, QueueStats, QueueUpdate
 from spoold.store import queries, rows
 from spoold.store.database import translated
+from spoold.store.searching import SearchPool
 
 Q = queries.load("queues.sql")
 
@@ -81,16 +82,18 @@ def _value(d: QueueDefaults, name: str) -> object:
 
 
 class QueueStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, searches: SearchPool) -> None:
         self.pool = pool
+        # Stats count a queue's jobs, which can take long: they are searches (store/searching.py).
+        self.searches = searches
 
     async def list(self) -> list[Queue]:
-        with translated():
-            return [_queue(r) for r in await self.pool.fetch(Q["list_queues"])]
+        async with self.searches.connection() as conn:
+            return [_queue(r) for r in await conn.fetch(Q["list_queues"])]
 
     async def get(self, name: str) -> Queue:
-        with translated():
-            row = await self.pool.fetchrow(Q["get_queue"], name)
+        async with self.searches.connection() as conn:
+            row = await conn.fetchrow(Q["get_queue"], name)
         if row is None:
             raise QueueNotFound(name)
         return _queue(row)

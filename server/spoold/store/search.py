@@ -6,7 +6,7 @@ import asyncpg
 
 from spoold.model import Job, JobFilter, JobPage, JobState, Order
 from spoold.store import filters, queries, rows
-from spoold.store.database import translated
+from spoold.store.searching import SearchPool
 
 Q = queries.load("search.sql")
 
@@ -26,8 +26,8 @@ def requeueable(f: JobFilter, include_succeeded: bool) -> list[JobState]:
 
 
 class SearchStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self, searches: SearchPool) -> None:
+        self.searches = searches
 
     async def search(self, page: JobPage, queue_like: list[str] | None = None) -> tuple[list[Job], bool]:
         """One page of matching jobs, without their attempts, and whether more follow; with
@@ -51,7 +51,6 @@ class SearchStore:
         return [rows.job(r) for r in found]
 
     async def _fetch(self, query: str, *args: object, readonly: bool) -> list[asyncpg.Record]:
-        with translated():
-            async with self.pool.acquire() as conn, conn.transaction(readonly=readonly):
-                await conn.execute(_CUSTOM_PLANS)
-                return await conn.fetch(query, *args)
+        async with self.searches.connection() as conn, conn.transaction(readonly=readonly):
+            await conn.execute(_CUSTOM_PLANS)
+            return await conn.fetch(query, *args)
