@@ -65,7 +65,6 @@ QUEUE_SERVICE = queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"]
 ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 PIPELINE_SERVICE = pipeline_service_pb2.DESCRIPTOR.services_by_name["PipelineService"]
 SERVICES = (QUEUE_SERVICE.full_name, ADMIN_SERVICE.full_name, PIPELINE_SERVICE.full_name)
-_MAX_MESSAGE = 64 * 1024 * 1024
 # A server's rows in spool.watched outlive it by this much if it dies; its keep-alive runs 4x as often.
 _WATCH_TTL = timedelta(seconds=60)
 
@@ -112,8 +111,8 @@ class App:
         self.gate = self.check()
         self.server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE),
-                ("grpc.max_send_message_length", _MAX_MESSAGE),
+                ("grpc.max_receive_message_length", s.limits.max_message_bytes),
+                ("grpc.max_send_message_length", s.limits.max_message_bytes),
                 *listening.OPTIONS,
             ],
             interceptors=[*self.interceptors, AuthGuard(self.gate), DecodeGuard()],

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 _LONGEST_LIMIT = timedelta(days=3650)
+# What a Lease answer holds besides its jobs' counted bytes (the envelope, field tags).
+LEASE_ANSWER_MARGIN = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,14 @@ class Limits:
     # A JSON number written out in full (jsonb prints 1e400 as 401 digits): enough for every double
     # and for integers of 400 digits. spool.enqueue() applies the default whatever this says.
     max_json_number_chars: int = 400
+    # The largest gRPC message spoold sends or receives. A Lease (or an Ack's next) answer stops
+    # taking jobs before their bytes would pass it, less LEASE_ANSWER_MARGIN for the rest.
+    max_message_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def lease_answer_bytes(self) -> int:
+        """The bytes the jobs of one Lease answer may take (spool.answer_bytes counts them)."""
+        return max(self.max_message_bytes - LEASE_ANSWER_MARGIN, 0)
 
     def __post_init__(self) -> None:
         # A request's time is now plus one of these: past about 3650 days it could leave the

@@ -285,6 +285,8 @@ class LeaseRequest:
     lease_duration: timedelta | None
     wait: timedelta
     worker_id: str | None
+    # The most bytes the jobs may take in the answer (spool.answer_bytes); None: no bound.
+    max_bytes: int | None = None
 
 
 def is_json(content_type: str) -> bool:

@@ -27,7 +27,7 @@ WAITING_ON_LOCK = (
     "SELECT count(*) FROM pg_stat_activity"
     " WHERE application_name = 'spoold' AND wait_event_type = 'Lock' AND strpos(query, $1) > 0"
 )
-CLAIM, ACK, INSERT = "spool.claim_slots", "UPDATE spool.jobs j SET", "nextval('spool.jobs_id_seq')"
+CLAIM, ACK, INSERT = "spool.claim_within", "UPDATE spool.jobs j SET", "nextval('spool.jobs_id_seq')"
 
 
 @pytest.fixture

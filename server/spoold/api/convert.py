@@ -213,6 +213,7 @@ def lease_request(req: qs.LeaseRequest, lim: Limits, prefix: str = "") -> LeaseR
             else timedelta(0)
         ),
         worker_id=v.text(f"{prefix}worker_id", req.worker_id, lim.max_key_length) or None,
+        max_bytes=lim.lease_answer_bytes,
     )
 
 

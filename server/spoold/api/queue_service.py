@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+from google.protobuf.message import Message
 
 from spool.v1 import queue_service_pb2 as qs
 from spoold.api import convert, search
@@ -18,7 +20,7 @@ from spoold.api.pipeline_convert import add_parents
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
-from spoold.model import LeaseRequest
+from spoold.model import JobError, LeaseRequest
 from spoold.store.jobs import JobStore
 from spoold.store.pipelines import parents_of
 from spoold.store.rows import JobRow
@@ -26,6 +28,7 @@ from spoold.store.search import SearchStore
 from spoold.watch import WatchHub
 
 log = logging.getLogger(__name__)
+_Leased = RepeatedCompositeFieldContainer[qs.LeasedJob]
 
 
 def _item_error(err: SpoolError) -> qs.ItemError:
@@ -76,9 +79,9 @@ class QueueService:
         lease = convert.lease_request(request, self._limits)
         self._access.queues("queues", lease.queues)
         jobs = await self._leaser.lease(lease)
-        self._access.remember(jobs)
         out = qs.LeaseResponse()
         await self._add_leased(out.jobs, jobs)
+        self._access.remember(self._sendable(out, out.jobs, jobs))
         return out
 
     async def _add_leased(self, into: RepeatedCompositeFieldContainer[qs.LeasedJob], jobs: list[JobRow]) -> None:
@@ -128,7 +131,9 @@ class QueueService:
         if isinstance(result, SpoolError):
             raise result
         out = convert.ack_response(result, [])
-        await self._add_leased(out.next, await self._lease_next(lease))
+        leased = await self._lease_next(lease, out)
+        await self._add_leased(out.next, leased)
+        self._access.remember(self._sendable(out, out.next, leased))
         return out
 
     @unary
@@ -141,26 +146,43 @@ class QueueService:
         allowed = [a for a in acks if a.job_id not in hidden]
         errors = iter(await self._store.ack_only(allowed) if allowed else [])
         out = qs.AckBatchResponse()
-        await self._add_leased(out.next, await self._lease_next(lease))
         for ack in acks:
             error = JobNotFound(ack.job_id) if ack.job_id in hidden else next(errors)
             item = out.results.add(job_id=str(ack.job_id))
             if error is not None:
                 item.error.CopyFrom(_item_error(error))
+        leased = await self._lease_next(lease, out)
+        await self._add_leased(out.next, leased)
+        self._access.remember(self._sendable(out, out.next, leased))
         return out
 
-    async def _lease_next(self, lease: LeaseRequest | None) -> list[JobRow]:
-        """The jobs an Ack asked for after its acks. The acks are done whatever happens here, so a
-        failure leases nothing rather than failing the call: the worker then leases with Lease."""
+    async def _lease_next(self, lease: LeaseRequest | None, answer: Message) -> list[JobRow]:
+        """The jobs an Ack asked for after its acks, within what its answer has left of the byte
+        budget. The acks are done whatever happens here, so a failure leases nothing rather than
+        failing the call: the worker then leases with Lease."""
         if lease is None:
             return []
+        room = max(self._limits.lease_answer_bytes - answer.ByteSize(), 0)
         try:
-            jobs = await self._leaser.take(lease)
-            self._access.remember(jobs)
-            return jobs
+            return await self._leaser.take(replace(lease, max_bytes=room))
         except Exception:
             log.warning("leasing after an ack failed; the ack stands", exc_info=True)
             return []
+
+    def _sendable(self, answer: Message, leased: _Leased, jobs: list[JobRow]) -> list[JobRow]:
+        """The claimed jobs the answer can carry. The claim kept them within the byte budget, by
+        its own count; should the answer still be over the message limit, the jobs at its end are
+        taken out of it and released, without spending an attempt, rather than lost with it."""
+        over = answer.ByteSize() - self._limits.max_message_bytes
+        keep = len(jobs)
+        while over > 0 and keep > 0:
+            keep -= 1
+            over -= leased[keep].ByteSize() + 10  # and its tag and length
+        if keep < len(jobs):
+            del leased[keep:]
+            why = JobError("AnswerTooLarge", "the answer that carried this job was over the message limit")
+            self._store.give_back(jobs[keep:], why)
+        return jobs[:keep]
 
     @unary
     async def Nack(self, request: qs.NackRequest, context: Context) -> qs.NackResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Sequence
@@ -41,7 +42,8 @@ INSERT_ALONE_FROM = 32
 # Pipeline steps as insert_jobs takes them: (pipeline id, step names, parent refs, unfinished parents).
 StepColumns = tuple[int, list[str], list[str | None], list[int]]
 _NO_STEPS: StepColumns = (0, [], [], [])
-Slot = tuple[str | None, timedelta | None]  # one job wanted by a Lease call: (worker id, lease)
+# One job wanted by a Lease call: (worker id, lease, the call, the call's byte budget or None).
+Slot = tuple[str | None, timedelta | None, int, int | None]
 Held = tuple[int, int]  # (job id, lease token): a lease as a fenced call names it
 R = TypeVar("R")
 
@@ -126,6 +128,7 @@ class JobStore:
             self._claim_slots, COALESCE_MAX, unanswered=self._give_back
         )
         self._giving_back: set[asyncio.Task[None]] = set()
+        self._calls = itertools.count()
         # When (event-loop time) a rate limit that held back jobs of these queues lets the next start.
         self._reopens: dict[frozenset[str], float] = {}
         self._acks: Coalescer[Ack, Job | SpoolError] = Coalescer(self._ack_rows, COALESCE_MAX)
@@ -196,27 +199,32 @@ class JobStore:
         """Leases up to max_jobs ready jobs, in claim order; Lease calls on the same queues that
         arrive while a claim runs are claimed together in the next statement. The jobs stay rows,
         for the API to send as they are (rows.JobRow)."""
-        slots = [(req.worker_id, req.lease_duration)] * req.max_jobs
+        slots = [(req.worker_id, req.lease_duration, next(self._calls), req.max_bytes)] * req.max_jobs
         return [j for j in await self._claims.submit(frozenset(req.queues), slots) if j is not None]
 
     def _give_back(self, claimed: Sequence[JobRow | None]) -> None:
         """Jobs claimed for a Lease call that was gone (cancelled) when its claim ended: released
         at once, as a Nack with release would, instead of waiting out a lease nobody holds."""
-        held = [_held(r) for r in claimed if r is not None]
+        error = JobError("LeaseCancelled", "the Lease call that claimed this job ended before it got the job")
+        self.give_back([r for r in claimed if r is not None], error)
+
+    def give_back(self, claimed: Sequence[JobRow], why: JobError) -> None:
+        """Releases claimed jobs that their caller will not get (its call ended, or the answer
+        could not be sent), in the background, without spending an attempt."""
+        held = [_held(r) for r in claimed]
         if held:
-            task = asyncio.create_task(self._release(held))
+            task = asyncio.create_task(self._release(held, why))
             self._giving_back.add(task)
             task.add_done_callback(self._giving_back.discard)
 
-    async def _release(self, held: Sequence[Held]) -> None:
-        error = JobError("LeaseCancelled", "the Lease call that claimed this job ended before it got the job")
+    async def _release(self, held: Sequence[Held], error: JobError) -> None:
         for job_id, lease_token in held:
             try:
                 await self.nack(Nack(job_id, lease_token, error, release=True))
             except SpoolError as err:  # leased again or gone meanwhile: nothing left to give back
-                log.info("job %d: not released after a cancelled Lease: %s", job_id, err)
+                log.info("job %d: not given back (%s): %s", job_id, error.type, err)
             except Exception:  # the database went away: the reaper ends the lease when it expires
-                log.warning("job %d: not released after a cancelled Lease", job_id, exc_info=True)
+                log.warning("job %d: not given back (%s)", job_id, error.type, exc_info=True)
 
     def reopens_in(self, queues: frozenset[str]) -> float | None:
         """Seconds until a rate limit that held back jobs of these queues at their last claim lets
@@ -225,10 +233,21 @@ class JobStore:
         return None if at is None else max(0.0, at - asyncio.get_running_loop().time())
 
     async def _claim_slots(self, queues: frozenset[str], slots: list[Slot]) -> list[JobRow | None]:
-        """One claim for many callers: the n-th job in claim order goes to the n-th slot."""
+        """One claim for many callers: the jobs go to the slots in claim order, each call's while
+        they fit its budget (a job that does not goes to the next call's slots)."""
+        numbers: dict[int, int] = {}
+        calls = [numbers.setdefault(call, len(numbers) + 1) for _, _, call, _ in slots]
+        budgets: list[int | None] = [None] * len(numbers)
+        for _, _, call, budget in slots:
+            budgets[numbers[call] - 1] = budget
         with translated():
             found = await self.pool.fetch(
-                Q["claim_slots"], sorted(queues), [w for w, _ in slots], [lease for _, lease in slots]
+                Q["claim_within"],
+                sorted(queues),
+                [s[0] for s in slots],
+                [s[1] for s in slots],
+                calls,
+                budgets,
             )
         if found and found[-1]["id"] is None:  # the claim's wake-up row (sql: spool.claim_slots)
             wake = found.pop()
@@ -236,9 +255,10 @@ class JobStore:
             self._reopens[queues] = asyncio.get_running_loop().time() + wait
         else:
             self._reopens.pop(queues, None)
-        claimed = sorted(found, key=lambda r: (-r["priority"], r["run_at"], r["id"]))
-        unfilled: list[JobRow | None] = [None] * (len(slots) - len(claimed))
-        return [*claimed, *unfilled]
+        filled: list[JobRow | None] = [None] * len(slots)
+        for row in found:
+            filled[row["slot_no"] - 1] = row
+        return filled
 
     async def append_logs(self, items: Sequence[Heartbeat | Ack | Nack]) -> None:
         """Appends the log lines the calls carry to their attempts, before the calls end them (a

@@ -275,6 +275,24 @@ unlogged table spool.watched
     constraint watched_pkey PRIMARY KEY (job_id, server_id)
     index watched_pkey: CREATE UNIQUE INDEX watched_pkey ON spool.watched USING btree (job_id, server_id)
 
+function spool.answer_bytes(j spool.jobs)
+CREATE OR REPLACE FUNCTION spool.answer_bytes(j spool.jobs)
+ RETURNS bigint
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT 1024::bigint
+        + coalesce(octet_length(j.payload_json::text), 0)::bigint
+        + coalesce(octet_length(j.payload_bytes), 0)::bigint
+        + coalesce(octet_length(j.headers::text), 0)::bigint
+        + coalesce(octet_length(j.checkpoint), 0)::bigint
+        + coalesce(octet_length(j.result), 0)::bigint
+        + coalesce(octet_length(j.error_type), 0)::bigint
+        + coalesce(octet_length(j.error_message), 0)::bigint
+        + coalesce(octet_length(j.error_details), 0)::bigint
+$function$
+
 function spool.backoff_delay(kind spool.backoff_kind, initial interval, max_delay interval, multiplier double precision, jitter boolean, attempt integer)
 CREATE OR REPLACE FUNCTION spool.backoff_delay(kind spool.backoff_kind, initial interval, max_delay interval, multiplier double precision, jitter boolean, attempt integer)
  RETURNS interval
@@ -306,26 +324,41 @@ $function$
 function spool.claim_slots(queues text[], workers text[], leases interval[])
 CREATE OR REPLACE FUNCTION spool.claim_slots(queues text[], workers text[], leases interval[])
  RETURNS SETOF spool.jobs
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT (c.claimed).* FROM spool.claim_within(queues, workers, leases,
+        array_fill(1, ARRAY[cardinality(workers)]::integer[]), ARRAY[NULL]::bigint[]) AS c
+    ORDER BY c.slot_no
+$function$
+
+function spool.claim_within(queues text[], workers text[], leases interval[], calls integer[], budgets bigint[])
+CREATE OR REPLACE FUNCTION spool.claim_within(queues text[], workers text[], leases interval[], calls integer[], budgets bigint[])
+ RETURNS TABLE(slot_no integer, claimed spool.jobs)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
 DECLARE
     max_jobs integer := cardinality(workers);
     wanted integer;
-    claimed integer := 0;
+    next_slot integer := 1;
+    used bigint[] := array_fill(0::bigint, ARRAY[greatest(cardinality(budgets), 1)]::integer[]);
     free_ids bigint[];
     keyed_ids bigint[];
     buckets integer[];
     b integer;
     any_rated boolean;
     candidates integer;
+    fitted integer;
+    picked bigint[];
+    picked_slots integer[];
     marker spool.jobs;
 BEGIN
     IF max_jobs IS NULL OR max_jobs = 0 THEN
         RETURN;
     END IF;
     FOR round IN 1..3 LOOP
-        wanted := max_jobs - claimed;
+        wanted := max_jobs - next_slot + 1;
         WITH candidates AS (
             SELECT c.id, c.concurrency_key, c.bucket, c.priority, c.run_at, c.rated
             FROM (
@@ -398,7 +431,13 @@ BEGIN
             free_ids := spool.rate_admit(free_ids);
         END IF;
 
-        IF free_ids IS NOT NULL AND cardinality(free_ids) > 0 THEN
+        -- The budgets after the rate limits, so that the slots stay in order: a job admitted and
+        -- then left out for its size has spent its rate token (the limit runs short, never over).
+        SELECT f.used, f.picked, f.slots INTO used, picked, picked_slots
+        FROM spool.fit_slots(coalesce(free_ids, '{}'::bigint[]), next_slot, calls, budgets, used) AS f;
+        fitted := cardinality(picked);
+        IF fitted > 0 THEN
+            next_slot := picked_slots[fitted] + 1;
             RETURN QUERY
             UPDATE spool.jobs j SET
                 state = 'running'::spool.job_state,
@@ -409,22 +448,24 @@ BEGIN
                 lease_expires_at = least(now() + coalesce(s.lease, j.lease_duration), now() + j.attempt_timeout),
                 attempt_deadline = now() + j.attempt_timeout,
                 updated_at = now()
-            FROM unnest(free_ids) WITH ORDINALITY AS f(id, n)
-            JOIN unnest(workers, leases) WITH ORDINALITY AS s(worker, lease, slot) ON s.slot = f.n + claimed
+            FROM unnest(picked, picked_slots) AS f(id, slot)
+            JOIN unnest(workers, leases) WITH ORDINALITY AS s(worker, lease, n) ON s.n = f.slot
             WHERE j.id = f.id
-            RETURNING j.*;
-            claimed := claimed + cardinality(free_ids);
+            RETURNING f.slot, j;
         END IF;
-        -- Another round only when a rate limit turned candidates away and slots are left.
-        EXIT WHEN NOT coalesce(any_rated, false) OR claimed >= max_jobs
-            OR coalesce(cardinality(free_ids), 0) >= candidates;
+        -- Another round only when a rate limit turned candidates away and slots are left; never
+        -- when a budget ended the claim.
+        EXIT WHEN NOT coalesce(any_rated, false) OR next_slot > max_jobs
+            OR fitted < coalesce(cardinality(free_ids), 0) OR fitted >= candidates;
     END LOOP;
 
-    IF claimed < max_jobs THEN
+    IF next_slot <= max_jobs THEN
         marker.run_at := spool.rate_reopens(queues);
         IF marker.run_at IS NOT NULL THEN
             marker.started_at := now();
-            RETURN NEXT marker;
+            slot_no := NULL;
+            claimed := marker;
+            RETURN NEXT;
         END IF;
     END IF;
 END
@@ -517,6 +558,43 @@ BEGIN
         PERFORM pg_notify('spool_ready'::text, enqueue.queue);
     END IF;
     RETURN new_id;
+END
+$function$
+
+function spool.fit_slots(ids bigint[], from_slot integer, calls integer[], budgets bigint[], INOUT used bigint[], OUT picked bigint[], OUT slots integer[])
+CREATE OR REPLACE FUNCTION spool.fit_slots(ids bigint[], from_slot integer, calls integer[], budgets bigint[], INOUT used bigint[], OUT picked bigint[], OUT slots integer[])
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+DECLARE
+    n integer := from_slot;
+    slot_count integer := cardinality(calls);
+    k integer;
+    jid bigint;
+    size bigint;
+BEGIN
+    picked := '{}'::bigint[];
+    slots := '{}'::integer[];
+    FOR jid, size IN
+        SELECT j.id, spool.answer_bytes(j) FROM unnest(ids) WITH ORDINALITY AS o(id, ord)
+        JOIN spool.jobs j ON j.id = o.id ORDER BY o.ord
+    LOOP
+        LOOP
+            EXIT WHEN n > slot_count;
+            k := calls[n];
+            EXIT WHEN budgets[k] IS NULL OR used[k] = 0 OR used[k] + size <= budgets[k];
+            WHILE n <= slot_count AND calls[n] = k LOOP  -- this call is full: on to the next one's slots
+                n := n + 1;
+            END LOOP;
+        END LOOP;
+        EXIT WHEN n > slot_count;
+        used[k] := used[k] + size;
+        picked := picked || jid;
+        slots := slots || n;
+        n := n + 1;
+    END LOOP;
 END
 $function$
 

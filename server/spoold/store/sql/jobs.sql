@@ -75,6 +75,11 @@ SELECT * FROM spool.attempts WHERE job_id = $1 ORDER BY lease_token
 -- name: claim_slots
 SELECT * FROM spool.claim_slots($1::text[], $2::text[], $3::interval[])
 
+-- name: claim_within
+-- The claim with each call's byte budget: $4 numbers each slot's call, $5 is each call's budget.
+SELECT c.slot_no, (c.claimed).*
+FROM spool.claim_within($1::text[], $2::text[], $3::interval[], $4::integer[], $5::bigint[]) AS c
+
 -- name: heartbeat
 -- A held lease is found by id and token alone. Its job is RUNNING exactly while lease_expires_at
 -- is set (the jobs_lease_iff_running constraint), so these statements test that column and never
