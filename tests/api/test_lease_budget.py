@@ -88,9 +88,7 @@ def small_messages() -> Settings:
 
 
 @pytest.mark.parametrize("settings", [small_messages()])
-async def test_a_job_the_answer_cannot_carry_is_released_without_an_attempt(
-    app: App, db: asyncpg.Connection
-) -> None:
+async def test_a_job_the_answer_cannot_carry_is_released_without_an_attempt(app: App, db: asyncpg.Connection) -> None:
     await db.execute(
         "INSERT INTO spool.jobs (queue, payload_bytes, content_type, max_attempts, backoff_kind, backoff_initial,"
         " backoff_max, backoff_multiplier, backoff_jitter, lease_duration)"
