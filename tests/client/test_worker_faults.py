@@ -3,6 +3,7 @@ interceptor): a handler's success is recorded once, with no extra attempt, whate
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -149,3 +150,27 @@ async def test_nan_is_refused_locally_in_payloads_and_results(client: spool.Asyn
     assert done.last_error.type == "ValueError"
     assert "NaN and infinities" in done.last_error.message
     assert done.result == b""
+
+
+@pytest.mark.parametrize("hours", [1, -1])
+async def test_a_worker_whose_clock_is_an_hour_off_heartbeats_in_time(
+    client: spool.AsyncClient, faults: FaultInjector, hours: int
+) -> None:
+    # The server's timestamps are an hour off the worker's clock. The worker times its beats from the
+    # lease it asked for (1.5 s: a beat every 0.5 s), never from lease_expires_at.
+    faults.skew = timedelta(hours=hours)
+    worker = make_worker(client, retry=QUICK, lease_duration=timedelta(milliseconds=1500))
+    seen: list[int] = []
+
+    @worker.handler("skewed")
+    async def handle(job: spool.ActiveJob) -> None:
+        seen.append(job.attempt)
+        await asyncio.sleep(3.5)  # the work, longer than the lease
+
+    job = await client.enqueue("skewed", {}, max_attempts=1)
+    async with serving(worker):
+        done = await wait_state(client, job.id, Job.STATE_SUCCEEDED)
+    assert seen == [1]
+    assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_SUCCEEDED]
+    beats = faults.calls.count("HeartbeatBatch")
+    assert 3 <= beats <= 12, f"{beats} heartbeats in 3.5 s"

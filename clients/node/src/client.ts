@@ -266,6 +266,12 @@ function bearer(token: string): Interceptor {
   };
 }
 
+/**
+ * The largest message sent or received: spoold's own limit (64 MiB). An EnqueueBatch or ListJobs
+ * answer can pass grpc's usual 4 MiB; a bound still keeps a broken peer from filling memory.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 /** A gRPC transport for the options: address, TLS (arguments, then SPOOL_TLS_*), API key. */
 export function grpcTransport(opts: ClientOptions = {}): Transport {
   const address = opts.address ?? "127.0.0.1:50051";
@@ -274,6 +280,8 @@ export function grpcTransport(opts: ClientOptions = {}): Transport {
   return createGrpcTransport({
     baseUrl: baseUrl(address, tls !== undefined),
     nodeOptions: tls,
+    readMaxBytes: MAX_MESSAGE_BYTES,
+    writeMaxBytes: MAX_MESSAGE_BYTES,
     interceptors: token ? [bearer(token)] : [],
   });
 }
@@ -372,7 +380,8 @@ export class Client {
     const opts: ClientOptions = typeof options === "string" ? { address: options } : options;
     const transport = opts.transport ?? grpcTransport(opts);
     this.rpc = createClient(QueueService, transport);
-    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    // Whole milliseconds: grpc-timeout takes an integer, and the server answers a fraction INTERNAL.
+    this.timeoutMs = Math.ceil(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     this.schedules = new Schedules(transport, this.timeoutMs);
     this.pipelines = new Pipelines(transport, this.timeoutMs);
   }
@@ -402,7 +411,7 @@ export class Client {
   /** Claims up to maxJobs ready jobs from the queues, waiting up to waitMs for one. */
   async lease(queues: string[], options: LeaseOptions = {}): Promise<LeasedJob[]> {
     const req = { ...leaseRequest({ ...options, queues }), wait: duration(options.waitMs) };
-    const res = await call(() => this.rpc.lease(req, { signal: options.signal, timeoutMs: this.timeoutMs + (options.waitMs ?? 0) }));
+    const res = await call(() => this.rpc.lease(req, { signal: options.signal, timeoutMs: Math.ceil(this.timeoutMs + (options.waitMs ?? 0)) }));
     return res.jobs;
   }
 
@@ -427,7 +436,7 @@ export class Client {
       checkpoint: i.checkpoint,
       logs: i.logs ?? "",
     }));
-    const res = await call(() => this.rpc.heartbeatBatch({ heartbeats }, { timeoutMs: options.timeoutMs ?? this.timeoutMs }));
+    const res = await call(() => this.rpc.heartbeatBatch({ heartbeats }, { timeoutMs: Math.ceil(options.timeoutMs ?? this.timeoutMs) }));
     return res.results.map((r) =>
       r.error !== undefined
         ? { jobId: r.jobId, error: itemError(r.error.code, r.error.reason, r.error.message) }

@@ -97,9 +97,36 @@ function classFor(code: Code, reason: string): ErrorClass {
   return BY_REASON[reason] ?? BY_CODE[code] ?? SpoolError;
 }
 
-/** True for failures worth retrying as they are: the server or its database unreachable, or too slow. */
+/**
+ * True for failures worth retrying as they are: the server or its database unreachable, too slow, or
+ * a call cut short (CANCELLED: a stopping server cuts in-flight calls; our own aborts are not retried).
+ */
 export function isTransient(err: unknown): boolean {
-  return err instanceof UnavailableError || (err instanceof SpoolError && err.code === Code.DeadlineExceeded);
+  return (
+    err instanceof UnavailableError ||
+    (err instanceof SpoolError && (err.code === Code.DeadlineExceeded || err.code === Code.Canceled))
+  );
+}
+
+// A server fault says nothing about the request, which may even have landed.
+const UNANSWERED: ReadonlySet<Code> = new Set([Code.Internal, Code.Unknown, Code.Aborted, Code.DataLoss]);
+
+/**
+ * True when the server gave no answer to the request itself: transient failures, and server faults
+ * (INTERNAL, UNKNOWN). The Worker repeats its Lease, Ack and Nack through these: an Ack that did
+ * land is answered LEASE_LOST the second time, with the job SUCCEEDED, and counts as done.
+ */
+export function isUnanswered(err: unknown): boolean {
+  return isTransient(err) || (err instanceof SpoolError && UNANSWERED.has(err.code));
+}
+
+/** True when the server refused an Ack's result for good: invalid (e.g. not JSON) or over the size limit. */
+export function isResultRefused(err: unknown): boolean {
+  if (!(err instanceof SpoolError) || (err.code !== Code.InvalidArgument && err.code !== Code.ResourceExhausted)) {
+    return false;
+  }
+  const field = err.metadata["field"] ?? "";
+  return field.endsWith("result") || field.endsWith("result_content_type");
 }
 
 /** The typed error for anything a call threw; non-RPC errors (programming errors) pass through. */

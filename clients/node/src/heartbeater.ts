@@ -5,6 +5,8 @@ import { isTransient, JobNotFoundError, LeaseLostError, SpoolError } from "./err
 import type { RunningJob } from "./running.js";
 
 export interface Logger {
+  /** Start-up and events that need no action; optional, so a logger of warn and error will do. */
+  info?(message: string, ...args: unknown[]): void;
   warn(message: string, ...args: unknown[]): void;
   error(message: string, ...args: unknown[]): void;
 }
@@ -84,7 +86,8 @@ export class Heartbeater {
     }));
     try {
       // A beat that takes longer than the interval is no use: give up and retry soon.
-      const timeoutMs = Math.max(MIN_TIMEOUT_MS, Math.min(...jobs.map((j) => j.beatIntervalMs)));
+      // Whole milliseconds: grpc-timeout takes an integer, and a fractional one is answered INTERNAL.
+      const timeoutMs = Math.max(MIN_TIMEOUT_MS, Math.floor(Math.min(...jobs.map((j) => j.beatIntervalMs))));
       const results = await this.client.heartbeatBatch(items, { timeoutMs });
       jobs.forEach((job, i) => this.apply(job, results[i]!));
     } catch (err) {

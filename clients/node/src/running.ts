@@ -1,6 +1,6 @@
 // One leased job while its handler runs: what the handler sees (JobContext), its abort signal,
 // and the checkpoint waiting for the next heartbeat.
-import { date, decodeBody, encodeBody, JSON_TYPE } from "./convert.js";
+import { date, decodeBody, encodeBody, JSON_TYPE, millis } from "./convert.js";
 import type { Job, StepOutcome } from "./gen/spool/v1/job_pb.js";
 import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
 import { parentResults } from "./pipelines.js";
@@ -90,12 +90,11 @@ export class RunningJob implements JobContext {
     this.previousCheckpoint = decodeCheckpoint(this.job.checkpoint);
     this.parentOutcomes = leased.parents;
     this.nextBeatAt = Date.now() + beatIntervalMs;
-    const deadline = date(leased.attemptDeadline);
-    if (deadline !== undefined) {
-      this.deadlineTimer = setTimeout(
-        () => this.abort("timed-out", "the attempt ran past its timeout"),
-        Math.max(0, deadline.getTime() - Date.now()),
-      );
+    // The attempt's timeout runs from its lease: counted from now, not from the server's deadline
+    // against this machine's clock, which may be off.
+    const timeoutMs = leased.attemptDeadline !== undefined ? millis(this.job.attemptTimeout) : undefined;
+    if (timeoutMs !== undefined) {
+      this.deadlineTimer = setTimeout(() => this.abort("timed-out", "the attempt ran past its timeout"), timeoutMs);
       this.deadlineTimer.unref();
     }
   }

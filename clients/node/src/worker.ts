@@ -4,10 +4,10 @@
 // asks for as many new jobs as it acks (AckBatchRequest.next), so the slots its acks free are filled
 // in the same call, and the lease loop long-polls only when slots are actually free.
 import { hostname } from "node:os";
-import { AckBatcher, withRetries } from "./acks.js";
+import { AckBatcher, untilAnswered } from "./acks.js";
 import type { AckItem, Client, NextOptions } from "./client.js";
 import { encodeBody, millis } from "./convert.js";
-import { isTransient, LeaseLostError, SpoolError } from "./errors.js";
+import { isResultRefused, LeaseLostError } from "./errors.js";
 import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
 import { Heartbeater, type Logger } from "./heartbeater.js";
 import { nackOf } from "./outcome.js";
@@ -58,7 +58,7 @@ const MAX_RETRY_DELAY_MS = 5_000;
 const MAX_LEASE_JOBS = 1000;
 const LEASE_CUTOFF_MS = 1000;
 
-/** The Nack sent when the server refuses a job's Ack (e.g. a result over the size limit). */
+/** The Nack sent when the server refuses a job's result for good (invalid, or over the size limit). */
 class ResultRefused extends Error {
   override name = "ResultRefused";
 }
@@ -84,6 +84,10 @@ export class Worker {
   private readonly releasing = new Set<Promise<void>>();
   /** Schedules declared with schedule(), upserted when run() starts. */
   private readonly declared = new Map<string, ScheduleSpec>();
+  /** Aborted when shutdown stops waiting for outcomes to be answered (the leases are over by then). */
+  private readonly giveUp = new AbortController();
+  /** The longest lease of any job started: how long shutdown waits for outcomes to be answered. */
+  private longestLeaseMs = 0;
 
   constructor(
     private readonly client: Client,
@@ -98,10 +102,15 @@ export class Worker {
       handleSignals: options.handleSignals ?? true,
     };
     this.heartbeater = new Heartbeater(client, options.leaseDurationMs, this.log);
-    this.acks = new AckBatcher(client, this.log, {
-      next: (acked) => this.refill(acked),
-      start: (leased) => leased.forEach((l) => this.take(l)),
-    });
+    this.acks = new AckBatcher(
+      client,
+      this.log,
+      {
+        next: (acked) => this.refill(acked),
+        start: (leased) => leased.forEach((l) => this.take(l)),
+      },
+      this.giveUp.signal,
+    );
   }
 
   /**
@@ -172,8 +181,14 @@ export class Worker {
     }
     // An AckBatch sent before stop() asked for the next jobs: once it is answered nothing more can be
     // handed over (later ones ask for none), and what came after the grace is being released.
+    // Outcomes are repeated through outages, but not past the leases: after that the reaper has the jobs.
+    const patience = setTimeout(() => {
+      this.log.error("spool worker: stopping with outcomes unreported; their jobs will be retried when their leases expire");
+      this.giveUp.abort();
+    }, this.longestLeaseMs);
     await this.acks.idle();
     await Promise.all(this.releasing);
+    clearTimeout(patience);
     await this.heartbeater.close();
   }
 
@@ -269,15 +284,12 @@ export class Worker {
     });
   }
 
+  /**
+   * The lease granted: the length asked for, else the job's own. A duration, never the server's
+   * timestamp minus this machine's clock, so a worker whose clock is off still beats in time.
+   */
   private leaseMs(leased: LeasedJob): number {
-    if (this.options.leaseDurationMs !== undefined) {
-      return this.options.leaseDurationMs;
-    }
-    const expires = leased.leaseExpiresAt;
-    if (expires !== undefined) {
-      return Math.max(300, Number(expires.seconds) * 1000 + expires.nanos / 1e6 - Date.now());
-    }
-    return millis(leased.job?.leaseDuration) ?? DEFAULT_LEASE_MS;
+    return this.options.leaseDurationMs ?? millis(leased.job?.leaseDuration) ?? DEFAULT_LEASE_MS;
   }
 
   // A job holds its slot until execute() resolves, which is after its Ack or Nack is answered: so the
@@ -290,7 +302,9 @@ export class Worker {
   // AckBatch whose stale ack is refused may lease that same job again while its old entry is still
   // here, and the old entry's cleanup must not remove (or un-heartbeat) the new one.
   private start(leased: LeasedJob): void {
-    const job = new RunningJob(leased, this.leaseMs(leased) / 3);
+    const leaseMs = this.leaseMs(leased);
+    this.longestLeaseMs = Math.max(this.longestLeaseMs, leaseMs);
+    const job = new RunningJob(leased, leaseMs / 3);
     this.heartbeater.add(job);
     const task = this.execute(job).finally(() => {
       this.heartbeater.delete(job);
@@ -333,16 +347,16 @@ export class Worker {
       return;
     }
     job.finish();
-    const refusal = await this.acks.ack(ack);
+    const refusal = await this.acks.ack(ack, job.attempt);
     if (refusal === undefined) {
       return;
     }
     if (refusal instanceof LeaseLostError) {
       this.log.warn(`spool worker: job ${job.id} was no longer ours to finish`, refusal.message);
-    } else if (refusal instanceof SpoolError && !isTransient(refusal)) {
-      // The server refused this Ack (e.g. its result is over the size limit): fail the attempt instead.
-      this.log.warn(`spool worker: job ${job.id}: result refused, failing the attempt`, refusal.message);
-      const err = new ResultRefused(refusal.message, { cause: refusal });
+    } else if (isResultRefused(refusal)) {
+      // Only a refused result fails the attempt: any other failure was repeated until answered.
+      this.log.warn(`spool worker: job ${job.id}: result refused, failing the attempt`, (refusal as Error).message);
+      const err = new ResultRefused((refusal as Error).message, { cause: refusal });
       const nack = { ...nackOf(err, job.takeCheckpoint()), logs: job.logs.take() };
       await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nack));
     } else {
@@ -375,10 +389,10 @@ export class Worker {
     await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nack));
   }
 
-  /** Sends a Nack, retried while the server is unavailable. */
+  /** Sends a Nack, repeated until answered (or shutdown gives up). */
   private async report(jobId: string, send: () => Promise<unknown>): Promise<void> {
     try {
-      await withRetries(send);
+      await untilAnswered(send, { giveUp: this.giveUp.signal, log: this.log, what: "Nack" });
     } catch (err) {
       if (err instanceof LeaseLostError) {
         this.log.warn(`spool worker: job ${jobId} was no longer ours to finish`, err.message);

@@ -72,14 +72,22 @@ export interface Spoold {
   close(): Promise<void>;
 }
 
-/** Starts spoold on a new database; `env` adds SPOOL_* settings (e.g. SPOOL_REAPER_INTERVAL). */
-export async function startSpoold(env: Record<string, string> = {}): Promise<Spoold> {
+/** tests/e2e/faulty_spoold.py: spoold with SPOOL_TEST_FAULTS injected by a server interceptor. */
+export const FAULTY_SPOOLD = join(ROOT, "tests", "e2e", "faulty_spoold.py");
+
+/**
+ * Starts spoold on a new database; `env` adds SPOOL_* settings (e.g. SPOOL_REAPER_INTERVAL).
+ * With `script`, that Python file is run with spoold's arguments instead (e.g. FAULTY_SPOOLD).
+ */
+export async function startSpoold(env: Record<string, string> = {}, script?: string): Promise<Spoold> {
   if (!existsSync(join(VENV_BIN, "spoold"))) {
     throw new Error(`no ${VENV_BIN}/spoold: run \`make install\` first`);
   }
   const admin = await adminUrl();
   const databaseUrl = python(["create", admin.url]);
-  const server = spawn(join(VENV_BIN, "spoold"), ["--host", "127.0.0.1", "--port", "0"], {
+  const args = ["--host", "127.0.0.1", "--port", "0"];
+  const [command, argv] = script ? [join(VENV_BIN, "python"), [script, ...args]] : [join(VENV_BIN, "spoold"), args];
+  const server = spawn(command, argv, {
     env: {
       ...process.env,
       SPOOL_DATABASE_URL: databaseUrl,

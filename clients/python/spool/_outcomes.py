@@ -90,8 +90,9 @@ class Reporter:
 
     async def _send_acks(self, batch: Sequence[tuple[ActiveJob, qs.AckRequest]]) -> None:
         req = qs.AckBatchRequest(acks=[r for _, r in batch], next=self._refill(len(batch)))
+        tries = [0]
         try:
-            resp = await self._call(self._client.stub.AckBatch, req)
+            resp = await self._call(self._client.stub.AckBatch, req, tries)
         except SpoolError as err:
             # Refused as a whole (e.g. one result too large): ack one by one so the rest go through.
             log.warning("ack batch refused, acking one by one: %s", err)
@@ -108,19 +109,21 @@ class Reporter:
             if refusal.code in UNANSWERED:  # this item's fate is unknown: ask again, on its own
                 await self._ack_one(job, one)
             else:
-                await self._refused(job, refusal)
+                await self._refused(job, refusal, repeated=tries[0] > 1)
 
     async def _ack_one(self, job: ActiveJob, req: qs.AckRequest) -> None:
+        tries = [0]
         try:
-            await self._call(self._client.stub.Ack, req)
+            await self._call(self._client.stub.Ack, req, tries)
         except SpoolError as err:
-            await self._refused(job, err)
+            await self._refused(job, err, repeated=tries[0] > 1)
 
-    async def _refused(self, job: ActiveJob, err: SpoolError) -> None:
+    async def _refused(self, job: ActiveJob, err: SpoolError, *, repeated: bool) -> None:
         """An Ack answered with a refusal. Only a refused result fails the attempt (with a Nack): any
-        other answer leaves the job to whoever holds it now, or to the reaper."""
+        other answer leaves the job to whoever holds it now, or to the reaper. A repeated Ack refused
+        LEASE_LOST may have landed on an earlier try, its answer lost: then the job is done."""
         if isinstance(err, LeaseLost):
-            if await self._landed(job):
+            if repeated and await self._landed(job):
                 log.info("job %s: ack already recorded (its first answer was lost)", job.id)
             else:
                 log.warning("job %s: ack refused, lease lost: %s", job.id, err.message)
@@ -154,10 +157,15 @@ class Reporter:
                 job.pending_checkpoint = None
                 await self.nack(job, exc, release=release)
 
-    async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], req: Req) -> Resp:
-        """Repeats the call until the server answers it (see UNANSWERED), with capped, jittered backoff."""
+    async def _call(
+        self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], req: Req, tries: list[int] | None = None
+    ) -> Resp:
+        """Repeats the call until the server answers it (see UNANSWERED), with capped, jittered
+        backoff; counts the tries in tries[0]."""
         delays = self._retry.delays()
         while True:
+            if tries is not None:
+                tries[0] += 1
             try:
                 return await self._client.call(method, req, rpc_timeout=self._client.timeout)
             except SpoolError as err:

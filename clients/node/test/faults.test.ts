@@ -1,0 +1,187 @@
+// The Worker against a spoold whose calls fail on purpose: tests/e2e/faulty_spoold.py injects
+// INTERNAL and UNAVAILABLE with a server interceptor, before a call runs (it never landed) or after
+// (it landed, its answer is lost). A handler's success is recorded once, with no extra attempt.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Code, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AttemptOutcome, Client, JobState, SpoolError, Worker, decodeBody, isTransient } from "../src/index.js";
+import { FAULTY_SPOOLD, queueName, startSpoold, waitUntil, type Spoold } from "./harness.js";
+
+/** Runs `body` against a spoold with these faults (SPOOL_TEST_FAULTS) and settings, then closes it. */
+async function withFaulty(faults: string, env: Record<string, string>, body: (spoold: Spoold) => Promise<void>) {
+  const spoold = await startSpoold(
+    { SPOOL_TEST_FAULTS: faults, SPOOL_REAPER_INTERVAL: "0.2", SPOOL_POOL_MAX_SIZE: "4", ...env },
+    FAULTY_SPOOLD,
+  );
+  try {
+    await body(spoold);
+  } finally {
+    await spoold.close();
+  }
+}
+
+/** A client whose transport counts the calls of each method (it changes nothing). */
+function counting(address: string) {
+  const calls: string[] = [];
+  const record: Interceptor = (next) => async (req) => {
+    calls.push(req.method.name);
+    return next(req);
+  };
+  const client = new Client({ transport: createGrpcTransport({ baseUrl: `http://${address}`, interceptors: [record] }) });
+  return { client, count: (method: string) => calls.filter((m) => m === method).length };
+}
+
+interface Logged {
+  info: string[];
+  warn: string[];
+  error: string[];
+}
+
+function recordingLogger(): Logged & { logger: { info(m: string): void; warn(m: string): void; error(m: string): void } } {
+  const logged: Logged = { info: [], warn: [], error: [] };
+  return {
+    ...logged,
+    logger: {
+      info: (m) => logged.info.push(m),
+      warn: (m) => logged.warn.push(m),
+      error: (m) => logged.error.push(m),
+    },
+  };
+}
+
+/** Runs one job (maxAttempts 1) through a Worker with `handler`; the job once it is SUCCEEDED. */
+async function runOne(
+  spoold: Spoold,
+  through: Client,
+  options: { leaseDurationMs?: number; enqueueLeaseMs?: number; handler?: () => Promise<unknown> } = {},
+) {
+  const queue = queueName("faults");
+  const log = recordingLogger();
+  const seen: number[] = [];
+  const worker = new Worker(through, {
+    pollWaitMs: 500,
+    handleSignals: false,
+    logger: log.logger,
+    leaseDurationMs: options.leaseDurationMs,
+  });
+  worker.handle(queue, async (job) => {
+    seen.push(job.attempt);
+    if (options.handler) await options.handler();
+    return { ok: 1 };
+  });
+  const running = worker.run();
+  try {
+    const { job } = await spoold.client.enqueue(queue, {}, { maxAttempts: 1, leaseDurationMs: options.enqueueLeaseMs });
+    const done = await waitUntil(async () => {
+      const j = await spoold.client.get(job.id);
+      return j.state === JobState.SUCCEEDED || j.state === JobState.DEAD ? j : undefined;
+    }, 30_000);
+    return { done, seen, log };
+  } finally {
+    await worker.stop(5000);
+    await running;
+  }
+}
+
+function assertSucceededOnce(run: Awaited<ReturnType<typeof runOne>>): void {
+  assert.equal(run.done.state, JobState.SUCCEEDED, run.done.lastError?.message);
+  assert.deepEqual(run.seen, [1], "the handler ran once");
+  assert.deepEqual(
+    run.done.attempts.map((a) => a.outcome),
+    [AttemptOutcome.SUCCEEDED],
+  );
+  assert.deepEqual(decodeBody(run.done.result, run.done.resultContentType), { ok: 1 });
+}
+
+describe("Worker under injected faults", () => {
+  for (const code of ["INTERNAL", "UNAVAILABLE"]) {
+    test(`an AckBatch whose answer is lost (${code}) is repeated and counts as done`, async () => {
+      await withFaulty(`AckBatch:after:${code}`, {}, async (spoold) => {
+        const rec = counting(spoold.address);
+        const run = await runOne(spoold, rec.client);
+        assertSucceededOnce(run);
+        assert.equal(rec.count("AckBatch"), 2);
+        assert.equal(rec.count("Nack"), 0, "a success is never turned into a failure");
+        assert.ok(run.log.info.some((m) => m.includes("ack already recorded")), run.log.info.join("\n"));
+        assert.deepEqual(run.log.error, []);
+      });
+    });
+
+    test(`an AckBatch that fails before landing (${code}) is repeated until answered`, async () => {
+      await withFaulty(`AckBatch:before:${code},AckBatch:before:${code},AckBatch:before:${code}`, {}, async (spoold) => {
+        const rec = counting(spoold.address);
+        const run = await runOne(spoold, rec.client);
+        assertSucceededOnce(run);
+        assert.equal(rec.count("AckBatch"), 4);
+        assert.equal(rec.count("Nack"), 0);
+      });
+    });
+  }
+
+  test("single Acks after a refused batch are repeated too", async () => {
+    await withFaulty("AckBatch:before:INVALID_ARGUMENT,Ack:after:INTERNAL,Ack:before:UNAVAILABLE", {}, async (spoold) => {
+      const rec = counting(spoold.address);
+      const run = await runOne(spoold, rec.client);
+      assertSucceededOnce(run);
+      assert.equal(rec.count("Ack"), 3);
+      assert.equal(rec.count("Nack"), 0);
+    });
+  });
+
+  test("a worker whose clock is an hour behind the server's still heartbeats in time", async () => {
+    // The server's timestamps are an hour ahead: a lease that seems to run for an hour is 1.5 s long.
+    await withFaulty("", { SPOOL_TEST_CLOCK_SKEW: "3600" }, async (spoold) => {
+      const rec = counting(spoold.address);
+      const run = await runOne(spoold, rec.client, {
+        enqueueLeaseMs: 1500,
+        handler: () => new Promise((r) => setTimeout(r, 3500)), // the work, longer than the lease
+      });
+      assertSucceededOnce(run);
+      assert.ok(rec.count("HeartbeatBatch") >= 3, `${rec.count("HeartbeatBatch")} heartbeats`);
+    });
+  });
+
+  test("a worker whose clock is an hour ahead beats every third of the lease, not without pause", async () => {
+    await withFaulty("", { SPOOL_TEST_CLOCK_SKEW: "-3600" }, async (spoold) => {
+      const rec = counting(spoold.address);
+      const run = await runOne(spoold, rec.client, {
+        enqueueLeaseMs: 1500,
+        handler: () => new Promise((r) => setTimeout(r, 3000)),
+      });
+      assertSucceededOnce(run);
+      // A beat every 500 ms: about 6 in 3 s (a storm would be one every 100 ms).
+      assert.ok(rec.count("HeartbeatBatch") <= 12, `${rec.count("HeartbeatBatch")} heartbeats`);
+    });
+  });
+
+  test("heartbeats send whole milliseconds as their deadline (a fraction is answered INTERNAL)", async () => {
+    await withFaulty("", {}, async (spoold) => {
+      // Every third of 4 s is 1333.33 ms: the beat's deadline must be sent as an integer.
+      const run = await runOne(spoold, spoold.client, {
+        leaseDurationMs: 4000,
+        handler: () => new Promise((r) => setTimeout(r, 5500)),
+      });
+      assertSucceededOnce(run);
+      assert.deepEqual(
+        run.log.warn.filter((m) => m.includes("heartbeat")),
+        [],
+      );
+    });
+  });
+
+  test("an EnqueueBatch whose answer is over 4 MiB is read whole", async () => {
+    await withFaulty("", {}, async (spoold) => {
+      const queue = queueName("big");
+      const payload = "x".repeat(900 * 1024);
+      const results = await spoold.client.enqueueBatch(Array.from({ length: 6 }, () => ({ queue, payload })));
+      assert.equal(results.length, 6);
+      assert.equal(decodeBody(results[5]!.job.payload, results[5]!.job.contentType), payload);
+    });
+  });
+
+  test("a call cut short (CANCELLED) is transient", () => {
+    assert.ok(isTransient(new SpoolError(Code.Canceled, "", "cut by a stopping server")));
+    assert.ok(!isTransient(new SpoolError(Code.InvalidArgument, "", "bad")));
+  });
+});
