@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import spoold.__main__ as spoold_main  # noqa: E402
-from spoold.app import App  # noqa: E402
-from tests.grpc_faults import FaultInjector  # noqa: E402
+import spoold.__main__ as spoold_main
+from spoold.app import App
+from tests.grpc_faults import FaultInjector
 
 if __name__ == "__main__":
     skew = timedelta(seconds=float(os.environ.get("SPOOL_TEST_CLOCK_SKEW", "0")))
