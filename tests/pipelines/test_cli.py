@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import spool
 from spool import step
+from spool.v1 import queue_service_pb2 as qs
 from tests.cli.conftest import Spool, cli
 
 __all__ = ["cli"]
@@ -18,3 +19,17 @@ async def test_ls_by_pipeline_and_waiting_state(cli: Spool, client: spool.AsyncC
     assert [(j["step_name"], j["status"]) for j in waiting] == [("render", "waiting")]
     table = await cli("ls", "-s", "waiting")
     assert table.code == 0 and "waiting" in table.out
+
+
+async def test_get_shows_a_steps_pipeline_and_a_jobs_durable_steps(cli: Spool, client: spool.AsyncClient) -> None:
+    p = await client.pipeline("export", [step("extract")])
+    shown = await cli("get", p.steps[0].job.id)
+    assert shown.code == 0 and f"{p.id}, step extract" in shown.out
+    job = await client.enqueue("durable", {})
+    (leased,) = await client.lease(["durable"], max_jobs=1)
+    checkpoint = b'{"spool.steps": {"charge": {"id": "ch_1"}}, "spool.checkpoint": 3}'
+    await client.stub.Heartbeat(
+        qs.HeartbeatRequest(job_id=job.id, lease_token=leased.lease_token, checkpoint=checkpoint)
+    )
+    shown = await cli("get", job.id)
+    assert shown.code == 0 and "steps:" in shown.out and "charge" in shown.out and "ch_1" in shown.out

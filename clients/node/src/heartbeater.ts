@@ -44,6 +44,32 @@ export class Heartbeater {
     await this.inFlight;
   }
 
+  /**
+   * Stores a checkpoint now (a durable step's result) and resolves once the server has it; throws
+   * what the server answered. A beat in flight goes first: its older checkpoint must not land
+   * after this one and erase the step.
+   */
+  async save(job: RunningJob, checkpoint: Uint8Array): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      while (this.inFlight !== undefined) {
+        await this.inFlight;
+      }
+      try {
+        const heartbeat = await this.client.heartbeat(job.id, job.leaseToken, {
+          leaseDurationMs: this.leaseDurationMs,
+          checkpoint,
+        });
+        this.apply(job, { jobId: job.id, heartbeat });
+        return;
+      } catch (err) {
+        if (!(err instanceof SpoolError) || !isTransient(err) || tries >= 5) {
+          throw err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * tries));
+      }
+    }
+  }
+
   private schedule(): void {
     if (this.closed || this.inFlight !== undefined) {
       return; // the running beat reschedules when it ends

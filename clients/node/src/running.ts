@@ -49,6 +49,28 @@ export interface JobContext {
    * sent with the next heartbeat and the outcome, so a crash keeps what was sent.
    */
   log(message: string, level?: string): void;
+  /**
+   * Runs fn once across the job's attempts: its result (JSON-encodable) is saved in the job's
+   * checkpoint and acknowledged by the server before this resolves, and a later attempt gets it
+   * back without running fn again. A step that throws is not saved (docs/pipelines.md).
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /** The results of the durable steps completed so far, in this attempt or earlier ones. */
+  readonly steps: Readonly<Record<string, unknown>>;
+}
+
+// A checkpoint with durable steps is {"spool.steps": {name: result}, "spool.checkpoint": value}.
+const STEPS = "spool.steps";
+const USER = "spool.checkpoint";
+
+function envelope(value: unknown): { [STEPS]: Record<string, unknown>; [USER]?: unknown } | undefined {
+  if (typeof value === "object" && value !== null && !(value instanceof Uint8Array)) {
+    const steps = (value as Record<string, unknown>)[STEPS];
+    if (typeof steps === "object" && steps !== null) {
+      return value as { [STEPS]: Record<string, unknown>; [USER]?: unknown };
+    }
+  }
+  return undefined;
 }
 
 function decodeCheckpoint(bytes: Uint8Array): unknown {
@@ -69,6 +91,10 @@ export class RunningJob implements JobContext {
   readonly payload: unknown;
   readonly previousCheckpoint: unknown;
   readonly parentOutcomes: Readonly<Record<string, StepOutcome>>;
+  readonly steps: Record<string, unknown>;
+  /** Set by the Worker: stores a checkpoint now, resolving once the server has it. */
+  saver: ((checkpoint: Uint8Array) => Promise<void>) | undefined;
+  private userCheckpoint: unknown;
   private parentValues: Record<string, unknown> | undefined;
   /** Set once the outcome is decided (acked, nacked, or the lease is gone): later events change nothing. */
   settled = false;
@@ -87,7 +113,11 @@ export class RunningJob implements JobContext {
     this.leaseToken = leased.leaseToken;
     this.leaseExpiresAt = date(leased.leaseExpiresAt);
     this.payload = decodeBody(this.job.payload, this.job.contentType);
-    this.previousCheckpoint = decodeCheckpoint(this.job.checkpoint);
+    const previous = decodeCheckpoint(this.job.checkpoint);
+    const wrapped = envelope(previous);
+    this.previousCheckpoint = wrapped === undefined ? previous : wrapped[USER];
+    this.steps = wrapped === undefined ? {} : { ...wrapped[STEPS] };
+    this.userCheckpoint = this.previousCheckpoint instanceof Uint8Array ? undefined : this.previousCheckpoint;
     this.parentOutcomes = leased.parents;
     this.nextBeatAt = Date.now() + beatIntervalMs;
     // The attempt's timeout runs from its lease: counted from now, not from the server's deadline
@@ -123,7 +153,37 @@ export class RunningJob implements JobContext {
   }
 
   checkpoint(value: unknown): void {
-    this.pending = encodeBody(value).bytes;
+    this.userCheckpoint = value;
+    this.pending = this.checkpointBytes();
+  }
+
+  async step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    if (Object.hasOwn(this.steps, name)) {
+      return this.steps[name] as T;
+    }
+    if (this.saver === undefined) {
+      throw new Error("job.step needs a job leased by a Worker");
+    }
+    const value = await fn();
+    this.steps[name] = decodeBody(encodeBody(value ?? null).bytes, JSON_TYPE); // as a later attempt sees it
+    const saved = this.checkpointBytes();
+    this.pending = undefined; // `saved` holds the handler's latest checkpoint too
+    await this.saver(saved);
+    return this.steps[name] as T;
+  }
+
+  private checkpointBytes(): Uint8Array {
+    if (Object.keys(this.steps).length === 0) {
+      return encodeBody(this.userCheckpoint).bytes;
+    }
+    if (this.userCheckpoint instanceof Uint8Array) {
+      throw new TypeError("a job with durable steps checkpoints JSON values, not bytes");
+    }
+    const wrapped: Record<string, unknown> = { [STEPS]: this.steps };
+    if (this.userCheckpoint !== undefined) {
+      wrapped[USER] = this.userCheckpoint;
+    }
+    return encodeBody(wrapped).bytes;
   }
 
   log(message: string, level = "INFO"): void {

@@ -305,6 +305,7 @@ export class Worker {
     const leaseMs = this.leaseMs(leased);
     this.longestLeaseMs = Math.max(this.longestLeaseMs, leaseMs);
     const job = new RunningJob(leased, leaseMs / 3);
+    job.saver = (checkpoint) => this.heartbeater.save(job, checkpoint);
     this.heartbeater.add(job);
     const task = this.execute(job).finally(() => {
       this.heartbeater.delete(job);

@@ -33,6 +33,9 @@ class Heartbeater:
         self._on_cancel = on_cancel
         self._held: dict[str, ActiveJob] = {}
         self._since: dict[str, float] = {}
+        # Beats and durable-step saves go one at a time: an older checkpoint in flight in a batch
+        # must not land after a step's save and erase the step.
+        self._sending = asyncio.Lock()
 
     def hold(self, job: ActiveJob) -> None:
         self._held[job.id] = job
@@ -55,7 +58,17 @@ class Heartbeater:
             now = loop.time()
             due = [j for j in self._held.values() if now - self._since[j.id] >= self._interval / 2]
             for start in range(0, len(due), _MAX_BATCH):
-                await self._beat(due[start : start + _MAX_BATCH], now)
+                async with self._sending:
+                    await self._beat(due[start : start + _MAX_BATCH], now)
+
+    async def save(self, job: ActiveJob, checkpoint: bytes) -> None:
+        """Stores a checkpoint now (a durable step's result) and returns once the server has it;
+        raises what the server answered (LeaseLost when the lease is gone)."""
+        async with self._sending:
+            resp = await self._client.call(
+                self._client.stub.Heartbeat, _request(job, checkpoint), retry=self._client.retry
+            )
+        self._beaten(job, None, resp.cancel_requested, asyncio.get_running_loop().time())
 
     async def _beat(self, jobs: Sequence[ActiveJob], now: float) -> None:
         sent = [j.pending_checkpoint for j in jobs]

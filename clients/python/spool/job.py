@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import traceback
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +32,23 @@ class Permanent(Exception):
     """Raise from a handler to fail the job for good: it goes to DEAD whatever attempts remain."""
 
 
+# A checkpoint with durable steps is {"spool.steps": {name: result}, "spool.checkpoint": value}.
+_STEPS = "spool.steps"
+_USER = "spool.checkpoint"
+_NOTHING: Any = object()
+
+
+def _decoded(raw: bytes) -> Any:
+    try:
+        return decode_json(raw)
+    except ValueError:
+        return None
+
+
+def _is_envelope(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get(_STEPS), dict)
+
+
 class ActiveJob:
     """A leased job, as a handler sees it: the job, its checkpoints and whether to stop."""
 
@@ -44,6 +62,15 @@ class ActiveJob:
         # attributes will do, and a job costs no lock to create.
         self.pending_checkpoint: bytes | None = None
         self._cancelled = False
+        # Durable steps (job.step): results saved by earlier attempts, and how to save one now
+        # (set by the Worker: a heartbeat that waits for its answer).
+        previous = _decoded(self.proto.checkpoint)
+        self._steps: dict[str, Any] = dict(previous[_STEPS]) if _is_envelope(previous) else {}
+        # Carried into the checkpoints of this attempt until the handler sets its own.
+        self._user_checkpoint: Any = previous.get(_USER, _NOTHING) if _is_envelope(previous) else previous
+        if self._user_checkpoint is None or isinstance(self._user_checkpoint, bytes):
+            self._user_checkpoint = _NOTHING
+        self._save: Callable[[bytes], Awaitable[None]] | None = None
         # A pipeline step's parents, by step name (docs/pipelines.md).
         self.parent_outcomes: Mapping[str, job_pb2.StepOutcome] = leased.parents
         self._parents: dict[str, Any] | None = None
@@ -86,7 +113,8 @@ class ActiveJob:
 
     def checkpoint(self, value: Any) -> None:
         """Saves progress with the next heartbeat (or the Nack); bytes are kept as they are, else JSON."""
-        self.pending_checkpoint = encode(value)[0]
+        self._user_checkpoint = value
+        self.pending_checkpoint = self._checkpoint_bytes()
 
     @property
     def previous_checkpoint(self) -> Any:
@@ -95,9 +123,44 @@ class ActiveJob:
         if not raw:
             return None
         try:
-            return decode_json(raw)
+            value = decode_json(raw)
         except ValueError:
             return raw
+        return value.get(_USER, None) if _is_envelope(value) else value
+
+    @property
+    def steps(self) -> Mapping[str, Any]:
+        """The results of the durable steps (job.step) completed so far, in this attempt or earlier ones."""
+        return self._steps
+
+    async def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Runs fn(*args, **kwargs) (awaited if it returns an awaitable) once across the job's
+        attempts: its result (JSON-encodable) is saved in the job's checkpoint and acknowledged by
+        the server before this returns, and a later attempt gets it back without running fn again.
+        A step that raises is not saved: the next attempt runs it again. See docs/pipelines.md."""
+        if name in self._steps:
+            return self._steps[name]
+        if self._save is None:
+            raise RuntimeError("job.step needs a job leased by a spool.Worker")
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = await value
+        self._steps[name] = decode_json(encode(value)[0])  # as a later attempt will see it
+        saved = self._checkpoint_bytes()
+        self.pending_checkpoint = None  # `saved` holds the handler's latest checkpoint too
+        await self._save(saved)
+        return self._steps[name]
+
+    def _checkpoint_bytes(self) -> bytes:
+        """The checkpoint to store: the handler's own, wrapped with the steps' results once there are any."""
+        if not self._steps:
+            return encode(self._user_checkpoint)[0]
+        if isinstance(self._user_checkpoint, bytes | bytearray | memoryview):
+            raise TypeError("a job with durable steps checkpoints JSON values, not bytes")
+        envelope: dict[str, Any] = {_STEPS: self._steps}
+        if self._user_checkpoint is not _NOTHING:
+            envelope[_USER] = self._user_checkpoint
+        return encode(envelope)[0]
 
     @property
     def cancelled(self) -> bool:

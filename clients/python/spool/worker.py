@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import logging
 import os
@@ -308,6 +309,7 @@ class Worker:
 
     def _start(self, leased: qs.LeasedJob) -> None:
         job = ActiveJob(leased)
+        job._save = functools.partial(self._heartbeats.save, job)
         if self._grace_over:
             self._report(job, self._reporter.nack(job, WorkerShutdown("worker stopped"), release=True))
             return

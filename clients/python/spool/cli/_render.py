@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -103,6 +104,7 @@ def _summary(job: Job) -> list[tuple[str, Text | str]]:
         ("id", job.id),
         ("queue", cell(job.queue, width=None)),
         ("status", _state_line(job)),
+        *([("pipeline", cell(f"{job.pipeline_id}, step {job.step_name}", width=None))] if job.pipeline_id else []),
         ("attempt", f"{job.attempt} of {job.max_attempts}" + (f", requeued {job.requeues}x" if job.requeues else "")),
         ("priority", str(job.priority)),
         ("created", when(job.created_at)),
@@ -158,6 +160,9 @@ def job_detail(job: Job, verbose: bool = False, logs: bool = False) -> Renderabl
     parts: list[RenderableType] = [_grid(_summary(job) + (_details(job) if verbose else []))]
     if verbose and job.last_error.details:
         parts += [Text(""), Text("last error details:", style="bold"), Text(clean_block(job.last_error.details))]
+    steps = durable_steps(job)
+    if steps:
+        parts += [Text(""), Text("steps:", style="bold"), _steps_table(steps)]
     if job.attempts:
         parts += [Text(""), Text("attempts:", style="bold"), timeline(job)]
     if verbose:
@@ -177,6 +182,25 @@ def attempt_logs(job: Job, number: int | None = None) -> list[RenderableType]:
             body = Text(clean_block(a.logs.rstrip("\n"))) if a.logs else Text("(no log lines)", style="dim")
             parts += [Text(""), Text(head, style="bold"), body]
     return parts
+
+
+def durable_steps(job: Job) -> dict[str, Any]:
+    """The durable steps (job.step) the job completed, from its checkpoint; {} if none."""
+    if not job.checkpoint:
+        return {}
+    try:
+        value = json.loads(job.checkpoint)
+    except ValueError:
+        return {}
+    steps = value.get("spool.steps") if isinstance(value, dict) else None
+    return steps if isinstance(steps, dict) else {}
+
+
+def _steps_table(steps: dict[str, Any]) -> Table:
+    table = _table("STEP", "RESULT")
+    for name, result in steps.items():
+        table.add_row(cell(name, "green", width=40), cell(json.dumps(result)))
+    return table
 
 
 def timeline(job: Job) -> Table:
