@@ -42,10 +42,11 @@ from spoold.http.door import Door
 from spoold.http.server import FLAG as HTTP_FLAG
 from spoold.http.server import HttpServer
 from spoold.leasing import Leaser
-from spoold.loops import Loop, Pruner, Reaper, Scheduler, Watchdog
+from spoold.loops import BulkRunner, Loop, Pruner, Reaper, Scheduler, Watchdog
 from spoold.model import JobDefaults, Retention
 from spoold.notify import KEYS, Listener
 from spoold.scheduling import Firer
+from spoold.store.bulk import BulkStore
 from spoold.store.database import CONNECT_ERRORS, create_pool, unreachable
 from spoold.store.jobs import JobStore
 from spoold.store.keys import KeyStore
@@ -166,6 +167,8 @@ class App:
             Pruner(RetentionStore(self.pool), s.pruner_interval.total_seconds(), s.pruner_batch, retention),
             Scheduler(schedules, firer, s.scheduler_interval.total_seconds()),
         ]
+        bulk = BulkStore(self.pool)
+        self.loops.append(BulkRunner(bulk, s.bulk_interval.total_seconds(), s.bulk_batch))
         self.hub = self._watch_hub()
         assert self.searches is not None
         keys = KeyStore(self.pool)
@@ -173,7 +176,7 @@ class App:
         access = Access(keys)
         services = {
             QUEUE_SERVICE: QueueService(self.store, self.leaser, s, access, SearchStore(self.searches), hub=self.hub),
-            ADMIN_SERVICE: AdminService(QueueStore(self.pool, self.searches), keys, access, s, schedules, firer),
+            ADMIN_SERVICE: AdminService(QueueStore(self.pool, self.searches), keys, access, s, schedules, firer, bulk),
             PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access),
         }
         # The gRPC door's adapter is its interceptors (api/auth.py, api/decoding.py); the servicers

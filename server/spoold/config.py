@@ -116,6 +116,10 @@ class Settings:
     retention_dead: timedelta = timedelta(days=30)
     # WatchJob: NOTIFY wakes watchers at once; this poll catches a lost notification.
     watch_poll_interval: timedelta = timedelta(seconds=1)
+    # Bulk operations (AdminService.StartBulkOperation): how often a server looks for one to run,
+    # and how many jobs one batch (one transaction) handles.
+    bulk_interval: timedelta = timedelta(seconds=1)
+    bulk_batch: int = 1000
     # The web console's queue stats: one query per interval, pushed to every open console.
     console_feed_interval: timedelta = timedelta(seconds=2)
     # Snapshots kept per watcher that is not reading; older ones are dropped (coalesced).

@@ -179,6 +179,13 @@ class CsrfTokenInvalid(PermissionDenied):
     reason = "CSRF_TOKEN_INVALID"
 
 
+class BulkOperationNotFound(SpoolError):
+    reason = "BULK_OPERATION_NOT_FOUND"
+
+    def __init__(self, operation_id: str, field: str = "id") -> None:
+        super().__init__(f"{field}: no bulk operation {operation_id[:40]!r}", id=operation_id[:40], field=field)
+
+
 class KeyNotFound(SpoolError):
     reason = "API_KEY_NOT_FOUND"
 

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from spool.v1 import admin_service_pb2 as adm
-from spool.v1 import admin_service_pb2_grpc, queue_service_pb2_grpc
+from spool.v1 import admin_service_pb2_grpc, job_pb2, queue_service_pb2_grpc
 from spool.v1 import queue_service_pb2 as qs
 from spool.v1 import schedule_pb2 as sp
 from spoold.app import App
@@ -39,6 +39,7 @@ class World:
     pending: str = ""
     leased: qs.LeasedJob | None = None
     dead: str = ""
+    bulk: str = ""
 
     async def prepare(self) -> None:
         md = self.admin_md
@@ -52,6 +53,8 @@ class World:
         self.leased = (await self.queue.Lease(qs.LeaseRequest(queues=[Q], max_jobs=1), metadata=md)).jobs[0]
         self.pending = (await self.queue.Enqueue(qs.EnqueueRequest(queue=Q, payload=body), metadata=md)).job.id
         await self.admin.PauseQueue(adm.PauseQueueRequest(name="spare"), metadata=md)  # settings, no jobs
+        start = adm.StartBulkOperationRequest(action=adm.BulkOperation.ACTION_REQUEUE, filter=_NOTHING)
+        self.bulk = (await self.admin.StartBulkOperation(start, metadata=md)).operation.id
         for name in ("nightly", "spare-schedule"):
             schedule = sp.Schedule(name=name, cron="0 3 * * *", template=qs.EnqueueRequest(queue=Q, payload=body))
             await self.admin.CreateSchedule(adm.CreateScheduleRequest(schedule=schedule), metadata=md)
@@ -75,6 +78,9 @@ async def _watch(w: World, md: Metadata) -> Any:
 
 
 _ENQ = qs.EnqueueRequest(queue=Q, payload=b'{"new": true}')
+# A filter of the queue that matches no job: the bulk operations it starts change nothing.
+_NOTHING = job_pb2.JobFilter(queues=[Q], idempotency_key="no such key")
+_BULK = adm.StartBulkOperationRequest(action=adm.BulkOperation.ACTION_REQUEUE, filter=_NOTHING)
 
 # RPC -> (the scope it needs, the call, what a key on another queue gets: code, reason).
 CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
@@ -181,9 +187,28 @@ CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
         lambda w, md: w.admin.RevokeApiKey(adm.RevokeApiKeyRequest(id=key_id(w.admin_md[0][1][7:])), metadata=md),
         (DENIED, "SCOPE_MISSING"),
     ),
+    "CountJobs": (
+        "read",
+        lambda w, md: w.admin.CountJobs(adm.CountJobsRequest(filter=_NOTHING), metadata=md),
+        (DENIED, "QUEUE_NOT_ALLOWED"),
+    ),
+    "GetBulkOperation": (
+        "read",
+        lambda w, md: w.admin.GetBulkOperation(adm.GetBulkOperationRequest(id=w.bulk), metadata=md),
+        (NOT_FOUND, "BULK_OPERATION_NOT_FOUND"),
+    ),
+    "ListBulkOperations": (
+        "read",
+        lambda w, md: w.admin.ListBulkOperations(adm.ListBulkOperationsRequest(), metadata=md),
+        (OK, ""),
+    ),
     **{
         rpc: ("admin", call, (DENIED, "SCOPE_MISSING"))
         for rpc, call in {
+            "StartBulkOperation": lambda w, md: w.admin.StartBulkOperation(_BULK, metadata=md),
+            "AbortBulkOperation": lambda w, md: w.admin.AbortBulkOperation(
+                adm.AbortBulkOperationRequest(id=w.bulk), metadata=md
+            ),
             "CreateSchedule": lambda w, md: w.admin.CreateSchedule(
                 adm.CreateScheduleRequest(
                     schedule=sp.Schedule(
@@ -220,6 +245,8 @@ SELECT (SELECT coalesce(string_agg(j::text, '|' ORDER BY j.id), '') FROM spool.j
     || (SELECT coalesce(string_agg(f::text, '|' ORDER BY f.schedule, f.fire_time), '') FROM spool.schedule_fires f)
     || (SELECT coalesce(string_agg((k.id, k.name, k.scopes, k.queues, k.expires_at, k.revoked_at)::text, '|'
         ORDER BY k.id), '') FROM spool.api_keys k)
+    || (SELECT coalesce(string_agg((b.id, b.action, b.filter, b.created_by)::text, '|' ORDER BY b.id), '')
+        FROM spool.bulk_operations b)
 """
 
 

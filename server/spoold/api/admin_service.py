@@ -11,6 +11,7 @@ from spool.v1 import admin_service_pb2 as adm
 from spoold.api import admin_convert, key_convert
 from spoold.api import validate as v
 from spoold.api.access import Access
+from spoold.api.admin_bulk import BulkAdmin
 from spoold.api.admin_schedules import ScheduleAdmin
 from spoold.api.calls import CallContext as Context
 from spoold.api.errors import unary
@@ -19,6 +20,7 @@ from spoold.auth.principal import principal
 from spoold.config import Settings
 from spoold.errors import QueueNotFound
 from spoold.scheduling import Firer
+from spoold.store.bulk import BulkStore
 from spoold.store.keys import KeyStore
 from spoold.store.queues import QueueStore
 from spoold.store.schedules import ScheduleStore
@@ -30,7 +32,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class AdminService(ScheduleAdmin):
+class AdminService(ScheduleAdmin, BulkAdmin):
     def __init__(
         self,
         queues: QueueStore,
@@ -39,6 +41,7 @@ class AdminService(ScheduleAdmin):
         settings: Settings,
         schedules: ScheduleStore,
         firer: Firer,
+        bulk: BulkStore,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._queues = queues
@@ -48,6 +51,7 @@ class AdminService(ScheduleAdmin):
         self._limits = settings.limits
         self._schedules = schedules
         self._firer = firer
+        self._bulk = bulk
         self._clock = clock
 
     @unary

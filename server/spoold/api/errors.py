@@ -62,6 +62,7 @@ CODES: dict[type[errors.SpoolError], Code] = {
     errors.Unauthenticated: Code.UNAUTHENTICATED,
     errors.PermissionDenied: Code.PERMISSION_DENIED,
     errors.KeyNotFound: Code.NOT_FOUND,
+    errors.BulkOperationNotFound: Code.NOT_FOUND,
     errors.Internal: Code.INTERNAL,
     errors.BodyTooLarge: Code.RESOURCE_EXHAUSTED,
     errors.BodyTimeout: Code.DEADLINE_EXCEEDED,

@@ -8,6 +8,7 @@ type spool.job_state enum ('pending', 'running', 'succeeded', 'dead', 'cancelled
 type spool.pipeline_state enum ('running', 'succeeded', 'failed', 'cancelled')
 type spool.schedule_catch_up enum ('latest', 'all', 'none')
 type spool.schedule_overlap enum ('allow', 'skip')
+sequence spool.bulk_operations_id_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.job_events_seq_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.jobs_id_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
 sequence spool.lease_token_seq bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1
@@ -58,6 +59,29 @@ table spool.attempts
     constraint attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES spool.jobs(id) ON DELETE CASCADE
     constraint attempts_pkey PRIMARY KEY (job_id, lease_token)
     index attempts_pkey: CREATE UNIQUE INDEX attempts_pkey ON spool.attempts USING btree (job_id, lease_token)
+
+table spool.bulk_operations
+    id bigint not null generated always as identity
+    action text not null
+    filter jsonb not null
+    criteria jsonb not null
+    include_succeeded boolean not null default false
+    state text not null default 'running'::text
+    expected bigint not null
+    done bigint not null default 0
+    cursor bigint not null default 0
+    max_id bigint not null
+    created_by text not null
+    created_at timestamp with time zone not null default now()
+    updated_at timestamp with time zone not null default now()
+    finished_at timestamp with time zone
+    constraint bulk_operations_action CHECK ((action = ANY (ARRAY['requeue'::text, 'cancel'::text])))
+    constraint bulk_operations_counts CHECK (((expected >= 0) AND (done >= 0) AND (cursor >= 0) AND (max_id >= 0)))
+    constraint bulk_operations_finished CHECK (((state = 'running'::text) = (finished_at IS NULL)))
+    constraint bulk_operations_pkey PRIMARY KEY (id)
+    constraint bulk_operations_state CHECK ((state = ANY (ARRAY['running'::text, 'succeeded'::text, 'aborted'::text])))
+    index bulk_operations_pkey: CREATE UNIQUE INDEX bulk_operations_pkey ON spool.bulk_operations USING btree (id)
+    index bulk_operations_running_idx: CREATE INDEX bulk_operations_running_idx ON spool.bulk_operations USING btree (id) WHERE (state = 'running'::text)
 
 unlogged table spool.job_events
     seq bigint not null generated always as identity

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 from click.shell_completion import get_completion_class
 
-from spool.cli import _jobs, _keys, _observe, _queues, _schedules
+from spool.cli import _bulk, _jobs, _keys, _observe, _queues, _schedules
 from spool.cli._base import CONTEXT, ERROR, NOT_FOUND, OK, USAGE, Cli, SpoolGroup, command, pass_cli
 from spool.cli._connect import Unreachable, describe
 from spool.cli._text import clean
@@ -66,7 +66,15 @@ def completion(cli: Cli, shell: str) -> int:
     return OK
 
 
-for cmd in (*_jobs.COMMANDS, *_observe.COMMANDS, *_queues.COMMANDS, *_schedules.COMMANDS, *_keys.COMMANDS, completion):
+for cmd in (
+    *_jobs.COMMANDS,
+    *_observe.COMMANDS,
+    *_queues.COMMANDS,
+    *_schedules.COMMANDS,
+    *_keys.COMMANDS,
+    *_bulk.COMMANDS,
+    completion,
+):
     spool.add_command(cmd)
 
 

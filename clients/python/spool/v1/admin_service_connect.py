@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .admin_service_pb2 import CreateApiKeyRequest, CreateApiKeyResponse, CreateScheduleRequest, CreateScheduleResponse, DeleteQueueRequest, DeleteQueueResponse, DeleteScheduleRequest, DeleteScheduleResponse, GetQueueRequest, GetQueueResponse, GetScheduleRequest, GetScheduleResponse, ListApiKeysRequest, ListApiKeysResponse, ListQueuesRequest, ListQueuesResponse, ListSchedulesRequest, ListSchedulesResponse, PauseQueueRequest, PauseQueueResponse, PauseScheduleRequest, PauseScheduleResponse, ResumeQueueRequest, ResumeQueueResponse, ResumeScheduleRequest, ResumeScheduleResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, TriggerScheduleRequest, TriggerScheduleResponse, UpdateQueueRequest, UpdateQueueResponse, UpdateScheduleRequest, UpdateScheduleResponse
+from .admin_service_pb2 import AbortBulkOperationRequest, AbortBulkOperationResponse, CountJobsRequest, CountJobsResponse, CreateApiKeyRequest, CreateApiKeyResponse, CreateScheduleRequest, CreateScheduleResponse, DeleteQueueRequest, DeleteQueueResponse, DeleteScheduleRequest, DeleteScheduleResponse, GetBulkOperationRequest, GetBulkOperationResponse, GetQueueRequest, GetQueueResponse, GetScheduleRequest, GetScheduleResponse, ListApiKeysRequest, ListApiKeysResponse, ListBulkOperationsRequest, ListBulkOperationsResponse, ListQueuesRequest, ListQueuesResponse, ListSchedulesRequest, ListSchedulesResponse, PauseQueueRequest, PauseQueueResponse, PauseScheduleRequest, PauseScheduleResponse, ResumeQueueRequest, ResumeQueueResponse, ResumeScheduleRequest, ResumeScheduleResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, StartBulkOperationRequest, StartBulkOperationResponse, TriggerScheduleRequest, TriggerScheduleResponse, UpdateQueueRequest, UpdateQueueResponse, UpdateScheduleRequest, UpdateScheduleResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -146,6 +146,39 @@ class AdminService(Protocol):
         """
         Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
         its fire time.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def count_jobs(self, request: CountJobsRequest, ctx: RequestContext[CountJobsRequest, CountJobsResponse], /) -> CountJobsResponse:
+        """
+        How many jobs match a filter, counted up to `limit`: what a bulk operation would touch.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def start_bulk_operation(self, request: StartBulkOperationRequest, ctx: RequestContext[StartBulkOperationRequest, StartBulkOperationResponse], /) -> StartBulkOperationResponse:
+        """
+        Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+        batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+        after the start are not touched. Answers at once with the operation, RUNNING.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_bulk_operation(self, request: GetBulkOperationRequest, ctx: RequestContext[GetBulkOperationRequest, GetBulkOperationResponse], /) -> GetBulkOperationResponse:
+        """
+        One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def list_bulk_operations(self, request: ListBulkOperationsRequest, ctx: RequestContext[ListBulkOperationsRequest, ListBulkOperationsResponse], /) -> ListBulkOperationsResponse:
+        """
+        The bulk operations, newest first, in pages.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def abort_bulk_operation(self, request: AbortBulkOperationRequest, ctx: RequestContext[AbortBulkOperationRequest, AbortBulkOperationResponse], /) -> AbortBulkOperationResponse:
+        """
+        Stop a running bulk operation after the batch in progress; what was done stays done.
+        Idempotent; a finished operation is answered as it is.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -349,6 +382,61 @@ class AdminServiceASGIApplication(ConnectASGIApplication[AdminService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.trigger_schedule,
+                ),
+                "/spool.v1.AdminService/CountJobs": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CountJobs",
+                        service_name="spool.v1.AdminService",
+                        input=CountJobsRequest,
+                        output=CountJobsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.count_jobs,
+                ),
+                "/spool.v1.AdminService/StartBulkOperation": Endpoint.unary(
+                    method=MethodInfo(
+                        name="StartBulkOperation",
+                        service_name="spool.v1.AdminService",
+                        input=StartBulkOperationRequest,
+                        output=StartBulkOperationResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.start_bulk_operation,
+                ),
+                "/spool.v1.AdminService/GetBulkOperation": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetBulkOperation",
+                        service_name="spool.v1.AdminService",
+                        input=GetBulkOperationRequest,
+                        output=GetBulkOperationResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_bulk_operation,
+                ),
+                "/spool.v1.AdminService/ListBulkOperations": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListBulkOperations",
+                        service_name="spool.v1.AdminService",
+                        input=ListBulkOperationsRequest,
+                        output=ListBulkOperationsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.list_bulk_operations,
+                ),
+                "/spool.v1.AdminService/AbortBulkOperation": Endpoint.unary(
+                    method=MethodInfo(
+                        name="AbortBulkOperation",
+                        service_name="spool.v1.AdminService",
+                        input=AbortBulkOperationRequest,
+                        output=AbortBulkOperationResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.abort_bulk_operation,
                 ),
             },
             interceptors=interceptors,
@@ -788,6 +876,124 @@ class AdminServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def count_jobs(
+        self,
+        request: CountJobsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CountJobsResponse:
+        """
+        How many jobs match a filter, counted up to `limit`: what a bulk operation would touch.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CountJobs",
+                service_name="spool.v1.AdminService",
+                input=CountJobsRequest,
+                output=CountJobsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def start_bulk_operation(
+        self,
+        request: StartBulkOperationRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> StartBulkOperationResponse:
+        """
+        Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+        batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+        after the start are not touched. Answers at once with the operation, RUNNING.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="StartBulkOperation",
+                service_name="spool.v1.AdminService",
+                input=StartBulkOperationRequest,
+                output=StartBulkOperationResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def get_bulk_operation(
+        self,
+        request: GetBulkOperationRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetBulkOperationResponse:
+        """
+        One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetBulkOperation",
+                service_name="spool.v1.AdminService",
+                input=GetBulkOperationRequest,
+                output=GetBulkOperationResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def list_bulk_operations(
+        self,
+        request: ListBulkOperationsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListBulkOperationsResponse:
+        """
+        The bulk operations, newest first, in pages.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListBulkOperations",
+                service_name="spool.v1.AdminService",
+                input=ListBulkOperationsRequest,
+                output=ListBulkOperationsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def abort_bulk_operation(
+        self,
+        request: AbortBulkOperationRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> AbortBulkOperationResponse:
+        """
+        Stop a running bulk operation after the batch in progress; what was done stays done.
+        Idempotent; a finished operation is answered as it is.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="AbortBulkOperation",
+                service_name="spool.v1.AdminService",
+                input=AbortBulkOperationRequest,
+                output=AbortBulkOperationResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class AdminServiceSync(Protocol):
     """
@@ -898,6 +1104,39 @@ class AdminServiceSync(Protocol):
         """
         Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
         its fire time.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def count_jobs(self, request: CountJobsRequest, ctx: RequestContext[CountJobsRequest, CountJobsResponse], /) -> CountJobsResponse:
+        """
+        How many jobs match a filter, counted up to `limit`: what a bulk operation would touch.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def start_bulk_operation(self, request: StartBulkOperationRequest, ctx: RequestContext[StartBulkOperationRequest, StartBulkOperationResponse], /) -> StartBulkOperationResponse:
+        """
+        Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+        batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+        after the start are not touched. Answers at once with the operation, RUNNING.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_bulk_operation(self, request: GetBulkOperationRequest, ctx: RequestContext[GetBulkOperationRequest, GetBulkOperationResponse], /) -> GetBulkOperationResponse:
+        """
+        One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def list_bulk_operations(self, request: ListBulkOperationsRequest, ctx: RequestContext[ListBulkOperationsRequest, ListBulkOperationsResponse], /) -> ListBulkOperationsResponse:
+        """
+        The bulk operations, newest first, in pages.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def abort_bulk_operation(self, request: AbortBulkOperationRequest, ctx: RequestContext[AbortBulkOperationRequest, AbortBulkOperationResponse], /) -> AbortBulkOperationResponse:
+        """
+        Stop a running bulk operation after the batch in progress; what was done stays done.
+        Idempotent; a finished operation is answered as it is.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -1099,6 +1338,61 @@ class AdminServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.trigger_schedule,
+                ),
+                "/spool.v1.AdminService/CountJobs": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CountJobs",
+                        service_name="spool.v1.AdminService",
+                        input=CountJobsRequest,
+                        output=CountJobsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.count_jobs,
+                ),
+                "/spool.v1.AdminService/StartBulkOperation": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="StartBulkOperation",
+                        service_name="spool.v1.AdminService",
+                        input=StartBulkOperationRequest,
+                        output=StartBulkOperationResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.start_bulk_operation,
+                ),
+                "/spool.v1.AdminService/GetBulkOperation": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetBulkOperation",
+                        service_name="spool.v1.AdminService",
+                        input=GetBulkOperationRequest,
+                        output=GetBulkOperationResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_bulk_operation,
+                ),
+                "/spool.v1.AdminService/ListBulkOperations": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListBulkOperations",
+                        service_name="spool.v1.AdminService",
+                        input=ListBulkOperationsRequest,
+                        output=ListBulkOperationsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.list_bulk_operations,
+                ),
+                "/spool.v1.AdminService/AbortBulkOperation": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="AbortBulkOperation",
+                        service_name="spool.v1.AdminService",
+                        input=AbortBulkOperationRequest,
+                        output=AbortBulkOperationResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.abort_bulk_operation,
                 ),
             },
             interceptors=interceptors,
@@ -1532,6 +1826,124 @@ class AdminServiceClientSync(ConnectClientSync):
                 service_name="spool.v1.AdminService",
                 input=TriggerScheduleRequest,
                 output=TriggerScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def count_jobs(
+        self,
+        request: CountJobsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> CountJobsResponse:
+        """
+        How many jobs match a filter, counted up to `limit`: what a bulk operation would touch.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CountJobs",
+                service_name="spool.v1.AdminService",
+                input=CountJobsRequest,
+                output=CountJobsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def start_bulk_operation(
+        self,
+        request: StartBulkOperationRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> StartBulkOperationResponse:
+        """
+        Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+        batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+        after the start are not touched. Answers at once with the operation, RUNNING.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="StartBulkOperation",
+                service_name="spool.v1.AdminService",
+                input=StartBulkOperationRequest,
+                output=StartBulkOperationResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_bulk_operation(
+        self,
+        request: GetBulkOperationRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetBulkOperationResponse:
+        """
+        One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetBulkOperation",
+                service_name="spool.v1.AdminService",
+                input=GetBulkOperationRequest,
+                output=GetBulkOperationResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def list_bulk_operations(
+        self,
+        request: ListBulkOperationsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListBulkOperationsResponse:
+        """
+        The bulk operations, newest first, in pages.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListBulkOperations",
+                service_name="spool.v1.AdminService",
+                input=ListBulkOperationsRequest,
+                output=ListBulkOperationsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def abort_bulk_operation(
+        self,
+        request: AbortBulkOperationRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> AbortBulkOperationResponse:
+        """
+        Stop a running bulk operation after the batch in progress; what was done stays done.
+        Idempotent; a finished operation is answered as it is.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="AbortBulkOperation",
+                service_name="spool.v1.AdminService",
+                input=AbortBulkOperationRequest,
+                output=AbortBulkOperationResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -10,6 +10,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from spool.v1 import job_pb2 as _job_pb2
 from spool.v1 import schedule_pb2 as _schedule_pb2
 import builtins as _builtins
@@ -978,3 +979,336 @@ class TriggerScheduleResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TriggerScheduleResponse: _TypeAlias = TriggerScheduleResponse  # noqa: Y015
+
+@_typing.final
+class CountJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    INCLUDE_SUCCEEDED_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Count at most this many: 1 to 10,000,000, default 100,000. The cost is bounded by it."""
+    action: Global___BulkOperation.Action.ValueType
+    """With an action: only the jobs a bulk operation of that action would touch (a requeue touches
+    DEAD and CANCELLED jobs, and SUCCEEDED ones with include_succeeded; a cancel PENDING and
+    RUNNING ones).
+    """
+    include_succeeded: _builtins.bool
+    @_builtins.property
+    def filter(self) -> _job_pb2.JobFilter: ...
+    def __init__(
+        self,
+        *,
+        filter: _job_pb2.JobFilter | None = ...,
+        limit: _builtins.int = ...,
+        action: Global___BulkOperation.Action.ValueType = ...,
+        include_succeeded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "filter", b"filter", "include_succeeded", b"include_succeeded", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountJobsRequest: _TypeAlias = CountJobsRequest  # noqa: Y015
+
+@_typing.final
+class CountJobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """min(matching jobs, limit)."""
+    more: _builtins.bool
+    """True when more than `limit` jobs match."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "more", b"more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountJobsResponse: _TypeAlias = CountJobsResponse  # noqa: Y015
+
+@_typing.final
+class BulkOperation(_message.Message):
+    """A requeue or cancel over every job matching a filter, run by the server in batches."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Action:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[BulkOperation._Action.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        ACTION_UNSPECIFIED: BulkOperation._Action.ValueType  # 0
+        ACTION_REQUEUE: BulkOperation._Action.ValueType  # 1
+        """DEAD and CANCELLED jobs (and SUCCEEDED ones with include_succeeded) go back to PENDING."""
+        ACTION_CANCEL: BulkOperation._Action.ValueType  # 2
+        """PENDING jobs end CANCELLED; RUNNING ones are asked to stop (as CancelJob does)."""
+
+    class Action(_Action, metaclass=_ActionEnumTypeWrapper): ...
+    ACTION_UNSPECIFIED: BulkOperation.Action.ValueType  # 0
+    ACTION_REQUEUE: BulkOperation.Action.ValueType  # 1
+    """DEAD and CANCELLED jobs (and SUCCEEDED ones with include_succeeded) go back to PENDING."""
+    ACTION_CANCEL: BulkOperation.Action.ValueType  # 2
+    """PENDING jobs end CANCELLED; RUNNING ones are asked to stop (as CancelJob does)."""
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[BulkOperation._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: BulkOperation._State.ValueType  # 0
+        STATE_RUNNING: BulkOperation._State.ValueType  # 1
+        STATE_SUCCEEDED: BulkOperation._State.ValueType  # 2
+        """Every matching job was handled."""
+        STATE_ABORTED: BulkOperation._State.ValueType  # 3
+        """Stopped by AbortBulkOperation; `done` jobs were handled."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper): ...
+    STATE_UNSPECIFIED: BulkOperation.State.ValueType  # 0
+    STATE_RUNNING: BulkOperation.State.ValueType  # 1
+    STATE_SUCCEEDED: BulkOperation.State.ValueType  # 2
+    """Every matching job was handled."""
+    STATE_ABORTED: BulkOperation.State.ValueType  # 3
+    """Stopped by AbortBulkOperation; `done` jobs were handled."""
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    INCLUDE_SUCCEEDED_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    EXPECTED_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    action: Global___BulkOperation.Action.ValueType
+    include_succeeded: _builtins.bool
+    state: Global___BulkOperation.State.ValueType
+    expected: _builtins.int
+    """Jobs matching the filter when the operation started (counted up to 10,000,000)."""
+    done: _builtins.int
+    """Jobs requeued or cancelled so far."""
+    created_by: _builtins.str
+    """Who started it: "key <id> (<name>)", or "no key" for a caller admitted without one."""
+    @_builtins.property
+    def filter(self) -> _job_pb2.JobFilter:
+        """The filter, as given."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        action: Global___BulkOperation.Action.ValueType = ...,
+        filter: _job_pb2.JobFilter | None = ...,
+        include_succeeded: _builtins.bool = ...,
+        state: Global___BulkOperation.State.ValueType = ...,
+        expected: _builtins.int = ...,
+        done: _builtins.int = ...,
+        created_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "filter", b"filter", "finished_at", b"finished_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created_at", b"created_at", "created_by", b"created_by", "done", b"done", "expected", b"expected", "filter", b"filter", "finished_at", b"finished_at", "id", b"id", "include_succeeded", b"include_succeeded", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkOperation: _TypeAlias = BulkOperation  # noqa: Y015
+
+@_typing.final
+class StartBulkOperationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    INCLUDE_SUCCEEDED_FIELD_NUMBER: _builtins.int
+    action: Global___BulkOperation.Action.ValueType
+    include_succeeded: _builtins.bool
+    """Requeue only: SUCCEEDED jobs too."""
+    @_builtins.property
+    def filter(self) -> _job_pb2.JobFilter:
+        """Required, with at least one field set: an empty filter would touch every job."""
+
+    def __init__(
+        self,
+        *,
+        action: Global___BulkOperation.Action.ValueType = ...,
+        filter: _job_pb2.JobFilter | None = ...,
+        include_succeeded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "filter", b"filter", "include_succeeded", b"include_succeeded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartBulkOperationRequest: _TypeAlias = StartBulkOperationRequest  # noqa: Y015
+
+@_typing.final
+class StartBulkOperationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def operation(self) -> Global___BulkOperation: ...
+    def __init__(
+        self,
+        *,
+        operation: Global___BulkOperation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartBulkOperationResponse: _TypeAlias = StartBulkOperationResponse  # noqa: Y015
+
+@_typing.final
+class GetBulkOperationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBulkOperationRequest: _TypeAlias = GetBulkOperationRequest  # noqa: Y015
+
+@_typing.final
+class GetBulkOperationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def operation(self) -> Global___BulkOperation: ...
+    def __init__(
+        self,
+        *,
+        operation: Global___BulkOperation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBulkOperationResponse: _TypeAlias = GetBulkOperationResponse  # noqa: Y015
+
+@_typing.final
+class ListBulkOperationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """1 to 1000; default 50."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBulkOperationsRequest: _TypeAlias = ListBulkOperationsRequest  # noqa: Y015
+
+@_typing.final
+class ListBulkOperationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def operations(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkOperation]: ...
+    def __init__(
+        self,
+        *,
+        operations: _abc.Iterable[Global___BulkOperation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "operations", b"operations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBulkOperationsResponse: _TypeAlias = ListBulkOperationsResponse  # noqa: Y015
+
+@_typing.final
+class AbortBulkOperationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AbortBulkOperationRequest: _TypeAlias = AbortBulkOperationRequest  # noqa: Y015
+
+@_typing.final
+class AbortBulkOperationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def operation(self) -> Global___BulkOperation: ...
+    def __init__(
+        self,
+        *,
+        operation: Global___BulkOperation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AbortBulkOperationResponse: _TypeAlias = AbortBulkOperationResponse  # noqa: Y015

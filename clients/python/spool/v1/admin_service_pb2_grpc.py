@@ -121,6 +121,31 @@ class AdminServiceStub:
                 request_serializer=spool_dot_v1_dot_admin__service__pb2.TriggerScheduleRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_admin__service__pb2.TriggerScheduleResponse.FromString,
                 _registered_method=True)
+        self.CountJobs = channel.unary_unary(
+                '/spool.v1.AdminService/CountJobs',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.CountJobsRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.CountJobsResponse.FromString,
+                _registered_method=True)
+        self.StartBulkOperation = channel.unary_unary(
+                '/spool.v1.AdminService/StartBulkOperation',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.StartBulkOperationRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.StartBulkOperationResponse.FromString,
+                _registered_method=True)
+        self.GetBulkOperation = channel.unary_unary(
+                '/spool.v1.AdminService/GetBulkOperation',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.GetBulkOperationRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.GetBulkOperationResponse.FromString,
+                _registered_method=True)
+        self.ListBulkOperations = channel.unary_unary(
+                '/spool.v1.AdminService/ListBulkOperations',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.ListBulkOperationsRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.ListBulkOperationsResponse.FromString,
+                _registered_method=True)
+        self.AbortBulkOperation = channel.unary_unary(
+                '/spool.v1.AdminService/AbortBulkOperation',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.AbortBulkOperationRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.AbortBulkOperationResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -252,6 +277,44 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountJobs(self, request, context):
+        """How many jobs match a filter, counted up to `limit`: what a bulk operation would touch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartBulkOperation(self, request, context):
+        """Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+        batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+        after the start are not touched. Answers at once with the operation, RUNNING.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBulkOperation(self, request, context):
+        """One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBulkOperations(self, request, context):
+        """The bulk operations, newest first, in pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortBulkOperation(self, request, context):
+        """Stop a running bulk operation after the batch in progress; what was done stays done.
+        Idempotent; a finished operation is answered as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -339,6 +402,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.TriggerSchedule,
                     request_deserializer=spool_dot_v1_dot_admin__service__pb2.TriggerScheduleRequest.FromString,
                     response_serializer=spool_dot_v1_dot_admin__service__pb2.TriggerScheduleResponse.SerializeToString,
+            ),
+            'CountJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountJobs,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.CountJobsRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.CountJobsResponse.SerializeToString,
+            ),
+            'StartBulkOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartBulkOperation,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.StartBulkOperationRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.StartBulkOperationResponse.SerializeToString,
+            ),
+            'GetBulkOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBulkOperation,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.GetBulkOperationRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.GetBulkOperationResponse.SerializeToString,
+            ),
+            'ListBulkOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBulkOperations,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.ListBulkOperationsRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.ListBulkOperationsResponse.SerializeToString,
+            ),
+            'AbortBulkOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortBulkOperation,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.AbortBulkOperationRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.AbortBulkOperationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -802,6 +890,141 @@ class AdminService:
             '/spool.v1.AdminService/TriggerSchedule',
             spool_dot_v1_dot_admin__service__pb2.TriggerScheduleRequest.SerializeToString,
             spool_dot_v1_dot_admin__service__pb2.TriggerScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/CountJobs',
+            spool_dot_v1_dot_admin__service__pb2.CountJobsRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.CountJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartBulkOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/StartBulkOperation',
+            spool_dot_v1_dot_admin__service__pb2.StartBulkOperationRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.StartBulkOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBulkOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/GetBulkOperation',
+            spool_dot_v1_dot_admin__service__pb2.GetBulkOperationRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.GetBulkOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBulkOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/ListBulkOperations',
+            spool_dot_v1_dot_admin__service__pb2.ListBulkOperationsRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.ListBulkOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortBulkOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/AbortBulkOperation',
+            spool_dot_v1_dot_admin__service__pb2.AbortBulkOperationRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.AbortBulkOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,

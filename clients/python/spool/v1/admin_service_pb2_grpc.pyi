@@ -78,6 +78,21 @@ class AdminServiceStub:
     """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
     its fire time.
     """
+    CountJobs: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CountJobsRequest, _admin_service_pb2.CountJobsResponse]
+    """How many jobs match a filter, counted up to `limit`: what a bulk operation would touch."""
+    StartBulkOperation: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.StartBulkOperationRequest, _admin_service_pb2.StartBulkOperationResponse]
+    """Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+    batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+    after the start are not touched. Answers at once with the operation, RUNNING.
+    """
+    GetBulkOperation: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetBulkOperationRequest, _admin_service_pb2.GetBulkOperationResponse]
+    """One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND)."""
+    ListBulkOperations: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListBulkOperationsRequest, _admin_service_pb2.ListBulkOperationsResponse]
+    """The bulk operations, newest first, in pages."""
+    AbortBulkOperation: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.AbortBulkOperationRequest, _admin_service_pb2.AbortBulkOperationResponse]
+    """Stop a running bulk operation after the batch in progress; what was done stays done.
+    Idempotent; a finished operation is answered as it is.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -128,6 +143,21 @@ class AdminServiceAsyncStub(AdminServiceStub):
     TriggerSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.TriggerScheduleRequest, _admin_service_pb2.TriggerScheduleResponse]  # type: ignore[assignment]
     """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
     its fire time.
+    """
+    CountJobs: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CountJobsRequest, _admin_service_pb2.CountJobsResponse]  # type: ignore[assignment]
+    """How many jobs match a filter, counted up to `limit`: what a bulk operation would touch."""
+    StartBulkOperation: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.StartBulkOperationRequest, _admin_service_pb2.StartBulkOperationResponse]  # type: ignore[assignment]
+    """Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+    batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+    after the start are not touched. Answers at once with the operation, RUNNING.
+    """
+    GetBulkOperation: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetBulkOperationRequest, _admin_service_pb2.GetBulkOperationResponse]  # type: ignore[assignment]
+    """One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND)."""
+    ListBulkOperations: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListBulkOperationsRequest, _admin_service_pb2.ListBulkOperationsResponse]  # type: ignore[assignment]
+    """The bulk operations, newest first, in pages."""
+    AbortBulkOperation: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.AbortBulkOperationRequest, _admin_service_pb2.AbortBulkOperationResponse]  # type: ignore[assignment]
+    """Stop a running bulk operation after the batch in progress; what was done stays done.
+    Idempotent; a finished operation is answered as it is.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -278,6 +308,51 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.TriggerScheduleResponse, _abc.Awaitable[_admin_service_pb2.TriggerScheduleResponse]]:
         """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
         its fire time.
+        """
+
+    @_abc_1.abstractmethod
+    def CountJobs(
+        self,
+        request: _admin_service_pb2.CountJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CountJobsResponse, _abc.Awaitable[_admin_service_pb2.CountJobsResponse]]:
+        """How many jobs match a filter, counted up to `limit`: what a bulk operation would touch."""
+
+    @_abc_1.abstractmethod
+    def StartBulkOperation(
+        self,
+        request: _admin_service_pb2.StartBulkOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.StartBulkOperationResponse, _abc.Awaitable[_admin_service_pb2.StartBulkOperationResponse]]:
+        """Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+        batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+        after the start are not touched. Answers at once with the operation, RUNNING.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBulkOperation(
+        self,
+        request: _admin_service_pb2.GetBulkOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetBulkOperationResponse, _abc.Awaitable[_admin_service_pb2.GetBulkOperationResponse]]:
+        """One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND)."""
+
+    @_abc_1.abstractmethod
+    def ListBulkOperations(
+        self,
+        request: _admin_service_pb2.ListBulkOperationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListBulkOperationsResponse, _abc.Awaitable[_admin_service_pb2.ListBulkOperationsResponse]]:
+        """The bulk operations, newest first, in pages."""
+
+    @_abc_1.abstractmethod
+    def AbortBulkOperation(
+        self,
+        request: _admin_service_pb2.AbortBulkOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.AbortBulkOperationResponse, _abc.Awaitable[_admin_service_pb2.AbortBulkOperationResponse]]:
+        """Stop a running bulk operation after the batch in progress; what was done stays done.
+        Idempotent; a finished operation is answered as it is.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

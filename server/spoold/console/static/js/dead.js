@@ -1,15 +1,14 @@
 // Dead letters: DEAD jobs grouped by queue and error. Requeue one, the selected ones, or all that
-// match the filter: counted first, confirmed, then requeued in batches with progress and an Abort.
+// match the filter: a bulk operation (bulk.js), counted first, run by the server with progress.
 
 import { rpc } from "./api.js";
 import { actionButton, el, link, notice, replace } from "./dom.js";
+import { bulkButton } from "./bulk.js";
 import { describe, jobFilter, listRequest } from "./filter.js";
 import { count } from "./format.js";
 import { jobTable, searchForm } from "./jobs.js";
 
 const SAMPLE = 500; // the newest dead jobs the groups are drawn from
-const BATCH = 1000; // jobs per Requeue call (the server's limit)
-const COUNT_CAP = 100000;
 
 function deadFilter(params) {
   return { ...jobFilter(params), statuses: ["STATUS_DEAD"] };
@@ -37,50 +36,10 @@ function groupTable(list) {
     }))));
 }
 
-// How many dead jobs match, counted page by page (bounded), before anything is changed.
-async function countMatching(params, progress) {
-  let token = "";
-  let total = 0;
-  do {
-    const answer = await rpc("QueueService", "ListJobs", { filter: deadFilter(params), pageSize: 1000, pageToken: token });
-    total += (answer.jobs || []).length;
-    token = answer.nextPageToken || "";
-    progress(`counting… ${count(total)}`);
-  } while (token && total < COUNT_CAP);
-  return { total, capped: Boolean(token) };
-}
-
-function bulk(params, who, done) {
-  const status = el("div", { class: "bulk", "aria-live": "polite" });
-  const bar = el("progress", { max: 1, value: 0 });
-  let abort = false;
-  const run = async () => {
-    replace(status, "counting…");
-    const { total, capped } = await countMatching(params, (t) => replace(status, t));
-    if (!total) return replace(status, notice("No dead job matches.", "info"));
-    const shown = capped ? `more than ${count(total)}` : count(total);
-    if (!confirm(`Requeue ${shown} dead jobs matching ${describe(params)}?`)) return replace(status);
-    bar.max = total;
-    const stopButton = el("button", { type: "button", onclick: () => { abort = true; } }, "Abort");
-    let moved = 0;
-    while (!abort && moved < total) {
-      const answer = await rpc("QueueService", "Requeue", { filter: deadFilter(params), limit: Math.min(BATCH, total - moved) });
-      const n = (answer.jobs || []).length;
-      if (!n) break;
-      moved += n;
-      bar.value = moved;
-      replace(status, bar, ` requeued ${count(moved)} of ${shown} `, stopButton);
-    }
-    replace(status, notice(`${abort ? "Aborted: " : ""}requeued ${moved} jobs.`, "info"));
-    done();
-  };
-  const button = actionButton(who, "Requeue all matching…", () => run().catch((e) => replace(status, notice(e.message))), { id: "requeue-all" });
-  return el("div", { class: "actions" }, button, status);
-}
-
 export function render(main, { who, params }) {
   const results = el("div", { "aria-live": "polite" }, el("p", { class: "muted" }, "Loading…"));
-  replace(main, el("h1", {}, "Dead letters"), searchForm(params, "#/dead"), results);
+  const bulk = el("div");
+  replace(main, el("h1", {}, "Dead letters"), searchForm(params, "#/dead"), bulk, results);
   let live = true;
   const load = () => rpc("QueueService", "ListJobs", { ...listRequest(params, SAMPLE), filter: deadFilter(params) }).then((answer) => {
     if (!live) return;
@@ -104,9 +63,10 @@ export function render(main, { who, params }) {
       el("h2", {}, "By queue and error"),
       el("p", { class: "muted" }, `Grouped over the newest ${count(jobs.length)} dead jobs${answer.nextPageToken ? " (there are more)" : ""} · ${describe(params)}`),
       groupTable(groups(jobs)),
-      el("h2", {}, "Jobs"), bulk(params, who, load), el("div", { class: "actions" }, selectedButton), message,
+      el("h2", {}, "Jobs"), el("div", { class: "actions" }, selectedButton), message,
       jobTable(jobs, select));
   }, (err) => live && replace(results, notice(`This search cannot run: ${err.message}`)));
+  replace(bulk, bulkButton(who, "ACTION_REQUEUE", deadFilter(params), params, () => live && load()));
   load();
   return () => { live = false; };
 }

@@ -3,7 +3,8 @@
 
 import { rpc } from "./api.js";
 import { el, link, notice, replace } from "./dom.js";
-import { STATUSES, describe, listRequest, paramsOf } from "./filter.js";
+import { bulkButton } from "./bulk.js";
+import { STATUSES, describe, jobFilter, listRequest, paramsOf } from "./filter.js";
 import { ago, shortStatus, time } from "./format.js";
 
 function field(label, name, params, attrs = {}) {
@@ -65,7 +66,7 @@ export function jobTable(jobs, select) {
     el("tbody", {}, jobs.map((j) => jobRow(j, select && select(j))))));
 }
 
-export function render(main, { params }) {
+export function render(main, { who, params }) {
   const results = el("div", { "aria-live": "polite" }, el("p", { class: "muted" }, "Searching…"));
   replace(main, el("h1", {}, "Jobs"), searchForm(params, "#/jobs"), results);
   let live = true;
@@ -75,7 +76,11 @@ export function render(main, { params }) {
     const pager = el("nav", { class: "pager", "aria-label": "Pages" },
       params.get("page") ? el("button", { type: "button", class: "link", onclick: () => history.back() }, "← Previous") : null,
       answer.nextPageToken ? link(`#/jobs?${withPage(params, answer.nextPageToken)}`, "Next →") : null);
-    replace(results, el("p", { class: "muted" }, `${jobs.length} jobs${answer.nextPageToken ? " on this page" : ""} · ${describe(params)}`),
+    const filter = jobFilter(params);
+    const bulk = Object.keys(filter).length && jobs.length
+      ? [bulkButton(who, "ACTION_REQUEUE", filter, params, () => null), bulkButton(who, "ACTION_CANCEL", filter, params, () => null)]
+      : null;
+    replace(results, el("p", { class: "muted" }, `${jobs.length} jobs${answer.nextPageToken ? " on this page" : ""} · ${describe(params)}`), bulk,
       jobs.length ? jobTable(jobs) : notice("No job matches.", "info"), pager);
   }, (err) => {
     if (live) replace(results, notice(`This search cannot run: ${err.message}`));

@@ -3,13 +3,14 @@
 
 import { onSignedOut, session } from "./api.js";
 import { el, notice, replace } from "./dom.js";
+import * as bulk from "./bulk.js";
 import * as dead from "./dead.js";
 import * as enqueue from "./enqueue.js";
 import * as job from "./job.js";
 import * as jobs from "./jobs.js";
 import * as queues from "./queues.js";
 
-const PAGES = { queues, jobs, job, dead, enqueue };
+const PAGES = { queues, jobs, job, dead, enqueue, bulk };
 const main = document.getElementById("page");
 const whoBox = document.getElementById("who");
 let who = null;

@@ -2,11 +2,11 @@
 // @generated from file spool/v1/admin_service.proto (package spool.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { BackoffPolicy, Job, RateLimit } from "./job_pb.js";
+import type { BackoffPolicy, Job, JobFilter, RateLimit } from "./job_pb.js";
 import { file_spool_v1_job } from "./job_pb.js";
 import type { Schedule } from "./schedule_pb.js";
 import { file_spool_v1_schedule } from "./schedule_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/admin_service.proto.
  */
 export const file_spool_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxzcG9vbC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSKeAQoFUXVldWUSDAoEbmFtZRgBIAEoCRIOCgZwYXVzZWQYAiABKAgSKQoIZGVmYXVsdHMYAyABKAsyFy5zcG9vbC52MS5RdWV1ZURlZmF1bHRzEiMKBXN0YXRzGAQgASgLMhQuc3Bvb2wudjEuUXVldWVTdGF0cxInCgpyYXRlX2xpbWl0GAogASgLMhMuc3Bvb2wudjEuUmF0ZUxpbWl0It4BCgpRdWV1ZVN0YXRzEg0KBXJlYWR5GAEgASgDEhEKCXNjaGVkdWxlZBgCIAEoAxIQCghyZXRyeWluZxgDIAEoAxIPCgdydW5uaW5nGAQgASgDEgwKBGRlYWQYBSABKAMSEQoJc3VjY2VlZGVkGAYgASgDEhEKCWNhbmNlbGxlZBgHIAEoAxImCgNsYWcYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUZmluaXNoZWRfbGFzdF9taW51dGUYCSABKAMSEQoJdGhyb3R0bGVkGBQgASgDIu8CCg1RdWV1ZURlZmF1bHRzEhkKDG1heF9hdHRlbXB0cxgBIAEoBUgAiAEBEigKB2JhY2tvZmYYAiABKAsyFy5zcG9vbC52MS5CYWNrb2ZmUG9saWN5EjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2F0dGVtcHRfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChNyZXRlbnRpb25fc3VjY2VlZGVkGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3JldGVudGlvbl9jYW5jZWxsZWQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoOcmV0ZW50aW9uX2RlYWQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CDwoNX21heF9hdHRlbXB0cyITChFMaXN0UXVldWVzUmVxdWVzdCI1ChJMaXN0UXVldWVzUmVzcG9uc2USHwoGcXVldWVzGAEgAygLMg8uc3Bvb2wudjEuUXVldWUiHwoPR2V0UXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkiMgoQR2V0UXVldWVSZXNwb25zZRIeCgVxdWV1ZRgBIAEoCzIPLnNwb29sLnYxLlF1ZXVlIiEKEVBhdXNlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkiNAoSUGF1c2VRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiIgoSUmVzdW1lUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkiNQoTUmVzdW1lUXVldWVSZXNwb25zZRIeCgVxdWV1ZRgBIAEoCzIPLnNwb29sLnYxLlF1ZXVlIqcBChJVcGRhdGVRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIpCghkZWZhdWx0cxgCIAEoCzIXLnNwb29sLnYxLlF1ZXVlRGVmYXVsdHMSLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEicKCnJhdGVfbGltaXQYCiABKAsyEy5zcG9vbC52MS5SYXRlTGltaXQiNQoTVXBkYXRlUXVldWVSZXNwb25zZRIeCgVxdWV1ZRgBIAEoCzIPLnNwb29sLnYxLlF1ZXVlIjEKEkRlbGV0ZVF1ZXVlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBWZvcmNlGAIgASgIIisKE0RlbGV0ZVF1ZXVlUmVzcG9uc2USFAoMZGVsZXRlZF9qb2JzGAEgASgDIoQCCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSDgoGcXVldWVzGAQgAygJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisAEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZzY29wZXMYAiADKAkSDgoGcXVldWVzGAMgAygJEjAKCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASLwoKZXhwaXJlc19pbhgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAQggKBmV4cGlyeSJGChRDcmVhdGVBcGlLZXlSZXNwb25zZRIhCgdhcGlfa2V5GAEgASgLMhAuc3Bvb2wudjEuQXBpS2V5EgsKA2tleRgCIAEoCSItChJMaXN0QXBpS2V5c1JlcXVlc3QSFwoPaW5jbHVkZV9yZXZva2VkGAEgASgIIjkKE0xpc3RBcGlLZXlzUmVzcG9uc2USIgoIYXBpX2tleXMYASADKAsyEC5zcG9vbC52MS5BcGlLZXkiIQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI5ChRSZXZva2VBcGlLZXlSZXNwb25zZRIhCgdhcGlfa2V5GAEgASgLMhAuc3Bvb2wudjEuQXBpS2V5Ij0KFUNyZWF0ZVNjaGVkdWxlUmVxdWVzdBIkCghzY2hlZHVsZRgBIAEoCzISLnNwb29sLnYxLlNjaGVkdWxlIj4KFkNyZWF0ZVNjaGVkdWxlUmVzcG9uc2USJAoIc2NoZWR1bGUYASABKAsyEi5zcG9vbC52MS5TY2hlZHVsZSIiChJHZXRTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI7ChNHZXRTY2hlZHVsZVJlc3BvbnNlEiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUiPQoUTGlzdFNjaGVkdWxlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoVTGlzdFNjaGVkdWxlc1Jlc3BvbnNlEiUKCXNjaGVkdWxlcxgBIAMoCzISLnNwb29sLnYxLlNjaGVkdWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQoVVXBkYXRlU2NoZWR1bGVSZXF1ZXN0EiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEhUKDWFsbG93X21pc3NpbmcYAyABKAgiPgoWVXBkYXRlU2NoZWR1bGVSZXNwb25zZRIkCghzY2hlZHVsZRgBIAEoCzISLnNwb29sLnYxLlNjaGVkdWxlIiUKFURlbGV0ZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkRlbGV0ZVNjaGVkdWxlUmVzcG9uc2UiJAoUUGF1c2VTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI9ChVQYXVzZVNjaGVkdWxlUmVzcG9uc2USJAoIc2NoZWR1bGUYASABKAsyEi5zcG9vbC52MS5TY2hlZHVsZSIlChVSZXN1bWVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI+ChZSZXN1bWVTY2hlZHVsZVJlc3BvbnNlEiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUiJgoWVHJpZ2dlclNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIlsKF1RyaWdnZXJTY2hlZHVsZVJlc3BvbnNlEiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUSGgoDam9iGAIgASgLMg0uc3Bvb2wudjEuSm9iMs0KCgxBZG1pblNlcnZpY2USRwoKTGlzdFF1ZXVlcxIbLnNwb29sLnYxLkxpc3RRdWV1ZXNSZXF1ZXN0Ghwuc3Bvb2wudjEuTGlzdFF1ZXVlc1Jlc3BvbnNlEkEKCEdldFF1ZXVlEhkuc3Bvb2wudjEuR2V0UXVldWVSZXF1ZXN0Ghouc3Bvb2wudjEuR2V0UXVldWVSZXNwb25zZRJHCgpQYXVzZVF1ZXVlEhsuc3Bvb2wudjEuUGF1c2VRdWV1ZVJlcXVlc3QaHC5zcG9vbC52MS5QYXVzZVF1ZXVlUmVzcG9uc2USSgoLUmVzdW1lUXVldWUSHC5zcG9vbC52MS5SZXN1bWVRdWV1ZVJlcXVlc3QaHS5zcG9vbC52MS5SZXN1bWVRdWV1ZVJlc3BvbnNlEkoKC1VwZGF0ZVF1ZXVlEhwuc3Bvb2wudjEuVXBkYXRlUXVldWVSZXF1ZXN0Gh0uc3Bvb2wudjEuVXBkYXRlUXVldWVSZXNwb25zZRJKCgtEZWxldGVRdWV1ZRIcLnNwb29sLnYxLkRlbGV0ZVF1ZXVlUmVxdWVzdBodLnNwb29sLnYxLkRlbGV0ZVF1ZXVlUmVzcG9uc2USTQoMQ3JlYXRlQXBpS2V5Eh0uc3Bvb2wudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBoeLnNwb29sLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlEkoKC0xpc3RBcGlLZXlzEhwuc3Bvb2wudjEuTGlzdEFwaUtleXNSZXF1ZXN0Gh0uc3Bvb2wudjEuTGlzdEFwaUtleXNSZXNwb25zZRJNCgxSZXZva2VBcGlLZXkSHS5zcG9vbC52MS5SZXZva2VBcGlLZXlSZXF1ZXN0Gh4uc3Bvb2wudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USUwoOQ3JlYXRlU2NoZWR1bGUSHy5zcG9vbC52MS5DcmVhdGVTY2hlZHVsZVJlcXVlc3QaIC5zcG9vbC52MS5DcmVhdGVTY2hlZHVsZVJlc3BvbnNlEkoKC0dldFNjaGVkdWxlEhwuc3Bvb2wudjEuR2V0U2NoZWR1bGVSZXF1ZXN0Gh0uc3Bvb2wudjEuR2V0U2NoZWR1bGVSZXNwb25zZRJQCg1MaXN0U2NoZWR1bGVzEh4uc3Bvb2wudjEuTGlzdFNjaGVkdWxlc1JlcXVlc3QaHy5zcG9vbC52MS5MaXN0U2NoZWR1bGVzUmVzcG9uc2USUwoOVXBkYXRlU2NoZWR1bGUSHy5zcG9vbC52MS5VcGRhdGVTY2hlZHVsZVJlcXVlc3QaIC5zcG9vbC52MS5VcGRhdGVTY2hlZHVsZVJlc3BvbnNlElMKDkRlbGV0ZVNjaGVkdWxlEh8uc3Bvb2wudjEuRGVsZXRlU2NoZWR1bGVSZXF1ZXN0GiAuc3Bvb2wudjEuRGVsZXRlU2NoZWR1bGVSZXNwb25zZRJQCg1QYXVzZVNjaGVkdWxlEh4uc3Bvb2wudjEuUGF1c2VTY2hlZHVsZVJlcXVlc3QaHy5zcG9vbC52MS5QYXVzZVNjaGVkdWxlUmVzcG9uc2USUwoOUmVzdW1lU2NoZWR1bGUSHy5zcG9vbC52MS5SZXN1bWVTY2hlZHVsZVJlcXVlc3QaIC5zcG9vbC52MS5SZXN1bWVTY2hlZHVsZVJlc3BvbnNlElYKD1RyaWdnZXJTY2hlZHVsZRIgLnNwb29sLnYxLlRyaWdnZXJTY2hlZHVsZVJlcXVlc3QaIS5zcG9vbC52MS5UcmlnZ2VyU2NoZWR1bGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_schedule]);
+  fileDesc("ChxzcG9vbC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSKeAQoFUXVldWUSDAoEbmFtZRgBIAEoCRIOCgZwYXVzZWQYAiABKAgSKQoIZGVmYXVsdHMYAyABKAsyFy5zcG9vbC52MS5RdWV1ZURlZmF1bHRzEiMKBXN0YXRzGAQgASgLMhQuc3Bvb2wudjEuUXVldWVTdGF0cxInCgpyYXRlX2xpbWl0GAogASgLMhMuc3Bvb2wudjEuUmF0ZUxpbWl0It4BCgpRdWV1ZVN0YXRzEg0KBXJlYWR5GAEgASgDEhEKCXNjaGVkdWxlZBgCIAEoAxIQCghyZXRyeWluZxgDIAEoAxIPCgdydW5uaW5nGAQgASgDEgwKBGRlYWQYBSABKAMSEQoJc3VjY2VlZGVkGAYgASgDEhEKCWNhbmNlbGxlZBgHIAEoAxImCgNsYWcYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUZmluaXNoZWRfbGFzdF9taW51dGUYCSABKAMSEQoJdGhyb3R0bGVkGBQgASgDIu8CCg1RdWV1ZURlZmF1bHRzEhkKDG1heF9hdHRlbXB0cxgBIAEoBUgAiAEBEigKB2JhY2tvZmYYAiABKAsyFy5zcG9vbC52MS5CYWNrb2ZmUG9saWN5EjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2F0dGVtcHRfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChNyZXRlbnRpb25fc3VjY2VlZGVkGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3JldGVudGlvbl9jYW5jZWxsZWQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoOcmV0ZW50aW9uX2RlYWQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CDwoNX21heF9hdHRlbXB0cyITChFMaXN0UXVldWVzUmVxdWVzdCI1ChJMaXN0UXVldWVzUmVzcG9uc2USHwoGcXVldWVzGAEgAygLMg8uc3Bvb2wudjEuUXVldWUiHwoPR2V0UXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkiMgoQR2V0UXVldWVSZXNwb25zZRIeCgVxdWV1ZRgBIAEoCzIPLnNwb29sLnYxLlF1ZXVlIiEKEVBhdXNlUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkiNAoSUGF1c2VRdWV1ZVJlc3BvbnNlEh4KBXF1ZXVlGAEgASgLMg8uc3Bvb2wudjEuUXVldWUiIgoSUmVzdW1lUXVldWVSZXF1ZXN0EgwKBG5hbWUYASABKAkiNQoTUmVzdW1lUXVldWVSZXNwb25zZRIeCgVxdWV1ZRgBIAEoCzIPLnNwb29sLnYxLlF1ZXVlIqcBChJVcGRhdGVRdWV1ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIpCghkZWZhdWx0cxgCIAEoCzIXLnNwb29sLnYxLlF1ZXVlRGVmYXVsdHMSLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEicKCnJhdGVfbGltaXQYCiABKAsyEy5zcG9vbC52MS5SYXRlTGltaXQiNQoTVXBkYXRlUXVldWVSZXNwb25zZRIeCgVxdWV1ZRgBIAEoCzIPLnNwb29sLnYxLlF1ZXVlIjEKEkRlbGV0ZVF1ZXVlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBWZvcmNlGAIgASgIIisKE0RlbGV0ZVF1ZXVlUmVzcG9uc2USFAoMZGVsZXRlZF9qb2JzGAEgASgDIoQCCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSDgoGcXVldWVzGAQgAygJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisAEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZzY29wZXMYAiADKAkSDgoGcXVldWVzGAMgAygJEjAKCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASLwoKZXhwaXJlc19pbhgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAQggKBmV4cGlyeSJGChRDcmVhdGVBcGlLZXlSZXNwb25zZRIhCgdhcGlfa2V5GAEgASgLMhAuc3Bvb2wudjEuQXBpS2V5EgsKA2tleRgCIAEoCSItChJMaXN0QXBpS2V5c1JlcXVlc3QSFwoPaW5jbHVkZV9yZXZva2VkGAEgASgIIjkKE0xpc3RBcGlLZXlzUmVzcG9uc2USIgoIYXBpX2tleXMYASADKAsyEC5zcG9vbC52MS5BcGlLZXkiIQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI5ChRSZXZva2VBcGlLZXlSZXNwb25zZRIhCgdhcGlfa2V5GAEgASgLMhAuc3Bvb2wudjEuQXBpS2V5Ij0KFUNyZWF0ZVNjaGVkdWxlUmVxdWVzdBIkCghzY2hlZHVsZRgBIAEoCzISLnNwb29sLnYxLlNjaGVkdWxlIj4KFkNyZWF0ZVNjaGVkdWxlUmVzcG9uc2USJAoIc2NoZWR1bGUYASABKAsyEi5zcG9vbC52MS5TY2hlZHVsZSIiChJHZXRTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI7ChNHZXRTY2hlZHVsZVJlc3BvbnNlEiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUiPQoUTGlzdFNjaGVkdWxlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoVTGlzdFNjaGVkdWxlc1Jlc3BvbnNlEiUKCXNjaGVkdWxlcxgBIAMoCzISLnNwb29sLnYxLlNjaGVkdWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQoVVXBkYXRlU2NoZWR1bGVSZXF1ZXN0EiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEhUKDWFsbG93X21pc3NpbmcYAyABKAgiPgoWVXBkYXRlU2NoZWR1bGVSZXNwb25zZRIkCghzY2hlZHVsZRgBIAEoCzISLnNwb29sLnYxLlNjaGVkdWxlIiUKFURlbGV0ZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkRlbGV0ZVNjaGVkdWxlUmVzcG9uc2UiJAoUUGF1c2VTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI9ChVQYXVzZVNjaGVkdWxlUmVzcG9uc2USJAoIc2NoZWR1bGUYASABKAsyEi5zcG9vbC52MS5TY2hlZHVsZSIlChVSZXN1bWVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI+ChZSZXN1bWVTY2hlZHVsZVJlc3BvbnNlEiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUiJgoWVHJpZ2dlclNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIlsKF1RyaWdnZXJTY2hlZHVsZVJlc3BvbnNlEiQKCHNjaGVkdWxlGAEgASgLMhIuc3Bvb2wudjEuU2NoZWR1bGUSGgoDam9iGAIgASgLMg0uc3Bvb2wudjEuSm9iIpEBChBDb3VudEpvYnNSZXF1ZXN0EiMKBmZpbHRlchgBIAEoCzITLnNwb29sLnYxLkpvYkZpbHRlchINCgVsaW1pdBgCIAEoAxIuCgZhY3Rpb24YAyABKA4yHi5zcG9vbC52MS5CdWxrT3BlcmF0aW9uLkFjdGlvbhIZChFpbmNsdWRlX3N1Y2NlZWRlZBgEIAEoCCIwChFDb3VudEpvYnNSZXNwb25zZRINCgVjb3VudBgBIAEoAxIMCgRtb3JlGAIgASgIIqIECg1CdWxrT3BlcmF0aW9uEgoKAmlkGAEgASgJEi4KBmFjdGlvbhgCIAEoDjIeLnNwb29sLnYxLkJ1bGtPcGVyYXRpb24uQWN0aW9uEiMKBmZpbHRlchgDIAEoCzITLnNwb29sLnYxLkpvYkZpbHRlchIZChFpbmNsdWRlX3N1Y2NlZWRlZBgEIAEoCBIsCgVzdGF0ZRgFIAEoDjIdLnNwb29sLnYxLkJ1bGtPcGVyYXRpb24uU3RhdGUSEAoIZXhwZWN0ZWQYBiABKAMSDAoEZG9uZRgHIAEoAxISCgpjcmVhdGVkX2J5GAggASgJEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHCgZBY3Rpb24SFgoSQUNUSU9OX1VOU1BFQ0lGSUVEEAASEgoOQUNUSU9OX1JFUVVFVUUQARIRCg1BQ1RJT05fQ0FOQ0VMEAIiWQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEwoPU1RBVEVfU1VDQ0VFREVEEAISEQoNU1RBVEVfQUJPUlRFRBADIosBChlTdGFydEJ1bGtPcGVyYXRpb25SZXF1ZXN0Ei4KBmFjdGlvbhgBIAEoDjIeLnNwb29sLnYxLkJ1bGtPcGVyYXRpb24uQWN0aW9uEiMKBmZpbHRlchgCIAEoCzITLnNwb29sLnYxLkpvYkZpbHRlchIZChFpbmNsdWRlX3N1Y2NlZWRlZBgDIAEoCCJIChpTdGFydEJ1bGtPcGVyYXRpb25SZXNwb25zZRIqCglvcGVyYXRpb24YASABKAsyFy5zcG9vbC52MS5CdWxrT3BlcmF0aW9uIiUKF0dldEJ1bGtPcGVyYXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkYKGEdldEJ1bGtPcGVyYXRpb25SZXNwb25zZRIqCglvcGVyYXRpb24YASABKAsyFy5zcG9vbC52MS5CdWxrT3BlcmF0aW9uIkIKGUxpc3RCdWxrT3BlcmF0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYgoaTGlzdEJ1bGtPcGVyYXRpb25zUmVzcG9uc2USKwoKb3BlcmF0aW9ucxgBIAMoCzIXLnNwb29sLnYxLkJ1bGtPcGVyYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKGUFib3J0QnVsa09wZXJhdGlvblJlcXVlc3QSCgoCaWQYASABKAkiSAoaQWJvcnRCdWxrT3BlcmF0aW9uUmVzcG9uc2USKgoJb3BlcmF0aW9uGAEgASgLMhcuc3Bvb2wudjEuQnVsa09wZXJhdGlvbjKRDgoMQWRtaW5TZXJ2aWNlEkcKCkxpc3RRdWV1ZXMSGy5zcG9vbC52MS5MaXN0UXVldWVzUmVxdWVzdBocLnNwb29sLnYxLkxpc3RRdWV1ZXNSZXNwb25zZRJBCghHZXRRdWV1ZRIZLnNwb29sLnYxLkdldFF1ZXVlUmVxdWVzdBoaLnNwb29sLnYxLkdldFF1ZXVlUmVzcG9uc2USRwoKUGF1c2VRdWV1ZRIbLnNwb29sLnYxLlBhdXNlUXVldWVSZXF1ZXN0Ghwuc3Bvb2wudjEuUGF1c2VRdWV1ZVJlc3BvbnNlEkoKC1Jlc3VtZVF1ZXVlEhwuc3Bvb2wudjEuUmVzdW1lUXVldWVSZXF1ZXN0Gh0uc3Bvb2wudjEuUmVzdW1lUXVldWVSZXNwb25zZRJKCgtVcGRhdGVRdWV1ZRIcLnNwb29sLnYxLlVwZGF0ZVF1ZXVlUmVxdWVzdBodLnNwb29sLnYxLlVwZGF0ZVF1ZXVlUmVzcG9uc2USSgoLRGVsZXRlUXVldWUSHC5zcG9vbC52MS5EZWxldGVRdWV1ZVJlcXVlc3QaHS5zcG9vbC52MS5EZWxldGVRdWV1ZVJlc3BvbnNlEk0KDENyZWF0ZUFwaUtleRIdLnNwb29sLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaHi5zcG9vbC52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJKCgtMaXN0QXBpS2V5cxIcLnNwb29sLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBodLnNwb29sLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USTQoMUmV2b2tlQXBpS2V5Eh0uc3Bvb2wudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBoeLnNwb29sLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlElMKDkNyZWF0ZVNjaGVkdWxlEh8uc3Bvb2wudjEuQ3JlYXRlU2NoZWR1bGVSZXF1ZXN0GiAuc3Bvb2wudjEuQ3JlYXRlU2NoZWR1bGVSZXNwb25zZRJKCgtHZXRTY2hlZHVsZRIcLnNwb29sLnYxLkdldFNjaGVkdWxlUmVxdWVzdBodLnNwb29sLnYxLkdldFNjaGVkdWxlUmVzcG9uc2USUAoNTGlzdFNjaGVkdWxlcxIeLnNwb29sLnYxLkxpc3RTY2hlZHVsZXNSZXF1ZXN0Gh8uc3Bvb2wudjEuTGlzdFNjaGVkdWxlc1Jlc3BvbnNlElMKDlVwZGF0ZVNjaGVkdWxlEh8uc3Bvb2wudjEuVXBkYXRlU2NoZWR1bGVSZXF1ZXN0GiAuc3Bvb2wudjEuVXBkYXRlU2NoZWR1bGVSZXNwb25zZRJTCg5EZWxldGVTY2hlZHVsZRIfLnNwb29sLnYxLkRlbGV0ZVNjaGVkdWxlUmVxdWVzdBogLnNwb29sLnYxLkRlbGV0ZVNjaGVkdWxlUmVzcG9uc2USUAoNUGF1c2VTY2hlZHVsZRIeLnNwb29sLnYxLlBhdXNlU2NoZWR1bGVSZXF1ZXN0Gh8uc3Bvb2wudjEuUGF1c2VTY2hlZHVsZVJlc3BvbnNlElMKDlJlc3VtZVNjaGVkdWxlEh8uc3Bvb2wudjEuUmVzdW1lU2NoZWR1bGVSZXF1ZXN0GiAuc3Bvb2wudjEuUmVzdW1lU2NoZWR1bGVSZXNwb25zZRJWCg9UcmlnZ2VyU2NoZWR1bGUSIC5zcG9vbC52MS5UcmlnZ2VyU2NoZWR1bGVSZXF1ZXN0GiEuc3Bvb2wudjEuVHJpZ2dlclNjaGVkdWxlUmVzcG9uc2USRAoJQ291bnRKb2JzEhouc3Bvb2wudjEuQ291bnRKb2JzUmVxdWVzdBobLnNwb29sLnYxLkNvdW50Sm9ic1Jlc3BvbnNlEl8KElN0YXJ0QnVsa09wZXJhdGlvbhIjLnNwb29sLnYxLlN0YXJ0QnVsa09wZXJhdGlvblJlcXVlc3QaJC5zcG9vbC52MS5TdGFydEJ1bGtPcGVyYXRpb25SZXNwb25zZRJZChBHZXRCdWxrT3BlcmF0aW9uEiEuc3Bvb2wudjEuR2V0QnVsa09wZXJhdGlvblJlcXVlc3QaIi5zcG9vbC52MS5HZXRCdWxrT3BlcmF0aW9uUmVzcG9uc2USXwoSTGlzdEJ1bGtPcGVyYXRpb25zEiMuc3Bvb2wudjEuTGlzdEJ1bGtPcGVyYXRpb25zUmVxdWVzdBokLnNwb29sLnYxLkxpc3RCdWxrT3BlcmF0aW9uc1Jlc3BvbnNlEl8KEkFib3J0QnVsa09wZXJhdGlvbhIjLnNwb29sLnYxLkFib3J0QnVsa09wZXJhdGlvblJlcXVlc3QaJC5zcG9vbC52MS5BYm9ydEJ1bGtPcGVyYXRpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_schedule]);
 
 /**
  * A queue, its settings and its jobs by derived status.
@@ -953,6 +953,378 @@ export const TriggerScheduleResponseSchema: GenMessage<TriggerScheduleResponse> 
   messageDesc(file_spool_v1_admin_service, 37);
 
 /**
+ * @generated from message spool.v1.CountJobsRequest
+ */
+export type CountJobsRequest = Message<"spool.v1.CountJobsRequest"> & {
+  /**
+   * @generated from field: spool.v1.JobFilter filter = 1;
+   */
+  filter?: JobFilter | undefined;
+
+  /**
+   * Count at most this many: 1 to 10,000,000, default 100,000. The cost is bounded by it.
+   *
+   * @generated from field: int64 limit = 2;
+   */
+  limit: bigint;
+
+  /**
+   * With an action: only the jobs a bulk operation of that action would touch (a requeue touches
+   * DEAD and CANCELLED jobs, and SUCCEEDED ones with include_succeeded; a cancel PENDING and
+   * RUNNING ones).
+   *
+   * @generated from field: spool.v1.BulkOperation.Action action = 3;
+   */
+  action: BulkOperation_Action;
+
+  /**
+   * @generated from field: bool include_succeeded = 4;
+   */
+  includeSucceeded: boolean;
+};
+
+/**
+ * Describes the message spool.v1.CountJobsRequest.
+ * Use `create(CountJobsRequestSchema)` to create a new message.
+ */
+export const CountJobsRequestSchema: GenMessage<CountJobsRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 38);
+
+/**
+ * @generated from message spool.v1.CountJobsResponse
+ */
+export type CountJobsResponse = Message<"spool.v1.CountJobsResponse"> & {
+  /**
+   * min(matching jobs, limit).
+   *
+   * @generated from field: int64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * True when more than `limit` jobs match.
+   *
+   * @generated from field: bool more = 2;
+   */
+  more: boolean;
+};
+
+/**
+ * Describes the message spool.v1.CountJobsResponse.
+ * Use `create(CountJobsResponseSchema)` to create a new message.
+ */
+export const CountJobsResponseSchema: GenMessage<CountJobsResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 39);
+
+/**
+ * A requeue or cancel over every job matching a filter, run by the server in batches.
+ *
+ * @generated from message spool.v1.BulkOperation
+ */
+export type BulkOperation = Message<"spool.v1.BulkOperation"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: spool.v1.BulkOperation.Action action = 2;
+   */
+  action: BulkOperation_Action;
+
+  /**
+   * The filter, as given.
+   *
+   * @generated from field: spool.v1.JobFilter filter = 3;
+   */
+  filter?: JobFilter | undefined;
+
+  /**
+   * @generated from field: bool include_succeeded = 4;
+   */
+  includeSucceeded: boolean;
+
+  /**
+   * @generated from field: spool.v1.BulkOperation.State state = 5;
+   */
+  state: BulkOperation_State;
+
+  /**
+   * Jobs matching the filter when the operation started (counted up to 10,000,000).
+   *
+   * @generated from field: int64 expected = 6;
+   */
+  expected: bigint;
+
+  /**
+   * Jobs requeued or cancelled so far.
+   *
+   * @generated from field: int64 done = 7;
+   */
+  done: bigint;
+
+  /**
+   * Who started it: "key <id> (<name>)", or "no key" for a caller admitted without one.
+   *
+   * @generated from field: string created_by = 8;
+   */
+  createdBy: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 9;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 10;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finished_at = 11;
+   */
+  finishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message spool.v1.BulkOperation.
+ * Use `create(BulkOperationSchema)` to create a new message.
+ */
+export const BulkOperationSchema: GenMessage<BulkOperation> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 40);
+
+/**
+ * @generated from enum spool.v1.BulkOperation.Action
+ */
+export enum BulkOperation_Action {
+  /**
+   * @generated from enum value: ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * DEAD and CANCELLED jobs (and SUCCEEDED ones with include_succeeded) go back to PENDING.
+   *
+   * @generated from enum value: ACTION_REQUEUE = 1;
+   */
+  REQUEUE = 1,
+
+  /**
+   * PENDING jobs end CANCELLED; RUNNING ones are asked to stop (as CancelJob does).
+   *
+   * @generated from enum value: ACTION_CANCEL = 2;
+   */
+  CANCEL = 2,
+}
+
+/**
+ * Describes the enum spool.v1.BulkOperation.Action.
+ */
+export const BulkOperation_ActionSchema: GenEnum<BulkOperation_Action> = /*@__PURE__*/
+  enumDesc(file_spool_v1_admin_service, 40, 0);
+
+/**
+ * @generated from enum spool.v1.BulkOperation.State
+ */
+export enum BulkOperation_State {
+  /**
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Every matching job was handled.
+   *
+   * @generated from enum value: STATE_SUCCEEDED = 2;
+   */
+  SUCCEEDED = 2,
+
+  /**
+   * Stopped by AbortBulkOperation; `done` jobs were handled.
+   *
+   * @generated from enum value: STATE_ABORTED = 3;
+   */
+  ABORTED = 3,
+}
+
+/**
+ * Describes the enum spool.v1.BulkOperation.State.
+ */
+export const BulkOperation_StateSchema: GenEnum<BulkOperation_State> = /*@__PURE__*/
+  enumDesc(file_spool_v1_admin_service, 40, 1);
+
+/**
+ * @generated from message spool.v1.StartBulkOperationRequest
+ */
+export type StartBulkOperationRequest = Message<"spool.v1.StartBulkOperationRequest"> & {
+  /**
+   * @generated from field: spool.v1.BulkOperation.Action action = 1;
+   */
+  action: BulkOperation_Action;
+
+  /**
+   * Required, with at least one field set: an empty filter would touch every job.
+   *
+   * @generated from field: spool.v1.JobFilter filter = 2;
+   */
+  filter?: JobFilter | undefined;
+
+  /**
+   * Requeue only: SUCCEEDED jobs too.
+   *
+   * @generated from field: bool include_succeeded = 3;
+   */
+  includeSucceeded: boolean;
+};
+
+/**
+ * Describes the message spool.v1.StartBulkOperationRequest.
+ * Use `create(StartBulkOperationRequestSchema)` to create a new message.
+ */
+export const StartBulkOperationRequestSchema: GenMessage<StartBulkOperationRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 41);
+
+/**
+ * @generated from message spool.v1.StartBulkOperationResponse
+ */
+export type StartBulkOperationResponse = Message<"spool.v1.StartBulkOperationResponse"> & {
+  /**
+   * @generated from field: spool.v1.BulkOperation operation = 1;
+   */
+  operation?: BulkOperation | undefined;
+};
+
+/**
+ * Describes the message spool.v1.StartBulkOperationResponse.
+ * Use `create(StartBulkOperationResponseSchema)` to create a new message.
+ */
+export const StartBulkOperationResponseSchema: GenMessage<StartBulkOperationResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 42);
+
+/**
+ * @generated from message spool.v1.GetBulkOperationRequest
+ */
+export type GetBulkOperationRequest = Message<"spool.v1.GetBulkOperationRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message spool.v1.GetBulkOperationRequest.
+ * Use `create(GetBulkOperationRequestSchema)` to create a new message.
+ */
+export const GetBulkOperationRequestSchema: GenMessage<GetBulkOperationRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 43);
+
+/**
+ * @generated from message spool.v1.GetBulkOperationResponse
+ */
+export type GetBulkOperationResponse = Message<"spool.v1.GetBulkOperationResponse"> & {
+  /**
+   * @generated from field: spool.v1.BulkOperation operation = 1;
+   */
+  operation?: BulkOperation | undefined;
+};
+
+/**
+ * Describes the message spool.v1.GetBulkOperationResponse.
+ * Use `create(GetBulkOperationResponseSchema)` to create a new message.
+ */
+export const GetBulkOperationResponseSchema: GenMessage<GetBulkOperationResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 44);
+
+/**
+ * @generated from message spool.v1.ListBulkOperationsRequest
+ */
+export type ListBulkOperationsRequest = Message<"spool.v1.ListBulkOperationsRequest"> & {
+  /**
+   * 1 to 1000; default 50.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message spool.v1.ListBulkOperationsRequest.
+ * Use `create(ListBulkOperationsRequestSchema)` to create a new message.
+ */
+export const ListBulkOperationsRequestSchema: GenMessage<ListBulkOperationsRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 45);
+
+/**
+ * @generated from message spool.v1.ListBulkOperationsResponse
+ */
+export type ListBulkOperationsResponse = Message<"spool.v1.ListBulkOperationsResponse"> & {
+  /**
+   * @generated from field: repeated spool.v1.BulkOperation operations = 1;
+   */
+  operations: BulkOperation[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message spool.v1.ListBulkOperationsResponse.
+ * Use `create(ListBulkOperationsResponseSchema)` to create a new message.
+ */
+export const ListBulkOperationsResponseSchema: GenMessage<ListBulkOperationsResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 46);
+
+/**
+ * @generated from message spool.v1.AbortBulkOperationRequest
+ */
+export type AbortBulkOperationRequest = Message<"spool.v1.AbortBulkOperationRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message spool.v1.AbortBulkOperationRequest.
+ * Use `create(AbortBulkOperationRequestSchema)` to create a new message.
+ */
+export const AbortBulkOperationRequestSchema: GenMessage<AbortBulkOperationRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 47);
+
+/**
+ * @generated from message spool.v1.AbortBulkOperationResponse
+ */
+export type AbortBulkOperationResponse = Message<"spool.v1.AbortBulkOperationResponse"> & {
+  /**
+   * @generated from field: spool.v1.BulkOperation operation = 1;
+   */
+  operation?: BulkOperation | undefined;
+};
+
+/**
+ * Describes the message spool.v1.AbortBulkOperationResponse.
+ * Use `create(AbortBulkOperationResponseSchema)` to create a new message.
+ */
+export const AbortBulkOperationResponseSchema: GenMessage<AbortBulkOperationResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_admin_service, 48);
+
+/**
  * Queue administration: stats by derived status, pause and resume, per-queue job defaults; and
  * API keys. A queue exists once it has a job or settings (settings are made by Pause, Resume or Update).
  *
@@ -1133,6 +1505,59 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof TriggerScheduleRequestSchema;
     output: typeof TriggerScheduleResponseSchema;
+  },
+  /**
+   * How many jobs match a filter, counted up to `limit`: what a bulk operation would touch.
+   *
+   * @generated from rpc spool.v1.AdminService.CountJobs
+   */
+  countJobs: {
+    methodKind: "unary";
+    input: typeof CountJobsRequestSchema;
+    output: typeof CountJobsResponseSchema;
+  },
+  /**
+   * Requeue or cancel every job that matches a filter, as tracked work: the server runs it in
+   * batches in the background and keeps a record (who, when, which filter, how many). Jobs created
+   * after the start are not touched. Answers at once with the operation, RUNNING.
+   *
+   * @generated from rpc spool.v1.AdminService.StartBulkOperation
+   */
+  startBulkOperation: {
+    methodKind: "unary";
+    input: typeof StartBulkOperationRequestSchema;
+    output: typeof StartBulkOperationResponseSchema;
+  },
+  /**
+   * One bulk operation and its progress; NOT_FOUND (reason BULK_OPERATION_NOT_FOUND).
+   *
+   * @generated from rpc spool.v1.AdminService.GetBulkOperation
+   */
+  getBulkOperation: {
+    methodKind: "unary";
+    input: typeof GetBulkOperationRequestSchema;
+    output: typeof GetBulkOperationResponseSchema;
+  },
+  /**
+   * The bulk operations, newest first, in pages.
+   *
+   * @generated from rpc spool.v1.AdminService.ListBulkOperations
+   */
+  listBulkOperations: {
+    methodKind: "unary";
+    input: typeof ListBulkOperationsRequestSchema;
+    output: typeof ListBulkOperationsResponseSchema;
+  },
+  /**
+   * Stop a running bulk operation after the batch in progress; what was done stays done.
+   * Idempotent; a finished operation is answered as it is.
+   *
+   * @generated from rpc spool.v1.AdminService.AbortBulkOperation
+   */
+  abortBulkOperation: {
+    methodKind: "unary";
+    input: typeof AbortBulkOperationRequestSchema;
+    output: typeof AbortBulkOperationResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spool_v1_admin_service, 0);
