@@ -85,7 +85,14 @@ def _follow(cli: Cli, op: adm.BulkOperation) -> adm.BulkOperation:
     return op
 
 
-@bulk.command("requeue", short_help="Requeue every DEAD or CANCELLED job matching a filter.")
+@bulk.command(
+    "requeue",
+    short_help="Requeue every DEAD or CANCELLED job matching a filter.",
+    epilog=examples(
+        "spool bulk requeue --queue emails --state dead --error timeout",
+        "spool bulk requeue -q emails -s dead -y --no-wait",
+    ),
+)
 @filter_options()
 @click.option("--include-succeeded", is_flag=True, help="Requeue SUCCEEDED jobs too (they run again).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -96,7 +103,14 @@ def requeue(cli: Cli, /, include_succeeded: bool, yes: bool, wait: bool, **filte
     return _start(cli, "requeue", pop_filter(filters), include_succeeded, yes, wait)
 
 
-@bulk.command("cancel", short_help="Cancel every PENDING or RUNNING job matching a filter.")
+@bulk.command(
+    "cancel",
+    short_help="Cancel every PENDING or RUNNING job matching a filter.",
+    epilog=examples(
+        "spool bulk cancel --queue reports --state ready",
+        "spool bulk cancel -q reports --payload '{\"batch\": 7}' --yes",
+    ),
+)
 @filter_options()
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--wait/--no-wait", default=True, help="Show progress until it ends (default), or return at once.")
@@ -118,7 +132,9 @@ def _rows(found: list[adm.BulkOperation]) -> Table:
     return table
 
 
-@bulk.command("ls", short_help="The bulk operations, newest first.")
+@bulk.command(
+    "ls", short_help="The bulk operations, newest first.", epilog=examples("spool bulk ls", "spool bulk ls -o json")
+)
 @click.option("--limit", default=50, show_default=True, help="At most this many.")
 @pass_cli
 def ls(cli: Cli, /, limit: int) -> int:
@@ -130,7 +146,11 @@ def ls(cli: Cli, /, limit: int) -> int:
     return OK
 
 
-@bulk.command("show", short_help="One bulk operation, with its filter.")
+@bulk.command(
+    "show",
+    short_help="One bulk operation, with its filter.",
+    epilog=examples("spool bulk show 7", "spool bulk show 7 -o json"),
+)
 @click.argument("op_id", metavar="ID")
 @pass_cli
 def show(cli: Cli, /, op_id: str) -> int:
@@ -139,7 +159,9 @@ def show(cli: Cli, /, op_id: str) -> int:
     return OK
 
 
-@bulk.command("abort", short_help="Stop a running bulk operation after its current batch.")
+@bulk.command(
+    "abort", short_help="Stop a running bulk operation after its current batch.", epilog=examples("spool bulk abort 7")
+)
 @click.argument("op_id", metavar="ID")
 @pass_cli
 def abort(cli: Cli, /, op_id: str) -> int:
