@@ -32,6 +32,7 @@ from spoold.api.auth import AuthGuard
 from spoold.api.decoding import DecodeGuard
 from spoold.api.pipeline_service import PipelineService
 from spoold.api.queue_service import QueueService
+from spoold.api.starting import Deferred, StartGate
 from spoold.auth.gate import Gate, describe, resolve_mode
 from spoold.auth.usage import KeyUsage
 from spoold.auth.verifier import KeyChanges, KeyVerifier
@@ -47,10 +48,10 @@ from spoold.model import JobDefaults, Retention
 from spoold.notify import KEYS, Listener
 from spoold.scheduling import Firer
 from spoold.store.bulk import BulkStore
-from spoold.store.database import CONNECT_ERRORS, create_pool, unreachable
+from spoold.store.database import CONNECT_ERRORS, unreachable
 from spoold.store.jobs import JobStore
 from spoold.store.keys import KeyStore
-from spoold.store.migrate import autovacuum_off, migrate
+from spoold.store.opening import open_database
 from spoold.store.pipelines import PipelineStore
 from spoold.store.queues import QueueStore
 from spoold.store.retention import RetentionStore
@@ -92,6 +93,7 @@ class App:
     _subscriptions: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     # Outermost interceptors, before authentication (tests put fault injection here).
     interceptors: tuple[grpc.aio.ServerInterceptor, ...] = ()
+    starting: StartGate = field(default_factory=StartGate)
 
     def check(self) -> Gate:
         """Checks the settings (auth mode, TLS files) and that the port is free, before anything
@@ -116,7 +118,7 @@ class App:
                 ("grpc.max_send_message_length", s.limits.max_message_bytes),
                 *listening.OPTIONS,
             ],
-            interceptors=[*self.interceptors, AuthGuard(self.gate), DecodeGuard()],
+            interceptors=[self.starting, *self.interceptors, AuthGuard(self.gate), DecodeGuard()],
         )
         self.port = listening.bind(self.server, s)
         if s.http_port:
@@ -133,26 +135,27 @@ class App:
         s = self.settings
         self.bind()
         assert self.server is not None and self.gate is not None
+        # The server starts before the database is open: while it is being reached, health says
+        # NOT_SERVING and Spool's methods answer UNAVAILABLE (api/starting.py), rather than the
+        # port refusing connections or the process exiting. The gRPC door's adapter is its
+        # interceptors (api/auth.py, api/decoding.py); the servicers know no transport, so they
+        # are not of the generated servicer classes.
+        servicers = {QUEUE_SERVICE: Deferred(), ADMIN_SERVICE: Deferred(), PIPELINE_SERVICE: Deferred()}
+        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(cast(Any, servicers[QUEUE_SERVICE]), self.server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(cast(Any, servicers[ADMIN_SERVICE]), self.server)
+        pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
+            cast(Any, servicers[PIPELINE_SERVICE]), self.server
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        await self._set_serving(False)
+        await self.server.start()
+        self.pool, _ = await open_database(self.dsn, s)
         try:
-            self.pool = await create_pool(
-                self.dsn,
-                s.pool_min_size,
-                s.pool_max_size,
-                statement_timeout=s.statement_timeout,
-                acquire_timeout=s.pool_acquire_timeout,
-            )
             self.searches = await SearchPool.create(self.dsn, s.search_pool_size, s.search_timeout, s.search_wait)
         except CONNECT_ERRORS as exc:
             raise unreachable(self.dsn, exc) from exc
-        async with self.pool.acquire() as conn:
-            applied = await migrate(conn)
-            if await autovacuum_off(conn):
-                log.warning(
-                    "autovacuum is off on this PostgreSQL server: spool.jobs will bloat unless it is vacuumed "
-                    "by hand (docs/storage.md)"
-                )
-        if applied:
-            log.info("database migrated: %d migration(s) applied, up to %s", len(applied), applied[-1])
         self.store = JobStore(
             self.pool, JobDefaults(lease_duration=s.default_lease_duration), s.limits.max_attempt_log_chars
         )
@@ -179,17 +182,9 @@ class App:
             ADMIN_SERVICE: AdminService(QueueStore(self.pool, self.searches), keys, access, s, schedules, firer, bulk),
             PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access),
         }
-        # The gRPC door's adapter is its interceptors (api/auth.py, api/decoding.py); the servicers
-        # know no transport, so they are not of the generated servicer classes.
-        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(cast(Any, services[QUEUE_SERVICE]), self.server)
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(cast(Any, services[ADMIN_SERVICE]), self.server)
-        pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
-            cast(Any, services[PIPELINE_SERVICE]), self.server
-        )
-        self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        await self.server.start()
+        for descriptor, service in services.items():
+            servicers[descriptor].target = service
+        self.starting.open()
         if self.http is not None:
             admin = cast(AdminService, services[ADMIN_SERVICE])
             self.feed = QueueFeed(admin.ListQueues, s.console_feed_interval.total_seconds())

@@ -85,6 +85,9 @@ class Settings:
     key_cache_ttl: timedelta = timedelta(seconds=3)
     # How often last_used_at is written (each key at most once a minute per server).
     key_usage_interval: timedelta = timedelta(seconds=5)
+    # At start-up, how long to wait for a database that is down or unreachable (retrying with
+    # backoff, health NOT_SERVING) before giving up; 0: at the first failure.
+    database_wait: timedelta = timedelta(seconds=60)
     pool_min_size: int = 4
     pool_max_size: int = 16
     # A call that finds every connection busy for this long answers UNAVAILABLE (0: wait forever).

@@ -85,7 +85,8 @@ def test_an_unreachable_database_is_one_line() -> None:
         dead = s.getsockname()[1]
     url = f"postgresql://spool:secret-pw@127.0.0.1:{dead}/spool"
     line = refused(
-        run_spoold("--port", str(free_port()), env={"SPOOL_DATABASE_URL": url}), "--database-url/SPOOL_DATABASE_URL"
+        run_spoold("--port", str(free_port()), env={"SPOOL_DATABASE_URL": url, "SPOOL_DATABASE_WAIT": "0"}),
+        "--database-url/SPOOL_DATABASE_URL",
     )
     assert "secret-pw" not in line and "spool:***@" in line
 
