@@ -61,7 +61,8 @@ class Chaos:
             (18, lambda: self._latency(6, 0.03)),
             (27, lambda: self._kill_replica(b)),
             (35, lambda: self._cuts(6)),
-            (45, self._restart_postgres),
+            (44, self._restart_postgres),
+            (52, lambda: self._restart_replica_while_postgres_is_down(a)),
         ]
         for offset, step in steps:
             await asyncio.sleep(max(0.0, start + offset - loop.time()))  # the timeline, not a wait
@@ -97,7 +98,7 @@ class Chaos:
                 while loop.time() < until:
                     n += await conn.fetchval(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                        " WHERE application_name = 'spoold'"
+                        " WHERE application_name LIKE 'spoold%'"
                     )
                     await asyncio.sleep(0.5)
             finally:
@@ -138,6 +139,18 @@ class Chaos:
             fault.detail = "stopped (fast shutdown), down 2 s, started"
 
         await self._record("PostgreSQL restart", body)
+
+    async def _restart_replica_while_postgres_is_down(self, replica: Replica) -> None:
+        async def body(fault: Fault) -> None:
+            await asyncio.to_thread(self.postgres.stop)
+            replica.kill9()
+            replica.start()  # it must wait for the database, NOT_SERVING, and not exit
+            await asyncio.sleep(3)  # down for three seconds
+            await asyncio.to_thread(self.postgres.start)
+            took = await wait_for(lambda: health(replica.address), within=120, interval=0.05)
+            fault.detail = f"replica started while PostgreSQL was down for 3 s; SERVING {took:.1f}s after it was back"
+
+        await self._record(f"kill -9 {replica.name} while PG is down", body, replica)
 
     async def _kill_workers(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

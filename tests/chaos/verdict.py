@@ -160,7 +160,7 @@ def recovery(chaos: Chaos, probe: Probe, v: Verdict) -> None:
             first = probe.first_ok(address, f.end)
             waits.append(f"{first - f.end:.2f}s" if first is not None else "never")
         v.say(
-            f"  {f.name:<28} at +{f.start - chaos.faults[0].start:6.1f}s for {f.end - f.start:5.1f}s; "
+            f"  {f.name:<30} at +{f.start - chaos.faults[0].start:6.1f}s for {f.end - f.start:5.1f}s; "
             f"recovered in {', '.join(waits)}; {f.detail}"
         )
         if "never" in waits:
