@@ -46,6 +46,7 @@ from spoold.leasing import Leaser
 from spoold.loops import BulkRunner, Loop, Pruner, Reaper, Scheduler, Watchdog
 from spoold.model import JobDefaults, Retention
 from spoold.notify import KEYS, Listener
+from spoold.queue_limit import QueueLimit
 from spoold.scheduling import Firer
 from spoold.store.bulk import BulkStore
 from spoold.store.database import CONNECT_ERRORS, unreachable
@@ -157,7 +158,10 @@ class App:
         except CONNECT_ERRORS as exc:
             raise unreachable(self.dsn, exc) from exc
         self.store = JobStore(
-            self.pool, JobDefaults(lease_duration=s.default_lease_duration), s.limits.max_attempt_log_chars
+            self.pool,
+            JobDefaults(lease_duration=s.default_lease_duration),
+            s.limits.max_attempt_log_chars,
+            s.limits.max_releases,
         )
         self.listener = Listener(self.dsn)
         await self.listener.start()
@@ -177,9 +181,13 @@ class App:
         keys = KeyStore(self.pool)
         self._keep_keys_checked(keys)
         access = Access(keys)
+        queues = QueueStore(self.pool, self.searches)
+        limit = QueueLimit(queues, s.limits.max_queues)
         services = {
-            QUEUE_SERVICE: QueueService(self.store, self.leaser, s, access, SearchStore(self.searches), hub=self.hub),
-            ADMIN_SERVICE: AdminService(QueueStore(self.pool, self.searches), keys, access, s, schedules, firer, bulk),
+            QUEUE_SERVICE: QueueService(
+                self.store, self.leaser, s, access, SearchStore(self.searches), hub=self.hub, queue_limit=limit
+            ),
+            ADMIN_SERVICE: AdminService(queues, keys, access, s, schedules, firer, bulk),
             PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access),
         }
         for descriptor, service in services.items():

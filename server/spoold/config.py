@@ -40,6 +40,12 @@ class Limits:
     # The largest gRPC message spoold sends or receives. A Lease (or an Ack's next) answer stops
     # taking jobs before their bytes would pass it, less LEASE_ANSWER_MARGIN for the rest.
     max_message_bytes: int = 64 * 1024 * 1024
+    # Releases (Nack with release, and jobs given back by the server) a job gets without spending
+    # an attempt, per (re)queue; past them a release counts as a failed attempt (ReleaseLimit).
+    max_releases: int = 100
+    # Distinct queues (with jobs or settings): an Enqueue that would make one more is refused
+    # (RESOURCE_EXHAUSTED, QUEUE_LIMIT_REACHED). 0: no limit.
+    max_queues: int = 10000
 
     @property
     def lease_answer_bytes(self) -> int:

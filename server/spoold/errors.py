@@ -91,6 +91,15 @@ class BatchTooLarge(SpoolError):
     reason = "BATCH_TOO_LARGE"
 
 
+class LimitReached(SpoolError):
+    """A limit on what the server holds was reached (queues, watchers): RESOURCE_EXHAUSTED with
+    the limit's own reason."""
+
+    def __init__(self, reason: str, message: str, **metadata: str) -> None:
+        super().__init__(message, **metadata)
+        self.reason = reason
+
+
 class Unavailable(SpoolError):
     """The database cannot be reached; the call may be retried."""
 

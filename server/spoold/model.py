@@ -227,6 +227,10 @@ class Job:
     updated_at: datetime
     finished_at: datetime | None
     attempts: tuple[Attempt, ...] = ()
+    # How many attempts the job has recorded (the running one included): `attempts` may be only
+    # the latest of them (AttemptPage).
+    attempts_total: int = 0
+    more_attempts: bool = False
     requeues: int = 0
     concurrency_global: bool = False
     rate_key: str | None = None
@@ -276,6 +280,15 @@ class Nack:
     # Give the job back unfinished: the attempt does not count and the job is ready again.
     release: bool = False
     logs: str = ""
+
+
+@dataclass(frozen=True)
+class AttemptPage:
+    """Which attempts a read of a job returns: at most `size`, the latest older than `before`
+    (a lease token; None: the latest of all, the running attempt included)."""
+
+    size: int = 100
+    before: int | None = None
 
 
 @dataclass(frozen=True)

@@ -231,11 +231,16 @@ class AsyncClient:
         return builtins.list((await self.call(self.stub.Requeue, req, rpc_timeout=self.timeout)).jobs)
 
     async def queues(self) -> builtins.list[Queue]:
-        """Every queue, by name, with its stats by derived status."""
-        resp = await self.call(
-            self.admin.ListQueues, adm.ListQueuesRequest(), retry=self.retry, rpc_timeout=self.timeout
-        )
-        return builtins.list(resp.queues)
+        """Every queue, by name, with its stats by derived status (read page by page)."""
+        found: builtins.list[Queue] = []
+        token = ""
+        while True:
+            req = adm.ListQueuesRequest(page_token=token)
+            resp = await self.call(self.admin.ListQueues, req, retry=self.retry, rpc_timeout=self.timeout)
+            found += resp.queues
+            token = resp.next_page_token
+            if not token:
+                return found
 
     async def queue(self, name: str) -> Queue:
         """One queue with its settings and stats."""
@@ -427,9 +432,16 @@ class Client:
         return builtins.list(self.call(self.stub.Requeue, req, rpc_timeout=self.timeout).jobs)
 
     def queues(self) -> builtins.list[Queue]:
-        """Every queue, by name, with its stats by derived status."""
-        resp = self.call(self.admin.ListQueues, adm.ListQueuesRequest(), retry=self.retry, rpc_timeout=self.timeout)
-        return builtins.list(resp.queues)
+        """Every queue, by name, with its stats by derived status (read page by page)."""
+        found: builtins.list[Queue] = []
+        token = ""
+        while True:
+            req = adm.ListQueuesRequest(page_token=token)
+            resp = self.call(self.admin.ListQueues, req, retry=self.retry, rpc_timeout=self.timeout)
+            found += resp.queues
+            token = resp.next_page_token
+            if not token:
+                return found
 
     def queue(self, name: str) -> Queue:
         """One queue with its settings and stats."""

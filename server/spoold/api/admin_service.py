@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from spool.v1 import admin_service_pb2 as adm
-from spoold.api import admin_convert, key_convert
+from spoold.api import admin_convert, key_convert, paging
 from spoold.api import validate as v
 from spoold.api.access import Access
 from spoold.api.admin_bulk import BulkAdmin
@@ -56,8 +56,11 @@ class AdminService(ScheduleAdmin, BulkAdmin):
 
     @unary
     async def ListQueues(self, request: adm.ListQueuesRequest, context: Context) -> adm.ListQueuesResponse:
-        queues = [q for q in await self._queues.list() if self._access.sees(q.name)]
-        return adm.ListQueuesResponse(queues=[admin_convert.queue_proto(q) for q in queues])
+        size, after = paging.queue_page(request)
+        found, more = await self._queues.list(after, size)
+        token = paging.next_queues_token([q.name for q in found], more)
+        queues = [admin_convert.queue_proto(q) for q in found if self._access.sees(q.name)]
+        return adm.ListQueuesResponse(queues=queues, next_page_token=token)
 
     @unary
     async def GetQueue(self, request: adm.GetQueueRequest, context: Context) -> adm.GetQueueResponse:

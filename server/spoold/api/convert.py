@@ -460,6 +460,7 @@ def _job_fields(j: Job) -> dict[str, Any]:
         "updated_at": _ts_fields(j.updated_at),
         "finished_at": _opt_ts(j.finished_at),
         "requeues": j.requeues,
+        "attempts_total": j.attempts_total,
     }
     if j.rate_key is not None:
         fields["rate_limit_key"] = j.rate_key

@@ -56,6 +56,7 @@ CODES: dict[type[errors.SpoolError], Code] = {
     errors.QueueNotEmpty: Code.FAILED_PRECONDITION,
     errors.PayloadTooLarge: Code.RESOURCE_EXHAUSTED,
     errors.BatchTooLarge: Code.RESOURCE_EXHAUSTED,
+    errors.LimitReached: Code.RESOURCE_EXHAUSTED,
     errors.Unavailable: Code.UNAVAILABLE,
     errors.SearchTimeout: Code.DEADLINE_EXCEEDED,
     errors.SearchesBusy: Code.RESOURCE_EXHAUSTED,

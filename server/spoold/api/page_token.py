@@ -1,4 +1,5 @@
-"""Opaque keyset page tokens for ListJobs: where the last page ended, for which search.
+"""Opaque keyset page tokens for ListJobs (and, by seal/unseal, ListQueues and a job's attempts):
+where the last page ended, for which search.
 
 A token is urlsafe base64 of a keyed BLAKE2b tag followed by a small JSON document holding the
 order, the last job id and a digest of the filter. The tag catches a token that was cut, edited
@@ -70,14 +71,37 @@ def decode(token: str, f: JobFilter, order: Order) -> int:
     return last_id
 
 
-def _authentic_body(token: str) -> bytes:
+def seal(kind: str, scope: str, after: str) -> str:
+    """A page token of another listing (`kind`): the page ended at `after`, within `scope` (e.g.
+    the job whose attempts are paged), tamper-checked as ListJobs' tokens are."""
+    body = json.dumps({"v": _VERSION, "k": kind, "s": scope, "a": after}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(_tag(body) + body).rstrip(b"=").decode()
+
+
+def unseal(token: str, kind: str, scope: str, field: str) -> str:
+    """Where the previous page of `seal` ended; INVALID_ARGUMENT (naming `field`) for any token
+    that this listing did not issue for this scope."""
+    body = _authentic_body(token, field)
+    try:
+        doc = json.loads(body)
+        version, token_kind, token_scope, after = doc["v"], doc["k"], doc["s"], doc["a"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument(field, "malformed page token") from exc
+    if version != _VERSION or token_kind != kind or not isinstance(after, str):
+        raise InvalidArgument(field, "malformed page token")
+    if token_scope != scope:
+        raise InvalidArgument(field, "the page token belongs to another request")
+    return after
+
+
+def _authentic_body(token: str, field: str = FIELD) -> bytes:
     if len(token) > 512 or not token.isascii():
-        raise InvalidArgument(FIELD, "malformed page token")
+        raise InvalidArgument(field, "malformed page token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise InvalidArgument(FIELD, "malformed page token") from exc
+        raise InvalidArgument(field, "malformed page token") from exc
     tag, body = raw[:_TAG], raw[_TAG:]
     if len(tag) != _TAG or not hmac.compare_digest(tag, _tag(body)):
-        raise InvalidArgument(FIELD, "malformed page token")
+        raise InvalidArgument(field, "malformed page token")
     return body

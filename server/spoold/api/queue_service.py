@@ -11,7 +11,7 @@ from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import Message
 
 from spool.v1 import queue_service_pb2 as qs
-from spoold.api import convert, search
+from spoold.api import convert, paging, search
 from spoold.api import validate as v
 from spoold.api.access import Access
 from spoold.api.calls import CallContext as Context
@@ -21,6 +21,7 @@ from spoold.config import Settings
 from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
 from spoold.model import JobError, LeaseRequest
+from spoold.queue_limit import QueueLimit
 from spoold.store.jobs import JobStore
 from spoold.store.pipelines import parents_of
 from spoold.store.rows import JobRow
@@ -44,8 +45,10 @@ class QueueService:
         access: Access,
         searches: SearchStore,
         hub: WatchHub | None = None,
+        queue_limit: QueueLimit | None = None,
     ) -> None:
         self._store = store
+        self._queue_limit = queue_limit
         self._access = access
         self._hub = hub
         self._search = searches
@@ -57,6 +60,8 @@ class QueueService:
     async def Enqueue(self, request: qs.EnqueueRequest, context: Context) -> qs.EnqueueResponse:
         new = convert.new_job(request, self._settings, datetime.now(UTC))
         self._access.enqueue(new.queue, new.concurrency_global)
+        if self._queue_limit is not None:
+            await self._queue_limit.admit([new.queue])
         (result,) = await self._store.enqueue([new])
         return convert.enqueue_response(result)
 
@@ -71,6 +76,8 @@ class QueueService:
         for i, new in enumerate(news):
             self._access.enqueue(new.queue, new.concurrency_global, prefix=f"jobs[{i}].")
         out = qs.EnqueueBatchResponse()
+        if self._queue_limit is not None:
+            await self._queue_limit.admit([n.queue for n in news], "jobs.queue")
         convert.add_enqueued(out.results, await self._store.enqueue(news))
         return out
 
@@ -210,10 +217,11 @@ class QueueService:
     @unary
     async def GetJob(self, request: qs.GetJobRequest, context: Context) -> qs.GetJobResponse:
         job_id = v.positive_id("job_id", request.job_id)
-        job = await self._store.get(job_id, with_logs=request.include_logs)
+        page = paging.attempt_page(request, job_id)
+        job = await self._store.get(job_id, with_logs=request.include_logs, page=page)
         if not self._access.sees(job.queue):
             raise JobNotFound(job_id)
-        return qs.GetJobResponse(job=convert.job_proto(job))
+        return qs.GetJobResponse(job=convert.job_proto(job), next_attempts_page_token=paging.next_attempts_token(job))
 
     async def _requeue_matching(self, request: qs.RequeueRequest) -> qs.RequeueResponse:
         if request.job_ids:

@@ -16,6 +16,7 @@ import asyncpg
 from spoold.errors import InvalidArgument, JobNotFound, LeaseLost, SpoolError, WrongState
 from spoold.model import (
     Ack,
+    AttemptPage,
     Heartbeat,
     HeartbeatResult,
     Job,
@@ -44,6 +45,8 @@ StepColumns = tuple[int, list[str], list[str | None], list[int]]
 _NO_STEPS: StepColumns = (0, [], [], [])
 # One job wanted by a Lease call: (worker id, lease, the call, the call's byte budget or None).
 Slot = tuple[str | None, timedelta | None, int, int | None]
+_NO_TOKEN = 2**63 - 1  # above every lease token: no bound on the attempts read
+_LATEST = AttemptPage()
 Held = tuple[int, int]  # (job id, lease token): a lease as a fenced call names it
 R = TypeVar("R")
 
@@ -111,10 +114,18 @@ def _lease_failure(job_id: int, lease_token: int, row: asyncpg.Record | None) ->
 
 
 class JobStore:
-    def __init__(self, pool: asyncpg.Pool, defaults: JobDefaults | None = None, max_log_chars: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        defaults: JobDefaults | None = None,
+        max_log_chars: int = 64 * 1024,
+        max_releases: int = 100,
+    ) -> None:
         self.pool = pool
         self.defaults = defaults or JobDefaults()
         self.max_log_chars = max_log_chars
+        # Releases a job gets for free per (re)queue; past them a release counts as an attempt.
+        self.max_releases = max_releases
         # Concurrent enqueues (without idempotency keys), claims on the same queues, and acks
         # share one statement each. A check constraint failing is one caller's bad input: the
         # others are then inserted without it. An EnqueueBatch of INSERT_ALONE_FROM jobs or more
@@ -180,19 +191,28 @@ class JobStore:
             raise WrongState("the job holding this idempotency key was deleted; try again")
         return row
 
-    async def get(self, job_id: int, with_attempts: bool = True, with_logs: bool = False) -> Job:
+    async def get(
+        self, job_id: int, with_attempts: bool = True, with_logs: bool = False, page: AttemptPage = _LATEST
+    ) -> Job:
+        """The job, with a page of its attempts (the latest by default) and how many it has; the
+        attempts are oldest first, and the job's `more_attempts` says whether older ones remain."""
         with translated():
             # One snapshot for all reads: else an ack between them shows its attempt twice.
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 row = await conn.fetchrow(Q["get_job"], job_id)
                 if row is None:
                     raise JobNotFound(job_id)
-                attempts = await conn.fetch(Q["get_attempts"], job_id) if with_attempts else []
-                logs = await conn.fetch(Q["get_logs"], job_id) if with_attempts and with_logs else None
-        job = rows.job(row, attempts)
-        running = rows.running_attempt(job)
-        if running is not None and with_attempts:
-            job = replace(job, attempts=(*job.attempts, running))
+                if not with_attempts:
+                    return rows.job(row)
+                job = rows.job(row)
+                running = rows.running_attempt(job) if page.before is None else None
+                wanted = page.size - (running is not None)
+                found = await conn.fetch(Q["get_attempts"], job_id, page.before or _NO_TOKEN, wanted + 1)
+                total = await conn.fetchval(Q["count_attempts"], job_id) + (running is not None)
+                shown = found[:wanted]
+                logs = await conn.fetch(Q["get_logs"], job_id, [r["lease_token"] for r in shown]) if with_logs else None
+        attempts = [*(rows.attempt(r) for r in reversed(shown)), *([running] if running else [])]
+        job = replace(job, attempts=tuple(attempts), attempts_total=total, more_attempts=len(found) > wanted)
         return job if logs is None else rows.with_logs(job, logs)
 
     async def claim(self, req: LeaseRequest) -> list[JobRow]:
@@ -342,6 +362,7 @@ class JobStore:
                 n.set_checkpoint,
                 n.checkpoint,
                 n.release,
+                self.max_releases,
             )
         if row is None:
             raise await self.lease_failure(n.job_id, n.lease_token)

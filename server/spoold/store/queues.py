@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from spoold.errors import QueueNotEmpty, QueueNotFound
@@ -87,9 +89,21 @@ class QueueStore:
         # Stats count a queue's jobs, which can take long: they are searches (store/searching.py).
         self.searches = searches
 
-    async def list(self) -> list[Queue]:
+    async def list(self, after: str = "", limit: int = 1000) -> tuple[Sequence[Queue], bool]:
+        """The first `limit` queues by name after `after`, and whether more follow."""
         async with self.searches.connection() as conn:
-            return [_queue(r) for r in await conn.fetch(Q["list_queues"])]
+            found = [_queue(r) for r in await conn.fetch(Q["list_queues"], after, limit + 1)]
+        return found[:limit], len(found) > limit
+
+    async def existing(self, names: Sequence[str]) -> set[str]:
+        """Which of the names are queues (have settings or jobs)."""
+        with translated():
+            return {r["name"] for r in await self.pool.fetch(Q["existing_queues"], names)}
+
+    async def count(self) -> int:
+        """How many queues there are (a pass over every job: see QueueLimit)."""
+        async with self.searches.connection() as conn:
+            return int(await conn.fetchval(Q["count_queues"]))
 
     async def get(self, name: str) -> Queue:
         async with self.searches.connection() as conn:

@@ -195,6 +195,7 @@ class Job(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_TOTAL_FIELD_NUMBER: _builtins.int
     REQUEUES_FIELD_NUMBER: _builtins.int
     CONCURRENCY_SCOPE_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_KEY_FIELD_NUMBER: _builtins.int
@@ -223,6 +224,11 @@ class Job(_message.Message):
     cancel_requested: _builtins.bool
     worker_id: _builtins.str
     """Worker holding the current lease (RUNNING only)."""
+    attempts_total: _builtins.int
+    """How many attempts the job has recorded, the running one included. `attempts` holds at most
+    the latest page of them (GetJob's attempts_page_size, 100 by default); GetJob pages through
+    the older ones with attempts_page_token. 0 where attempts are not read (Lease, ListJobs).
+    """
     requeues: _builtins.int
     """How many times Requeue put the job back to PENDING."""
     concurrency_scope: Global___Job.ConcurrencyScope.ValueType
@@ -308,6 +314,7 @@ class Job(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         attempts: _abc.Iterable[Global___Attempt] | None = ...,
+        attempts_total: _builtins.int = ...,
         requeues: _builtins.int = ...,
         concurrency_scope: Global___Job.ConcurrencyScope.ValueType = ...,
         rate_limit_key: _builtins.str = ...,
@@ -317,7 +324,7 @@ class Job(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "backoff", b"backoff", "created_at", b"created_at", "finished_at", b"finished_at", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "rate_limit", b"rate_limit", "run_at", b"run_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "pipeline_id", b"pipeline_id", "priority", b"priority", "queue", b"queue", "rate_limit", b"rate_limit", "rate_limit_key", b"rate_limit_key", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "step_name", b"step_name", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempt_deadline", b"attempt_deadline", "attempt_timeout", b"attempt_timeout", "attempts", b"attempts", "attempts_total", b"attempts_total", "backoff", b"backoff", "cancel_requested", b"cancel_requested", "checkpoint", b"checkpoint", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_scope", b"concurrency_scope", "content_type", b"content_type", "created_at", b"created_at", "finished_at", b"finished_at", "headers", b"headers", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "payload", b"payload", "pipeline_id", b"pipeline_id", "priority", b"priority", "queue", b"queue", "rate_limit", b"rate_limit", "rate_limit_key", b"rate_limit_key", "requeues", b"requeues", "result", b"result", "result_content_type", b"result_content_type", "run_at", b"run_at", "state", b"state", "step_name", b"step_name", "updated_at", b"updated_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

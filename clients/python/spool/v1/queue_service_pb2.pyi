@@ -823,18 +823,26 @@ class GetJobRequest(_message.Message):
 
     JOB_ID_FIELD_NUMBER: _builtins.int
     INCLUDE_LOGS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     include_logs: _builtins.bool
     """Include each attempt's log lines (Attempt.logs); they are left out by default."""
+    attempts_page_size: _builtins.int
+    """The most attempts in job.attempts: the latest ones (0: 100; at most 1000)."""
+    attempts_page_token: _builtins.str
+    """From a previous answer's next_attempts_page_token: the attempts older than that page."""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         include_logs: _builtins.bool = ...,
+        attempts_page_size: _builtins.int = ...,
+        attempts_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_logs", b"include_logs", "job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts_page_size", b"attempts_page_size", "attempts_page_token", b"attempts_page_token", "include_logs", b"include_logs", "job_id", b"job_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -845,16 +853,22 @@ class GetJobResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPTS_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_attempts_page_token: _builtins.str
+    """Set when the job has attempts older than those in job.attempts: pass it as
+    attempts_page_token to read them.
+    """
     @_builtins.property
     def job(self) -> _job_pb2.Job: ...
     def __init__(
         self,
         *,
         job: _job_pb2.Job | None = ...,
+        next_attempts_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "next_attempts_page_token", b"next_attempts_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -70,7 +70,11 @@ SELECT * FROM spool.jobs WHERE id = $1
 SELECT id, state, lease_token, lease_expires_at FROM spool.jobs WHERE id = ANY($1::bigint[])
 
 -- name: get_attempts
-SELECT * FROM spool.attempts WHERE job_id = $1 ORDER BY lease_token
+-- The latest $3 attempts older than lease token $2, newest first.
+SELECT * FROM spool.attempts WHERE job_id = $1 AND lease_token < $2 ORDER BY lease_token DESC LIMIT $3
+
+-- name: count_attempts
+SELECT count(*) FROM spool.attempts WHERE job_id = $1
 
 -- name: claim_slots
 SELECT * FROM spool.claim_slots($1::text[], $2::text[], $3::interval[])
@@ -173,15 +177,23 @@ SELECT id, lease_token FROM done
 -- Ends the held lease with an error: back to PENDING after a backoff, or DEAD, or CANCELLED.
 -- With release ($10) the job is handed back unfinished: PENDING at once (or after retry_after),
 -- its attempt recorded as released and not counted, the last error kept unless a new one is
--- given. A requested cancel still ends the job CANCELLED.
+-- given. A requested cancel still ends the job CANCELLED. A job released $11 times since it was
+-- last (re)queued has had its free releases: the next counts as a failed attempt (error
+-- ReleaseLimit unless one is given), so that its history stays bounded.
 WITH decided AS (
-    SELECT j.id, j.attempt AS number, $10 AND NOT j.cancel_requested AS released,
-           CASE WHEN $10 AND NOT j.cancel_requested THEN 'pending'::spool.job_state
+    SELECT j.id, j.attempt AS number, r.free AS released, $10 AND NOT r.free AND NOT j.cancel_requested AS over,
+           CASE WHEN r.free THEN 'pending'::spool.job_state
                 ELSE spool.state_after_failure(j.cancel_requested, $3, j.attempt, j.max_attempts)
            END AS next
     FROM spool.jobs j
+    CROSS JOIN LATERAL (
+        SELECT $10 AND NOT j.cancel_requested AND (
+            SELECT count(*) FROM spool.attempts a
+            WHERE a.job_id = j.id AND a.requeues = j.requeues AND a.outcome = 'released'::spool.attempt_outcome
+        ) < $11::integer AS free
+    ) AS r
     WHERE j.id = $1 AND j.lease_token = $2 AND j.lease_expires_at > now()
-    FOR UPDATE
+    FOR UPDATE OF j
 ), done AS (
     UPDATE spool.jobs j SET
         state = d.next,
@@ -192,10 +204,11 @@ WITH decided AS (
             THEN now() + coalesce($4, spool.backoff_delay(j.backoff_kind, j.backoff_initial,
                 j.backoff_max, j.backoff_multiplier, j.backoff_jitter, j.attempt))
             ELSE j.run_at END,
-        error_type = CASE WHEN d.released AND coalesce($5, $6, $7) IS NULL
-            THEN j.error_type ELSE $5 END,
-        error_message = CASE WHEN d.released AND coalesce($5, $6, $7) IS NULL
-            THEN j.error_message ELSE $6 END,
+        error_type = CASE WHEN d.released AND coalesce($5, $6, $7) IS NULL THEN j.error_type
+            WHEN d.over AND coalesce($5, $6, $7) IS NULL THEN 'ReleaseLimit' ELSE $5 END,
+        error_message = CASE WHEN d.released AND coalesce($5, $6, $7) IS NULL THEN j.error_message
+            WHEN d.over AND coalesce($5, $6, $7) IS NULL
+            THEN 'released ' || $11::integer::text || ' times: this release counts as an attempt' ELSE $6 END,
         error_details = CASE WHEN d.released AND coalesce($5, $6, $7) IS NULL
             THEN j.error_details ELSE $7 END,
         checkpoint = CASE WHEN $8 THEN $9 ELSE j.checkpoint END,
@@ -214,7 +227,8 @@ WITH decided AS (
            CASE WHEN done.state = 'cancelled' THEN 'cancelled'
                 WHEN d.released THEN 'released'
                 ELSE 'failed' END::spool.attempt_outcome,
-           $5, $6, $7, done.requeues
+           CASE WHEN d.over THEN done.error_type ELSE $5 END,
+           CASE WHEN d.over THEN done.error_message ELSE $6 END, $7, done.requeues
     FROM done JOIN decided d ON d.id = done.id
 )
 -- A job ready again now wakes the Lease waiters, as a new one does.
@@ -304,4 +318,4 @@ ON CONFLICT (job_id, lease_token) DO UPDATE SET
         + greatest(length(l.logs) + length(excluded.logs) - $4::integer, 0)
 
 -- name: get_logs
-SELECT lease_token, logs, dropped FROM spool.attempt_logs WHERE job_id = $1
+SELECT lease_token, logs, dropped FROM spool.attempt_logs WHERE job_id = $1 AND lease_token = ANY($2::bigint[])

@@ -1,6 +1,13 @@
 -- name: list_queues
--- Every queue with a settings row or a job, with its settings and its jobs by derived status.
-WITH counts AS (
+-- The first $2 queues by name after $1 (each with a settings row or a job), with their settings and
+-- their jobs by derived status.
+WITH names AS (
+    SELECT name FROM spool.queues WHERE name > $1
+    UNION
+    SELECT DISTINCT queue FROM spool.jobs WHERE queue > $1
+    ORDER BY 1
+    LIMIT $2
+), counts AS (
     SELECT queue,
         count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS ready,
         count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at > now()) AS scheduled,
@@ -14,9 +21,10 @@ WITH counts AS (
         count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now() AND rate_key IS NOT NULL
             AND rate_key IN (SELECT key FROM spool.rate_keys WHERE opens_at > now())) AS key_throttled
     FROM spool.jobs
+    WHERE queue IN (SELECT name FROM names)
     GROUP BY queue
 )
-SELECT coalesce(q.name, c.queue) AS name, coalesce(q.paused, false) AS paused, q.max_attempts,
+SELECT n.name, coalesce(q.paused, false) AS paused, q.max_attempts,
     q.backoff_kind, q.backoff_initial, q.backoff_max, q.backoff_multiplier, q.backoff_jitter,
     q.lease_duration, q.attempt_timeout, q.retention_succeeded, q.retention_cancelled,
     q.retention_dead, c.ready, c.scheduled, c.retrying, c.running, c.dead, c.succeeded,
@@ -24,9 +32,10 @@ SELECT coalesce(q.name, c.queue) AS name, coalesce(q.paused, false) AS paused, q
     q.rate_burst,
     q.rate_limit IS NOT NULL
         AND spool.rate_room(q.rate_tat, q.rate_limit, q.rate_interval, q.rate_burst, now()) = 0 AS queue_throttled
-FROM spool.queues q
-FULL JOIN counts c ON c.queue = q.name
-ORDER BY 1
+FROM names n
+LEFT JOIN spool.queues q ON q.name = n.name
+LEFT JOIN counts c ON c.queue = n.name
+ORDER BY n.name
 
 -- name: get_queue
 -- One queue as list_queues describes it; no row when it has neither settings nor jobs.
@@ -129,3 +138,15 @@ WITH left_over AS (
     RETURNING q.name
 )
 SELECT (SELECT jobs FROM left_over) AS jobs, (SELECT count(*) FROM gone) AS deleted
+
+-- name: existing_queues
+-- Which of the names are queues (a settings row or a job), each looked up through an index.
+SELECT n.name FROM unnest($1::text[]) AS n(name)
+WHERE EXISTS (SELECT 1 FROM spool.queues q WHERE q.name = n.name)
+   OR EXISTS (SELECT 1 FROM spool.jobs j WHERE j.state = 'pending'::spool.job_state AND j.queue = n.name)
+   OR EXISTS (SELECT 1 FROM spool.jobs j WHERE j.finished_at IS NOT NULL AND j.queue = n.name)
+   OR EXISTS (SELECT 1 FROM spool.jobs j WHERE j.state = 'running'::spool.job_state AND j.queue = n.name)
+
+-- name: count_queues
+-- How many queues there are: one pass over the jobs, so QueueLimit runs it seldom.
+SELECT count(*) FROM (SELECT name FROM spool.queues UNION SELECT queue FROM spool.jobs) AS q
