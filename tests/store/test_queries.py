@@ -43,7 +43,7 @@ LEASE_LOOKUPS = {
     "heartbeat_many": lambda ids, tokens: [ids, tokens, [None] * len(ids), [False] * len(ids), [None] * len(ids)],
     "ack_many": lambda ids, tokens: [ids, tokens, [None] * len(ids), [None] * len(ids)],
     "ack_many_ids": lambda ids, tokens: [ids, tokens, [None] * len(ids), [None] * len(ids)],
-    "nack": lambda ids, tokens: [ids[0], tokens[0], True, None, "E", "m", None, False, None, False],
+    "nack": lambda ids, tokens: [ids[0], tokens[0], True, None, "E", "m", None, False, None, False, 100],
 }
 
 
