@@ -59,7 +59,9 @@ from spoold.store.retention import RetentionStore
 from spoold.store.schedules import ScheduleStore
 from spoold.store.search import SearchStore
 from spoold.store.searching import SearchPool
+from spoold.store.tail import TailStore
 from spoold.store.watches import WatchStore
+from spoold.tail import TailHub, TailPoller
 from spoold.watch import WatchHub, WatchPoller
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class App:
     server: grpc.aio.Server | None = None
     health: health.aio.HealthServicer | None = None
     hub: WatchHub | None = None
+    tail: TailHub | None = None
     gate: Gate | None = None
     http: HttpServer | None = None
     feed: QueueFeed | None = None
@@ -178,6 +181,7 @@ class App:
         self.loops.append(BulkRunner(bulk, s.bulk_interval.total_seconds(), s.bulk_batch))
         self.hub = self._watch_hub()
         assert self.searches is not None
+        self.tail = self._tail_hub()
         keys = KeyStore(self.pool)
         self._keep_keys_checked(keys)
         access = Access(keys)
@@ -185,7 +189,14 @@ class App:
         limit = QueueLimit(queues, s.limits.max_queues)
         services = {
             QUEUE_SERVICE: QueueService(
-                self.store, self.leaser, s, access, SearchStore(self.searches), hub=self.hub, queue_limit=limit
+                self.store,
+                self.leaser,
+                s,
+                access,
+                SearchStore(self.searches),
+                hub=self.hub,
+                queue_limit=limit,
+                tail=self.tail,
             ),
             ADMIN_SERVICE: AdminService(queues, keys, access, s, schedules, firer, bulk),
             PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access),
@@ -243,6 +254,17 @@ class App:
         self.loops.append(WatchPoller(hub, poll, keep_alive_every))
         return hub
 
+    def _tail_hub(self) -> TailHub:
+        """The TailJobs fan-out, with its poller among the supervised loops (as WatchJob's)."""
+        assert self.pool is not None and self.listener is not None
+        s = self.settings
+        hub = TailHub(TailStore(self.pool, uuid.uuid4(), _WATCH_TTL), self.listener, s.tail_buffer)
+        hub.start()
+        poll = s.watch_poll_interval.total_seconds()
+        keep_alive_every = max(1, int(_WATCH_TTL.total_seconds() / 4 / poll))
+        self.loops.append(TailPoller(hub, poll, keep_alive_every, prune_every=keep_alive_every))
+        return hub
+
     def _watchdog(self) -> Watchdog:
         """Health follows the loops; each loop backs off its failures as configured."""
         s = self.settings
@@ -270,16 +292,18 @@ class App:
             await self.health.enter_graceful_shutdown()
         if self.leaser is not None:
             self.leaser.close()
-        if self.hub is not None:
-            self.hub.close()  # watch streams end UNAVAILABLE now, well within the grace
+        for hub in (self.hub, self.tail):
+            if hub is not None:
+                hub.close()  # watch and tail streams end UNAVAILABLE now, well within the grace
         doors = [self.http.stop()] if self.http is not None else []
         if self.server is not None:
             doors.append(self.server.stop(self.settings.shutdown_grace.total_seconds()))
         await asyncio.gather(*doors)
         for loop in self.loops:
             await loop.stop()
-        if self.hub is not None:
-            await self.hub.stop()
+        for hub in (self.hub, self.tail):
+            if hub is not None:
+                await hub.stop()
         self._subscriptions.close()
         if self.listener is not None:
             await self.listener.stop()

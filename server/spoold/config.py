@@ -133,6 +133,8 @@ class Settings:
     console_feed_interval: timedelta = timedelta(seconds=2)
     # Snapshots kept per watcher that is not reading; older ones are dropped (coalesced).
     watch_buffer: int = 16
+    # TailJobs: events kept per stream that is not reading; older ones are dropped (and counted).
+    tail_buffer: int = 256
     # A background loop whose owed run has not completed for this long (its runs keep failing,
     # or one hangs) turns health NOT_SERVING, so that an orchestrator can restart the process.
     loop_stall_timeout: timedelta = timedelta(seconds=60)

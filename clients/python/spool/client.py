@@ -414,6 +414,33 @@ class Client:
                 call.cancel()
             time.sleep(delay)
 
+    def tail(
+        self,
+        queues: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        *,
+        error_contains: str = "",
+    ) -> Iterator[qs.TailJobsResponse]:
+        """Job events as they happen, on every replica (never ends; reconnects on UNAVAILABLE).
+        kinds: enqueued, started, succeeded, failed, dead, cancelled, pending, waiting."""
+        req = tail_request(queues, kinds, error_contains)
+        delays = self.retry.delays()
+        while True:
+            call = self.stub.TailJobs(req, metadata=self.connection.metadata)
+            try:
+                for resp in call:
+                    delays = self.retry.delays()
+                    yield resp
+                continue  # the server ended the stream (it never does on its own): tail again
+            except grpc.RpcError as err:
+                code = err.code() if isinstance(err, grpc.Call) else None
+                delay = next(delays, None) if code in RETRYABLE else None
+                if delay is None:
+                    raise from_rpc_error(err) from err
+            finally:
+                call.cancel()
+            time.sleep(delay)
+
     def cancel(self, job_id: str) -> Job:
         """PENDING ends CANCELLED now; a RUNNING job's worker is told by its next heartbeat."""
         req = qs.CancelJobRequest(job_id=job_id)
@@ -499,3 +526,12 @@ class Client:
 
 def is_terminal(job: Job) -> bool:
     return job.state in _TERMINAL
+
+
+def tail_request(queues: Sequence[str], kinds: Sequence[str], error_contains: str) -> qs.TailJobsRequest:
+    """The TailJobs request for these event kinds, by name ("dead", "failed", ...)."""
+    try:
+        values = [qs.JobEvent.Kind.Value(f"KIND_{k.upper()}") for k in kinds]
+    except ValueError as err:
+        raise ValueError(f"not an event kind: {err}") from err
+    return qs.TailJobsRequest(queues=queues, kinds=values, error_contains=error_contains)

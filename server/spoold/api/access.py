@@ -9,7 +9,7 @@ queue (admin keys, `*`, calls admitted without a key) skip all of it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from spoold.auth.principal import Principal, principal
 from spoold.errors import GlobalKeyNotAllowed, JobNotFound, QueueNotAllowed
@@ -84,6 +84,11 @@ class Access:
 
     def sees(self, queue: str) -> bool:
         return principal().allows(queue)
+
+    def seer(self) -> Callable[[str], bool]:
+        """sees, for the current caller, usable outside its request's context (a stream's fan-out)."""
+        p = principal()
+        return (lambda _: True) if p.every_queue else p.allows
 
     def remember(self, rows: Iterable[JobRow]) -> None:
         """Notes the queues of jobs just handed to a restricted caller (leased), for its acks."""

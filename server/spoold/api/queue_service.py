@@ -11,7 +11,7 @@ from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import Message
 
 from spool.v1 import queue_service_pb2 as qs
-from spoold.api import convert, paging, search
+from spoold.api import convert, paging, search, tail_convert
 from spoold.api import validate as v
 from spoold.api.access import Access
 from spoold.api.calls import CallContext as Context
@@ -26,6 +26,7 @@ from spoold.store.jobs import JobStore
 from spoold.store.pipelines import parents_of
 from spoold.store.rows import JobRow
 from spoold.store.search import SearchStore
+from spoold.tail import TailHub
 from spoold.watch import WatchHub
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,11 @@ class QueueService:
         searches: SearchStore,
         hub: WatchHub | None = None,
         queue_limit: QueueLimit | None = None,
+        tail: TailHub | None = None,
     ) -> None:
         self._store = store
         self._queue_limit = queue_limit
+        self._tail = tail
         self._access = access
         self._hub = hub
         self._search = searches
@@ -246,3 +249,12 @@ class QueueService:
             raise ShuttingDown("this server does not serve WatchJob")
         async for job in self._hub.follow(job_id):
             yield qs.WatchJobResponse(job=convert.job_proto(job), observed_at=convert.ts(datetime.now(UTC)))
+
+    @stream
+    async def TailJobs(self, request: qs.TailJobsRequest, context: Context) -> AsyncIterator[qs.TailJobsResponse]:
+        want = tail_convert.tail_filter(request, self._limits)
+        self._access.queues("queues", sorted(want.queues))
+        if self._tail is None:
+            raise ShuttingDown("this server does not serve TailJobs")
+        async for event, missed in self._tail.follow(want, self._access.seer()):
+            yield tail_convert.tail_response(event, missed)

@@ -74,7 +74,7 @@ def job_filter(p: job_pb2.JobFilter, lim: Limits, prefix: str = "filter.") -> Jo
             raise InvalidArgument(f"{prefix}{name}", f"more than {MAX_FILTER_STATES} entries")
     return JobFilter(
         queues=tuple(dict.fromkeys(v.name(f"{prefix}queues[{i}]", q, lim) for i, q in enumerate(p.queues))),
-        states=tuple(dict.fromkeys(_state(f"{prefix}states[{i}]", s) for i, s in enumerate(p.states))),
+        states=tuple(dict.fromkeys(state(f"{prefix}states[{i}]", s) for i, s in enumerate(p.states))),
         statuses=tuple(dict.fromkeys(_status(f"{prefix}statuses[{i}]", s) for i, s in enumerate(p.statuses))),
         created_after=created_after,
         created_before=created_before,
@@ -101,7 +101,7 @@ def _array_items(doc: object) -> int:
     return count
 
 
-def _state(field: str, value: int) -> JobState:
+def state(field: str, value: int) -> JobState:
     state: JobState | None = STATE_FROM_PROTO.get(value)  # type: ignore[call-overload]
     if state is None:
         raise InvalidArgument(field, f"not a job state: {value}")

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 READY = "spool_ready"  # payload: a queue that got a job ready to run
 JOB = "spool_job"  # payload: the id of a watched job that changed (see spool.watched)
 KEYS = "spool_api_key"  # payload: the id of an API key that changed (revoked, above all)
+TAIL = "spool_tail"  # no payload: job events were written for the tailing servers (spool.job_events)
 
 
 class Subscription:
@@ -48,7 +49,7 @@ class Subscription:
 
 
 class Listener:
-    def __init__(self, dsn: str, channels: tuple[str, ...] = (READY, JOB, KEYS)) -> None:
+    def __init__(self, dsn: str, channels: tuple[str, ...] = (READY, JOB, KEYS, TAIL)) -> None:
         self._dsn = dsn
         self._channels = channels
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .queue_service_pb2 import AckBatchRequest, AckBatchResponse, AckRequest, AckResponse, CancelJobRequest, CancelJobResponse, EnqueueBatchRequest, EnqueueBatchResponse, EnqueueRequest, EnqueueResponse, GetJobRequest, GetJobResponse, HeartbeatBatchRequest, HeartbeatBatchResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, ListJobsRequest, ListJobsResponse, NackRequest, NackResponse, RequeueRequest, RequeueResponse, WatchJobRequest, WatchJobResponse
+from .queue_service_pb2 import AckBatchRequest, AckBatchResponse, AckRequest, AckResponse, CancelJobRequest, CancelJobResponse, EnqueueBatchRequest, EnqueueBatchResponse, EnqueueRequest, EnqueueResponse, GetJobRequest, GetJobResponse, HeartbeatBatchRequest, HeartbeatBatchResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, ListJobsRequest, ListJobsResponse, NackRequest, NackResponse, RequeueRequest, RequeueResponse, TailJobsRequest, TailJobsResponse, WatchJobRequest, WatchJobResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -117,6 +117,14 @@ class QueueService(Protocol):
     def watch_job(self, request: WatchJobRequest, ctx: RequestContext[WatchJobRequest, WatchJobResponse], /) -> AsyncIterator[WatchJobResponse]:
         """
         The job now, then every change, until it reaches a terminal state.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def tail_jobs(self, request: TailJobsRequest, ctx: RequestContext[TailJobsRequest, TailJobsResponse], /) -> AsyncIterator[TailJobsResponse]:
+        """
+        Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+        cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+        that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -276,6 +284,17 @@ class QueueServiceASGIApplication(ConnectASGIApplication[QueueService]):
                         stream_type=StreamType.SERVER_STREAM,
                     ),
                     function=svc.watch_job,
+                ),
+                "/spool.v1.QueueService/TailJobs": Endpoint.server_stream(
+                    method=MethodInfo(
+                        name="TailJobs",
+                        service_name="spool.v1.QueueService",
+                        input=TailJobsRequest,
+                        output=TailJobsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.SERVER_STREAM,
+                    ),
+                    function=svc.tail_jobs,
                 ),
             },
             interceptors=interceptors,
@@ -618,6 +637,31 @@ class QueueServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    def tail_jobs(
+        self,
+        request: TailJobsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> AsyncIterator[TailJobsResponse]:
+        """
+        Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+        cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+        that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+        """
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="TailJobs",
+                service_name="spool.v1.QueueService",
+                input=TailJobsRequest,
+                output=TailJobsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.SERVER_STREAM,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class QueueServiceSync(Protocol):
     """
@@ -699,6 +743,14 @@ class QueueServiceSync(Protocol):
     def watch_job(self, request: WatchJobRequest, ctx: RequestContext[WatchJobRequest, WatchJobResponse], /) -> Iterator[WatchJobResponse]:
         """
         The job now, then every change, until it reaches a terminal state.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def tail_jobs(self, request: TailJobsRequest, ctx: RequestContext[TailJobsRequest, TailJobsResponse], /) -> Iterator[TailJobsResponse]:
+        """
+        Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+        cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+        that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -856,6 +908,17 @@ class QueueServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.SERVER_STREAM,
                     ),
                     function=service.watch_job,
+                ),
+                "/spool.v1.QueueService/TailJobs": EndpointSync.server_stream(
+                    method=MethodInfo(
+                        name="TailJobs",
+                        service_name="spool.v1.QueueService",
+                        input=TailJobsRequest,
+                        output=TailJobsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.SERVER_STREAM,
+                    ),
+                    function=service.tail_jobs,
                 ),
             },
             interceptors=interceptors,
@@ -1192,6 +1255,31 @@ class QueueServiceClientSync(ConnectClientSync):
                 service_name="spool.v1.QueueService",
                 input=WatchJobRequest,
                 output=WatchJobResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.SERVER_STREAM,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def tail_jobs(
+        self,
+        request: TailJobsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Iterator[TailJobsResponse]:
+        """
+        Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+        cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+        that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+        """
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="TailJobs",
+                service_name="spool.v1.QueueService",
+                input=TailJobsRequest,
+                output=TailJobsResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.SERVER_STREAM,
             ),

@@ -988,3 +988,154 @@ class WatchJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchJobResponse: _TypeAlias = WatchJobResponse  # noqa: Y015
+
+@_typing.final
+class TailJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUES_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    ERROR_CONTAINS_FIELD_NUMBER: _builtins.int
+    error_contains: _builtins.str
+    """Only events whose error type or message contains this text (case-insensitive)."""
+    @_builtins.property
+    def queues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only events of jobs in these queues; all queues the caller may read if empty."""
+
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[Global___JobEvent.Kind.ValueType]:
+        """Only events of these kinds; every kind if empty."""
+
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.Job.State.ValueType]:
+        """Only events that left the job in one of these states; any if empty."""
+
+    def __init__(
+        self,
+        *,
+        queues: _abc.Iterable[_builtins.str] | None = ...,
+        kinds: _abc.Iterable[Global___JobEvent.Kind.ValueType] | None = ...,
+        states: _abc.Iterable[_job_pb2.Job.State.ValueType] | None = ...,
+        error_contains: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_contains", b"error_contains", "kinds", b"kinds", "queues", b"queues", "states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TailJobsRequest: _TypeAlias = TailJobsRequest  # noqa: Y015
+
+@_typing.final
+class TailJobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    MISSED_FIELD_NUMBER: _builtins.int
+    missed: _builtins.int
+    """Events of this stream dropped since the previous one sent, because it was not read fast enough."""
+    @_builtins.property
+    def event(self) -> Global___JobEvent: ...
+    def __init__(
+        self,
+        *,
+        event: Global___JobEvent | None = ...,
+        missed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "missed", b"missed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TailJobsResponse: _TypeAlias = TailJobsResponse  # noqa: Y015
+
+@_typing.final
+class JobEvent(_message.Message):
+    """A change of a job's state, as TailJobs reports it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[JobEvent._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: JobEvent._Kind.ValueType  # 0
+        KIND_ENQUEUED: JobEvent._Kind.ValueType  # 1
+        """Created (Enqueue, EnqueueBatch, spool.enqueue(), a schedule or a pipeline)."""
+        KIND_STARTED: JobEvent._Kind.ValueType  # 2
+        """Leased by a worker: an attempt began."""
+        KIND_SUCCEEDED: JobEvent._Kind.ValueType  # 3
+        KIND_FAILED: JobEvent._Kind.ValueType  # 4
+        """An attempt failed (Nack, lease expired, timed out) and the job will be retried."""
+        KIND_DEAD: JobEvent._Kind.ValueType  # 5
+        KIND_CANCELLED: JobEvent._Kind.ValueType  # 6
+        KIND_PENDING: JobEvent._Kind.ValueType  # 7
+        """Ready again without a failure (requeued, or released unfinished)."""
+        KIND_WAITING: JobEvent._Kind.ValueType  # 8
+        """A pipeline step waiting for its parents."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    KIND_UNSPECIFIED: JobEvent.Kind.ValueType  # 0
+    KIND_ENQUEUED: JobEvent.Kind.ValueType  # 1
+    """Created (Enqueue, EnqueueBatch, spool.enqueue(), a schedule or a pipeline)."""
+    KIND_STARTED: JobEvent.Kind.ValueType  # 2
+    """Leased by a worker: an attempt began."""
+    KIND_SUCCEEDED: JobEvent.Kind.ValueType  # 3
+    KIND_FAILED: JobEvent.Kind.ValueType  # 4
+    """An attempt failed (Nack, lease expired, timed out) and the job will be retried."""
+    KIND_DEAD: JobEvent.Kind.ValueType  # 5
+    KIND_CANCELLED: JobEvent.Kind.ValueType  # 6
+    KIND_PENDING: JobEvent.Kind.ValueType  # 7
+    """Ready again without a failure (requeued, or released unfinished)."""
+    KIND_WAITING: JobEvent.Kind.ValueType  # 8
+    """A pipeline step waiting for its parents."""
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    queue: _builtins.str
+    kind: Global___JobEvent.Kind.ValueType
+    state: _job_pb2.Job.State.ValueType
+    """The job's state after the change."""
+    attempt: _builtins.int
+    max_attempts: _builtins.int
+    worker_id: _builtins.str
+    @_builtins.property
+    def error(self) -> _job_pb2.JobError:
+        """The job's last error (type and message), for failed and dead events above all."""
+
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the change was made (the database's clock)."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        kind: Global___JobEvent.Kind.ValueType = ...,
+        state: _job_pb2.Job.State.ValueType = ...,
+        attempt: _builtins.int = ...,
+        max_attempts: _builtins.int = ...,
+        worker_id: _builtins.str = ...,
+        error: _job_pb2.JobError | None = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "attempt", b"attempt", "error", b"error", "job_id", b"job_id", "kind", b"kind", "max_attempts", b"max_attempts", "queue", b"queue", "state", b"state", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobEvent: _TypeAlias = JobEvent  # noqa: Y015

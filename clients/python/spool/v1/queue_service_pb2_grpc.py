@@ -100,6 +100,11 @@ class QueueServiceStub:
                 request_serializer=spool_dot_v1_dot_queue__service__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_queue__service__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
+        self.TailJobs = channel.unary_stream(
+                '/spool.v1.QueueService/TailJobs',
+                request_serializer=spool_dot_v1_dot_queue__service__pb2.TailJobsRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_queue__service__pb2.TailJobsResponse.FromString,
+                _registered_method=True)
 
 
 class QueueServiceServicer:
@@ -198,6 +203,15 @@ class QueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TailJobs(self, request, context):
+        """Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+        cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+        that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +279,11 @@ def add_QueueServiceServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=spool_dot_v1_dot_queue__service__pb2.WatchJobRequest.FromString,
                     response_serializer=spool_dot_v1_dot_queue__service__pb2.WatchJobResponse.SerializeToString,
+            ),
+            'TailJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.TailJobs,
+                    request_deserializer=spool_dot_v1_dot_queue__service__pb2.TailJobsRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_queue__service__pb2.TailJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -619,6 +638,33 @@ class QueueService:
             '/spool.v1.QueueService/WatchJob',
             spool_dot_v1_dot_queue__service__pb2.WatchJobRequest.SerializeToString,
             spool_dot_v1_dot_queue__service__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/spool.v1.QueueService/TailJobs',
+            spool_dot_v1_dot_queue__service__pb2.TailJobsRequest.SerializeToString,
+            spool_dot_v1_dot_queue__service__pb2.TailJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,11 @@ class QueueServiceStub:
     """Search jobs, newest first by default, in pages."""
     WatchJob: _grpc.UnaryStreamMultiCallable[_queue_service_pb2.WatchJobRequest, _queue_service_pb2.WatchJobResponse]
     """The job now, then every change, until it reaches a terminal state."""
+    TailJobs: _grpc.UnaryStreamMultiCallable[_queue_service_pb2.TailJobsRequest, _queue_service_pb2.TailJobsResponse]
+    """Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+    cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+    that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+    """
 
 @_typing.type_check_only
 class QueueServiceAsyncStub(QueueServiceStub):
@@ -95,6 +100,11 @@ class QueueServiceAsyncStub(QueueServiceStub):
     """Search jobs, newest first by default, in pages."""
     WatchJob: _aio.UnaryStreamMultiCallable[_queue_service_pb2.WatchJobRequest, _queue_service_pb2.WatchJobResponse]  # type: ignore[assignment]
     """The job now, then every change, until it reaches a terminal state."""
+    TailJobs: _aio.UnaryStreamMultiCallable[_queue_service_pb2.TailJobsRequest, _queue_service_pb2.TailJobsResponse]  # type: ignore[assignment]
+    """Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+    cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+    that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+    """
 
 class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
     """The job queue: producers enqueue, workers lease and finish, operators look and requeue."""
@@ -204,5 +214,16 @@ class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_queue_service_pb2.WatchJobResponse], _abc.AsyncIterator[_queue_service_pb2.WatchJobResponse]]:
         """The job now, then every change, until it reaches a terminal state."""
+
+    @_abc_1.abstractmethod
+    def TailJobs(
+        self,
+        request: _queue_service_pb2.TailJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_queue_service_pb2.TailJobsResponse], _abc.AsyncIterator[_queue_service_pb2.TailJobsResponse]]:
+        """Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+        cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+        that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+        """
 
 def add_QueueServiceServicer_to_server(servicer: QueueServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

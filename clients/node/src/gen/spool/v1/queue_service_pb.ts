@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { BackoffPolicy, Job, Job_ConcurrencyScope, JobError, JobFilter, RateLimit, StepOutcome } from "./job_pb.js";
+import type { BackoffPolicy, Job, Job_ConcurrencyScope, Job_State, JobError, JobFilter, RateLimit, StepOutcome } from "./job_pb.js";
 import { file_spool_v1_job } from "./job_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/queue_service.proto.
  */
 export const file_spool_v1_queue_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxzcG9vbC92MS9xdWV1ZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSKpBQoORW5xdWV1ZVJlcXVlc3QSDQoFcXVldWUYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIUCgxjb250ZW50X3R5cGUYAyABKAkSNgoHaGVhZGVycxgEIAMoCzIlLnNwb29sLnYxLkVucXVldWVSZXF1ZXN0LkhlYWRlcnNFbnRyeRIQCghwcmlvcml0eRgFIAEoBRIsCgZydW5fYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASKgoFZGVsYXkYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIZCgxtYXhfYXR0ZW1wdHMYCCABKAVIAYgBARIoCgdiYWNrb2ZmGAkgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhcKD2NvbmN1cnJlbmN5X2tleRgNIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgOIAEoBRI5ChFjb25jdXJyZW5jeV9zY29wZRgPIAEoDjIeLnNwb29sLnYxLkpvYi5Db25jdXJyZW5jeVNjb3BlEhYKDnJhdGVfbGltaXRfa2V5GBQgASgJEicKCnJhdGVfbGltaXQYFSABKAsyEy5zcG9vbC52MS5SYXRlTGltaXQaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFc3RhcnRCDwoNX21heF9hdHRlbXB0cyJDCg9FbnF1ZXVlUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEhQKDGRlZHVwbGljYXRlZBgCIAEoCCI9ChNFbnF1ZXVlQmF0Y2hSZXF1ZXN0EiYKBGpvYnMYASADKAsyGC5zcG9vbC52MS5FbnF1ZXVlUmVxdWVzdCJCChRFbnF1ZXVlQmF0Y2hSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuc3Bvb2wudjEuRW5xdWV1ZVJlc3BvbnNlIp8BCgxMZWFzZVJlcXVlc3QSDgoGcXVldWVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBHdhaXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJd29ya2VyX2lkGAUgASgJIjIKDUxlYXNlUmVzcG9uc2USIQoEam9icxgBIAMoCzITLnNwb29sLnYxLkxlYXNlZEpvYiKiAgoJTGVhc2VkSm9iEhoKA2pvYhgBIAEoCzINLnNwb29sLnYxLkpvYhITCgtsZWFzZV90b2tlbhgCIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgdwYXJlbnRzGAogAygLMiAuc3Bvb2wudjEuTGVhc2VkSm9iLlBhcmVudHNFbnRyeRpFCgxQYXJlbnRzRW50cnkSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3Bvb2wudjEuU3RlcE91dGNvbWU6AjgBIqABChBIZWFydGJlYXRSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRITCgtsZWFzZV90b2tlbhgCIAEoCRIxCg5sZWFzZV9kdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCgpjaGVja3BvaW50GAQgASgMSACIAQESDAoEbG9ncxgUIAEoCUINCgtfY2hlY2twb2ludCJjChFIZWFydGJlYXRSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBjYW5jZWxfcmVxdWVzdGVkGAIgASgIIkcKFUhlYXJ0YmVhdEJhdGNoUmVxdWVzdBIuCgpoZWFydGJlYXRzGAEgAygLMhouc3Bvb2wudjEuSGVhcnRiZWF0UmVxdWVzdCJJChZIZWFydGJlYXRCYXRjaFJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zcG9vbC52MS5IZWFydGJlYXRCYXRjaFJlc3VsdCJ6ChRIZWFydGJlYXRCYXRjaFJlc3VsdBIOCgZqb2JfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5zcG9vbC52MS5JdGVtRXJyb3ISLgoJaGVhcnRiZWF0GAMgASgLMhsuc3Bvb2wudjEuSGVhcnRiZWF0UmVzcG9uc2UikgEKCkFja1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgJEg4KBnJlc3VsdBgDIAEoDBIbChNyZXN1bHRfY29udGVudF90eXBlGAQgASgJEiQKBG5leHQYBSABKAsyFi5zcG9vbC52MS5MZWFzZVJlcXVlc3QSDAoEbG9ncxgUIAEoCSJMCgtBY2tSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2ISIQoEbmV4dBgCIAMoCzITLnNwb29sLnYxLkxlYXNlZEpvYiJbCg9BY2tCYXRjaFJlcXVlc3QSIgoEYWNrcxgBIAMoCzIULnNwb29sLnYxLkFja1JlcXVlc3QSJAoEbmV4dBgCIAEoCzIWLnNwb29sLnYxLkxlYXNlUmVxdWVzdCJgChBBY2tCYXRjaFJlc3BvbnNlEikKB3Jlc3VsdHMYASADKAsyGC5zcG9vbC52MS5BY2tCYXRjaFJlc3VsdBIhCgRuZXh0GAIgAygLMhMuc3Bvb2wudjEuTGVhc2VkSm9iIkQKDkFja0JhdGNoUmVzdWx0Eg4KBmpvYl9pZBgBIAEoCRIiCgVlcnJvchgCIAEoCzITLnNwb29sLnYxLkl0ZW1FcnJvciI6CglJdGVtRXJyb3ISDAoEY29kZRgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCSLyAQoLTmFja1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgJEiEKBWVycm9yGAMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISFgoJcmV0cnlhYmxlGAQgASgISACIAQESLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoKY2hlY2twb2ludBgGIAEoDEgBiAEBEg8KB3JlbGVhc2UYByABKAgSDAoEbG9ncxgUIAEoCUIMCgpfcmV0cnlhYmxlQg0KC19jaGVja3BvaW50IioKDE5hY2tSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2IicAoOUmVxdWV1ZVJlcXVlc3QSDwoHam9iX2lkcxgBIAMoCRIjCgZmaWx0ZXIYAiABKAsyEy5zcG9vbC52MS5Kb2JGaWx0ZXISGQoRaW5jbHVkZV9zdWNjZWVkZWQYAyABKAgSDQoFbGltaXQYBCABKAUiLgoPUmVxdWV1ZVJlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5zcG9vbC52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoRQ2FuY2VsSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iIm4KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhQKDGluY2x1ZGVfbG9ncxgCIAEoCBIaChJhdHRlbXB0c19wYWdlX3NpemUYAyABKAUSGwoTYXR0ZW1wdHNfcGFnZV90b2tlbhgEIAEoCSJOCg5HZXRKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2ISIAoYbmV4dF9hdHRlbXB0c19wYWdlX3Rva2VuGAIgASgJIt0BCg9MaXN0Sm9ic1JlcXVlc3QSIwoGZmlsdGVyGAEgASgLMhMuc3Bvb2wudjEuSm9iRmlsdGVyEi4KBW9yZGVyGAIgASgOMh8uc3Bvb2wudjEuTGlzdEpvYnNSZXF1ZXN0Lk9yZGVyEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIk4KBU9yZGVyEhUKEU9SREVSX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfTkVXRVNUX0ZJUlNUEAESFgoST1JERVJfT0xERVNUX0ZJUlNUEAIiSAoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0uc3Bvb2wudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIl8KEFdhdGNoSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEi8KC29ic2VydmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLrBgoMUXVldWVTZXJ2aWNlEj4KB0VucXVldWUSGC5zcG9vbC52MS5FbnF1ZXVlUmVxdWVzdBoZLnNwb29sLnYxLkVucXVldWVSZXNwb25zZRJNCgxFbnF1ZXVlQmF0Y2gSHS5zcG9vbC52MS5FbnF1ZXVlQmF0Y2hSZXF1ZXN0Gh4uc3Bvb2wudjEuRW5xdWV1ZUJhdGNoUmVzcG9uc2USOAoFTGVhc2USFi5zcG9vbC52MS5MZWFzZVJlcXVlc3QaFy5zcG9vbC52MS5MZWFzZVJlc3BvbnNlEkQKCUhlYXJ0YmVhdBIaLnNwb29sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaGy5zcG9vbC52MS5IZWFydGJlYXRSZXNwb25zZRJTCg5IZWFydGJlYXRCYXRjaBIfLnNwb29sLnYxLkhlYXJ0YmVhdEJhdGNoUmVxdWVzdBogLnNwb29sLnYxLkhlYXJ0YmVhdEJhdGNoUmVzcG9uc2USMgoDQWNrEhQuc3Bvb2wudjEuQWNrUmVxdWVzdBoVLnNwb29sLnYxLkFja1Jlc3BvbnNlEkEKCEFja0JhdGNoEhkuc3Bvb2wudjEuQWNrQmF0Y2hSZXF1ZXN0Ghouc3Bvb2wudjEuQWNrQmF0Y2hSZXNwb25zZRI1CgROYWNrEhUuc3Bvb2wudjEuTmFja1JlcXVlc3QaFi5zcG9vbC52MS5OYWNrUmVzcG9uc2USPgoHUmVxdWV1ZRIYLnNwb29sLnYxLlJlcXVldWVSZXF1ZXN0Ghkuc3Bvb2wudjEuUmVxdWV1ZVJlc3BvbnNlEkQKCUNhbmNlbEpvYhIaLnNwb29sLnYxLkNhbmNlbEpvYlJlcXVlc3QaGy5zcG9vbC52MS5DYW5jZWxKb2JSZXNwb25zZRI7CgZHZXRKb2ISFy5zcG9vbC52MS5HZXRKb2JSZXF1ZXN0Ghguc3Bvb2wudjEuR2V0Sm9iUmVzcG9uc2USQQoITGlzdEpvYnMSGS5zcG9vbC52MS5MaXN0Sm9ic1JlcXVlc3QaGi5zcG9vbC52MS5MaXN0Sm9ic1Jlc3BvbnNlEkMKCFdhdGNoSm9iEhkuc3Bvb2wudjEuV2F0Y2hKb2JSZXF1ZXN0Ghouc3Bvb2wudjEuV2F0Y2hKb2JSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_spool_v1_job]);
+  fileDesc("ChxzcG9vbC92MS9xdWV1ZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSKpBQoORW5xdWV1ZVJlcXVlc3QSDQoFcXVldWUYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIUCgxjb250ZW50X3R5cGUYAyABKAkSNgoHaGVhZGVycxgEIAMoCzIlLnNwb29sLnYxLkVucXVldWVSZXF1ZXN0LkhlYWRlcnNFbnRyeRIQCghwcmlvcml0eRgFIAEoBRIsCgZydW5fYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASKgoFZGVsYXkYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIZCgxtYXhfYXR0ZW1wdHMYCCABKAVIAYgBARIoCgdiYWNrb2ZmGAkgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhcKD2NvbmN1cnJlbmN5X2tleRgNIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgOIAEoBRI5ChFjb25jdXJyZW5jeV9zY29wZRgPIAEoDjIeLnNwb29sLnYxLkpvYi5Db25jdXJyZW5jeVNjb3BlEhYKDnJhdGVfbGltaXRfa2V5GBQgASgJEicKCnJhdGVfbGltaXQYFSABKAsyEy5zcG9vbC52MS5SYXRlTGltaXQaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFc3RhcnRCDwoNX21heF9hdHRlbXB0cyJDCg9FbnF1ZXVlUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEhQKDGRlZHVwbGljYXRlZBgCIAEoCCI9ChNFbnF1ZXVlQmF0Y2hSZXF1ZXN0EiYKBGpvYnMYASADKAsyGC5zcG9vbC52MS5FbnF1ZXVlUmVxdWVzdCJCChRFbnF1ZXVlQmF0Y2hSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuc3Bvb2wudjEuRW5xdWV1ZVJlc3BvbnNlIp8BCgxMZWFzZVJlcXVlc3QSDgoGcXVldWVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBHdhaXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJd29ya2VyX2lkGAUgASgJIjIKDUxlYXNlUmVzcG9uc2USIQoEam9icxgBIAMoCzITLnNwb29sLnYxLkxlYXNlZEpvYiKiAgoJTGVhc2VkSm9iEhoKA2pvYhgBIAEoCzINLnNwb29sLnYxLkpvYhITCgtsZWFzZV90b2tlbhgCIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgdwYXJlbnRzGAogAygLMiAuc3Bvb2wudjEuTGVhc2VkSm9iLlBhcmVudHNFbnRyeRpFCgxQYXJlbnRzRW50cnkSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3Bvb2wudjEuU3RlcE91dGNvbWU6AjgBIqABChBIZWFydGJlYXRSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRITCgtsZWFzZV90b2tlbhgCIAEoCRIxCg5sZWFzZV9kdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCgpjaGVja3BvaW50GAQgASgMSACIAQESDAoEbG9ncxgUIAEoCUINCgtfY2hlY2twb2ludCJjChFIZWFydGJlYXRSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBjYW5jZWxfcmVxdWVzdGVkGAIgASgIIkcKFUhlYXJ0YmVhdEJhdGNoUmVxdWVzdBIuCgpoZWFydGJlYXRzGAEgAygLMhouc3Bvb2wudjEuSGVhcnRiZWF0UmVxdWVzdCJJChZIZWFydGJlYXRCYXRjaFJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zcG9vbC52MS5IZWFydGJlYXRCYXRjaFJlc3VsdCJ6ChRIZWFydGJlYXRCYXRjaFJlc3VsdBIOCgZqb2JfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5zcG9vbC52MS5JdGVtRXJyb3ISLgoJaGVhcnRiZWF0GAMgASgLMhsuc3Bvb2wudjEuSGVhcnRiZWF0UmVzcG9uc2UikgEKCkFja1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgJEg4KBnJlc3VsdBgDIAEoDBIbChNyZXN1bHRfY29udGVudF90eXBlGAQgASgJEiQKBG5leHQYBSABKAsyFi5zcG9vbC52MS5MZWFzZVJlcXVlc3QSDAoEbG9ncxgUIAEoCSJMCgtBY2tSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2ISIQoEbmV4dBgCIAMoCzITLnNwb29sLnYxLkxlYXNlZEpvYiJbCg9BY2tCYXRjaFJlcXVlc3QSIgoEYWNrcxgBIAMoCzIULnNwb29sLnYxLkFja1JlcXVlc3QSJAoEbmV4dBgCIAEoCzIWLnNwb29sLnYxLkxlYXNlUmVxdWVzdCJgChBBY2tCYXRjaFJlc3BvbnNlEikKB3Jlc3VsdHMYASADKAsyGC5zcG9vbC52MS5BY2tCYXRjaFJlc3VsdBIhCgRuZXh0GAIgAygLMhMuc3Bvb2wudjEuTGVhc2VkSm9iIkQKDkFja0JhdGNoUmVzdWx0Eg4KBmpvYl9pZBgBIAEoCRIiCgVlcnJvchgCIAEoCzITLnNwb29sLnYxLkl0ZW1FcnJvciI6CglJdGVtRXJyb3ISDAoEY29kZRgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCSLyAQoLTmFja1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgJEiEKBWVycm9yGAMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISFgoJcmV0cnlhYmxlGAQgASgISACIAQESLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoKY2hlY2twb2ludBgGIAEoDEgBiAEBEg8KB3JlbGVhc2UYByABKAgSDAoEbG9ncxgUIAEoCUIMCgpfcmV0cnlhYmxlQg0KC19jaGVja3BvaW50IioKDE5hY2tSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2IicAoOUmVxdWV1ZVJlcXVlc3QSDwoHam9iX2lkcxgBIAMoCRIjCgZmaWx0ZXIYAiABKAsyEy5zcG9vbC52MS5Kb2JGaWx0ZXISGQoRaW5jbHVkZV9zdWNjZWVkZWQYAyABKAgSDQoFbGltaXQYBCABKAUiLgoPUmVxdWV1ZVJlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5zcG9vbC52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoRQ2FuY2VsSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iIm4KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhQKDGluY2x1ZGVfbG9ncxgCIAEoCBIaChJhdHRlbXB0c19wYWdlX3NpemUYAyABKAUSGwoTYXR0ZW1wdHNfcGFnZV90b2tlbhgEIAEoCSJOCg5HZXRKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2ISIAoYbmV4dF9hdHRlbXB0c19wYWdlX3Rva2VuGAIgASgJIt0BCg9MaXN0Sm9ic1JlcXVlc3QSIwoGZmlsdGVyGAEgASgLMhMuc3Bvb2wudjEuSm9iRmlsdGVyEi4KBW9yZGVyGAIgASgOMh8uc3Bvb2wudjEuTGlzdEpvYnNSZXF1ZXN0Lk9yZGVyEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIk4KBU9yZGVyEhUKEU9SREVSX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfTkVXRVNUX0ZJUlNUEAESFgoST1JERVJfT0xERVNUX0ZJUlNUEAIiSAoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0uc3Bvb2wudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIl8KEFdhdGNoSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEi8KC29ic2VydmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoPVGFpbEpvYnNSZXF1ZXN0Eg4KBnF1ZXVlcxgBIAMoCRImCgVraW5kcxgCIAMoDjIXLnNwb29sLnYxLkpvYkV2ZW50LktpbmQSIwoGc3RhdGVzGAMgAygOMhMuc3Bvb2wudjEuSm9iLlN0YXRlEhYKDmVycm9yX2NvbnRhaW5zGAQgASgJIkUKEFRhaWxKb2JzUmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi5zcG9vbC52MS5Kb2JFdmVudBIOCgZtaXNzZWQYAiABKAMiqQMKCEpvYkV2ZW50Eg4KBmpvYl9pZBgBIAEoCRINCgVxdWV1ZRgCIAEoCRIlCgRraW5kGAMgASgOMhcuc3Bvb2wudjEuSm9iRXZlbnQuS2luZBIiCgVzdGF0ZRgEIAEoDjITLnNwb29sLnYxLkpvYi5TdGF0ZRIPCgdhdHRlbXB0GAUgASgFEhQKDG1heF9hdHRlbXB0cxgGIAEoBRIRCgl3b3JrZXJfaWQYByABKAkSIQoFZXJyb3IYCCABKAsyEi5zcG9vbC52MS5Kb2JFcnJvchImCgJhdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirQEKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhEKDUtJTkRfRU5RVUVVRUQQARIQCgxLSU5EX1NUQVJURUQQAhISCg5LSU5EX1NVQ0NFRURFRBADEg8KC0tJTkRfRkFJTEVEEAQSDQoJS0lORF9ERUFEEAUSEgoOS0lORF9DQU5DRUxMRUQQBhIQCgxLSU5EX1BFTkRJTkcQBxIQCgxLSU5EX1dBSVRJTkcQCDKwBwoMUXVldWVTZXJ2aWNlEj4KB0VucXVldWUSGC5zcG9vbC52MS5FbnF1ZXVlUmVxdWVzdBoZLnNwb29sLnYxLkVucXVldWVSZXNwb25zZRJNCgxFbnF1ZXVlQmF0Y2gSHS5zcG9vbC52MS5FbnF1ZXVlQmF0Y2hSZXF1ZXN0Gh4uc3Bvb2wudjEuRW5xdWV1ZUJhdGNoUmVzcG9uc2USOAoFTGVhc2USFi5zcG9vbC52MS5MZWFzZVJlcXVlc3QaFy5zcG9vbC52MS5MZWFzZVJlc3BvbnNlEkQKCUhlYXJ0YmVhdBIaLnNwb29sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaGy5zcG9vbC52MS5IZWFydGJlYXRSZXNwb25zZRJTCg5IZWFydGJlYXRCYXRjaBIfLnNwb29sLnYxLkhlYXJ0YmVhdEJhdGNoUmVxdWVzdBogLnNwb29sLnYxLkhlYXJ0YmVhdEJhdGNoUmVzcG9uc2USMgoDQWNrEhQuc3Bvb2wudjEuQWNrUmVxdWVzdBoVLnNwb29sLnYxLkFja1Jlc3BvbnNlEkEKCEFja0JhdGNoEhkuc3Bvb2wudjEuQWNrQmF0Y2hSZXF1ZXN0Ghouc3Bvb2wudjEuQWNrQmF0Y2hSZXNwb25zZRI1CgROYWNrEhUuc3Bvb2wudjEuTmFja1JlcXVlc3QaFi5zcG9vbC52MS5OYWNrUmVzcG9uc2USPgoHUmVxdWV1ZRIYLnNwb29sLnYxLlJlcXVldWVSZXF1ZXN0Ghkuc3Bvb2wudjEuUmVxdWV1ZVJlc3BvbnNlEkQKCUNhbmNlbEpvYhIaLnNwb29sLnYxLkNhbmNlbEpvYlJlcXVlc3QaGy5zcG9vbC52MS5DYW5jZWxKb2JSZXNwb25zZRI7CgZHZXRKb2ISFy5zcG9vbC52MS5HZXRKb2JSZXF1ZXN0Ghguc3Bvb2wudjEuR2V0Sm9iUmVzcG9uc2USQQoITGlzdEpvYnMSGS5zcG9vbC52MS5MaXN0Sm9ic1JlcXVlc3QaGi5zcG9vbC52MS5MaXN0Sm9ic1Jlc3BvbnNlEkMKCFdhdGNoSm9iEhkuc3Bvb2wudjEuV2F0Y2hKb2JSZXF1ZXN0Ghouc3Bvb2wudjEuV2F0Y2hKb2JSZXNwb25zZTABEkMKCFRhaWxKb2JzEhkuc3Bvb2wudjEuVGFpbEpvYnNSZXF1ZXN0Ghouc3Bvb2wudjEuVGFpbEpvYnNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_spool_v1_job]);
 
 /**
  * @generated from message spool.v1.EnqueueRequest
@@ -989,6 +989,201 @@ export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*
   messageDesc(file_spool_v1_queue_service, 29);
 
 /**
+ * @generated from message spool.v1.TailJobsRequest
+ */
+export type TailJobsRequest = Message<"spool.v1.TailJobsRequest"> & {
+  /**
+   * Only events of jobs in these queues; all queues the caller may read if empty.
+   *
+   * @generated from field: repeated string queues = 1;
+   */
+  queues: string[];
+
+  /**
+   * Only events of these kinds; every kind if empty.
+   *
+   * @generated from field: repeated spool.v1.JobEvent.Kind kinds = 2;
+   */
+  kinds: JobEvent_Kind[];
+
+  /**
+   * Only events that left the job in one of these states; any if empty.
+   *
+   * @generated from field: repeated spool.v1.Job.State states = 3;
+   */
+  states: Job_State[];
+
+  /**
+   * Only events whose error type or message contains this text (case-insensitive).
+   *
+   * @generated from field: string error_contains = 4;
+   */
+  errorContains: string;
+};
+
+/**
+ * Describes the message spool.v1.TailJobsRequest.
+ * Use `create(TailJobsRequestSchema)` to create a new message.
+ */
+export const TailJobsRequestSchema: GenMessage<TailJobsRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_queue_service, 30);
+
+/**
+ * @generated from message spool.v1.TailJobsResponse
+ */
+export type TailJobsResponse = Message<"spool.v1.TailJobsResponse"> & {
+  /**
+   * @generated from field: spool.v1.JobEvent event = 1;
+   */
+  event?: JobEvent | undefined;
+
+  /**
+   * Events of this stream dropped since the previous one sent, because it was not read fast enough.
+   *
+   * @generated from field: int64 missed = 2;
+   */
+  missed: bigint;
+};
+
+/**
+ * Describes the message spool.v1.TailJobsResponse.
+ * Use `create(TailJobsResponseSchema)` to create a new message.
+ */
+export const TailJobsResponseSchema: GenMessage<TailJobsResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_queue_service, 31);
+
+/**
+ * A change of a job's state, as TailJobs reports it.
+ *
+ * @generated from message spool.v1.JobEvent
+ */
+export type JobEvent = Message<"spool.v1.JobEvent"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: string queue = 2;
+   */
+  queue: string;
+
+  /**
+   * @generated from field: spool.v1.JobEvent.Kind kind = 3;
+   */
+  kind: JobEvent_Kind;
+
+  /**
+   * The job's state after the change.
+   *
+   * @generated from field: spool.v1.Job.State state = 4;
+   */
+  state: Job_State;
+
+  /**
+   * @generated from field: int32 attempt = 5;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: int32 max_attempts = 6;
+   */
+  maxAttempts: number;
+
+  /**
+   * @generated from field: string worker_id = 7;
+   */
+  workerId: string;
+
+  /**
+   * The job's last error (type and message), for failed and dead events above all.
+   *
+   * @generated from field: spool.v1.JobError error = 8;
+   */
+  error?: JobError | undefined;
+
+  /**
+   * When the change was made (the database's clock).
+   *
+   * @generated from field: google.protobuf.Timestamp at = 9;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message spool.v1.JobEvent.
+ * Use `create(JobEventSchema)` to create a new message.
+ */
+export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
+  messageDesc(file_spool_v1_queue_service, 32);
+
+/**
+ * @generated from enum spool.v1.JobEvent.Kind
+ */
+export enum JobEvent_Kind {
+  /**
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Created (Enqueue, EnqueueBatch, spool.enqueue(), a schedule or a pipeline).
+   *
+   * @generated from enum value: KIND_ENQUEUED = 1;
+   */
+  ENQUEUED = 1,
+
+  /**
+   * Leased by a worker: an attempt began.
+   *
+   * @generated from enum value: KIND_STARTED = 2;
+   */
+  STARTED = 2,
+
+  /**
+   * @generated from enum value: KIND_SUCCEEDED = 3;
+   */
+  SUCCEEDED = 3,
+
+  /**
+   * An attempt failed (Nack, lease expired, timed out) and the job will be retried.
+   *
+   * @generated from enum value: KIND_FAILED = 4;
+   */
+  FAILED = 4,
+
+  /**
+   * @generated from enum value: KIND_DEAD = 5;
+   */
+  DEAD = 5,
+
+  /**
+   * @generated from enum value: KIND_CANCELLED = 6;
+   */
+  CANCELLED = 6,
+
+  /**
+   * Ready again without a failure (requeued, or released unfinished).
+   *
+   * @generated from enum value: KIND_PENDING = 7;
+   */
+  PENDING = 7,
+
+  /**
+   * A pipeline step waiting for its parents.
+   *
+   * @generated from enum value: KIND_WAITING = 8;
+   */
+  WAITING = 8,
+}
+
+/**
+ * Describes the enum spool.v1.JobEvent.Kind.
+ */
+export const JobEvent_KindSchema: GenEnum<JobEvent_Kind> = /*@__PURE__*/
+  enumDesc(file_spool_v1_queue_service, 32, 0);
+
+/**
  * The job queue: producers enqueue, workers lease and finish, operators look and requeue.
  *
  * @generated from service spool.v1.QueueService
@@ -1124,6 +1319,18 @@ export const QueueService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchJobRequestSchema;
     output: typeof WatchJobResponseSchema;
+  },
+  /**
+   * Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
+   * cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
+   * that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+   *
+   * @generated from rpc spool.v1.QueueService.TailJobs
+   */
+  tailJobs: {
+    methodKind: "server_streaming";
+    input: typeof TailJobsRequestSchema;
+    output: typeof TailJobsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spool_v1_queue_service, 0);
