@@ -77,6 +77,19 @@ async def _watch(w: World, md: Metadata) -> Any:
         call.cancel()
 
 
+async def _tail(w: World, md: Metadata) -> Any:
+    """A TailJobs stream is accepted when it is still waiting for events at its deadline."""
+    call = w.queue.TailJobs(qs.TailJobsRequest(queues=[Q]), metadata=md, timeout=3)
+    try:
+        return await call.read()
+    except grpc.aio.AioRpcError as err:
+        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return None
+        raise
+    finally:
+        call.cancel()
+
+
 _ENQ = qs.EnqueueRequest(queue=Q, payload=b'{"new": true}')
 # A filter of the queue that matches no job: the bulk operations it starts change nothing.
 _NOTHING = job_pb2.JobFilter(queues=[Q], idempotency_key="no such key")
@@ -144,6 +157,7 @@ CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
     ),
     "ListJobs": ("read", lambda w, md: w.queue.ListJobs(qs.ListJobsRequest(), metadata=md), (OK, "")),
     "WatchJob": ("read", _watch, (NOT_FOUND, "JOB_NOT_FOUND")),
+    "TailJobs": ("read", _tail, (DENIED, "QUEUE_NOT_ALLOWED")),
     "ListQueues": ("read", lambda w, md: w.admin.ListQueues(adm.ListQueuesRequest(), metadata=md), (OK, "")),
     "GetQueue": (
         "read",

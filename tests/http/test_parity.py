@@ -182,6 +182,9 @@ async def script(call: Call) -> list[tuple[str, Answer]]:
     await do("ListJobs", qs.ListJobsRequest(filter=job_pb2.JobFilter(queues=["q1", "q2"]), page_size=10))
     await do("WatchJob", qs.WatchJobRequest(job_id=first.job.id))
     await do("WatchJob", qs.WatchJobRequest(job_id="999"))
+    # A tail never ends on its own: only its refusals can be compared.
+    await do("TailJobs", qs.TailJobsRequest(kinds=[99]))
+    await do("TailJobs", qs.TailJobsRequest(queues=["bad name"]))
     await do("ListQueues", adm.ListQueuesRequest())
     await do("GetQueue", adm.GetQueueRequest(name="q1"))
     await do("GetQueue", adm.GetQueueRequest(name="nowhere"))
