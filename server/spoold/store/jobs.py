@@ -210,7 +210,8 @@ class JobStore:
                 found = await conn.fetch(Q["get_attempts"], job_id, page.before or _NO_TOKEN, wanted + 1)
                 total = await conn.fetchval(Q["count_attempts"], job_id) + (running is not None)
                 shown = found[:wanted]
-                logs = await conn.fetch(Q["get_logs"], job_id, [r["lease_token"] for r in shown]) if with_logs else None
+                tokens = [r["lease_token"] for r in shown] + ([running.lease_token] if running else [])
+                logs = await conn.fetch(Q["get_logs"], job_id, tokens) if with_logs else None
         attempts = [*(rows.attempt(r) for r in reversed(shown)), *([running] if running else [])]
         job = replace(job, attempts=tuple(attempts), attempts_total=total, more_attempts=len(found) > wanted)
         return job if logs is None else rows.with_logs(job, logs)
