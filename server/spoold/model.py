@@ -260,12 +260,22 @@ class HeartbeatResult:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """A job an Ack creates in its transaction; with step_name, a step of the acked job's pipeline."""
+
+    job: NewJob
+    step_name: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Ack:
     job_id: int
     lease_token: int
     result: bytes | None = None
     result_content_type: str | None = None
     logs: str = ""
+    follow_ups: tuple[FollowUp, ...] = ()
 
 
 @dataclass(frozen=True)

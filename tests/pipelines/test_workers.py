@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 
@@ -136,3 +137,39 @@ async def test_a_dead_step_then_requeue_completes_with_earlier_steps_run_once(cl
         done = await wait_pipeline(client, p.id, P.STATE_SUCCEEDED)
     assert ran == {"a": 1, "b": 2, "c": 1}
     assert done.steps[2].job.result == b"3"
+
+
+async def test_a_step_adds_steps_at_run_time_and_a_job_follows_up(client: spool.AsyncClient) -> None:
+    joined: list[dict[str, int]] = []
+    worker = make_worker(client)
+
+    @worker.handler("plan")
+    async def plan(job: spool.ActiveJob) -> int:
+        n = int(job.json()["parts"])
+        for i in range(n):
+            job.add_step(step(f"part{i}", "piece", payload={"i": i}))
+        job.add_step(step("join", "gather", after=[f"part{i}" for i in range(n)]))
+        job.follow_up("audit", {"planned": n})
+        return n
+
+    @worker.handler("piece")
+    async def piece(job: spool.ActiveJob) -> int:
+        return int(job.json()["i"]) * 10
+
+    @worker.handler("gather")
+    async def gather(job: spool.ActiveJob) -> int:
+        joined.append(dict(job.parents))
+        return sum(job.parents.values())
+
+    @worker.handler("audit")
+    async def audit(job: spool.ActiveJob) -> None:
+        return None
+
+    p = await client.pipeline("dynamic", [step("plan", payload={"parts": 4})])
+    async with serving(worker):
+        done = await wait_pipeline(client, p.id, P.STATE_SUCCEEDED)
+        audits = [j async for j in client.list(spool.Filter(queues=["audit"]))]
+    assert joined == [{f"part{i}": i * 10 for i in range(4)}]
+    assert [s.name for s in done.steps] == ["plan", "part0", "part1", "part2", "part3", "join"]
+    assert done.steps[-1].job.result == b"60"
+    assert len(audits) == 1 and json.loads(audits[0].payload) == {"planned": 4}

@@ -22,6 +22,7 @@ import {
   EnqueueRequestSchema,
   ListJobsRequest_Order,
   QueueService,
+  type FollowUp,
   type LeasedJob,
 } from "./gen/spool/v1/queue_service_pb.js";
 
@@ -135,6 +136,8 @@ export interface AckOptions {
   resultContentType?: string;
   /** Log lines for the attempt's log (newline-terminated). */
   logs?: string;
+  /** Jobs (or steps of the job's pipeline) created in the ack's transaction, only if it is accepted. */
+  followUps?: FollowUp[];
 }
 
 export interface AckWithNextOptions extends AckOptions {
@@ -561,8 +564,9 @@ function nextRequest(options: NextOptions | undefined) {
 /** One AckRequest; never with `next` (refused inside AckBatch; ack() sets it itself). */
 function ackRequest(item: AckItem) {
   const logs = item.logs ?? "";
+  const followUps = item.followUps ?? [];
   if (item.result === undefined) {
-    return { jobId: item.jobId, leaseToken: item.leaseToken, logs };
+    return { jobId: item.jobId, leaseToken: item.leaseToken, logs, followUps };
   }
   const body = encodeBody(item.result, item.resultContentType);
   return {
@@ -571,5 +575,6 @@ function ackRequest(item: AckItem) {
     result: body.bytes,
     resultContentType: body.contentType,
     logs,
+    followUps,
   };
 }

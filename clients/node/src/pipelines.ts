@@ -13,6 +13,7 @@ import { enqueueRequest, type EnqueueOptions } from "./client.js";
 import { decodeBody } from "./convert.js";
 import { fromCallError } from "./errors.js";
 import type { StepOutcome } from "./gen/spool/v1/job_pb.js";
+import { FollowUpSchema, type FollowUp } from "./gen/spool/v1/queue_service_pb.js";
 import { PipelineService, StepSpecSchema, type Pipeline, type StepSpec } from "./gen/spool/v1/pipeline_service_pb.js";
 
 export interface StepOptions extends Omit<EnqueueOptions, "idempotencyKey"> {
@@ -47,6 +48,17 @@ function stepSpec(s: Step): StepSpec {
     dependsOn: after ?? [],
     job: enqueueRequest({ ...job, queue: queue ?? name, payload: payload ?? {} }),
   });
+}
+
+/** A step to add to a step's pipeline with its Ack (job.addStep). */
+export function stepFollowUp(s: Step): FollowUp {
+  const spec = stepSpec(s);
+  return create(FollowUpSchema, { job: spec.job, stepName: spec.name, dependsOn: spec.dependsOn });
+}
+
+/** A job to create with an Ack (job.followUp). */
+export function jobFollowUp(queue: string, payload: unknown, options: EnqueueOptions): FollowUp {
+  return create(FollowUpSchema, { job: enqueueRequest({ ...options, queue, payload: payload ?? {} }) });
 }
 
 /** The parents' results by step name: parsed JSON, else bytes; undefined for no result. */

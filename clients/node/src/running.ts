@@ -3,7 +3,9 @@
 import { date, decodeBody, encodeBody, JSON_TYPE, millis } from "./convert.js";
 import type { Job, StepOutcome } from "./gen/spool/v1/job_pb.js";
 import type { LeasedJob } from "./gen/spool/v1/queue_service_pb.js";
-import { parentResults } from "./pipelines.js";
+import type { EnqueueOptions } from "./client.js";
+import type { FollowUp } from "./gen/spool/v1/queue_service_pb.js";
+import { jobFollowUp, parentResults, stepFollowUp, type Step } from "./pipelines.js";
 import { AttemptLog } from "./logs.js";
 
 /** Why a handler's signal aborted. */
@@ -57,6 +59,13 @@ export interface JobContext {
   step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
   /** The results of the durable steps completed so far, in this attempt or earlier ones. */
   readonly steps: Readonly<Record<string, unknown>>;
+  /**
+   * A job to create with this job's Ack, in its transaction: it exists if and only if the Ack is
+   * accepted (a stale ack's follow-ups are refused with it). Sent when the handler returns.
+   */
+  followUp(queue: string, payload?: unknown, options?: EnqueueOptions): void;
+  /** A step to add to this step's pipeline with its Ack: `after` names steps of the pipeline or added before it. */
+  addStep(step: Step): void;
 }
 
 // A checkpoint with durable steps is {"spool.steps": {name: result}, "spool.checkpoint": value}.
@@ -92,6 +101,8 @@ export class RunningJob implements JobContext {
   readonly previousCheckpoint: unknown;
   readonly parentOutcomes: Readonly<Record<string, StepOutcome>>;
   readonly steps: Record<string, unknown>;
+  /** Sent with the Ack (followUp, addStep). */
+  readonly followUps: FollowUp[] = [];
   /** Set by the Worker: stores a checkpoint now, resolving once the server has it. */
   saver: ((checkpoint: Uint8Array) => Promise<void>) | undefined;
   private userCheckpoint: unknown;
@@ -150,6 +161,14 @@ export class RunningJob implements JobContext {
   }
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  followUp(queue: string, payload?: unknown, options: EnqueueOptions = {}): void {
+    this.followUps.push(jobFollowUp(queue, payload, options));
+  }
+
+  addStep(step: Step): void {
+    this.followUps.push(stepFollowUp(step));
   }
 
   checkpoint(value: unknown): void {

@@ -407,9 +407,11 @@ export class Worker {
 /** The Ack for a returned value: encoded here, so a value that cannot be sent fails only its own job. */
 function ackOf(job: RunningJob, result: unknown): AckItem {
   const logs = job.logs.take();
+  const followUps = job.followUps;
   if (result === undefined) {
-    return { jobId: job.id, leaseToken: job.leaseToken, logs };
+    return { jobId: job.id, leaseToken: job.leaseToken, logs, followUps };
   }
   const body = encodeBody(result);
-  return { jobId: job.id, leaseToken: job.leaseToken, result: body.bytes, resultContentType: body.contentType, logs };
+  const encoded = { result: body.bytes, resultContentType: body.contentType };
+  return { jobId: job.id, leaseToken: job.leaseToken, ...encoded, logs, followUps };
 }

@@ -6,11 +6,11 @@ import inspect
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
-from spool._convert import decode_json, duration, encode
+from spool._convert import EnqueueOptions, decode_json, duration, encode, job_request
 from spool._logs import AttemptLog
-from spool.pipelines import results
+from spool.pipelines import Step, results
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
 
@@ -71,6 +71,8 @@ class ActiveJob:
         if self._user_checkpoint is None or isinstance(self._user_checkpoint, bytes):
             self._user_checkpoint = _NOTHING
         self._save: Callable[[bytes], Awaitable[None]] | None = None
+        # Jobs and steps to create with the Ack (follow_up, add_step).
+        self.follow_ups: list[qs.FollowUp] = []
         # A pipeline step's parents, by step name (docs/pipelines.md).
         self.parent_outcomes: Mapping[str, job_pb2.StepOutcome] = leased.parents
         self._parents: dict[str, Any] | None = None
@@ -127,6 +129,18 @@ class ActiveJob:
         except ValueError:
             return raw
         return value.get(_USER, None) if _is_envelope(value) else value
+
+    def follow_up(self, queue: str, payload: Any = None, **options: Unpack[EnqueueOptions]) -> None:
+        """A job to create with this job's Ack, in its transaction: it exists if and only if the
+        Ack is accepted (a stale ack's follow-ups are refused with it). Sent when the handler returns."""
+        job = job_request(queue, {} if payload is None else payload, **options)
+        self.follow_ups.append(qs.FollowUp(job=job))
+
+    def add_step(self, new: Step) -> None:
+        """A step to add to this step's pipeline with its Ack (as follow_up): `after` names steps of
+        the pipeline (this one counts as succeeded) or steps added before it."""
+        spec = new.to_proto()
+        self.follow_ups.append(qs.FollowUp(job=spec.job, step_name=spec.name, depends_on=spec.depends_on))
 
     @property
     def steps(self) -> Mapping[str, Any]:
@@ -208,7 +222,7 @@ def nack_request(job: ActiveJob, exc: BaseException, *, release: bool = False) -
 
 def ack_request(job: ActiveJob, result: Any) -> qs.AckRequest:
     """None stores no result; bytes are stored as they are; anything else as JSON."""
-    req = qs.AckRequest(job_id=job.id, lease_token=job.lease_token, logs=job.logs.take())
+    req = qs.AckRequest(job_id=job.id, lease_token=job.lease_token, logs=job.logs.take(), follow_ups=job.follow_ups)
     if result is not None:
         req.result, req.result_content_type = encode(result)
     return req

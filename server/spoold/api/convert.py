@@ -409,6 +409,13 @@ def add_enqueued(into: RepeatedCompositeFieldContainer[qs.EnqueueResponse], resu
         add(job=_row_fields(e.row), deduplicated=e.deduplicated)
 
 
+def add_rows(into: RepeatedCompositeFieldContainer[job_pb2.Job], found: Iterable[JobRow]) -> None:
+    """Jobs straight from their rows, each built in place (as add_leased)."""
+    add = into.add
+    for r in found:
+        add(**_row_fields(r))
+
+
 def ack_response(j: Job, leased: Sequence[JobRow]) -> qs.AckResponse:
     out = qs.AckResponse(job=_job_arg(j))
     add_leased(out.next, leased)

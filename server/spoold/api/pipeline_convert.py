@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import asyncpg
 from google.protobuf.internal.containers import MessageMap
 
 from spool.v1 import job_pb2
 from spool.v1 import pipeline_service_pb2 as ps
+from spool.v1 import queue_service_pb2 as qs
 from spoold.api import convert
 from spoold.api import validate as v
 from spoold.config import Settings
 from spoold.errors import InvalidArgument
-from spoold.model import JobState
+from spoold.model import Ack, FollowUp, JobState
 from spoold.pipelines import MAX_STEPS, NewPipeline, NewStep, Pipeline, PipelineState, ordered
 from spoold.store import rows
 
@@ -95,3 +97,25 @@ def queues(p: NewPipeline) -> Mapping[str, str]:
     if p.on_failure is not None:
         named["on_failure.job.queue"] = p.on_failure.job.queue
     return named
+
+
+def with_follow_ups(req: qs.AckRequest, ack: Ack, settings: Settings, prefix: str = "") -> Ack:
+    """The Ack with the follow-ups its request carries, validated as Enqueue and EnqueuePipeline are."""
+    if not req.follow_ups:
+        return ack
+    if len(req.follow_ups) > MAX_STEPS:
+        raise InvalidArgument(f"{prefix}follow_ups", f"{len(req.follow_ups)} follow-ups; at most {MAX_STEPS:,}")
+    now = datetime.now(UTC)
+    out = []
+    for i, f in enumerate(req.follow_ups):
+        at = f"{prefix}follow_ups[{i}]."
+        if not f.HasField("job"):
+            raise InvalidArgument(f"{at}job", "required: at least a queue")
+        name = v.text(f"{at}step_name", f.step_name, 128) or None
+        if name is None and f.depends_on:
+            raise InvalidArgument(f"{at}depends_on", "only a step (with step_name) depends on steps")
+        if name is not None and f.job.idempotency_key:
+            raise InvalidArgument(f"{at}job.idempotency_key", f"step {name!r}: a step has none")
+        depends_on = tuple(dict.fromkeys(v.text(f"{at}depends_on[{j}]", d, 128) for j, d in enumerate(f.depends_on)))
+        out.append(FollowUp(convert.new_job(f.job, settings, now, prefix=f"{at}job."), name, depends_on))
+    return replace(ack, follow_ups=tuple(out))

@@ -11,17 +11,19 @@ from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import Message
 
 from spool.v1 import queue_service_pb2 as qs
+from spoold import model
 from spoold.api import convert, paging, search, tail_convert
 from spoold.api import validate as v
 from spoold.api.access import Access
 from spoold.api.calls import CallContext as Context
 from spoold.api.errors import code_of, stream, unary
-from spoold.api.pipeline_convert import add_parents
+from spoold.api.pipeline_convert import add_parents, with_follow_ups
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
-from spoold.model import JobError, LeaseRequest
+from spoold.model import Job, JobError, LeaseRequest
 from spoold.queue_limit import QueueLimit
+from spoold.store.followups import ack_with_follow_ups
 from spoold.store.jobs import JobStore
 from spoold.store.pipelines import parents_of
 from spoold.store.rows import JobRow
@@ -133,14 +135,21 @@ class QueueService:
 
     @unary
     async def Ack(self, request: qs.AckRequest, context: Context) -> qs.AckResponse:
-        ack = convert.ack(request, self._limits)
+        ack = with_follow_ups(request, convert.ack(request, self._limits), self._settings)
         lease = convert.next_lease(request, self._limits)
         self._access.queues("next.queues", lease.queues if lease else ())
+        self._follow_up_queues(ack)
         await self._access.job(ack.job_id)
-        (result,) = await self._store.ack([ack])
+        created: list[JobRow] = []
+        result: Job | SpoolError
+        if ack.follow_ups:
+            result, created = await ack_with_follow_ups(self._store, ack)
+        else:
+            (result,) = await self._store.ack([ack])
         if isinstance(result, SpoolError):
             raise result
         out = convert.ack_response(result, [])
+        convert.add_rows(out.follow_ups, created)
         leased = await self._lease_next(lease, out)
         await self._add_leased(out.next, leased)
         self._access.remember(self._sendable(out, out.next, leased))
@@ -149,15 +158,25 @@ class QueueService:
     @unary
     async def AckBatch(self, request: qs.AckBatchRequest, context: Context) -> qs.AckBatchResponse:
         convert.batch_size("acks", len(request.acks), self._limits)
-        acks = [convert.ack(a, self._limits, f"acks[{i}].") for i, a in enumerate(request.acks)]
+        acks = [
+            with_follow_ups(a, convert.ack(a, self._limits, f"acks[{i}]."), self._settings, f"acks[{i}].")
+            for i, a in enumerate(request.acks)
+        ]
         lease = convert.next_lease(request, self._limits)
         self._access.queues("next.queues", lease.queues if lease else ())
+        for ack in acks:
+            self._follow_up_queues(ack)
         hidden = await self._access.hidden([a.job_id for a in acks])
-        allowed = [a for a in acks if a.job_id not in hidden]
+        allowed = [a for a in acks if a.job_id not in hidden and not a.follow_ups]
         errors = iter(await self._store.ack_only(allowed) if allowed else [])
         out = qs.AckBatchResponse()
         for ack in acks:
-            error = JobNotFound(ack.job_id) if ack.job_id in hidden else next(errors)
+            if ack.job_id in hidden:
+                error: SpoolError | None = JobNotFound(ack.job_id)
+            elif ack.follow_ups:
+                error = await self._ack_one_with_follow_ups(ack)
+            else:
+                error = next(errors)
             item = out.results.add(job_id=str(ack.job_id))
             if error is not None:
                 item.error.CopyFrom(_item_error(error))
@@ -165,6 +184,18 @@ class QueueService:
         await self._add_leased(out.next, leased)
         self._access.remember(self._sendable(out, out.next, leased))
         return out
+
+    async def _ack_one_with_follow_ups(self, ack: model.Ack) -> SpoolError | None:
+        """An AckBatch item with follow-ups: its own transaction; its refusal is the item's error."""
+        try:
+            await ack_with_follow_ups(self._store, ack)
+        except SpoolError as err:
+            return err
+        return None
+
+    def _follow_up_queues(self, ack: model.Ack) -> None:
+        for i, f in enumerate(ack.follow_ups):
+            self._access.queues(f"follow_ups[{i}].job.queue", [f.job.queue], indexed=False)
 
     async def _lease_next(self, lease: LeaseRequest | None, answer: Message) -> list[JobRow]:
         """The jobs an Ack asked for after its acks, within what its answer has left of the byte

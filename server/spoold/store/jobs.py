@@ -41,7 +41,7 @@ COALESCE_MAX = 1000
 INSERT_ALONE_FROM = 32
 
 # Pipeline steps as insert_jobs takes them: (pipeline id, step names, parent refs, unfinished parents).
-StepColumns = tuple[int, list[str], list[str | None], list[int]]
+StepColumns = tuple[int, list[str | None], list[str | None], list[int]]
 _NO_STEPS: StepColumns = (0, [], [], [])
 # One job wanted by a Lease call: (worker id, lease, the call, the call's byte budget or None).
 Slot = tuple[str | None, timedelta | None, int, int | None]

@@ -474,6 +474,7 @@ class AckRequest(_message.Message):
     RESULT_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     NEXT_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
+    FOLLOW_UPS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     lease_token: _builtins.str
     result: _builtins.bytes
@@ -491,6 +492,13 @@ class AckRequest(_message.Message):
         ack leases nothing. Not allowed in AckBatchRequest.acks, which has its own.
         """
 
+    @_builtins.property
+    def follow_ups(self) -> _containers.RepeatedCompositeFieldContainer[Global___FollowUp]:
+        """Jobs (or steps of the acked job's pipeline) created in the same transaction as the ack: they
+        exist if and only if the ack is accepted, so a stale ack's follow-ups are refused with it.
+        At most 1,000. See docs/pipelines.md.
+        """
+
     def __init__(
         self,
         *,
@@ -500,14 +508,53 @@ class AckRequest(_message.Message):
         result_content_type: _builtins.str = ...,
         next: Global___LeaseRequest | None = ...,
         logs: _builtins.str = ...,
+        follow_ups: _abc.Iterable[Global___FollowUp] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next", b"next"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token", "logs", b"logs", "next", b"next", "result", b"result", "result_content_type", b"result_content_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow_ups", b"follow_ups", "job_id", b"job_id", "lease_token", b"lease_token", "logs", b"logs", "next", b"next", "result", b"result", "result_content_type", b"result_content_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AckRequest: _TypeAlias = AckRequest  # noqa: Y015
+
+@_typing.final
+class FollowUp(_message.Message):
+    """A job an Ack creates. With step_name, a step of the acked job's pipeline (the acked job must
+    be a pipeline step).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    STEP_NAME_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    step_name: _builtins.str
+    """The new step's name, unique in the pipeline."""
+    @_builtins.property
+    def job(self) -> Global___EnqueueRequest:
+        """Queue, payload and options, as Enqueue takes them."""
+
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """With step_name: the steps it waits for, by name: steps of the pipeline (the acked step counts
+        as succeeded) or follow-up steps earlier in this ack's list.
+        """
+
+    def __init__(
+        self,
+        *,
+        job: Global___EnqueueRequest | None = ...,
+        step_name: _builtins.str = ...,
+        depends_on: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["depends_on", b"depends_on", "job", b"job", "step_name", b"step_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowUp: _TypeAlias = FollowUp  # noqa: Y015
 
 @_typing.final
 class AckResponse(_message.Message):
@@ -515,21 +562,27 @@ class AckResponse(_message.Message):
 
     JOB_FIELD_NUMBER: _builtins.int
     NEXT_FIELD_NUMBER: _builtins.int
+    FOLLOW_UPS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def job(self) -> _job_pb2.Job: ...
     @_builtins.property
     def next(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeasedJob]:
         """The jobs leased for AckRequest.next."""
 
+    @_builtins.property
+    def follow_ups(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]:
+        """The jobs AckRequest.follow_ups created, in their order."""
+
     def __init__(
         self,
         *,
         job: _job_pb2.Job | None = ...,
         next: _abc.Iterable[Global___LeasedJob] | None = ...,
+        follow_ups: _abc.Iterable[_job_pb2.Job] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "next", b"next"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow_ups", b"follow_ups", "job", b"job", "next", b"next"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

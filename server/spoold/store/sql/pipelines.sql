@@ -43,3 +43,15 @@ FROM spool.jobs c
 CROSS JOIN LATERAL unnest(c.parent_ids) AS r(parent_id)
 JOIN spool.jobs p ON p.id = r.parent_id
 WHERE c.id = ANY($1::bigint[])
+
+-- name: lock_pipeline
+-- Serialises the follow-up steps added to one pipeline, so their names stay unique.
+SELECT id FROM spool.pipelines WHERE id = $1 FOR UPDATE
+
+-- name: named_steps
+-- The pipeline's steps of these names, locked against a concurrent ack until this transaction ends:
+-- a parent acked meanwhile then sees the new children this transaction makes, and frees them.
+SELECT id, step_name, state FROM spool.jobs
+WHERE pipeline_id = $1 AND step_name = ANY($2::text[])
+ORDER BY id
+FOR SHARE

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/queue_service.proto.
  */
 export const file_spool_v1_queue_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxzcG9vbC92MS9xdWV1ZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSKpBQoORW5xdWV1ZVJlcXVlc3QSDQoFcXVldWUYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIUCgxjb250ZW50X3R5cGUYAyABKAkSNgoHaGVhZGVycxgEIAMoCzIlLnNwb29sLnYxLkVucXVldWVSZXF1ZXN0LkhlYWRlcnNFbnRyeRIQCghwcmlvcml0eRgFIAEoBRIsCgZydW5fYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASKgoFZGVsYXkYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIZCgxtYXhfYXR0ZW1wdHMYCCABKAVIAYgBARIoCgdiYWNrb2ZmGAkgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhcKD2NvbmN1cnJlbmN5X2tleRgNIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgOIAEoBRI5ChFjb25jdXJyZW5jeV9zY29wZRgPIAEoDjIeLnNwb29sLnYxLkpvYi5Db25jdXJyZW5jeVNjb3BlEhYKDnJhdGVfbGltaXRfa2V5GBQgASgJEicKCnJhdGVfbGltaXQYFSABKAsyEy5zcG9vbC52MS5SYXRlTGltaXQaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFc3RhcnRCDwoNX21heF9hdHRlbXB0cyJDCg9FbnF1ZXVlUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEhQKDGRlZHVwbGljYXRlZBgCIAEoCCI9ChNFbnF1ZXVlQmF0Y2hSZXF1ZXN0EiYKBGpvYnMYASADKAsyGC5zcG9vbC52MS5FbnF1ZXVlUmVxdWVzdCJCChRFbnF1ZXVlQmF0Y2hSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuc3Bvb2wudjEuRW5xdWV1ZVJlc3BvbnNlIp8BCgxMZWFzZVJlcXVlc3QSDgoGcXVldWVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBHdhaXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJd29ya2VyX2lkGAUgASgJIjIKDUxlYXNlUmVzcG9uc2USIQoEam9icxgBIAMoCzITLnNwb29sLnYxLkxlYXNlZEpvYiKiAgoJTGVhc2VkSm9iEhoKA2pvYhgBIAEoCzINLnNwb29sLnYxLkpvYhITCgtsZWFzZV90b2tlbhgCIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgdwYXJlbnRzGAogAygLMiAuc3Bvb2wudjEuTGVhc2VkSm9iLlBhcmVudHNFbnRyeRpFCgxQYXJlbnRzRW50cnkSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3Bvb2wudjEuU3RlcE91dGNvbWU6AjgBIqABChBIZWFydGJlYXRSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRITCgtsZWFzZV90b2tlbhgCIAEoCRIxCg5sZWFzZV9kdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCgpjaGVja3BvaW50GAQgASgMSACIAQESDAoEbG9ncxgUIAEoCUINCgtfY2hlY2twb2ludCJjChFIZWFydGJlYXRSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBjYW5jZWxfcmVxdWVzdGVkGAIgASgIIkcKFUhlYXJ0YmVhdEJhdGNoUmVxdWVzdBIuCgpoZWFydGJlYXRzGAEgAygLMhouc3Bvb2wudjEuSGVhcnRiZWF0UmVxdWVzdCJJChZIZWFydGJlYXRCYXRjaFJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zcG9vbC52MS5IZWFydGJlYXRCYXRjaFJlc3VsdCJ6ChRIZWFydGJlYXRCYXRjaFJlc3VsdBIOCgZqb2JfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5zcG9vbC52MS5JdGVtRXJyb3ISLgoJaGVhcnRiZWF0GAMgASgLMhsuc3Bvb2wudjEuSGVhcnRiZWF0UmVzcG9uc2UikgEKCkFja1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgJEg4KBnJlc3VsdBgDIAEoDBIbChNyZXN1bHRfY29udGVudF90eXBlGAQgASgJEiQKBG5leHQYBSABKAsyFi5zcG9vbC52MS5MZWFzZVJlcXVlc3QSDAoEbG9ncxgUIAEoCSJMCgtBY2tSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2ISIQoEbmV4dBgCIAMoCzITLnNwb29sLnYxLkxlYXNlZEpvYiJbCg9BY2tCYXRjaFJlcXVlc3QSIgoEYWNrcxgBIAMoCzIULnNwb29sLnYxLkFja1JlcXVlc3QSJAoEbmV4dBgCIAEoCzIWLnNwb29sLnYxLkxlYXNlUmVxdWVzdCJgChBBY2tCYXRjaFJlc3BvbnNlEikKB3Jlc3VsdHMYASADKAsyGC5zcG9vbC52MS5BY2tCYXRjaFJlc3VsdBIhCgRuZXh0GAIgAygLMhMuc3Bvb2wudjEuTGVhc2VkSm9iIkQKDkFja0JhdGNoUmVzdWx0Eg4KBmpvYl9pZBgBIAEoCRIiCgVlcnJvchgCIAEoCzITLnNwb29sLnYxLkl0ZW1FcnJvciI6CglJdGVtRXJyb3ISDAoEY29kZRgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCSLyAQoLTmFja1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgJEiEKBWVycm9yGAMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISFgoJcmV0cnlhYmxlGAQgASgISACIAQESLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoKY2hlY2twb2ludBgGIAEoDEgBiAEBEg8KB3JlbGVhc2UYByABKAgSDAoEbG9ncxgUIAEoCUIMCgpfcmV0cnlhYmxlQg0KC19jaGVja3BvaW50IioKDE5hY2tSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2IicAoOUmVxdWV1ZVJlcXVlc3QSDwoHam9iX2lkcxgBIAMoCRIjCgZmaWx0ZXIYAiABKAsyEy5zcG9vbC52MS5Kb2JGaWx0ZXISGQoRaW5jbHVkZV9zdWNjZWVkZWQYAyABKAgSDQoFbGltaXQYBCABKAUiLgoPUmVxdWV1ZVJlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5zcG9vbC52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoRQ2FuY2VsSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iIm4KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhQKDGluY2x1ZGVfbG9ncxgCIAEoCBIaChJhdHRlbXB0c19wYWdlX3NpemUYAyABKAUSGwoTYXR0ZW1wdHNfcGFnZV90b2tlbhgEIAEoCSJOCg5HZXRKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2ISIAoYbmV4dF9hdHRlbXB0c19wYWdlX3Rva2VuGAIgASgJIt0BCg9MaXN0Sm9ic1JlcXVlc3QSIwoGZmlsdGVyGAEgASgLMhMuc3Bvb2wudjEuSm9iRmlsdGVyEi4KBW9yZGVyGAIgASgOMh8uc3Bvb2wudjEuTGlzdEpvYnNSZXF1ZXN0Lk9yZGVyEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIk4KBU9yZGVyEhUKEU9SREVSX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfTkVXRVNUX0ZJUlNUEAESFgoST1JERVJfT0xERVNUX0ZJUlNUEAIiSAoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0uc3Bvb2wudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIl8KEFdhdGNoSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEi8KC29ic2VydmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoPVGFpbEpvYnNSZXF1ZXN0Eg4KBnF1ZXVlcxgBIAMoCRImCgVraW5kcxgCIAMoDjIXLnNwb29sLnYxLkpvYkV2ZW50LktpbmQSIwoGc3RhdGVzGAMgAygOMhMuc3Bvb2wudjEuSm9iLlN0YXRlEhYKDmVycm9yX2NvbnRhaW5zGAQgASgJIkUKEFRhaWxKb2JzUmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi5zcG9vbC52MS5Kb2JFdmVudBIOCgZtaXNzZWQYAiABKAMiqQMKCEpvYkV2ZW50Eg4KBmpvYl9pZBgBIAEoCRINCgVxdWV1ZRgCIAEoCRIlCgRraW5kGAMgASgOMhcuc3Bvb2wudjEuSm9iRXZlbnQuS2luZBIiCgVzdGF0ZRgEIAEoDjITLnNwb29sLnYxLkpvYi5TdGF0ZRIPCgdhdHRlbXB0GAUgASgFEhQKDG1heF9hdHRlbXB0cxgGIAEoBRIRCgl3b3JrZXJfaWQYByABKAkSIQoFZXJyb3IYCCABKAsyEi5zcG9vbC52MS5Kb2JFcnJvchImCgJhdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirQEKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhEKDUtJTkRfRU5RVUVVRUQQARIQCgxLSU5EX1NUQVJURUQQAhISCg5LSU5EX1NVQ0NFRURFRBADEg8KC0tJTkRfRkFJTEVEEAQSDQoJS0lORF9ERUFEEAUSEgoOS0lORF9DQU5DRUxMRUQQBhIQCgxLSU5EX1BFTkRJTkcQBxIQCgxLSU5EX1dBSVRJTkcQCDKwBwoMUXVldWVTZXJ2aWNlEj4KB0VucXVldWUSGC5zcG9vbC52MS5FbnF1ZXVlUmVxdWVzdBoZLnNwb29sLnYxLkVucXVldWVSZXNwb25zZRJNCgxFbnF1ZXVlQmF0Y2gSHS5zcG9vbC52MS5FbnF1ZXVlQmF0Y2hSZXF1ZXN0Gh4uc3Bvb2wudjEuRW5xdWV1ZUJhdGNoUmVzcG9uc2USOAoFTGVhc2USFi5zcG9vbC52MS5MZWFzZVJlcXVlc3QaFy5zcG9vbC52MS5MZWFzZVJlc3BvbnNlEkQKCUhlYXJ0YmVhdBIaLnNwb29sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaGy5zcG9vbC52MS5IZWFydGJlYXRSZXNwb25zZRJTCg5IZWFydGJlYXRCYXRjaBIfLnNwb29sLnYxLkhlYXJ0YmVhdEJhdGNoUmVxdWVzdBogLnNwb29sLnYxLkhlYXJ0YmVhdEJhdGNoUmVzcG9uc2USMgoDQWNrEhQuc3Bvb2wudjEuQWNrUmVxdWVzdBoVLnNwb29sLnYxLkFja1Jlc3BvbnNlEkEKCEFja0JhdGNoEhkuc3Bvb2wudjEuQWNrQmF0Y2hSZXF1ZXN0Ghouc3Bvb2wudjEuQWNrQmF0Y2hSZXNwb25zZRI1CgROYWNrEhUuc3Bvb2wudjEuTmFja1JlcXVlc3QaFi5zcG9vbC52MS5OYWNrUmVzcG9uc2USPgoHUmVxdWV1ZRIYLnNwb29sLnYxLlJlcXVldWVSZXF1ZXN0Ghkuc3Bvb2wudjEuUmVxdWV1ZVJlc3BvbnNlEkQKCUNhbmNlbEpvYhIaLnNwb29sLnYxLkNhbmNlbEpvYlJlcXVlc3QaGy5zcG9vbC52MS5DYW5jZWxKb2JSZXNwb25zZRI7CgZHZXRKb2ISFy5zcG9vbC52MS5HZXRKb2JSZXF1ZXN0Ghguc3Bvb2wudjEuR2V0Sm9iUmVzcG9uc2USQQoITGlzdEpvYnMSGS5zcG9vbC52MS5MaXN0Sm9ic1JlcXVlc3QaGi5zcG9vbC52MS5MaXN0Sm9ic1Jlc3BvbnNlEkMKCFdhdGNoSm9iEhkuc3Bvb2wudjEuV2F0Y2hKb2JSZXF1ZXN0Ghouc3Bvb2wudjEuV2F0Y2hKb2JSZXNwb25zZTABEkMKCFRhaWxKb2JzEhkuc3Bvb2wudjEuVGFpbEpvYnNSZXF1ZXN0Ghouc3Bvb2wudjEuVGFpbEpvYnNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_spool_v1_job]);
+  fileDesc("ChxzcG9vbC92MS9xdWV1ZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSKpBQoORW5xdWV1ZVJlcXVlc3QSDQoFcXVldWUYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIUCgxjb250ZW50X3R5cGUYAyABKAkSNgoHaGVhZGVycxgEIAMoCzIlLnNwb29sLnYxLkVucXVldWVSZXF1ZXN0LkhlYWRlcnNFbnRyeRIQCghwcmlvcml0eRgFIAEoBRIsCgZydW5fYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASKgoFZGVsYXkYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIZCgxtYXhfYXR0ZW1wdHMYCCABKAVIAYgBARIoCgdiYWNrb2ZmGAkgASgLMhcuc3Bvb2wudjEuQmFja29mZlBvbGljeRIxCg5sZWFzZV9kdXJhdGlvbhgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9hdHRlbXB0X3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhcKD2NvbmN1cnJlbmN5X2tleRgNIAEoCRIZChFjb25jdXJyZW5jeV9saW1pdBgOIAEoBRI5ChFjb25jdXJyZW5jeV9zY29wZRgPIAEoDjIeLnNwb29sLnYxLkpvYi5Db25jdXJyZW5jeVNjb3BlEhYKDnJhdGVfbGltaXRfa2V5GBQgASgJEicKCnJhdGVfbGltaXQYFSABKAsyEy5zcG9vbC52MS5SYXRlTGltaXQaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFc3RhcnRCDwoNX21heF9hdHRlbXB0cyJDCg9FbnF1ZXVlUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEhQKDGRlZHVwbGljYXRlZBgCIAEoCCI9ChNFbnF1ZXVlQmF0Y2hSZXF1ZXN0EiYKBGpvYnMYASADKAsyGC5zcG9vbC52MS5FbnF1ZXVlUmVxdWVzdCJCChRFbnF1ZXVlQmF0Y2hSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuc3Bvb2wudjEuRW5xdWV1ZVJlc3BvbnNlIp8BCgxMZWFzZVJlcXVlc3QSDgoGcXVldWVzGAEgAygJEhAKCG1heF9qb2JzGAIgASgFEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBHdhaXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJd29ya2VyX2lkGAUgASgJIjIKDUxlYXNlUmVzcG9uc2USIQoEam9icxgBIAMoCzITLnNwb29sLnYxLkxlYXNlZEpvYiKiAgoJTGVhc2VkSm9iEhoKA2pvYhgBIAEoCzINLnNwb29sLnYxLkpvYhITCgtsZWFzZV90b2tlbhgCIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhdHRlbXB0X2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgdwYXJlbnRzGAogAygLMiAuc3Bvb2wudjEuTGVhc2VkSm9iLlBhcmVudHNFbnRyeRpFCgxQYXJlbnRzRW50cnkSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuc3Bvb2wudjEuU3RlcE91dGNvbWU6AjgBIqABChBIZWFydGJlYXRSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRITCgtsZWFzZV90b2tlbhgCIAEoCRIxCg5sZWFzZV9kdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCgpjaGVja3BvaW50GAQgASgMSACIAQESDAoEbG9ncxgUIAEoCUINCgtfY2hlY2twb2ludCJjChFIZWFydGJlYXRSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBjYW5jZWxfcmVxdWVzdGVkGAIgASgIIkcKFUhlYXJ0YmVhdEJhdGNoUmVxdWVzdBIuCgpoZWFydGJlYXRzGAEgAygLMhouc3Bvb2wudjEuSGVhcnRiZWF0UmVxdWVzdCJJChZIZWFydGJlYXRCYXRjaFJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zcG9vbC52MS5IZWFydGJlYXRCYXRjaFJlc3VsdCJ6ChRIZWFydGJlYXRCYXRjaFJlc3VsdBIOCgZqb2JfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5zcG9vbC52MS5JdGVtRXJyb3ISLgoJaGVhcnRiZWF0GAMgASgLMhsuc3Bvb2wudjEuSGVhcnRiZWF0UmVzcG9uc2UiugEKCkFja1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgJEg4KBnJlc3VsdBgDIAEoDBIbChNyZXN1bHRfY29udGVudF90eXBlGAQgASgJEiQKBG5leHQYBSABKAsyFi5zcG9vbC52MS5MZWFzZVJlcXVlc3QSDAoEbG9ncxgUIAEoCRImCgpmb2xsb3dfdXBzGB4gAygLMhIuc3Bvb2wudjEuRm9sbG93VXAiWAoIRm9sbG93VXASJQoDam9iGAEgASgLMhguc3Bvb2wudjEuRW5xdWV1ZVJlcXVlc3QSEQoJc3RlcF9uYW1lGAIgASgJEhIKCmRlcGVuZHNfb24YAyADKAkibwoLQWNrUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEiEKBG5leHQYAiADKAsyEy5zcG9vbC52MS5MZWFzZWRKb2ISIQoKZm9sbG93X3VwcxgeIAMoCzINLnNwb29sLnYxLkpvYiJbCg9BY2tCYXRjaFJlcXVlc3QSIgoEYWNrcxgBIAMoCzIULnNwb29sLnYxLkFja1JlcXVlc3QSJAoEbmV4dBgCIAEoCzIWLnNwb29sLnYxLkxlYXNlUmVxdWVzdCJgChBBY2tCYXRjaFJlc3BvbnNlEikKB3Jlc3VsdHMYASADKAsyGC5zcG9vbC52MS5BY2tCYXRjaFJlc3VsdBIhCgRuZXh0GAIgAygLMhMuc3Bvb2wudjEuTGVhc2VkSm9iIkQKDkFja0JhdGNoUmVzdWx0Eg4KBmpvYl9pZBgBIAEoCRIiCgVlcnJvchgCIAEoCzITLnNwb29sLnYxLkl0ZW1FcnJvciI6CglJdGVtRXJyb3ISDAoEY29kZRgBIAEoBRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCSLyAQoLTmFja1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgJEiEKBWVycm9yGAMgASgLMhIuc3Bvb2wudjEuSm9iRXJyb3ISFgoJcmV0cnlhYmxlGAQgASgISACIAQESLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoKY2hlY2twb2ludBgGIAEoDEgBiAEBEg8KB3JlbGVhc2UYByABKAgSDAoEbG9ncxgUIAEoCUIMCgpfcmV0cnlhYmxlQg0KC19jaGVja3BvaW50IioKDE5hY2tSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2IicAoOUmVxdWV1ZVJlcXVlc3QSDwoHam9iX2lkcxgBIAMoCRIjCgZmaWx0ZXIYAiABKAsyEy5zcG9vbC52MS5Kb2JGaWx0ZXISGQoRaW5jbHVkZV9zdWNjZWVkZWQYAyABKAgSDQoFbGltaXQYBCABKAUiLgoPUmVxdWV1ZVJlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5zcG9vbC52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoRQ2FuY2VsSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iIm4KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhQKDGluY2x1ZGVfbG9ncxgCIAEoCBIaChJhdHRlbXB0c19wYWdlX3NpemUYAyABKAUSGwoTYXR0ZW1wdHNfcGFnZV90b2tlbhgEIAEoCSJOCg5HZXRKb2JSZXNwb25zZRIaCgNqb2IYASABKAsyDS5zcG9vbC52MS5Kb2ISIAoYbmV4dF9hdHRlbXB0c19wYWdlX3Rva2VuGAIgASgJIt0BCg9MaXN0Sm9ic1JlcXVlc3QSIwoGZmlsdGVyGAEgASgLMhMuc3Bvb2wudjEuSm9iRmlsdGVyEi4KBW9yZGVyGAIgASgOMh8uc3Bvb2wudjEuTGlzdEpvYnNSZXF1ZXN0Lk9yZGVyEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIk4KBU9yZGVyEhUKEU9SREVSX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfTkVXRVNUX0ZJUlNUEAESFgoST1JERVJfT0xERVNUX0ZJUlNUEAIiSAoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0uc3Bvb2wudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIl8KEFdhdGNoSm9iUmVzcG9uc2USGgoDam9iGAEgASgLMg0uc3Bvb2wudjEuSm9iEi8KC29ic2VydmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoPVGFpbEpvYnNSZXF1ZXN0Eg4KBnF1ZXVlcxgBIAMoCRImCgVraW5kcxgCIAMoDjIXLnNwb29sLnYxLkpvYkV2ZW50LktpbmQSIwoGc3RhdGVzGAMgAygOMhMuc3Bvb2wudjEuSm9iLlN0YXRlEhYKDmVycm9yX2NvbnRhaW5zGAQgASgJIkUKEFRhaWxKb2JzUmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi5zcG9vbC52MS5Kb2JFdmVudBIOCgZtaXNzZWQYAiABKAMiqQMKCEpvYkV2ZW50Eg4KBmpvYl9pZBgBIAEoCRINCgVxdWV1ZRgCIAEoCRIlCgRraW5kGAMgASgOMhcuc3Bvb2wudjEuSm9iRXZlbnQuS2luZBIiCgVzdGF0ZRgEIAEoDjITLnNwb29sLnYxLkpvYi5TdGF0ZRIPCgdhdHRlbXB0GAUgASgFEhQKDG1heF9hdHRlbXB0cxgGIAEoBRIRCgl3b3JrZXJfaWQYByABKAkSIQoFZXJyb3IYCCABKAsyEi5zcG9vbC52MS5Kb2JFcnJvchImCgJhdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirQEKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhEKDUtJTkRfRU5RVUVVRUQQARIQCgxLSU5EX1NUQVJURUQQAhISCg5LSU5EX1NVQ0NFRURFRBADEg8KC0tJTkRfRkFJTEVEEAQSDQoJS0lORF9ERUFEEAUSEgoOS0lORF9DQU5DRUxMRUQQBhIQCgxLSU5EX1BFTkRJTkcQBxIQCgxLSU5EX1dBSVRJTkcQCDKwBwoMUXVldWVTZXJ2aWNlEj4KB0VucXVldWUSGC5zcG9vbC52MS5FbnF1ZXVlUmVxdWVzdBoZLnNwb29sLnYxLkVucXVldWVSZXNwb25zZRJNCgxFbnF1ZXVlQmF0Y2gSHS5zcG9vbC52MS5FbnF1ZXVlQmF0Y2hSZXF1ZXN0Gh4uc3Bvb2wudjEuRW5xdWV1ZUJhdGNoUmVzcG9uc2USOAoFTGVhc2USFi5zcG9vbC52MS5MZWFzZVJlcXVlc3QaFy5zcG9vbC52MS5MZWFzZVJlc3BvbnNlEkQKCUhlYXJ0YmVhdBIaLnNwb29sLnYxLkhlYXJ0YmVhdFJlcXVlc3QaGy5zcG9vbC52MS5IZWFydGJlYXRSZXNwb25zZRJTCg5IZWFydGJlYXRCYXRjaBIfLnNwb29sLnYxLkhlYXJ0YmVhdEJhdGNoUmVxdWVzdBogLnNwb29sLnYxLkhlYXJ0YmVhdEJhdGNoUmVzcG9uc2USMgoDQWNrEhQuc3Bvb2wudjEuQWNrUmVxdWVzdBoVLnNwb29sLnYxLkFja1Jlc3BvbnNlEkEKCEFja0JhdGNoEhkuc3Bvb2wudjEuQWNrQmF0Y2hSZXF1ZXN0Ghouc3Bvb2wudjEuQWNrQmF0Y2hSZXNwb25zZRI1CgROYWNrEhUuc3Bvb2wudjEuTmFja1JlcXVlc3QaFi5zcG9vbC52MS5OYWNrUmVzcG9uc2USPgoHUmVxdWV1ZRIYLnNwb29sLnYxLlJlcXVldWVSZXF1ZXN0Ghkuc3Bvb2wudjEuUmVxdWV1ZVJlc3BvbnNlEkQKCUNhbmNlbEpvYhIaLnNwb29sLnYxLkNhbmNlbEpvYlJlcXVlc3QaGy5zcG9vbC52MS5DYW5jZWxKb2JSZXNwb25zZRI7CgZHZXRKb2ISFy5zcG9vbC52MS5HZXRKb2JSZXF1ZXN0Ghguc3Bvb2wudjEuR2V0Sm9iUmVzcG9uc2USQQoITGlzdEpvYnMSGS5zcG9vbC52MS5MaXN0Sm9ic1JlcXVlc3QaGi5zcG9vbC52MS5MaXN0Sm9ic1Jlc3BvbnNlEkMKCFdhdGNoSm9iEhkuc3Bvb2wudjEuV2F0Y2hKb2JSZXF1ZXN0Ghouc3Bvb2wudjEuV2F0Y2hKb2JSZXNwb25zZTABEkMKCFRhaWxKb2JzEhkuc3Bvb2wudjEuVGFpbEpvYnNSZXF1ZXN0Ghouc3Bvb2wudjEuVGFpbEpvYnNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_spool_v1_job]);
 
 /**
  * @generated from message spool.v1.EnqueueRequest
@@ -487,6 +487,15 @@ export type AckRequest = Message<"spool.v1.AckRequest"> & {
    * @generated from field: string logs = 20;
    */
   logs: string;
+
+  /**
+   * Jobs (or steps of the acked job's pipeline) created in the same transaction as the ack: they
+   * exist if and only if the ack is accepted, so a stale ack's follow-ups are refused with it.
+   * At most 1,000. See docs/pipelines.md.
+   *
+   * @generated from field: repeated spool.v1.FollowUp follow_ups = 30;
+   */
+  followUps: FollowUp[];
 };
 
 /**
@@ -495,6 +504,43 @@ export type AckRequest = Message<"spool.v1.AckRequest"> & {
  */
 export const AckRequestSchema: GenMessage<AckRequest> = /*@__PURE__*/
   messageDesc(file_spool_v1_queue_service, 12);
+
+/**
+ * A job an Ack creates. With step_name, a step of the acked job's pipeline (the acked job must
+ * be a pipeline step).
+ *
+ * @generated from message spool.v1.FollowUp
+ */
+export type FollowUp = Message<"spool.v1.FollowUp"> & {
+  /**
+   * Queue, payload and options, as Enqueue takes them.
+   *
+   * @generated from field: spool.v1.EnqueueRequest job = 1;
+   */
+  job?: EnqueueRequest | undefined;
+
+  /**
+   * The new step's name, unique in the pipeline.
+   *
+   * @generated from field: string step_name = 2;
+   */
+  stepName: string;
+
+  /**
+   * With step_name: the steps it waits for, by name: steps of the pipeline (the acked step counts
+   * as succeeded) or follow-up steps earlier in this ack's list.
+   *
+   * @generated from field: repeated string depends_on = 3;
+   */
+  dependsOn: string[];
+};
+
+/**
+ * Describes the message spool.v1.FollowUp.
+ * Use `create(FollowUpSchema)` to create a new message.
+ */
+export const FollowUpSchema: GenMessage<FollowUp> = /*@__PURE__*/
+  messageDesc(file_spool_v1_queue_service, 13);
 
 /**
  * @generated from message spool.v1.AckResponse
@@ -511,6 +557,13 @@ export type AckResponse = Message<"spool.v1.AckResponse"> & {
    * @generated from field: repeated spool.v1.LeasedJob next = 2;
    */
   next: LeasedJob[];
+
+  /**
+   * The jobs AckRequest.follow_ups created, in their order.
+   *
+   * @generated from field: repeated spool.v1.Job follow_ups = 30;
+   */
+  followUps: Job[];
 };
 
 /**
@@ -518,7 +571,7 @@ export type AckResponse = Message<"spool.v1.AckResponse"> & {
  * Use `create(AckResponseSchema)` to create a new message.
  */
 export const AckResponseSchema: GenMessage<AckResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 13);
+  messageDesc(file_spool_v1_queue_service, 14);
 
 /**
  * @generated from message spool.v1.AckBatchRequest
@@ -542,7 +595,7 @@ export type AckBatchRequest = Message<"spool.v1.AckBatchRequest"> & {
  * Use `create(AckBatchRequestSchema)` to create a new message.
  */
 export const AckBatchRequestSchema: GenMessage<AckBatchRequest> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 14);
+  messageDesc(file_spool_v1_queue_service, 15);
 
 /**
  * @generated from message spool.v1.AckBatchResponse
@@ -568,7 +621,7 @@ export type AckBatchResponse = Message<"spool.v1.AckBatchResponse"> & {
  * Use `create(AckBatchResponseSchema)` to create a new message.
  */
 export const AckBatchResponseSchema: GenMessage<AckBatchResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 15);
+  messageDesc(file_spool_v1_queue_service, 16);
 
 /**
  * @generated from message spool.v1.AckBatchResult
@@ -592,7 +645,7 @@ export type AckBatchResult = Message<"spool.v1.AckBatchResult"> & {
  * Use `create(AckBatchResultSchema)` to create a new message.
  */
 export const AckBatchResultSchema: GenMessage<AckBatchResult> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 16);
+  messageDesc(file_spool_v1_queue_service, 17);
 
 /**
  * Why one item of a batch was refused.
@@ -625,7 +678,7 @@ export type ItemError = Message<"spool.v1.ItemError"> & {
  * Use `create(ItemErrorSchema)` to create a new message.
  */
 export const ItemErrorSchema: GenMessage<ItemError> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 17);
+  messageDesc(file_spool_v1_queue_service, 18);
 
 /**
  * @generated from message spool.v1.NackRequest
@@ -690,7 +743,7 @@ export type NackRequest = Message<"spool.v1.NackRequest"> & {
  * Use `create(NackRequestSchema)` to create a new message.
  */
 export const NackRequestSchema: GenMessage<NackRequest> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 18);
+  messageDesc(file_spool_v1_queue_service, 19);
 
 /**
  * @generated from message spool.v1.NackResponse
@@ -707,7 +760,7 @@ export type NackResponse = Message<"spool.v1.NackResponse"> & {
  * Use `create(NackResponseSchema)` to create a new message.
  */
 export const NackResponseSchema: GenMessage<NackResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 19);
+  messageDesc(file_spool_v1_queue_service, 20);
 
 /**
  * @generated from message spool.v1.RequeueRequest
@@ -745,7 +798,7 @@ export type RequeueRequest = Message<"spool.v1.RequeueRequest"> & {
  * Use `create(RequeueRequestSchema)` to create a new message.
  */
 export const RequeueRequestSchema: GenMessage<RequeueRequest> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 20);
+  messageDesc(file_spool_v1_queue_service, 21);
 
 /**
  * @generated from message spool.v1.RequeueResponse
@@ -762,7 +815,7 @@ export type RequeueResponse = Message<"spool.v1.RequeueResponse"> & {
  * Use `create(RequeueResponseSchema)` to create a new message.
  */
 export const RequeueResponseSchema: GenMessage<RequeueResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 21);
+  messageDesc(file_spool_v1_queue_service, 22);
 
 /**
  * @generated from message spool.v1.CancelJobRequest
@@ -779,7 +832,7 @@ export type CancelJobRequest = Message<"spool.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 22);
+  messageDesc(file_spool_v1_queue_service, 23);
 
 /**
  * @generated from message spool.v1.CancelJobResponse
@@ -796,7 +849,7 @@ export type CancelJobResponse = Message<"spool.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 23);
+  messageDesc(file_spool_v1_queue_service, 24);
 
 /**
  * @generated from message spool.v1.GetJobRequest
@@ -834,7 +887,7 @@ export type GetJobRequest = Message<"spool.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 24);
+  messageDesc(file_spool_v1_queue_service, 25);
 
 /**
  * @generated from message spool.v1.GetJobResponse
@@ -859,7 +912,7 @@ export type GetJobResponse = Message<"spool.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 25);
+  messageDesc(file_spool_v1_queue_service, 26);
 
 /**
  * @generated from message spool.v1.ListJobsRequest
@@ -895,7 +948,7 @@ export type ListJobsRequest = Message<"spool.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 26);
+  messageDesc(file_spool_v1_queue_service, 27);
 
 /**
  * @generated from enum spool.v1.ListJobsRequest.Order
@@ -923,7 +976,7 @@ export enum ListJobsRequest_Order {
  * Describes the enum spool.v1.ListJobsRequest.Order.
  */
 export const ListJobsRequest_OrderSchema: GenEnum<ListJobsRequest_Order> = /*@__PURE__*/
-  enumDesc(file_spool_v1_queue_service, 26, 0);
+  enumDesc(file_spool_v1_queue_service, 27, 0);
 
 /**
  * @generated from message spool.v1.ListJobsResponse
@@ -947,7 +1000,7 @@ export type ListJobsResponse = Message<"spool.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 27);
+  messageDesc(file_spool_v1_queue_service, 28);
 
 /**
  * @generated from message spool.v1.WatchJobRequest
@@ -964,7 +1017,7 @@ export type WatchJobRequest = Message<"spool.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 28);
+  messageDesc(file_spool_v1_queue_service, 29);
 
 /**
  * @generated from message spool.v1.WatchJobResponse
@@ -986,7 +1039,7 @@ export type WatchJobResponse = Message<"spool.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 29);
+  messageDesc(file_spool_v1_queue_service, 30);
 
 /**
  * @generated from message spool.v1.TailJobsRequest
@@ -1026,7 +1079,7 @@ export type TailJobsRequest = Message<"spool.v1.TailJobsRequest"> & {
  * Use `create(TailJobsRequestSchema)` to create a new message.
  */
 export const TailJobsRequestSchema: GenMessage<TailJobsRequest> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 30);
+  messageDesc(file_spool_v1_queue_service, 31);
 
 /**
  * @generated from message spool.v1.TailJobsResponse
@@ -1050,7 +1103,7 @@ export type TailJobsResponse = Message<"spool.v1.TailJobsResponse"> & {
  * Use `create(TailJobsResponseSchema)` to create a new message.
  */
 export const TailJobsResponseSchema: GenMessage<TailJobsResponse> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 31);
+  messageDesc(file_spool_v1_queue_service, 32);
 
 /**
  * A change of a job's state, as TailJobs reports it.
@@ -1115,7 +1168,7 @@ export type JobEvent = Message<"spool.v1.JobEvent"> & {
  * Use `create(JobEventSchema)` to create a new message.
  */
 export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
-  messageDesc(file_spool_v1_queue_service, 32);
+  messageDesc(file_spool_v1_queue_service, 33);
 
 /**
  * @generated from enum spool.v1.JobEvent.Kind
@@ -1181,7 +1234,7 @@ export enum JobEvent_Kind {
  * Describes the enum spool.v1.JobEvent.Kind.
  */
 export const JobEvent_KindSchema: GenEnum<JobEvent_Kind> = /*@__PURE__*/
-  enumDesc(file_spool_v1_queue_service, 32, 0);
+  enumDesc(file_spool_v1_queue_service, 33, 0);
 
 /**
  * The job queue: producers enqueue, workers lease and finish, operators look and requeue.

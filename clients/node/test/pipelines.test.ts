@@ -1,0 +1,67 @@
+// Pipelines from Node against a live spoold: a pipeline made with client.pipeline, steps that read
+// their parents, a step that adds steps at run time (job.addStep) and a follow-up job.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Client, PipelineState, Worker, step, type JobContext } from "../src/index.js";
+import { queueName, startSpoold, waitUntil, type Spoold } from "./harness.js";
+
+let spoold: Spoold;
+let client: Client;
+
+before(async () => {
+  spoold = await startSpoold();
+  client = spoold.client;
+});
+after(async () => spoold?.close());
+
+async function withWorker(handlers: Record<string, (job: JobContext) => unknown>, body: () => Promise<void>): Promise<void> {
+  const worker = new Worker(client, { pollWaitMs: 300, handleSignals: false, logger: { warn: () => {}, error: () => {} } });
+  for (const [queue, fn] of Object.entries(handlers)) worker.handle(queue, fn);
+  const running = worker.run();
+  try {
+    await body();
+  } finally {
+    await worker.stop(5000);
+    await running;
+  }
+}
+
+describe("pipelines", () => {
+  test("a step adds a fan-out and its join at run time; a job follows up", async () => {
+    const [plan, piece, gather, audit] = ["plan", "piece", "gather", "audit"].map(queueName) as [string, string, string, string];
+    const joined: Record<string, unknown>[] = [];
+    const p = await client.pipeline("dynamic", [step("plan", { queue: plan, payload: { parts: 3 } })]);
+    assert.equal(p.state, PipelineState.RUNNING);
+    await withWorker(
+      {
+        [plan]: (job) => {
+          const { parts } = job.payload as { parts: number };
+          const names = Array.from({ length: parts }, (_, i) => `part${i}`);
+          names.forEach((name, i) => job.addStep(step(name, { queue: piece, payload: { i }, after: ["plan"] })));
+          job.addStep(step("join", { queue: gather, after: names }));
+          job.followUp(audit, { planned: parts });
+          return parts;
+        },
+        [piece]: (job) => (job.payload as { i: number }).i * 10 + (job.parents["plan"] as number),
+        [gather]: (job) => {
+          joined.push({ ...job.parents });
+          return Object.values(job.parents).reduce((a: number, b) => a + (b as number), 0);
+        },
+        [audit]: () => undefined,
+      },
+      async () => {
+        const done = await waitUntil(async () => {
+          const got = await client.pipelines.get(p.id);
+          return got.state === PipelineState.SUCCEEDED ? got : undefined;
+        }, 20_000);
+        assert.deepEqual(
+          done.steps.map((s) => s.name),
+          ["plan", "part0", "part1", "part2", "join"],
+        );
+        assert.deepEqual(joined, [{ part0: 3, part1: 13, part2: 23 }]);
+        const audits = await client.list({ filter: { queues: [audit] } });
+        assert.equal(audits.jobs.length, 1);
+      },
+    );
+  });
+});
