@@ -50,12 +50,13 @@ CROSS JOIN LATERAL (SELECT CASE
 """
 
 
-async def load(db_url: str, rows: int) -> float:
+async def load(db_url: str, rows: int, sql: str = _LOAD) -> float:
+    """Loads `rows` jobs with `sql` (by default this history: 10 queues), in chunks."""
     conn = await asyncpg.connect(db_url)
     try:
         started = time.perf_counter()
         for first in range(1, rows + 1, CHUNK):
-            await conn.execute(_LOAD, first, min(first + CHUNK - 1, rows), rows)
+            await conn.execute(sql, first, min(first + CHUNK - 1, rows), rows)
         await conn.execute("VACUUM ANALYZE spool.jobs")
         return time.perf_counter() - started
     finally:

@@ -177,10 +177,10 @@ class App:
             Pruner(RetentionStore(self.pool), s.pruner_interval.total_seconds(), s.pruner_batch, retention),
             Scheduler(schedules, firer, s.scheduler_interval.total_seconds()),
         ]
-        bulk = BulkStore(self.pool)
+        assert self.searches is not None
+        bulk = BulkStore(self.pool, self.searches)
         self.loops.append(BulkRunner(bulk, s.bulk_interval.total_seconds(), s.bulk_batch))
         self.hub = self._watch_hub()
-        assert self.searches is not None
         self.tail = self._tail_hub()
         keys = KeyStore(self.pool)
         self._keep_keys_checked(keys)
@@ -206,7 +206,7 @@ class App:
         self.starting.open()
         if self.http is not None:
             admin = cast(AdminService, services[ADMIN_SERVICE])
-            self.feed = QueueFeed(admin.ListQueues, s.console_feed_interval.total_seconds())
+            self.feed = QueueFeed(admin.ListQueues, admin.GetQueueActivity, s.console_feed_interval.total_seconds())
             self.loops.append(self.feed)
             extra = console.routes(self.gate, s, self.feed)
             self.http.start(asgi.build(Door(self.gate, services), s, self._live, self._ready, extra))

@@ -355,6 +355,15 @@ class JobPage:
 
 
 @dataclass(frozen=True)
+class QueueActivity:
+    """A queue's jobs finished per minute, oldest minute first."""
+
+    queue: str
+    succeeded: list[int]
+    dead: list[int]
+
+
+@dataclass(frozen=True)
 class Retention:
     """How long finished jobs are kept, per terminal state, where the queue sets nothing else."""
 

@@ -201,6 +201,11 @@ CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
         lambda w, md: w.admin.RevokeApiKey(adm.RevokeApiKeyRequest(id=key_id(w.admin_md[0][1][7:])), metadata=md),
         (DENIED, "SCOPE_MISSING"),
     ),
+    "GetQueueActivity": (
+        "read",
+        lambda w, md: w.admin.GetQueueActivity(adm.GetQueueActivityRequest(), metadata=md),
+        (OK, ""),
+    ),
     "CountJobs": (
         "read",
         lambda w, md: w.admin.CountJobs(adm.CountJobsRequest(filter=_NOTHING), metadata=md),

@@ -28,8 +28,8 @@ def settings() -> Settings:
 
 
 def runner(app: App, batch: int = 2) -> BulkRunner:
-    assert app.pool is not None
-    return BulkRunner(BulkStore(app.pool), 3600, batch)
+    assert app.pool is not None and app.searches is not None
+    return BulkRunner(BulkStore(app.pool, app.searches), 3600, batch)
 
 
 async def admin(base: str, key: str, method: str, body: dict[str, Any]) -> httpx.Response:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from spool.v1 import admin_service_pb2 as adm
-from spoold.api import admin_convert, key_convert, paging
+from spoold.api import admin_convert, convert, key_convert, paging
 from spoold.api import validate as v
 from spoold.api.access import Access
 from spoold.api.admin_bulk import BulkAdmin
@@ -18,7 +18,7 @@ from spoold.api.errors import unary
 from spoold.auth import keys
 from spoold.auth.principal import principal
 from spoold.config import Settings
-from spoold.errors import QueueNotFound
+from spoold.errors import InvalidArgument, QueueNotFound
 from spoold.scheduling import Firer
 from spoold.store.bulk import BulkStore
 from spoold.store.keys import KeyStore
@@ -26,6 +26,9 @@ from spoold.store.queues import QueueStore
 from spoold.store.schedules import ScheduleStore
 
 log = logging.getLogger(__name__)
+
+
+ACTIVITY_MINUTES = 60
 
 
 def _now() -> datetime:
@@ -61,6 +64,21 @@ class AdminService(ScheduleAdmin, BulkAdmin):
         token = paging.next_queues_token([q.name for q in found], more)
         queues = [admin_convert.queue_proto(q) for q in found if self._access.sees(q.name)]
         return adm.ListQueuesResponse(queues=queues, next_page_token=token)
+
+    @unary
+    async def GetQueueActivity(
+        self, request: adm.GetQueueActivityRequest, context: Context
+    ) -> adm.GetQueueActivityResponse:
+        if not 0 <= request.minutes <= ACTIVITY_MINUTES:
+            raise InvalidArgument("minutes", f"must be between 1 and {ACTIVITY_MINUTES} (0 means {ACTIVITY_MINUTES})")
+        minutes = request.minutes or ACTIVITY_MINUTES
+        start, found = await self._queues.activity(minutes)
+        queues = [
+            adm.QueueActivity(queue=a.queue, succeeded=a.succeeded, dead=a.dead)
+            for a in found.values()
+            if self._access.sees(a.queue)
+        ]
+        return adm.GetQueueActivityResponse(start=convert.ts(start), queues=queues)
 
     @unary
     async def GetQueue(self, request: adm.GetQueueRequest, context: Context) -> adm.GetQueueResponse:

@@ -27,6 +27,7 @@ REQUIRED: dict[str, Scope] = {
     **{_QUEUE + m: Scope.ADMIN for m in ("Requeue", "CancelJob")},
     **{_ADMIN + m: Scope.READ for m in ("ListQueues", "GetQueue", "CountJobs", "GetBulkOperation")},
     _ADMIN + "ListBulkOperations": Scope.READ,
+    _ADMIN + "GetQueueActivity": Scope.READ,
     CONSOLE_SESSION: Scope.READ,
     CONSOLE_QUEUES: Scope.READ,
     _PIPELINE + "EnqueuePipeline": Scope.ENQUEUE,

@@ -23,6 +23,9 @@ from spoold.auth.principal import ANONYMOUS, Principal, current
 from spoold.loops.base import Loop
 
 ListQueues = Callable[[adm.ListQueuesRequest, CallContext], Awaitable[adm.ListQueuesResponse]]
+GetActivity = Callable[[adm.GetQueueActivityRequest, CallContext], Awaitable[adm.GetQueueActivityResponse]]
+# The per-minute activity changes once a minute: it is read every this many snapshots.
+ACTIVITY_EVERY = 10
 
 
 class _LoopCall:
@@ -43,8 +46,14 @@ class Listener:
     principal: Principal
     box: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=1))
 
-    def offer(self, queues: list[tuple[str, dict[str, Any]]]) -> None:
-        text = json.dumps({"queues": [q for name, q in queues if self.principal.allows(name)]})
+    def offer(self, queues: list[tuple[str, dict[str, Any]]], activity: dict[str, Any]) -> None:
+        mine = [a for a in activity.get("queues", ()) if self.principal.allows(a["queue"])]
+        text = json.dumps(
+            {
+                "queues": [q for name, q in queues if self.principal.allows(name)],
+                "activity": {"start": activity.get("start"), "queues": mine},
+            }
+        )
         if self.box.full():  # coalesce: only the newest snapshot matters
             self.box.get_nowait()
         self.box.put_nowait(text)
@@ -53,10 +62,13 @@ class Listener:
 class QueueFeed(Loop):
     name = "console-feed"
 
-    def __init__(self, list_queues: ListQueues, interval: float) -> None:
-        """list_queues: AdminService.ListQueues, the servicer's own method."""
+    def __init__(self, list_queues: ListQueues, get_activity: GetActivity, interval: float) -> None:
+        """list_queues, get_activity: AdminService's own ListQueues and GetQueueActivity."""
         super().__init__(interval)
         self._list_queues = list_queues
+        self._get_activity = get_activity
+        self._activity: dict[str, Any] = {}
+        self._activity_due = 0  # snapshots until the activity is read again
         self._listeners: dict[int, Listener] = {}
         self._ids = itertools.count()
         self.published = 0  # snapshots fetched, for tests and the bench
@@ -71,11 +83,16 @@ class QueueFeed(Loop):
         token = current.set(ANONYMOUS)  # every queue: each listener's own filter follows
         try:
             answer = await self._list_queues(adm.ListQueuesRequest(), _LoopCall())
+            if self._activity_due <= 0:
+                activity = await self._get_activity(adm.GetQueueActivityRequest(), _LoopCall())
+                self._activity = json_format.MessageToDict(activity)
+                self._activity_due = ACTIVITY_EVERY
+            self._activity_due -= 1
         finally:
             current.reset(token)
         queues = [(q.name, json_format.MessageToDict(q)) for q in answer.queues]
         for listener in list(self._listeners.values()):
-            listener.offer(queues)
+            listener.offer(queues, self._activity)
         self.published += 1
         return 0  # never "more waiting": the next snapshot is due an interval from now
 

@@ -12,6 +12,7 @@ from spoold.errors import BulkOperationNotFound
 from spoold.model import JobFilter
 from spoold.store import filters, queries
 from spoold.store.database import translated
+from spoold.store.searching import SearchPool
 
 Q = queries.load("bulk.sql")
 SEARCH = queries.load("search.sql")
@@ -39,16 +40,16 @@ def _operation(row: asyncpg.Record) -> BulkOperation:
 
 
 class BulkStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, searches: SearchPool) -> None:
         self.pool = pool
+        self.searches = searches
 
     async def count(self, f: JobFilter, limit: int) -> int:
-        """Matching jobs, up to `limit`."""
+        """Matching jobs, up to `limit`: a search, on the searches' own connections."""
         cond = filters.condition(f, first=2)
-        with translated():
-            async with self.pool.acquire() as conn, conn.transaction(readonly=True):
-                await conn.execute(_CUSTOM_PLANS)
-                n: int = await conn.fetchval(cond.apply(Q["count_matching"]), limit, *cond.params)
+        async with self.searches.connection() as conn, conn.transaction(readonly=True):
+            await conn.execute(_CUSTOM_PLANS)
+            n: int = await conn.fetchval(cond.apply(Q["count_matching"]), limit, *cond.params)
         return n
 
     async def create(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
 from spoold.errors import QueueNotEmpty, QueueNotFound
-from spoold.model import BackoffKind, BackoffSpec, Queue, QueueDefaults, QueueStats, QueueUpdate
+from spoold.model import BackoffKind, BackoffSpec, Queue, QueueActivity, QueueDefaults, QueueStats, QueueUpdate
 from spoold.store import queries, rows
 from spoold.store.database import translated
 from spoold.store.searching import SearchPool
@@ -104,6 +105,18 @@ class QueueStore:
         """How many queues there are (a pass over every job: see QueueLimit)."""
         async with self.searches.connection() as conn:
             return int(await conn.fetchval(Q["count_queues"]))
+
+    async def activity(self, minutes: int) -> tuple[datetime | None, dict[str, QueueActivity]]:
+        """Jobs finished per minute over the last `minutes`, per queue with any, and the start
+        of the first minute (None when no queue has one)."""
+        async with self.searches.connection() as conn:
+            found = await conn.fetch(Q["queue_activity"], minutes)
+        out: dict[str, QueueActivity] = {}
+        for r in found:
+            a = out.setdefault(r["queue"], QueueActivity(r["queue"], [0] * minutes, [0] * minutes))
+            if 0 <= r["minute"] < minutes:
+                (a.succeeded if r["state"] == "succeeded" else a.dead)[r["minute"]] = r["n"]
+        return (found[0]["start"] if found else None), out
 
     async def get(self, name: str) -> Queue:
         async with self.searches.connection() as conn:

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .admin_service_pb2 import AbortBulkOperationRequest, AbortBulkOperationResponse, CountJobsRequest, CountJobsResponse, CreateApiKeyRequest, CreateApiKeyResponse, CreateScheduleRequest, CreateScheduleResponse, DeleteQueueRequest, DeleteQueueResponse, DeleteScheduleRequest, DeleteScheduleResponse, GetBulkOperationRequest, GetBulkOperationResponse, GetQueueRequest, GetQueueResponse, GetScheduleRequest, GetScheduleResponse, ListApiKeysRequest, ListApiKeysResponse, ListBulkOperationsRequest, ListBulkOperationsResponse, ListQueuesRequest, ListQueuesResponse, ListSchedulesRequest, ListSchedulesResponse, PauseQueueRequest, PauseQueueResponse, PauseScheduleRequest, PauseScheduleResponse, ResumeQueueRequest, ResumeQueueResponse, ResumeScheduleRequest, ResumeScheduleResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, StartBulkOperationRequest, StartBulkOperationResponse, TriggerScheduleRequest, TriggerScheduleResponse, UpdateQueueRequest, UpdateQueueResponse, UpdateScheduleRequest, UpdateScheduleResponse
+from .admin_service_pb2 import AbortBulkOperationRequest, AbortBulkOperationResponse, CountJobsRequest, CountJobsResponse, CreateApiKeyRequest, CreateApiKeyResponse, CreateScheduleRequest, CreateScheduleResponse, DeleteQueueRequest, DeleteQueueResponse, DeleteScheduleRequest, DeleteScheduleResponse, GetBulkOperationRequest, GetBulkOperationResponse, GetQueueActivityRequest, GetQueueActivityResponse, GetQueueRequest, GetQueueResponse, GetScheduleRequest, GetScheduleResponse, ListApiKeysRequest, ListApiKeysResponse, ListBulkOperationsRequest, ListBulkOperationsResponse, ListQueuesRequest, ListQueuesResponse, ListSchedulesRequest, ListSchedulesResponse, PauseQueueRequest, PauseQueueResponse, PauseScheduleRequest, PauseScheduleResponse, ResumeQueueRequest, ResumeQueueResponse, ResumeScheduleRequest, ResumeScheduleResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, StartBulkOperationRequest, StartBulkOperationResponse, TriggerScheduleRequest, TriggerScheduleResponse, UpdateQueueRequest, UpdateQueueResponse, UpdateScheduleRequest, UpdateScheduleResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -146,6 +146,13 @@ class AdminService(Protocol):
         """
         Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
         its fire time.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_queue_activity(self, request: GetQueueActivityRequest, ctx: RequestContext[GetQueueActivityRequest, GetQueueActivityResponse], /) -> GetQueueActivityResponse:
+        """
+        Jobs finished per minute over the last minutes (up to an hour), per queue: throughput and
+        failures for charts. The cost is bounded by the jobs finished in the window, not the history.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -382,6 +389,17 @@ class AdminServiceASGIApplication(ConnectASGIApplication[AdminService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.trigger_schedule,
+                ),
+                "/spool.v1.AdminService/GetQueueActivity": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetQueueActivity",
+                        service_name="spool.v1.AdminService",
+                        input=GetQueueActivityRequest,
+                        output=GetQueueActivityResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_queue_activity,
                 ),
                 "/spool.v1.AdminService/CountJobs": Endpoint.unary(
                     method=MethodInfo(
@@ -876,6 +894,30 @@ class AdminServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def get_queue_activity(
+        self,
+        request: GetQueueActivityRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetQueueActivityResponse:
+        """
+        Jobs finished per minute over the last minutes (up to an hour), per queue: throughput and
+        failures for charts. The cost is bounded by the jobs finished in the window, not the history.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetQueueActivity",
+                service_name="spool.v1.AdminService",
+                input=GetQueueActivityRequest,
+                output=GetQueueActivityResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
     async def count_jobs(
         self,
         request: CountJobsRequest,
@@ -1104,6 +1146,13 @@ class AdminServiceSync(Protocol):
         """
         Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
         its fire time.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_queue_activity(self, request: GetQueueActivityRequest, ctx: RequestContext[GetQueueActivityRequest, GetQueueActivityResponse], /) -> GetQueueActivityResponse:
+        """
+        Jobs finished per minute over the last minutes (up to an hour), per queue: throughput and
+        failures for charts. The cost is bounded by the jobs finished in the window, not the history.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -1338,6 +1387,17 @@ class AdminServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.trigger_schedule,
+                ),
+                "/spool.v1.AdminService/GetQueueActivity": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetQueueActivity",
+                        service_name="spool.v1.AdminService",
+                        input=GetQueueActivityRequest,
+                        output=GetQueueActivityResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_queue_activity,
                 ),
                 "/spool.v1.AdminService/CountJobs": EndpointSync.unary(
                     method=MethodInfo(
@@ -1826,6 +1886,30 @@ class AdminServiceClientSync(ConnectClientSync):
                 service_name="spool.v1.AdminService",
                 input=TriggerScheduleRequest,
                 output=TriggerScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_queue_activity(
+        self,
+        request: GetQueueActivityRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetQueueActivityResponse:
+        """
+        Jobs finished per minute over the last minutes (up to an hour), per queue: throughput and
+        failures for charts. The cost is bounded by the jobs finished in the window, not the history.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetQueueActivity",
+                service_name="spool.v1.AdminService",
+                input=GetQueueActivityRequest,
+                output=GetQueueActivityResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -121,6 +121,11 @@ class AdminServiceStub:
                 request_serializer=spool_dot_v1_dot_admin__service__pb2.TriggerScheduleRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_admin__service__pb2.TriggerScheduleResponse.FromString,
                 _registered_method=True)
+        self.GetQueueActivity = channel.unary_unary(
+                '/spool.v1.AdminService/GetQueueActivity',
+                request_serializer=spool_dot_v1_dot_admin__service__pb2.GetQueueActivityRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_admin__service__pb2.GetQueueActivityResponse.FromString,
+                _registered_method=True)
         self.CountJobs = channel.unary_unary(
                 '/spool.v1.AdminService/CountJobs',
                 request_serializer=spool_dot_v1_dot_admin__service__pb2.CountJobsRequest.SerializeToString,
@@ -277,6 +282,14 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetQueueActivity(self, request, context):
+        """Jobs finished per minute over the last minutes (up to an hour), per queue: throughput and
+        failures for charts. The cost is bounded by the jobs finished in the window, not the history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CountJobs(self, request, context):
         """How many jobs match a filter, counted up to `limit`: what a bulk operation would touch.
         """
@@ -402,6 +415,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.TriggerSchedule,
                     request_deserializer=spool_dot_v1_dot_admin__service__pb2.TriggerScheduleRequest.FromString,
                     response_serializer=spool_dot_v1_dot_admin__service__pb2.TriggerScheduleResponse.SerializeToString,
+            ),
+            'GetQueueActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueActivity,
+                    request_deserializer=spool_dot_v1_dot_admin__service__pb2.GetQueueActivityRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_admin__service__pb2.GetQueueActivityResponse.SerializeToString,
             ),
             'CountJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.CountJobs,
@@ -890,6 +908,33 @@ class AdminService:
             '/spool.v1.AdminService/TriggerSchedule',
             spool_dot_v1_dot_admin__service__pb2.TriggerScheduleRequest.SerializeToString,
             spool_dot_v1_dot_admin__service__pb2.TriggerScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueueActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.AdminService/GetQueueActivity',
+            spool_dot_v1_dot_admin__service__pb2.GetQueueActivityRequest.SerializeToString,
+            spool_dot_v1_dot_admin__service__pb2.GetQueueActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,

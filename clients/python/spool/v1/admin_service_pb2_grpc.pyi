@@ -78,6 +78,10 @@ class AdminServiceStub:
     """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
     its fire time.
     """
+    GetQueueActivity: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetQueueActivityRequest, _admin_service_pb2.GetQueueActivityResponse]
+    """Jobs finished per minute over the last minutes (up to an hour), per queue: throughput and
+    failures for charts. The cost is bounded by the jobs finished in the window, not the history.
+    """
     CountJobs: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CountJobsRequest, _admin_service_pb2.CountJobsResponse]
     """How many jobs match a filter, counted up to `limit`: what a bulk operation would touch."""
     StartBulkOperation: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.StartBulkOperationRequest, _admin_service_pb2.StartBulkOperationResponse]
@@ -143,6 +147,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     TriggerSchedule: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.TriggerScheduleRequest, _admin_service_pb2.TriggerScheduleResponse]  # type: ignore[assignment]
     """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
     its fire time.
+    """
+    GetQueueActivity: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetQueueActivityRequest, _admin_service_pb2.GetQueueActivityResponse]  # type: ignore[assignment]
+    """Jobs finished per minute over the last minutes (up to an hour), per queue: throughput and
+    failures for charts. The cost is bounded by the jobs finished in the window, not the history.
     """
     CountJobs: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CountJobsRequest, _admin_service_pb2.CountJobsResponse]  # type: ignore[assignment]
     """How many jobs match a filter, counted up to `limit`: what a bulk operation would touch."""
@@ -308,6 +316,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.TriggerScheduleResponse, _abc.Awaitable[_admin_service_pb2.TriggerScheduleResponse]]:
         """Fire now, paused or not, whatever the overlap policy: one job, with the time of the call as
         its fire time.
+        """
+
+    @_abc_1.abstractmethod
+    def GetQueueActivity(
+        self,
+        request: _admin_service_pb2.GetQueueActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetQueueActivityResponse, _abc.Awaitable[_admin_service_pb2.GetQueueActivityResponse]]:
+        """Jobs finished per minute over the last minutes (up to an hour), per queue: throughput and
+        failures for charts. The cost is bounded by the jobs finished in the window, not the history.
         """
 
     @_abc_1.abstractmethod

@@ -150,3 +150,30 @@ WHERE EXISTS (SELECT 1 FROM spool.queues q WHERE q.name = n.name)
 -- name: count_queues
 -- How many queues there are: one pass over the jobs, so QueueLimit runs it seldom.
 SELECT count(*) FROM (SELECT name FROM spool.queues UNION SELECT queue FROM spool.jobs) AS q
+
+-- name: queue_activity
+-- Jobs that reached SUCCEEDED or DEAD in each of the last $1 minutes (the current one included),
+-- per queue: the queues are found by a loose index scan of jobs_finished_idx, and each
+-- (queue, state) is a range of it from the window's start, so the cost is the jobs finished in
+-- the window, not the history.
+WITH RECURSIVE w AS (
+    SELECT date_trunc('minute', now()) - ($1::integer - 1) * interval '1 minute' AS start
+), names AS (
+    SELECT min(queue) AS name FROM spool.jobs WHERE finished_at IS NOT NULL
+    UNION ALL
+    SELECT (SELECT min(j.queue) FROM spool.jobs j WHERE j.finished_at IS NOT NULL AND j.queue > names.name)
+    FROM names
+    WHERE names.name IS NOT NULL
+)
+SELECT w.start, n.name AS queue, s.state::text AS state, f.minute, f.n
+FROM w
+CROSS JOIN names n
+CROSS JOIN unnest('{succeeded,dead}'::spool.job_state[]) AS s(state)
+CROSS JOIN LATERAL (
+    SELECT floor(extract(epoch FROM j.finished_at - w.start) / 60)::integer AS minute, count(*) AS n
+    FROM spool.jobs j
+    WHERE j.queue = n.name AND j.state = s.state AND j.finished_at IS NOT NULL AND j.finished_at >= w.start
+    GROUP BY 1
+) AS f
+WHERE n.name IS NOT NULL
+ORDER BY n.name

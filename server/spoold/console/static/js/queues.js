@@ -3,6 +3,7 @@
 
 import { follow, rpc } from "./api.js";
 import { actionButton, el, link, notice, replace } from "./dom.js";
+import { sparkline, totals } from "./chart.js";
 import { count, duration, protoSeconds } from "./format.js";
 
 const COLUMNS = ["ready", "scheduled", "retrying", "throttled", "running", "dead", "succeeded", "cancelled"];
@@ -23,7 +24,7 @@ function defaults(d = {}) {
   return parts.length ? parts.join(" · ") : "server defaults";
 }
 
-function row(q, who, refresh) {
+function row(q, who, refresh, activity) {
   const s = q.stats || {};
   const toggle = async () => {
     try {
@@ -39,19 +40,21 @@ function row(q, who, refresh) {
     ...COLUMNS.map((c) => el("td", { class: `num ${c}` }, jobsLink(q.name, c, s[c]))),
     el("td", { class: "num" }, s.lag ? duration(protoSeconds(s.lag)) : "–"),
     el("td", { class: "num" }, count(s.finishedLastMinute)),
+    el("td", { class: "num activity" }, totals(activity, 5)),
+    el("td", { class: "activity" }, sparkline(activity), el("div", { class: "muted small" }, totals(activity, 60))),
     el("td", { class: "muted" }, defaults(q.defaults), q.rateLimit ? ` · ≤${q.rateLimit.limit}/${q.rateLimit.interval || "1s"}` : ""),
     el("td", {}, actionButton(who, q.paused ? "Resume" : "Pause", toggle, { class: "small" })));
 }
 
-function table(list, who, refresh) {
+function table(list, who, refresh, activity) {
   if (!list.length) return notice("No queues yet: enqueue a job and its queue appears here.", "info");
-  const head = ["queue", ...COLUMNS, "lag", "done/min", "defaults", ""];
-  const totals = Object.fromEntries(COLUMNS.map((c) => [c, list.reduce((a, q) => a + Number((q.stats || {})[c] || 0), 0)]));
+  const head = ["queue", ...COLUMNS, "lag", "done/min", "5 min", "60 min", "defaults", ""];
+  const sums = Object.fromEntries(COLUMNS.map((c) => [c, list.reduce((a, q) => a + Number((q.stats || {})[c] || 0), 0)]));
   return el("div", { class: "scroll" }, el("table", { class: "queues" },
     el("thead", {}, el("tr", {}, head.map((h, i) => el("th", { scope: "col", class: i && i <= COLUMNS.length + 2 ? "num" : "" }, h)))),
-    el("tbody", {}, list.map((q) => row(q, who, refresh))),
-    el("tfoot", {}, el("tr", {}, el("th", { scope: "row" }, `${list.length} queues`),
-      ...COLUMNS.map((c) => el("td", { class: "num" }, count(totals[c]))), el("td", { colspan: 4 })))));
+    el("tbody", {}, list.map((q) => row(q, who, refresh, activity.get(q.name)))),
+    el("tfoot", {}, el("tr", {}, el("th", { scope: "row" }, `${list.length} queue${list.length === 1 ? "" : "s"}`),
+      ...COLUMNS.map((c) => el("td", { class: "num" }, count(sums[c]))), el("td", { colspan: 6 })))));
 }
 
 export function render(main, { who }) {
@@ -59,15 +62,20 @@ export function render(main, { who }) {
   const stamp = el("span", { class: "muted", "aria-live": "off" });
   replace(main, el("h1", {}, "Queues ", stamp), body);
   let latest = [];
+  let activity = new Map();
+  const keep = (a) => {
+    if (a && a.queues) activity = new Map(a.queues.map((x) => [x.queue, x]));
+  };
   const show = (list) => {
     latest = list;
-    replace(body, table(list, who, refresh));
+    replace(body, table(list, who, refresh, activity));
     stamp.textContent = `updated ${new Date().toLocaleTimeString()}`;
   };
-  const refresh = () => rpc("AdminService", "ListQueues").then((a) => show(a.queues || []), (e) => replace(body, notice(e.message)));
+  const refresh = () => Promise.all([rpc("AdminService", "ListQueues"), rpc("AdminService", "GetQueueActivity")])
+    .then(([a, b]) => { keep(b); show(a.queues || []); }, (e) => replace(body, notice(e.message)));
   refresh();
   const stopFeed = follow("/console/feed/queues", {
-    onMessage: (snapshot) => show(snapshot.queues || []),
+    onMessage: (snapshot) => { keep(snapshot.activity); show(snapshot.queues || []); },
     onError: (err) => {
       stamp.textContent = `live updates stopped: ${err.message}`;
       if (!latest.length) refresh();
