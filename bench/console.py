@@ -28,6 +28,7 @@ import httpx
 from bench.report import table
 from bench.scratch import run, scratch_database, spoold
 from bench.search import _LOAD as LOAD_10_QUEUES
+from bench.search import load
 
 CALLS = 30
 WINDOW = 20.0  # seconds each transaction rate is measured over
