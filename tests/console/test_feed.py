@@ -110,3 +110,16 @@ async def test_the_feed_refuses_a_caller_without_a_key(base: str) -> None:
         answer = await c.get(FEED)
 
     assert answer.status_code == 401
+
+
+async def test_the_feed_reads_every_page_of_queues(base: str, keys: Keys, db: asyncpg.Connection) -> None:
+    await db.execute(
+        "INSERT INTO spool.queues (name) SELECT 'q-' || lpad(g::text, 4, '0') FROM generate_series(1, 1005) g"
+    )
+
+    async with client(base, keys.read) as c:
+        name, data = await anext(aiter(events(c)))
+
+    assert name == "message"
+    names = [q["name"] for q in data["queues"]]
+    assert len(names) == 1005 and names[0] == "q-0001" and names[-1] == "q-1005"

@@ -24,6 +24,8 @@ from spoold.loops.base import Loop
 
 ListQueues = Callable[[adm.ListQueuesRequest, CallContext], Awaitable[adm.ListQueuesResponse]]
 GetActivity = Callable[[adm.GetQueueActivityRequest, CallContext], Awaitable[adm.GetQueueActivityResponse]]
+# Pages of queues read per snapshot at most (1,000 each).
+MAX_PAGES = 10
 # The per-minute activity changes once a minute: it is read every this many snapshots.
 ACTIVITY_EVERY = 10
 
@@ -82,7 +84,7 @@ class QueueFeed(Loop):
             return 0
         token = current.set(ANONYMOUS)  # every queue: each listener's own filter follows
         try:
-            answer = await self._list_queues(adm.ListQueuesRequest(), _LoopCall())
+            found = await self._every_queue()
             if self._activity_due <= 0:
                 activity = await self._get_activity(adm.GetQueueActivityRequest(), _LoopCall())
                 self._activity = json_format.MessageToDict(activity)
@@ -90,11 +92,23 @@ class QueueFeed(Loop):
             self._activity_due -= 1
         finally:
             current.reset(token)
-        queues = [(q.name, json_format.MessageToDict(q)) for q in answer.queues]
+        queues = [(q.name, json_format.MessageToDict(q)) for q in found]
         for listener in list(self._listeners.values()):
             listener.offer(queues, self._activity)
         self.published += 1
         return 0  # never "more waiting": the next snapshot is due an interval from now
+
+    async def _every_queue(self) -> list[adm.Queue]:
+        """Every page of ListQueues (a page holds up to 1,000 queues)."""
+        found: list[adm.Queue] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            answer = await self._list_queues(adm.ListQueuesRequest(page_token=token), _LoopCall())
+            found.extend(answer.queues)
+            token = answer.next_page_token
+            if not token:
+                break
+        return found
 
     async def follow(self, principal: Principal) -> AsyncIterator[str]:
         """The snapshots for one listener (JSON text), as they come, until the caller stops."""

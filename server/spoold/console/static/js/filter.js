@@ -2,7 +2,7 @@
 // JobFilter of ListJobs / Requeue. Nothing is checked here: the server validates the filter, and
 // its error (field named) is what an invalid URL shows.
 
-export const STATUSES = ["ready", "scheduled", "retrying", "throttled", "running", "succeeded", "dead", "cancelled"];
+export const STATUSES = ["ready", "scheduled", "retrying", "throttled", "waiting", "running", "succeeded", "dead", "cancelled"];
 
 // URL parameter -> JobFilter field, for the plain text ones.
 const TEXT = { error: "errorContains", payload: "payloadContains", idem: "idempotencyKey", ckey: "concurrencyKey" };

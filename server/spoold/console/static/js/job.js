@@ -74,7 +74,10 @@ function attempt(a) {
 function timeline(job) {
   const attempts = job.attempts || [];
   if (!attempts.length) return el("p", { class: "muted" }, "No attempt yet.");
-  const items = [];
+  const total = Number(job.attemptsTotal || attempts.length);
+  const items = total > attempts.length
+    ? [el("li", { class: "boundary" }, `${total - attempts.length} earlier attempts not shown (the latest ${attempts.length} are)`)]
+    : [];
   let round = attempts[0].requeues || 0;
   for (const a of attempts) {
     if ((a.requeues || 0) !== round) {

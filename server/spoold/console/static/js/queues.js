@@ -57,6 +57,18 @@ function table(list, who, refresh, activity) {
       ...COLUMNS.map((c) => el("td", { class: "num" }, count(sums[c]))), el("td", { colspan: 6 })))));
 }
 
+// Every page of ListQueues (up to 1,000 queues a page).
+async function everyQueue() {
+  const found = [];
+  let pageToken = "";
+  do {
+    const answer = await rpc("AdminService", "ListQueues", pageToken ? { pageToken } : {});
+    found.push(...(answer.queues || []));
+    pageToken = answer.nextPageToken || "";
+  } while (pageToken && found.length < 10000);
+  return found;
+}
+
 export function render(main, { who }) {
   const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
   const stamp = el("span", { class: "muted", "aria-live": "off" });
@@ -71,8 +83,8 @@ export function render(main, { who }) {
     replace(body, table(list, who, refresh, activity));
     stamp.textContent = `updated ${new Date().toLocaleTimeString()}`;
   };
-  const refresh = () => Promise.all([rpc("AdminService", "ListQueues"), rpc("AdminService", "GetQueueActivity")])
-    .then(([a, b]) => { keep(b); show(a.queues || []); }, (e) => replace(body, notice(e.message)));
+  const refresh = () => Promise.all([everyQueue(), rpc("AdminService", "GetQueueActivity")])
+    .then(([list, b]) => { keep(b); show(list); }, (e) => replace(body, notice(e.message)));
   refresh();
   const stopFeed = follow("/console/feed/queues", {
     onMessage: (snapshot) => { keep(snapshot.activity); show(snapshot.queues || []); },
