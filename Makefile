@@ -26,7 +26,7 @@ run: $(BIN)/.installed ## serve on 127.0.0.1:50051 (embedded PostgreSQL unless S
 	@echo "spool command: $(BIN)/spool --help (or: source $(BIN)/activate, then spool)"
 	@$(BIN)/spoold
 
-test: check pytest node-test ## every check, then every test
+test: check pytest node-test chaos ## every check, then every test (the chaos suite last)
 
 pytest: $(BIN)/.installed ## the Python test suite (SPOOL_TEST_DATABASE_URL, or an embedded PostgreSQL)
 	$(BIN)/pytest

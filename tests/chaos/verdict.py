@@ -120,7 +120,6 @@ def check_late_acks(stub: Stub, v: Verdict) -> None:
 def executions(attempts: list[asyncpg.Record], chaos: Chaos, total: int, v: Verdict, stub_lease: float) -> None:
     per_job = Counter(a["job_id"] for a in attempts)
     histogram = Counter(min(n, 3) for n in per_job.values())
-    killed = {wid for _, wid in chaos.worker_kills}
     causes: Counter[str] = Counter()
     reaps, after_kill = [], []
     kill_time = {wid: t for t, wid in chaos.worker_kills}
@@ -135,7 +134,7 @@ def executions(attempts: list[asyncpg.Record], chaos: Chaos, total: int, v: Verd
         elif wid == "stub":
             causes["lease expired: the raw stub never heartbeats (held past its lease, or acked late)"] += 1
             reaps.append((a["finished_at"] - a["started_at"]).total_seconds() - stub_lease)
-        elif wid in killed:
+        elif wid in kill_time and a["finished_at"].timestamp() >= kill_time[wid]:
             causes["lease expired: its worker was killed -9"] += 1
             after_kill.append(a["finished_at"].timestamp() - kill_time[wid])
         else:
