@@ -28,6 +28,7 @@ from google.protobuf.duration_pb2 import Duration
 from bench.report import table, target
 from bench.rss import async_stub, memory
 from bench.scratch import Server, run, scratch_database, spoold
+from bench.watch import enqueue
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from spool.v1.queue_service_pb2_grpc import QueueServiceAsyncStub
 
 T = TypeVar("T")
-QUEUE, HELD = "soak", "soak-held"
+QUEUE = "soak"
 CHANNELS = 10
 PAYLOAD = b'{"soak": true}'
 
@@ -152,15 +153,6 @@ async def sample_rss(pid: int, f: Figures, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 5)
 
 
-async def held_jobs(stub: QueueServiceAsyncStub, n: int) -> list[str]:
-    ids: list[str] = []
-    for start in range(0, n, 500):
-        batch = [qs.EnqueueRequest(queue=HELD, payload=PAYLOAD) for _ in range(min(500, n - start))]
-        answer = await stub.EnqueueBatch(qs.EnqueueBatchRequest(jobs=batch))
-        ids.extend(r.job.id for r in answer.results)
-    return ids
-
-
 @dataclass(frozen=True)
 class Plan:
     minutes: float
@@ -176,7 +168,7 @@ async def soak(plan: Plan, server: Server) -> Figures:
     producers = max(1, plan.clients * 3 // 10)
     watchers = max(1, plan.clients // 5)
     workers = max(1, plan.clients - producers - watchers)
-    held = await held_jobs(stubs[0], plan.streams)
+    held = await enqueue(stubs[0], plan.streams, PAYLOAD)  # in a queue no worker here takes
     tasks = [asyncio.create_task(held_stream(stubs[i % CHANNELS], j, f, stop)) for i, j in enumerate(held)]
     every = producers / plan.rate
     tasks += [asyncio.create_task(producer(stubs[i % CHANNELS], f, every, stop)) for i in range(producers)]
