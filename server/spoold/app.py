@@ -36,6 +36,7 @@ from spoold.api.starting import Deferred, StartGate
 from spoold.auth.gate import Gate, describe, resolve_mode
 from spoold.auth.usage import KeyUsage
 from spoold.auth.verifier import KeyChanges, KeyVerifier
+from spoold.cancels import CancelHub
 from spoold.config import Settings
 from spoold.console import QueueFeed
 from spoold.http import asgi
@@ -90,6 +91,7 @@ class App:
     health: health.aio.HealthServicer | None = None
     hub: WatchHub | None = None
     tail: TailHub | None = None
+    cancels: CancelHub | None = None
     gate: Gate | None = None
     http: HttpServer | None = None
     feed: QueueFeed | None = None
@@ -182,6 +184,8 @@ class App:
         self.loops.append(BulkRunner(bulk, s.bulk_interval.total_seconds(), s.bulk_batch))
         self.hub = self._watch_hub()
         self.tail = self._tail_hub()
+        self.cancels = CancelHub(self.listener, s.watch_buffer)
+        self.cancels.start()
         keys = KeyStore(self.pool)
         self._keep_keys_checked(keys)
         access = Access(keys)
@@ -197,6 +201,7 @@ class App:
                 hub=self.hub,
                 queue_limit=limit,
                 tail=self.tail,
+                cancels=self.cancels,
             ),
             ADMIN_SERVICE: AdminService(queues, keys, access, s, schedules, firer, bulk),
             PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access),
@@ -295,6 +300,8 @@ class App:
         for hub in (self.hub, self.tail):
             if hub is not None:
                 hub.close()  # watch and tail streams end UNAVAILABLE now, well within the grace
+        if self.cancels is not None:
+            self.cancels.close()
         doors = [self.http.stop()] if self.http is not None else []
         if self.server is not None:
             doors.append(self.server.stop(self.settings.shutdown_grace.total_seconds()))

@@ -90,6 +90,20 @@ async def _tail(w: World, md: Metadata) -> Any:
         call.cancel()
 
 
+async def _watch_cancels(w: World, md: Metadata) -> Any:
+    """Served (the stream stays open, nothing to hear) or refused at once."""
+    call = w.queue.WatchCancels(qs.WatchCancelsRequest(worker_id="w"), metadata=md, timeout=0.5)
+    try:
+        async for first in call:
+            return first
+    except grpc.aio.AioRpcError as err:
+        if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise
+    finally:
+        call.cancel()
+    return None
+
+
 _ENQ = qs.EnqueueRequest(queue=Q, payload=b'{"new": true}')
 # A filter of the queue that matches no job: the bulk operations it starts change nothing.
 _NOTHING = job_pb2.JobFilter(queues=[Q], idempotency_key="no such key")
@@ -158,6 +172,7 @@ CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
     "ListJobs": ("read", lambda w, md: w.queue.ListJobs(qs.ListJobsRequest(), metadata=md), (OK, "")),
     "WatchJob": ("read", _watch, (NOT_FOUND, "JOB_NOT_FOUND")),
     "TailJobs": ("read", _tail, (DENIED, "QUEUE_NOT_ALLOWED")),
+    "WatchCancels": ("work", _watch_cancels, (OK, "")),
     "ListQueues": ("read", lambda w, md: w.admin.ListQueues(adm.ListQueuesRequest(), metadata=md), (OK, "")),
     "GetQueue": (
         "read",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -17,6 +19,7 @@ from spoold.app import App
 from spoold.config import Settings
 from tests.client.conftest import serving
 from tests.client.test_worker import make_worker, wait_state
+from tests.conftest import wait_until
 from tests.grpc_faults import FaultInjector
 
 Job = job_pb2.Job
@@ -174,3 +177,39 @@ async def test_a_worker_whose_clock_is_an_hour_off_heartbeats_in_time(
     assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_SUCCEEDED]
     beats = faults.calls.count("HeartbeatBatch")
     assert 3 <= beats <= 12, f"{beats} heartbeats in 3.5 s"
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_a_cancel_reaches_the_handler_at_once_not_at_the_next_heartbeat(
+    app: App, client: spool.AsyncClient, faults: FaultInjector, kind: str
+) -> None:
+    # A 60 s lease: the first heartbeat would come after 20 s. WatchCancels brings the cancel now.
+    worker = make_worker(client, retry=QUICK, lease_duration=timedelta(seconds=60))
+    started = threading.Event()
+    stopped = threading.Event()
+
+    async def async_handler(job: spool.ActiveJob) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    def sync_handler(job: spool.ActiveJob) -> None:
+        started.set()
+        while not job.cancelled:
+            time.sleep(0.01)
+        stopped.set()
+
+    worker.handler("slow")(async_handler if kind == "async" else sync_handler)
+    job = await client.enqueue("slow", {}, max_attempts=3)
+    assert app.cancels is not None
+    hub = app.cancels
+    async with serving(worker):
+        await wait_until(lambda: started.is_set() and hub.streams(worker.worker_id) == 1)
+        await client.cancel(job.id)
+        await wait_until(stopped.is_set, within=5)
+        done = await wait_state(client, job.id, Job.STATE_CANCELLED, within=5)
+    assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_CANCELLED]
+    assert faults.calls.count("HeartbeatBatch") == 0, "no heartbeat was needed"

@@ -40,7 +40,7 @@ METHODS = [
 ]
 REFUSALS = {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.FAILED_PRECONDITION, Code.RESOURCE_EXHAUSTED}
 # Calls that may wait by design (a long poll, a stream on an unfinished job) get a short deadline.
-WAITING = {"Lease", "WatchJob"}
+WAITING = {"Lease", "WatchJob", "WatchCancels"}
 
 # The rows a refused call must leave as they were (spool.watched, the watch registry, may change).
 FINGERPRINT = """
@@ -120,6 +120,7 @@ async def _seed(channel: grpc.aio.Channel) -> tuple[dict[str, Message], list[str
         "GetJob": qs.GetJobRequest(job_id=running.job.id),
         "ListJobs": qs.ListJobsRequest(filter=job_pb2.JobFilter(queues=["q"]), page_size=2),
         "WatchJob": qs.WatchJobRequest(job_id=acked.job.id),
+        "WatchCancels": qs.WatchCancelsRequest(worker_id="w1"),
         "GetQueue": adm.GetQueueRequest(name="q"),
         "PauseQueue": adm.PauseQueueRequest(name="other"),
         "ResumeQueue": adm.ResumeQueueRequest(name="paused"),

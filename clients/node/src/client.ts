@@ -534,6 +534,21 @@ export class Client {
   }
 
   /** The job now, then every change, ending after a terminal state (or when `signal` aborts). */
+  /**
+   * The ids of the jobs leased under `workerId` as their cancellation is requested, pushed by the
+   * server at once (WatchCancels); runs until `signal` aborts or the server ends it. The first id is
+   * "": the stream is registered, and what is cancelled from then on is heard.
+   */
+  async *watchCancels(workerId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<string, void, undefined> {
+    try {
+      for await (const res of this.rpc.watchCancels({ workerId }, { signal: options.signal })) {
+        yield res.jobId;
+      }
+    } catch (err) {
+      throw fromCallError(err);
+    }
+  }
+
   async *watch(jobId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Job, void, undefined> {
     try {
       for await (const res of this.rpc.watchJob({ jobId }, { signal: options.signal })) {

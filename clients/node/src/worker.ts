@@ -5,6 +5,7 @@
 // in the same call, and the lease loop long-polls only when slots are actually free.
 import { hostname } from "node:os";
 import { AckBatcher, untilAnswered } from "./acks.js";
+import { watchCancels } from "./cancels.js";
 import type { AckItem, Client, NextOptions } from "./client.js";
 import { encodeBody, millis } from "./convert.js";
 import { isResultRefused, LeaseLostError } from "./errors.js";
@@ -86,6 +87,9 @@ export class Worker {
   private readonly declared = new Map<string, ScheduleSpec>();
   /** Aborted when shutdown stops waiting for outcomes to be answered (the leases are over by then). */
   private readonly giveUp = new AbortController();
+  /** Ends the WatchCancels stream once every job is finished. */
+  private readonly unwatch = new AbortController();
+  private cancelStream = false;
   /** The longest lease of any job started: how long shutdown waits for outcomes to be answered. */
   private longestLeaseMs = 0;
 
@@ -147,10 +151,14 @@ export class Worker {
     }
     try {
       for (const spec of this.declared.values()) await this.client.schedules.upsert(spec);
+      const watching = watchCancels(this.client, this.workerId, (id) => this.cancelled(id), this.log, this.unwatch.signal);
       this.leasing = this.leaseLoop();
       await this.leasing;
       await (this.stopping ?? this.stop());
+      this.unwatch.abort();
+      await watching;
     } finally {
+      this.unwatch.abort();
       process.off("SIGTERM", onSignal).off("SIGINT", onSignal);
     }
   }
@@ -255,6 +263,22 @@ export class Worker {
       leaseDurationMs: this.options.leaseDurationMs,
       workerId: this.workerId,
     };
+  }
+
+  /** True once the server pushes this worker's cancellations (WatchCancels); else heartbeats bring them. */
+  get hearsCancels(): boolean {
+    return this.cancelStream;
+  }
+
+  /** A cancellation pushed by the server (WatchCancels): stops the handler as a heartbeat's answer would. */
+  private cancelled(jobId: string): void {
+    if (jobId === "") {
+      this.cancelStream = true; // the stream is registered
+      return;
+    }
+    for (const job of this.tasks.keys()) {
+      if (job.id === jobId && !job.settled) job.abort("cancel-requested", `job ${job.id} was cancelled`);
+    }
   }
 
   /** Starts a leased job, or, once shutdown's grace is over, hands it straight back. */

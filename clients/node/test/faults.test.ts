@@ -180,6 +180,35 @@ describe("Worker under injected faults", () => {
     });
   });
 
+  test("a cancel reaches the handler at once (WatchCancels), not at the next heartbeat", async () => {
+    await withFaulty("", {}, async (spoold) => {
+      const rec = counting(spoold.address);
+      const queue = queueName("cancel");
+      let started = false;
+      let aborted = false;
+      // A 60 s lease: the first heartbeat would come after 20 s.
+      const worker = new Worker(rec.client, { pollWaitMs: 500, handleSignals: false, logger: recordingLogger().logger, leaseDurationMs: 60_000 });
+      worker.handle(queue, (job) => {
+        started = true;
+        return new Promise((_, reject) =>
+          job.signal.addEventListener("abort", () => ((aborted = true), reject(job.signal.reason)), { once: true }),
+        );
+      });
+      const running = worker.run();
+      try {
+        const { job } = await spoold.client.enqueue(queue, {});
+        await waitUntil(() => started && worker.hearsCancels);
+        await spoold.client.cancel(job.id);
+        await waitUntil(() => aborted, 5000);
+        await waitUntil(async () => (await spoold.client.get(job.id)).state === JobState.CANCELLED, 5000);
+      } finally {
+        await worker.stop(5000);
+        await running;
+      }
+      assert.equal(rec.count("HeartbeatBatch"), 0, "no heartbeat was needed");
+    });
+  });
+
   test("a call cut short (CANCELLED) is transient", () => {
     assert.ok(isTransient(new SpoolError(Code.Canceled, "", "cut by a stopping server")));
     assert.ok(!isTransient(new SpoolError(Code.InvalidArgument, "", "bad")));

@@ -31,6 +31,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, Unpack
 
 from spool import _logs
+from spool._cancels import CancelWatcher
 from spool._convert import EnqueueOptions, duration
 from spool._heartbeats import Heartbeater
 from spool._outcomes import Reporter
@@ -122,6 +123,7 @@ class Worker:
         self._heartbeats = Heartbeater(
             client, lease_duration.total_seconds() / 3, on_lost=self._lost, on_cancel=self._cancel
         )
+        self._cancels = CancelWatcher(client, self.worker_id, self._cancel_id, self.retry)
         self._queues: tuple[str, ...] = ()
         self._reporter = Reporter(client, self.retry, self._refill, self._take_over)
         self._schedules = Declarations()
@@ -219,14 +221,15 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="spool-handler")
         _logs.install()
         helpers = [asyncio.create_task(self._heartbeats.run()), asyncio.create_task(self._reporter.run())]
+        watching = asyncio.create_task(self._cancels.run())  # may end early: heartbeats stand in
         leasing = [asyncio.create_task(self._lease_batches(queues)) for _ in range(self._lease_calls)]
         try:
             await self._until_stopped(leasing, helpers)
             await self._drain()
         finally:
-            for task in (*leasing, *helpers):
+            for task in (*leasing, *helpers, watching):
                 task.cancel()
-            await asyncio.gather(*leasing, *helpers, return_exceptions=True)
+            await asyncio.gather(*leasing, *helpers, watching, return_exceptions=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
             _logs.uninstall()
 
@@ -383,6 +386,11 @@ class Worker:
 
     def _lost(self, job: ActiveJob) -> None:
         self._interrupt(job)
+
+    def _cancel_id(self, job_id: str) -> None:
+        entry = self._running.get(job_id)
+        if entry is not None:
+            self._cancel(entry[0])
 
     def _cancel(self, job: ActiveJob) -> None:
         if self._interrupt(job):

@@ -18,6 +18,7 @@ from spoold.api.access import Access
 from spoold.api.calls import CallContext as Context
 from spoold.api.errors import code_of, stream, unary
 from spoold.api.pipeline_convert import add_parents, with_follow_ups
+from spoold.cancels import CancelHub
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
@@ -50,6 +51,7 @@ class QueueService:
         hub: WatchHub | None = None,
         queue_limit: QueueLimit | None = None,
         tail: TailHub | None = None,
+        cancels: CancelHub | None = None,
     ) -> None:
         self._store = store
         self._queue_limit = queue_limit
@@ -57,6 +59,7 @@ class QueueService:
         self._access = access
         self._hub = hub
         self._search = searches
+        self._cancels = cancels
         self._leaser = leaser
         self._settings = settings
         self._limits = settings.limits
@@ -289,3 +292,16 @@ class QueueService:
             raise ShuttingDown("this server does not serve TailJobs")
         async for event, missed in self._tail.follow(want, self._access.seer()):
             yield tail_convert.tail_response(event, missed)
+
+    @stream
+    async def WatchCancels(
+        self, request: qs.WatchCancelsRequest, context: Context
+    ) -> AsyncIterator[qs.WatchCancelsResponse]:
+        worker_id = v.text("worker_id", request.worker_id, self._limits.max_key_length, required=True)
+        if self._cancels is None:
+            raise ShuttingDown("this server does not serve WatchCancels")
+        async for cancel in self._cancels.follow(worker_id):
+            if cancel is None:
+                yield qs.WatchCancelsResponse()  # registered: what is cancelled from now on is heard
+            elif self._access.sees(cancel.queue):
+                yield qs.WatchCancelsResponse(job_id=cancel.job_id)

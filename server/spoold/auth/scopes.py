@@ -22,7 +22,10 @@ _PIPELINE = "/spool.v1.PipelineService/"
 
 REQUIRED: dict[str, Scope] = {
     **{_QUEUE + m: Scope.ENQUEUE for m in ("Enqueue", "EnqueueBatch")},
-    **{_QUEUE + m: Scope.WORK for m in ("Lease", "Heartbeat", "HeartbeatBatch", "Ack", "AckBatch", "Nack")},
+    **{
+        _QUEUE + m: Scope.WORK
+        for m in ("Lease", "Heartbeat", "HeartbeatBatch", "Ack", "AckBatch", "Nack", "WatchCancels")
+    },
     **{_QUEUE + m: Scope.READ for m in ("GetJob", "ListJobs", "WatchJob", "TailJobs")},
     **{_QUEUE + m: Scope.ADMIN for m in ("Requeue", "CancelJob")},
     **{_ADMIN + m: Scope.READ for m in ("ListQueues", "GetQueue", "CountJobs", "GetBulkOperation")},

@@ -19,6 +19,7 @@ READY = "spool_ready"  # payload: a queue that got a job ready to run
 JOB = "spool_job"  # payload: the id of a watched job that changed (see spool.watched)
 KEYS = "spool_api_key"  # payload: the id of an API key that changed (revoked, above all)
 TAIL = "spool_tail"  # no payload: job events were written for the tailing servers (spool.job_events)
+CANCEL = "spool_cancel"  # payload: JSON {job, queue, worker} of a RUNNING job whose cancel was requested
 
 
 class Subscription:
@@ -49,7 +50,7 @@ class Subscription:
 
 
 class Listener:
-    def __init__(self, dsn: str, channels: tuple[str, ...] = (READY, JOB, KEYS, TAIL)) -> None:
+    def __init__(self, dsn: str, channels: tuple[str, ...] = (READY, JOB, KEYS, TAIL, CANCEL)) -> None:
         self._dsn = dsn
         self._channels = channels
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)

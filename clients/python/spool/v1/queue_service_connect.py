@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .queue_service_pb2 import AckBatchRequest, AckBatchResponse, AckRequest, AckResponse, CancelJobRequest, CancelJobResponse, EnqueueBatchRequest, EnqueueBatchResponse, EnqueueRequest, EnqueueResponse, GetJobRequest, GetJobResponse, HeartbeatBatchRequest, HeartbeatBatchResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, ListJobsRequest, ListJobsResponse, NackRequest, NackResponse, RequeueRequest, RequeueResponse, TailJobsRequest, TailJobsResponse, WatchJobRequest, WatchJobResponse
+from .queue_service_pb2 import AckBatchRequest, AckBatchResponse, AckRequest, AckResponse, CancelJobRequest, CancelJobResponse, EnqueueBatchRequest, EnqueueBatchResponse, EnqueueRequest, EnqueueResponse, GetJobRequest, GetJobResponse, HeartbeatBatchRequest, HeartbeatBatchResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, ListJobsRequest, ListJobsResponse, NackRequest, NackResponse, RequeueRequest, RequeueResponse, TailJobsRequest, TailJobsResponse, WatchCancelsRequest, WatchCancelsResponse, WatchJobRequest, WatchJobResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -125,6 +125,16 @@ class QueueService(Protocol):
         Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
         cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
         that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def watch_cancels(self, request: WatchCancelsRequest, ctx: RequestContext[WatchCancelsRequest, WatchCancelsResponse], /) -> AsyncIterator[WatchCancelsResponse]:
+        """
+        The ids of a worker's running jobs as their cancellation is requested, at once, so that
+        the worker stops them within a second rather than at its next heartbeat. A hint: the
+        heartbeat still answers cancel_requested, which covers a missed message or a dropped stream.
+        The first message, without a job_id, says the stream is registered. Runs until the client
+        ends it; ends UNAVAILABLE when the server stops.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -295,6 +305,17 @@ class QueueServiceASGIApplication(ConnectASGIApplication[QueueService]):
                         stream_type=StreamType.SERVER_STREAM,
                     ),
                     function=svc.tail_jobs,
+                ),
+                "/spool.v1.QueueService/WatchCancels": Endpoint.server_stream(
+                    method=MethodInfo(
+                        name="WatchCancels",
+                        service_name="spool.v1.QueueService",
+                        input=WatchCancelsRequest,
+                        output=WatchCancelsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.SERVER_STREAM,
+                    ),
+                    function=svc.watch_cancels,
                 ),
             },
             interceptors=interceptors,
@@ -662,6 +683,33 @@ class QueueServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    def watch_cancels(
+        self,
+        request: WatchCancelsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> AsyncIterator[WatchCancelsResponse]:
+        """
+        The ids of a worker's running jobs as their cancellation is requested, at once, so that
+        the worker stops them within a second rather than at its next heartbeat. A hint: the
+        heartbeat still answers cancel_requested, which covers a missed message or a dropped stream.
+        The first message, without a job_id, says the stream is registered. Runs until the client
+        ends it; ends UNAVAILABLE when the server stops.
+        """
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="WatchCancels",
+                service_name="spool.v1.QueueService",
+                input=WatchCancelsRequest,
+                output=WatchCancelsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.SERVER_STREAM,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class QueueServiceSync(Protocol):
     """
@@ -751,6 +799,16 @@ class QueueServiceSync(Protocol):
         Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
         cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
         that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def watch_cancels(self, request: WatchCancelsRequest, ctx: RequestContext[WatchCancelsRequest, WatchCancelsResponse], /) -> Iterator[WatchCancelsResponse]:
+        """
+        The ids of a worker's running jobs as their cancellation is requested, at once, so that
+        the worker stops them within a second rather than at its next heartbeat. A hint: the
+        heartbeat still answers cancel_requested, which covers a missed message or a dropped stream.
+        The first message, without a job_id, says the stream is registered. Runs until the client
+        ends it; ends UNAVAILABLE when the server stops.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -919,6 +977,17 @@ class QueueServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.SERVER_STREAM,
                     ),
                     function=service.tail_jobs,
+                ),
+                "/spool.v1.QueueService/WatchCancels": EndpointSync.server_stream(
+                    method=MethodInfo(
+                        name="WatchCancels",
+                        service_name="spool.v1.QueueService",
+                        input=WatchCancelsRequest,
+                        output=WatchCancelsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.SERVER_STREAM,
+                    ),
+                    function=service.watch_cancels,
                 ),
             },
             interceptors=interceptors,
@@ -1280,6 +1349,33 @@ class QueueServiceClientSync(ConnectClientSync):
                 service_name="spool.v1.QueueService",
                 input=TailJobsRequest,
                 output=TailJobsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.SERVER_STREAM,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def watch_cancels(
+        self,
+        request: WatchCancelsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Iterator[WatchCancelsResponse]:
+        """
+        The ids of a worker's running jobs as their cancellation is requested, at once, so that
+        the worker stops them within a second rather than at its next heartbeat. A hint: the
+        heartbeat still answers cancel_requested, which covers a missed message or a dropped stream.
+        The first message, without a job_id, says the stream is registered. Runs until the client
+        ends it; ends UNAVAILABLE when the server stops.
+        """
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="WatchCancels",
+                service_name="spool.v1.QueueService",
+                input=WatchCancelsRequest,
+                output=WatchCancelsResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.SERVER_STREAM,
             ),

@@ -105,6 +105,11 @@ class QueueServiceStub:
                 request_serializer=spool_dot_v1_dot_queue__service__pb2.TailJobsRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_queue__service__pb2.TailJobsResponse.FromString,
                 _registered_method=True)
+        self.WatchCancels = channel.unary_stream(
+                '/spool.v1.QueueService/WatchCancels',
+                request_serializer=spool_dot_v1_dot_queue__service__pb2.WatchCancelsRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_queue__service__pb2.WatchCancelsResponse.FromString,
+                _registered_method=True)
 
 
 class QueueServiceServicer:
@@ -212,6 +217,17 @@ class QueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchCancels(self, request, context):
+        """The ids of a worker's running jobs as their cancellation is requested, at once, so that
+        the worker stops them within a second rather than at its next heartbeat. A hint: the
+        heartbeat still answers cancel_requested, which covers a missed message or a dropped stream.
+        The first message, without a job_id, says the stream is registered. Runs until the client
+        ends it; ends UNAVAILABLE when the server stops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -284,6 +300,11 @@ def add_QueueServiceServicer_to_server(servicer, server):
                     servicer.TailJobs,
                     request_deserializer=spool_dot_v1_dot_queue__service__pb2.TailJobsRequest.FromString,
                     response_serializer=spool_dot_v1_dot_queue__service__pb2.TailJobsResponse.SerializeToString,
+            ),
+            'WatchCancels': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCancels,
+                    request_deserializer=spool_dot_v1_dot_queue__service__pb2.WatchCancelsRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_queue__service__pb2.WatchCancelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -665,6 +686,33 @@ class QueueService:
             '/spool.v1.QueueService/TailJobs',
             spool_dot_v1_dot_queue__service__pb2.TailJobsRequest.SerializeToString,
             spool_dot_v1_dot_queue__service__pb2.TailJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCancels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/spool.v1.QueueService/WatchCancels',
+            spool_dot_v1_dot_queue__service__pb2.WatchCancelsRequest.SerializeToString,
+            spool_dot_v1_dot_queue__service__pb2.WatchCancelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

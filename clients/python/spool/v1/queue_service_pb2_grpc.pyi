@@ -66,6 +66,13 @@ class QueueServiceStub:
     cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
     that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
     """
+    WatchCancels: _grpc.UnaryStreamMultiCallable[_queue_service_pb2.WatchCancelsRequest, _queue_service_pb2.WatchCancelsResponse]
+    """The ids of a worker's running jobs as their cancellation is requested, at once, so that
+    the worker stops them within a second rather than at its next heartbeat. A hint: the
+    heartbeat still answers cancel_requested, which covers a missed message or a dropped stream.
+    The first message, without a job_id, says the stream is registered. Runs until the client
+    ends it; ends UNAVAILABLE when the server stops.
+    """
 
 @_typing.type_check_only
 class QueueServiceAsyncStub(QueueServiceStub):
@@ -104,6 +111,13 @@ class QueueServiceAsyncStub(QueueServiceStub):
     """Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
     cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
     that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+    """
+    WatchCancels: _aio.UnaryStreamMultiCallable[_queue_service_pb2.WatchCancelsRequest, _queue_service_pb2.WatchCancelsResponse]  # type: ignore[assignment]
+    """The ids of a worker's running jobs as their cancellation is requested, at once, so that
+    the worker stops them within a second rather than at its next heartbeat. A hint: the
+    heartbeat still answers cancel_requested, which covers a missed message or a dropped stream.
+    The first message, without a job_id, says the stream is registered. Runs until the client
+    ends it; ends UNAVAILABLE when the server stops.
     """
 
 class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -224,6 +238,19 @@ class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
         """Job events as they happen, across every replica: enqueued, started, succeeded, failed, dead,
         cancelled, ... filtered by queue, kind or state and error text. Never ends on its own. A reader
         that falls behind loses the oldest events it has not read (TailJobsResponse.missed counts them).
+        """
+
+    @_abc_1.abstractmethod
+    def WatchCancels(
+        self,
+        request: _queue_service_pb2.WatchCancelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_queue_service_pb2.WatchCancelsResponse], _abc.AsyncIterator[_queue_service_pb2.WatchCancelsResponse]]:
+        """The ids of a worker's running jobs as their cancellation is requested, at once, so that
+        the worker stops them within a second rather than at its next heartbeat. A hint: the
+        heartbeat still answers cancel_requested, which covers a missed message or a dropped stream.
+        The first message, without a job_id, says the stream is registered. Runs until the client
+        ends it; ends UNAVAILABLE when the server stops.
         """
 
 def add_QueueServiceServicer_to_server(servicer: QueueServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -276,14 +276,22 @@ WITH expired AS (
 SELECT id, state FROM done
 
 -- name: cancel_job
--- PENDING ends CANCELLED at once; RUNNING is flagged for its worker's next heartbeat.
-UPDATE spool.jobs SET
-    state = CASE WHEN state = 'pending' THEN 'cancelled'::spool.job_state ELSE state END,
-    cancel_requested = true,
-    finished_at = CASE WHEN state = 'pending' THEN now() ELSE finished_at END,
-    updated_at = now()
-WHERE id = $1 AND state IN ('pending', 'running')
-RETURNING *
+-- PENDING ends CANCELLED at once; RUNNING is flagged for its worker's next heartbeat, and its
+-- worker's WatchCancels streams are told at once ('spool_cancel': {"job", "queue", "worker"}).
+WITH cancelled AS (
+    UPDATE spool.jobs SET
+        state = CASE WHEN state = 'pending' THEN 'cancelled'::spool.job_state ELSE state END,
+        cancel_requested = true,
+        finished_at = CASE WHEN state = 'pending' THEN now() ELSE finished_at END,
+        updated_at = now()
+    WHERE id = $1 AND state IN ('pending', 'running')
+    RETURNING *
+)
+SELECT cancelled.*,
+       CASE WHEN state = 'running' AND worker_id IS NOT NULL
+            THEN pg_notify('spool_cancel', json_build_object('job', id::text, 'queue', queue, 'worker', worker_id)::text)::text
+       END AS notified
+FROM cancelled
 
 -- name: requeue_jobs
 -- A fresh attempt budget, ready now, for finished jobs in an allowed state.
