@@ -269,6 +269,8 @@ function bearer(token: string): Interceptor {
   };
 }
 
+const DEFAULT_ADDRESS = "127.0.0.1:50051";
+
 /**
  * The largest message sent or received: spoold's own limit (64 MiB). An EnqueueBatch or ListJobs
  * answer can pass grpc's usual 4 MiB; a bound still keeps a broken peer from filling memory.
@@ -277,7 +279,7 @@ export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /** A gRPC transport for the options: address, TLS (arguments, then SPOOL_TLS_*), API key. */
 export function grpcTransport(opts: ClientOptions = {}): Transport {
-  const address = opts.address ?? "127.0.0.1:50051";
+  const address = opts.address ?? DEFAULT_ADDRESS;
   const tls = tlsOptions(opts.tls, address);
   const token = opts.token ?? process.env.SPOOL_TOKEN;
   return createGrpcTransport({
@@ -377,11 +379,14 @@ export class Client {
   readonly schedules: Schedules;
   /** Create, read and cancel pipelines (docs/pipelines.md). */
   readonly pipelines: Pipelines;
+  /** The server's address ("custom transport" when one was given). */
+  readonly address: string;
   private readonly timeoutMs: number;
 
   constructor(options: ClientOptions | string = {}) {
     const opts: ClientOptions = typeof options === "string" ? { address: options } : options;
     const transport = opts.transport ?? grpcTransport(opts);
+    this.address = opts.transport !== undefined ? "custom transport" : (opts.address ?? DEFAULT_ADDRESS);
     this.rpc = createClient(QueueService, transport);
     // Whole milliseconds: grpc-timeout takes an integer, and the server answers a fraction INTERNAL.
     this.timeoutMs = Math.ceil(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);

@@ -151,6 +151,10 @@ export class Worker {
     }
     try {
       for (const spec of this.declared.values()) await this.client.schedules.upsert(spec);
+      this.log.info?.(
+        `spool worker ${this.workerId} started: queues ${[...this.handlers.keys()].join(", ")}, ` +
+          `concurrency ${this.opts.concurrency}, server ${this.client.address}`,
+      );
       const watching = watchCancels(this.client, this.workerId, (id) => this.cancelled(id), this.log, this.unwatch.signal);
       this.leasing = this.leaseLoop();
       await this.leasing;
@@ -395,6 +399,10 @@ export class Worker {
       return; // someone else owns the job now: reporting would be refused with LEASE_LOST
     }
     job.finish();
+    if (job.stopCause === undefined) {
+      const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      this.log.warn(`spool worker: job ${job.id} (${job.queue}, attempt ${job.attempt} of ${job.maxAttempts}) failed: ${why}`);
+    }
     const nack = { ...nackOf(err, job.takeCheckpoint()), logs: job.logs.take() };
     await this.report(job.id, () => this.client.nack(job.id, job.leaseToken, nack));
   }

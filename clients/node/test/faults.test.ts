@@ -209,6 +209,32 @@ describe("Worker under injected faults", () => {
     });
   });
 
+  test("the worker logs one start-up line, and each failure as a warning with the job id and error", async () => {
+    await withFaulty("", {}, async (spoold) => {
+      const queue = queueName("emails");
+      const log = recordingLogger();
+      const worker = new Worker(spoold.client, { pollWaitMs: 500, handleSignals: false, logger: log.logger, concurrency: 3 });
+      worker.handle(queue, () => {
+        throw new TypeError("no such mailbox");
+      });
+      const running = worker.run();
+      try {
+        const { job } = await spoold.client.enqueue(queue, {}, { maxAttempts: 1 });
+        await waitUntil(async () => (await spoold.client.get(job.id)).state === JobState.DEAD);
+        assert.deepEqual(
+          log.info.filter((m) => m.includes("started")),
+          [`spool worker ${worker.workerId} started: queues ${queue}, concurrency 3, server ${spoold.address}`],
+        );
+        const failed = log.warn.filter((m) => m.includes(job.id));
+        assert.equal(failed.length, 1, log.warn.join("\n"));
+        assert.match(failed[0]!, /attempt 1 of 1\) failed: TypeError: no such mailbox/);
+      } finally {
+        await worker.stop(5000);
+        await running;
+      }
+    });
+  });
+
   test("a call cut short (CANCELLED) is transient", () => {
     assert.ok(isTransient(new SpoolError(Code.Canceled, "", "cut by a stopping server")));
     assert.ok(!isTransient(new SpoolError(Code.InvalidArgument, "", "bad")));

@@ -34,6 +34,7 @@ from spool import _logs
 from spool._cancels import CancelWatcher
 from spool._convert import EnqueueOptions, duration
 from spool._heartbeats import Heartbeater
+from spool._logsetup import default_logging
 from spool._outcomes import Reporter
 from spool._retry import UNANSWERED, WORKER_RETRY, RetryPolicy
 from spool.client import AsyncClient
@@ -187,7 +188,9 @@ class Worker:
         self._slot_freed.set()  # the lease loop may be waiting for a slot
 
     def run(self) -> None:
-        """Serves until SIGTERM or SIGINT, then drains; blocks. A second signal skips the grace period."""
+        """Serves until SIGTERM or SIGINT, then drains; blocks. A second signal skips the grace period.
+        Without logging configured, prints spool's INFO lines to stderr (docs/python.md, "Logging")."""
+        default_logging()
         asyncio.run(self._serve_with_signals())
 
     async def _serve_with_signals(self) -> None:
@@ -220,6 +223,13 @@ class Worker:
         self._queues = tuple(queues)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="spool-handler")
         _logs.install()
+        log.info(
+            "worker %s started: queues %s, concurrency %d, server %s",
+            self.worker_id,
+            ", ".join(queues),
+            self.concurrency,
+            self.client.connection.address,
+        )
         helpers = [asyncio.create_task(self._heartbeats.run()), asyncio.create_task(self._reporter.run())]
         watching = asyncio.create_task(self._cancels.run())  # may end early: heartbeats stand in
         leasing = [asyncio.create_task(self._lease_batches(queues)) for _ in range(self._lease_calls)]
@@ -327,7 +337,15 @@ class Worker:
             if isinstance(outcome, qs.AckRequest):
                 await self._reporter.ack(job, outcome)
             elif outcome is not None:
-                log.info("job %s failed: %r", job.id, outcome)
+                log.warning(
+                    "job %s (%s, attempt %d of %d) failed: %s: %s",
+                    job.id,
+                    job.queue,
+                    job.attempt,
+                    job.max_attempts,
+                    type(outcome).__name__,
+                    outcome,
+                )
                 await self._reporter.nack(job, outcome)
         finally:
             self._forget(job)
