@@ -16,6 +16,7 @@ from spoold import embedded
 from spoold.app import App
 from spoold.config import Settings
 from spoold.errors import StartupError
+from spoold.logformat import FORMATS, configure
 
 log = logging.getLogger("spoold")
 
@@ -52,6 +53,11 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> Settings:
         "--tls-client-ca",
         type=Path,
         help="require client certificates signed by this PEM CA bundle: mTLS (SPOOL_TLS_CLIENT_CA)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        help=f"spoold log lines: text or one JSON object per line (SPOOL_LOG_FORMAT; default {settings.log_format})",
     )
     args = p.parse_args(argv)
     given = {k: v for k, v in vars(args).items() if v is not None}
@@ -103,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = parse_args(args, settings)
     except (StartupError, ValueError) as exc:
         sys.exit(_refuse(exc))
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        configure(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        sys.exit(_refuse(exc))
     try:
         import uvloop
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import platform
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +25,7 @@ from spool.v1 import (
     queue_service_pb2,
     queue_service_pb2_grpc,
 )
-from spoold import console, listening
+from spoold import __version__, console, listening
 from spoold.api import schedule_convert
 from spoold.api.access import Access
 from spoold.api.admin_service import AdminService
@@ -50,7 +51,7 @@ from spoold.notify import KEYS, Listener
 from spoold.queue_limit import QueueLimit
 from spoold.scheduling import Firer
 from spoold.store.bulk import BulkStore
-from spoold.store.database import CONNECT_ERRORS, unreachable
+from spoold.store.database import CONNECT_ERRORS, redacted, unreachable
 from spoold.store.jobs import JobStore
 from spoold.store.keys import KeyStore
 from spoold.store.opening import open_database
@@ -218,10 +219,22 @@ class App:
         await self._set_serving(True)
         self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]
-        tls = "mTLS" if s.tls_client_ca else "TLS" if s.tls_cert else "plaintext"
-        http = f", HTTP/JSON on port {self.http.port}" if self.http is not None else ""
-        log.info("spoold serving on %s:%d (gRPC, %s%s); %s", s.host, self.port, tls, http, describe(self.gate.mode))
+        self._announce()
         return self.port
+
+    def _announce(self) -> None:
+        """The start-up a person reads: one line each for version, addresses, database, auth, TLS."""
+        s = self.settings
+        assert self.gate is not None
+        http = f", HTTP/JSON on {s.host}:{self.http.port}" if self.http is not None else ""
+        tls = "off (plaintext)"
+        if s.tls_cert:
+            tls = f"{'mTLS, client CA ' + str(s.tls_client_ca) if s.tls_client_ca else 'on'}, certificate {s.tls_cert}"
+        log.info("spoold %s (Python %s)", __version__, platform.python_version())
+        log.info("spoold serving: gRPC on %s:%d%s", s.host, self.port, http)
+        log.info("database: %s", redacted(self.dsn))
+        log.info("auth: %s", describe(self.gate.mode))
+        log.info("TLS: %s", tls)
 
     async def _live(self) -> bool:
         """/healthz: serving, as gRPC health says (the watchdog turns it off when loops stall)."""

@@ -142,6 +142,8 @@ class Settings:
     loop_backoff_max: timedelta = timedelta(seconds=5)
     shutdown_grace: timedelta = timedelta(seconds=10)
     log_level: str = "INFO"
+    # spoold's own log lines: "text" or "json" (one object per line); docs/observability.md.
+    log_format: str = "text"
     limits: Limits = Limits()
 
     @classmethod

@@ -42,9 +42,7 @@ class AuthGuard(MethodWrapper):
 
     async def _admit(self, method: str, context: Context) -> None:
         authorization, given = _headers(context)
-        rid = calls.begin(given)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("gRPC %s, request %s", method, rid)
+        calls.begin(given)
         try:
             current.set(await self._gate.admit(method, authorization))
         except Exception as exc:

@@ -40,6 +40,11 @@ def begin(given: str | None) -> str:
     return rid
 
 
+def current_request_id() -> str | None:
+    """This call's request id, None outside a call (for log lines: never makes one)."""
+    return _current.get()
+
+
 def request_id() -> str:
     """This call's request id; one is made if no door set it."""
     rid = _current.get()

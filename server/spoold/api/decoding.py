@@ -8,6 +8,7 @@ truncated message, so Spool's methods decode their requests themselves and answe
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,9 @@ from google.protobuf.message import DecodeError
 from spoold.api.errors import abort, failure, to_status
 from spoold.api.interceptors import MethodWrapper
 from spoold.errors import InvalidArgument
+from spoold.logformat import note_call
+
+log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 if TYPE_CHECKING:  # generic only in the type stubs
@@ -38,7 +42,7 @@ def _guarded(method: str, handler: Handler) -> Handler | None:
         unary: Any = handler.unary_unary  # typed for the sync API; on grpc.aio it is a coroutine function
 
         async def unary_behavior(raw: bytes, context: Context) -> Any:
-            request = await _decoded(decode, raw, context)
+            request = await _decoded(method, decode, raw, context)
             try:
                 return await unary(request, context)
             except Exception as exc:
@@ -49,7 +53,7 @@ def _guarded(method: str, handler: Handler) -> Handler | None:
         streaming: Any = handler.unary_stream
 
         async def stream_behavior(raw: bytes, context: Context) -> AsyncIterator[Any]:
-            result = streaming(await _decoded(decode, raw, context), context)
+            result = streaming(await _decoded(method, decode, raw, context), context)
             try:
                 if inspect.isasyncgen(result):
                     async for item in result:
@@ -63,9 +67,14 @@ def _guarded(method: str, handler: Handler) -> Handler | None:
     return None
 
 
-async def _decoded(decode: Callable[[bytes], Any], raw: bytes, context: Context) -> Any:
+async def _decoded(method: str, decode: Callable[[bytes], Any], raw: bytes, context: Context) -> Any:
     try:
-        return decode(raw)
+        request = decode(raw)
     except DecodeError as exc:
         await abort(context, to_status(InvalidArgument("request", f"cannot be decoded: {str(exc)[:200]}")))
         raise AssertionError("unreachable: abort raises") from exc
+    # The call's fields for every log line written while it is served (logformat.py).
+    note_call(method, request, context.peer())
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("gRPC %s", method)  # its request id, key, job, queue and peer are the line's fields
+    return request

@@ -16,6 +16,7 @@ from spoold.auth.gate import Gate
 from spoold.auth.principal import current
 from spoold.errors import SpoolError
 from spoold.http.calls import HttpCall
+from spoold.logformat import note_call
 
 Method = Callable[[Message, HttpCall], Any]
 
@@ -35,13 +36,14 @@ class Door:
         self.services = tuple(services)
         self._methods = paths(services)
 
-    async def _admit(self, path: str, call: HttpCall) -> Method:
+    async def _admit(self, path: str, request: Message, call: HttpCall) -> Method:
         current.set(await self._gate.admit(path, call.authorization))
+        note_call(path, request, call.peer())
         return self._methods[path]
 
     async def unary(self, path: str, request: Message, call: HttpCall) -> Message:
         """The answer of a unary method; a refusal or failure raises a SpoolError."""
-        method = await self._admit(path, call)
+        method = await self._admit(path, request, call)
         try:
             result: Awaitable[Message] = method(request, call)
             return await result
@@ -52,7 +54,7 @@ class Door:
 
     async def stream(self, path: str, request: Message, call: HttpCall) -> AsyncIterator[Message]:
         """The answers of a server-streaming method, as they come."""
-        method = await self._admit(path, call)
+        method = await self._admit(path, request, call)
         try:
             answers: AsyncIterator[Message] = method(request, call)
             async for answer in answers:
