@@ -57,10 +57,10 @@ async def test_json_lines_with_each_calls_fields(db_url: str, tmp_path: Path) ->
     (database,) = [m for m in messages if m.startswith("database: ")]
     assert "s3cret" not in database and ("***" in database or url == db_url)
     assert any(m.startswith("auth: ") for m in messages) and "TLS: off (plaintext)" in messages
-    (enqueue,) = [e for e in lines if e["message"] == "gRPC /spool.v1.QueueService/Enqueue"]
+    (enqueue,) = [e for e in lines if e["message"].startswith("gRPC /spool.v1.QueueService/Enqueue, request ")]
     assert enqueue["queue"] == "emails" and enqueue["method"] == "Enqueue" and enqueue["level"] == "DEBUG"
     assert enqueue["peer"].startswith("ipv4:127.0.0.1:") and enqueue["request_id"]
-    (get,) = [e for e in lines if e["message"] == "gRPC /spool.v1.QueueService/GetJob"]
+    (get,) = [e for e in lines if e["message"] == "gRPC /spool.v1.QueueService/GetJob, request req-42"]
     assert (get["request_id"], get["job_id"], get["method"]) == ("req-42", job.id, "GetJob")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", get["time"])
 

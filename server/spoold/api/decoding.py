@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from spoold.api import calls
 from spoold.api.errors import abort, failure, to_status
 from spoold.api.interceptors import MethodWrapper
 from spoold.errors import InvalidArgument
@@ -76,5 +77,5 @@ async def _decoded(method: str, decode: Callable[[bytes], Any], raw: bytes, cont
     # The call's fields for every log line written while it is served (logformat.py).
     note_call(method, request, context.peer())
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("gRPC %s", method)  # its request id, key, job, queue and peer are the line's fields
+        log.debug("gRPC %s, request %s", method, calls.request_id())  # key, job, queue, peer: fields
     return request
