@@ -11,7 +11,7 @@ from spoold.errors import InvalidArgument
 from spoold.model import Job, NewJob
 
 # The most steps one pipeline may have (the on_failure step not counted).
-MAX_STEPS = 1000
+MAX_STEPS = 10_000
 
 
 class PipelineState(enum.Enum):

@@ -33,3 +33,20 @@ async def test_get_shows_a_steps_pipeline_and_a_jobs_durable_steps(cli: Spool, c
     )
     shown = await cli("get", job.id)
     assert shown.code == 0 and "steps:" in shown.out and "charge" in shown.out and "ch_1" in shown.out
+
+
+async def test_pipeline_get_watch_pause_resume_cancel(cli: Spool, client: spool.AsyncClient) -> None:
+    p = await client.pipeline("export", [step("extract"), step("render", after=["extract"])])
+    shown = await cli("pipeline", "get", p.id)
+    assert shown.code == 0, shown.err
+    assert "export" in shown.out and "running" in shown.out and "extract" in shown.out and "waiting" in shown.out
+    assert (await cli("pipeline", "get", p.id, "-o", "json")).json()["steps"][1]["depends_on"] == ["extract"]
+    paused = await cli("pipeline", "pause", p.id)
+    assert paused.code == 0 and "(paused)" in paused.out
+    assert (await cli("pipeline", "resume", p.id)).code == 0
+    cancelled = await cli("pipeline", "cancel", p.id)
+    assert cancelled.code == 0 and "cancelled" in cancelled.out
+    watched = await cli("pipeline", "watch", p.id)
+    assert watched.code == 0 and "pipeline cancelled" in watched.out
+    missing = await cli("pipeline", "get", "999999")
+    assert missing.code != 0 and "not found" in missing.err

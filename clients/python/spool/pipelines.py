@@ -99,6 +99,12 @@ class Pipelines:
     def cancel(self, pipeline_id: str) -> Pipeline:
         return self._call(self._stub.CancelPipeline, ps.CancelPipelineRequest(pipeline_id=pipeline_id)).pipeline  # type: ignore[no-any-return]
 
+    def pause(self, pipeline_id: str) -> Pipeline:
+        return self._call(self._stub.PausePipeline, ps.PausePipelineRequest(pipeline_id=pipeline_id)).pipeline  # type: ignore[no-any-return]
+
+    def resume(self, pipeline_id: str) -> Pipeline:
+        return self._call(self._stub.ResumePipeline, ps.ResumePipelineRequest(pipeline_id=pipeline_id)).pipeline  # type: ignore[no-any-return]
+
 
 class AsyncPipelines:
     """client.pipelines on the AsyncClient."""
@@ -124,3 +130,11 @@ class AsyncPipelines:
     async def cancel(self, pipeline_id: str) -> Pipeline:
         req = ps.CancelPipelineRequest(pipeline_id=pipeline_id)
         return (await self._call(self._stub.CancelPipeline, req)).pipeline  # type: ignore[no-any-return]
+
+    async def pause(self, pipeline_id: str) -> Pipeline:
+        req = ps.PausePipelineRequest(pipeline_id=pipeline_id)
+        return (await self._call(self._stub.PausePipeline, req)).pipeline  # type: ignore[no-any-return]
+
+    async def resume(self, pipeline_id: str) -> Pipeline:
+        req = ps.ResumePipelineRequest(pipeline_id=pipeline_id)
+        return (await self._call(self._stub.ResumePipeline, req)).pipeline  # type: ignore[no-any-return]

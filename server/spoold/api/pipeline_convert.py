@@ -20,6 +20,9 @@ from spoold.model import Ack, FollowUp, JobState
 from spoold.pipelines import MAX_STEPS, NewPipeline, NewStep, Pipeline, PipelineState, ordered
 from spoold.store import rows
 
+# The most jobs one Ack may create.
+MAX_FOLLOW_UPS = 1000
+
 _STATES = {
     PipelineState.RUNNING: ps.Pipeline.STATE_RUNNING,
     PipelineState.SUCCEEDED: ps.Pipeline.STATE_SUCCEEDED,
@@ -103,8 +106,8 @@ def with_follow_ups(req: qs.AckRequest, ack: Ack, settings: Settings, prefix: st
     """The Ack with the follow-ups its request carries, validated as Enqueue and EnqueuePipeline are."""
     if not req.follow_ups:
         return ack
-    if len(req.follow_ups) > MAX_STEPS:
-        raise InvalidArgument(f"{prefix}follow_ups", f"{len(req.follow_ups)} follow-ups; at most {MAX_STEPS:,}")
+    if len(req.follow_ups) > MAX_FOLLOW_UPS:
+        raise InvalidArgument(f"{prefix}follow_ups", f"{len(req.follow_ups)} follow-ups; at most {MAX_FOLLOW_UPS:,}")
     now = datetime.now(UTC)
     out = []
     for i, f in enumerate(req.follow_ups):

@@ -41,6 +41,18 @@ class PipelineService:
         self._visible(await self._store.get(pipeline_id))
         return ps.CancelPipelineResponse(pipeline=pc.pipeline_proto(await self._store.cancel(pipeline_id)))
 
+    @unary
+    async def PausePipeline(self, request: ps.PausePipelineRequest, context: Context) -> ps.PausePipelineResponse:
+        pipeline_id = v.positive_id("pipeline_id", request.pipeline_id)
+        self._visible(await self._store.get(pipeline_id))
+        return ps.PausePipelineResponse(pipeline=pc.pipeline_proto(await self._store.pause(pipeline_id, True)))
+
+    @unary
+    async def ResumePipeline(self, request: ps.ResumePipelineRequest, context: Context) -> ps.ResumePipelineResponse:
+        pipeline_id = v.positive_id("pipeline_id", request.pipeline_id)
+        self._visible(await self._store.get(pipeline_id))
+        return ps.ResumePipelineResponse(pipeline=pc.pipeline_proto(await self._store.pause(pipeline_id, False)))
+
     def _visible(self, p: Pipeline) -> Pipeline:
         """A caller sees a pipeline when it may see every step's queue; else it does not exist."""
         if not all(self._access.sees(s.job.queue) for s in p.steps):

@@ -67,6 +67,16 @@ class PipelineStore:
                 await conn.execute(Q["cancel_pipeline"], pipeline_id)
                 return await self._read(conn, pipeline_id)
 
+    async def pause(self, pipeline_id: int, paused: bool) -> Pipeline:
+        """Pauses (ready steps parked WAITING) or resumes (steps with every parent done made ready)."""
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction():
+                if await conn.fetchval(Q["set_paused"], pipeline_id, paused) is None:
+                    raise PipelineNotFound(pipeline_id)
+                await conn.execute(Q["lock_unfinished_steps"], pipeline_id)
+                await conn.execute(Q["park_ready_steps" if paused else "unpark_steps"], pipeline_id)
+                return await self._read(conn, pipeline_id)
+
     async def _read(self, conn: Connection, pipeline_id: int, with_attempts: bool = True) -> Pipeline:
         head = await conn.fetchrow(Q["get_pipeline"], pipeline_id)
         if head is None:

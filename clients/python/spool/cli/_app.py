@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 from click.shell_completion import get_completion_class
 
-from spool.cli import _bulk, _jobs, _keys, _observe, _queues, _schedules
+from spool.cli import _bulk, _jobs, _keys, _observe, _pipelines, _queues, _schedules
 from spool.cli._base import CONTEXT, ERROR, NOT_FOUND, OK, USAGE, Cli, SpoolGroup, command, pass_cli
 from spool.cli._connect import Unreachable, describe
 from spool.cli._text import clean
@@ -71,6 +71,7 @@ for cmd in (
     *_observe.COMMANDS,
     *_queues.COMMANDS,
     *_schedules.COMMANDS,
+    *_pipelines.COMMANDS,
     *_keys.COMMANDS,
     *_bulk.COMMANDS,
     completion,

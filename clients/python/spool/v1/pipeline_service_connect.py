@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .pipeline_service_pb2 import CancelPipelineRequest, CancelPipelineResponse, EnqueuePipelineRequest, EnqueuePipelineResponse, GetPipelineRequest, GetPipelineResponse
+from .pipeline_service_pb2 import CancelPipelineRequest, CancelPipelineResponse, EnqueuePipelineRequest, EnqueuePipelineResponse, GetPipelineRequest, GetPipelineResponse, PausePipelineRequest, PausePipelineResponse, ResumePipelineRequest, ResumePipelineResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -59,6 +59,19 @@ class PipelineService(Protocol):
         """
         Cancel every step that has not finished: waiting and pending steps end CANCELLED, running
         steps get cancel_requested through their heartbeat.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def pause_pipeline(self, request: PausePipelineRequest, ctx: RequestContext[PausePipelineRequest, PausePipelineResponse], /) -> PausePipelineResponse:
+        """
+        Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+        steps finish. The pipeline stays RUNNING, with paused = true.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def resume_pipeline(self, request: ResumePipelineRequest, ctx: RequestContext[ResumePipelineRequest, ResumePipelineResponse], /) -> ResumePipelineResponse:
+        """
+        Makes ready again the steps whose parents have all succeeded.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -108,6 +121,28 @@ class PipelineServiceASGIApplication(ConnectASGIApplication[PipelineService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.cancel_pipeline,
+                ),
+                "/spool.v1.PipelineService/PausePipeline": Endpoint.unary(
+                    method=MethodInfo(
+                        name="PausePipeline",
+                        service_name="spool.v1.PipelineService",
+                        input=PausePipelineRequest,
+                        output=PausePipelineResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.pause_pipeline,
+                ),
+                "/spool.v1.PipelineService/ResumePipeline": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ResumePipeline",
+                        service_name="spool.v1.PipelineService",
+                        input=ResumePipelineRequest,
+                        output=ResumePipelineResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.resume_pipeline,
                 ),
             },
             interceptors=interceptors,
@@ -222,6 +257,53 @@ class PipelineServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def pause_pipeline(
+        self,
+        request: PausePipelineRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> PausePipelineResponse:
+        """
+        Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+        steps finish. The pipeline stays RUNNING, with paused = true.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="PausePipeline",
+                service_name="spool.v1.PipelineService",
+                input=PausePipelineRequest,
+                output=PausePipelineResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def resume_pipeline(
+        self,
+        request: ResumePipelineRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ResumePipelineResponse:
+        """
+        Makes ready again the steps whose parents have all succeeded.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ResumePipeline",
+                service_name="spool.v1.PipelineService",
+                input=ResumePipelineRequest,
+                output=ResumePipelineResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class PipelineServiceSync(Protocol):
     """
@@ -245,6 +327,19 @@ class PipelineServiceSync(Protocol):
         """
         Cancel every step that has not finished: waiting and pending steps end CANCELLED, running
         steps get cancel_requested through their heartbeat.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def pause_pipeline(self, request: PausePipelineRequest, ctx: RequestContext[PausePipelineRequest, PausePipelineResponse], /) -> PausePipelineResponse:
+        """
+        Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+        steps finish. The pipeline stays RUNNING, with paused = true.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def resume_pipeline(self, request: ResumePipelineRequest, ctx: RequestContext[ResumePipelineRequest, ResumePipelineResponse], /) -> ResumePipelineResponse:
+        """
+        Makes ready again the steps whose parents have all succeeded.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -292,6 +387,28 @@ class PipelineServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.cancel_pipeline,
+                ),
+                "/spool.v1.PipelineService/PausePipeline": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="PausePipeline",
+                        service_name="spool.v1.PipelineService",
+                        input=PausePipelineRequest,
+                        output=PausePipelineResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.pause_pipeline,
+                ),
+                "/spool.v1.PipelineService/ResumePipeline": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ResumePipeline",
+                        service_name="spool.v1.PipelineService",
+                        input=ResumePipelineRequest,
+                        output=ResumePipelineResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.resume_pipeline,
                 ),
             },
             interceptors=interceptors,
@@ -400,6 +517,53 @@ class PipelineServiceClientSync(ConnectClientSync):
                 service_name="spool.v1.PipelineService",
                 input=CancelPipelineRequest,
                 output=CancelPipelineResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def pause_pipeline(
+        self,
+        request: PausePipelineRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> PausePipelineResponse:
+        """
+        Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+        steps finish. The pipeline stays RUNNING, with paused = true.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="PausePipeline",
+                service_name="spool.v1.PipelineService",
+                input=PausePipelineRequest,
+                output=PausePipelineResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def resume_pipeline(
+        self,
+        request: ResumePipelineRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ResumePipelineResponse:
+        """
+        Makes ready again the steps whose parents have all succeeded.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ResumePipeline",
+                service_name="spool.v1.PipelineService",
+                input=ResumePipelineRequest,
+                output=ResumePipelineResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

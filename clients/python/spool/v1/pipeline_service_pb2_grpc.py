@@ -51,6 +51,16 @@ class PipelineServiceStub:
                 request_serializer=spool_dot_v1_dot_pipeline__service__pb2.CancelPipelineRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_pipeline__service__pb2.CancelPipelineResponse.FromString,
                 _registered_method=True)
+        self.PausePipeline = channel.unary_unary(
+                '/spool.v1.PipelineService/PausePipeline',
+                request_serializer=spool_dot_v1_dot_pipeline__service__pb2.PausePipelineRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_pipeline__service__pb2.PausePipelineResponse.FromString,
+                _registered_method=True)
+        self.ResumePipeline = channel.unary_unary(
+                '/spool.v1.PipelineService/ResumePipeline',
+                request_serializer=spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineResponse.FromString,
+                _registered_method=True)
 
 
 class PipelineServiceServicer:
@@ -81,6 +91,21 @@ class PipelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PausePipeline(self, request, context):
+        """Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+        steps finish. The pipeline stays RUNNING, with paused = true.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumePipeline(self, request, context):
+        """Makes ready again the steps whose parents have all succeeded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PipelineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +123,16 @@ def add_PipelineServiceServicer_to_server(servicer, server):
                     servicer.CancelPipeline,
                     request_deserializer=spool_dot_v1_dot_pipeline__service__pb2.CancelPipelineRequest.FromString,
                     response_serializer=spool_dot_v1_dot_pipeline__service__pb2.CancelPipelineResponse.SerializeToString,
+            ),
+            'PausePipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.PausePipeline,
+                    request_deserializer=spool_dot_v1_dot_pipeline__service__pb2.PausePipelineRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_pipeline__service__pb2.PausePipelineResponse.SerializeToString,
+            ),
+            'ResumePipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumePipeline,
+                    request_deserializer=spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +218,60 @@ class PipelineService:
             '/spool.v1.PipelineService/CancelPipeline',
             spool_dot_v1_dot_pipeline__service__pb2.CancelPipelineRequest.SerializeToString,
             spool_dot_v1_dot_pipeline__service__pb2.CancelPipelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PausePipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.PipelineService/PausePipeline',
+            spool_dot_v1_dot_pipeline__service__pb2.PausePipelineRequest.SerializeToString,
+            spool_dot_v1_dot_pipeline__service__pb2.PausePipelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumePipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.PipelineService/ResumePipeline',
+            spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineRequest.SerializeToString,
+            spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,12 @@ class PipelineServiceStub:
     """Cancel every step that has not finished: waiting and pending steps end CANCELLED, running
     steps get cancel_requested through their heartbeat.
     """
+    PausePipeline: _grpc.UnaryUnaryMultiCallable[_pipeline_service_pb2.PausePipelineRequest, _pipeline_service_pb2.PausePipelineResponse]
+    """Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+    steps finish. The pipeline stays RUNNING, with paused = true.
+    """
+    ResumePipeline: _grpc.UnaryUnaryMultiCallable[_pipeline_service_pb2.ResumePipelineRequest, _pipeline_service_pb2.ResumePipelineResponse]
+    """Makes ready again the steps whose parents have all succeeded."""
 
 @_typing.type_check_only
 class PipelineServiceAsyncStub(PipelineServiceStub):
@@ -63,6 +69,12 @@ class PipelineServiceAsyncStub(PipelineServiceStub):
     """Cancel every step that has not finished: waiting and pending steps end CANCELLED, running
     steps get cancel_requested through their heartbeat.
     """
+    PausePipeline: _aio.UnaryUnaryMultiCallable[_pipeline_service_pb2.PausePipelineRequest, _pipeline_service_pb2.PausePipelineResponse]  # type: ignore[assignment]
+    """Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+    steps finish. The pipeline stays RUNNING, with paused = true.
+    """
+    ResumePipeline: _aio.UnaryUnaryMultiCallable[_pipeline_service_pb2.ResumePipelineRequest, _pipeline_service_pb2.ResumePipelineResponse]  # type: ignore[assignment]
+    """Makes ready again the steps whose parents have all succeeded."""
 
 class PipelineServiceServicer(metaclass=_abc_1.ABCMeta):
     """Pipelines: DAGs of steps in which each step is a job with its own queue, payload and retry
@@ -96,5 +108,23 @@ class PipelineServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cancel every step that has not finished: waiting and pending steps end CANCELLED, running
         steps get cancel_requested through their heartbeat.
         """
+
+    @_abc_1.abstractmethod
+    def PausePipeline(
+        self,
+        request: _pipeline_service_pb2.PausePipelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_service_pb2.PausePipelineResponse, _abc.Awaitable[_pipeline_service_pb2.PausePipelineResponse]]:
+        """Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+        steps finish. The pipeline stays RUNNING, with paused = true.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumePipeline(
+        self,
+        request: _pipeline_service_pb2.ResumePipelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_service_pb2.ResumePipelineResponse, _abc.Awaitable[_pipeline_service_pb2.ResumePipelineResponse]]:
+        """Makes ready again the steps whose parents have all succeeded."""
 
 def add_PipelineServiceServicer_to_server(servicer: PipelineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -55,3 +55,29 @@ SELECT id, step_name, state FROM spool.jobs
 WHERE pipeline_id = $1 AND step_name = ANY($2::text[])
 ORDER BY id
 FOR SHARE
+
+-- name: lock_unfinished_steps
+-- Pause and resume lock the pipeline's unfinished steps first: an ack of one of them then either
+-- commits before (and its freed children are seen here) or runs its trigger after this commits
+-- (and sees the new paused flag). Without it a child freed meanwhile could escape a pause, or
+-- stay parked after a resume.
+SELECT id FROM spool.jobs
+WHERE pipeline_id = $1 AND state IN ('pending', 'waiting', 'running')
+ORDER BY id
+FOR UPDATE
+
+-- name: set_paused
+UPDATE spool.pipelines SET paused = $2 WHERE id = $1 RETURNING id
+
+-- name: park_ready_steps
+UPDATE spool.jobs SET state = 'waiting', updated_at = now()
+WHERE pipeline_id = $1 AND state = 'pending'
+
+-- name: unpark_steps
+-- The steps with no unfinished parent (the on_failure step waits on the failure: it has one).
+WITH freed AS (
+    UPDATE spool.jobs SET state = 'pending', run_at = greatest(run_at, now()), updated_at = now()
+    WHERE pipeline_id = $1 AND state = 'waiting' AND waiting_on = 0
+    RETURNING queue
+)
+SELECT count(pg_notify('spool_ready', q.queue)) FROM (SELECT DISTINCT queue FROM freed) AS q

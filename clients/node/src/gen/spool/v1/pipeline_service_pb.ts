@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/pipeline_service.proto.
  */
 export const file_spool_v1_pipeline_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zcG9vbC92MS9waXBlbGluZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSK8AgoIUGlwZWxpbmUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRInCgVzdGF0ZRgDIAEoDjIYLnNwb29sLnYxLlBpcGVsaW5lLlN0YXRlEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIOCgZwYXVzZWQYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFc3RlcHMYByADKAsyFi5zcG9vbC52MS5QaXBlbGluZVN0ZXAibQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEwoPU1RBVEVfU1VDQ0VFREVEEAISEAoMU1RBVEVfRkFJTEVEEAMSEwoPU1RBVEVfQ0FOQ0VMTEVEEAQiYAoMUGlwZWxpbmVTdGVwEgwKBG5hbWUYASABKAkSEgoKZGVwZW5kc19vbhgCIAMoCRIaCgNqb2IYAyABKAsyDS5zcG9vbC52MS5Kb2ISEgoKb25fZmFpbHVyZRgEIAEoCCJTCghTdGVwU3BlYxIMCgRuYW1lGAEgASgJEhIKCmRlcGVuZHNfb24YAiADKAkSJQoDam9iGAMgASgLMhguc3Bvb2wudjEuRW5xdWV1ZVJlcXVlc3QiigEKFkVucXVldWVQaXBlbGluZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIhCgVzdGVwcxgCIAMoCzISLnNwb29sLnYxLlN0ZXBTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRImCgpvbl9mYWlsdXJlGAQgASgLMhIuc3Bvb2wudjEuU3RlcFNwZWMiVQoXRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiKQoSR2V0UGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIjsKE0dldFBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZSIsChVDYW5jZWxQaXBlbGluZVJlcXVlc3QSEwoLcGlwZWxpbmVfaWQYASABKAkiPgoWQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lMooCCg9QaXBlbGluZVNlcnZpY2USVgoPRW5xdWV1ZVBpcGVsaW5lEiAuc3Bvb2wudjEuRW5xdWV1ZVBpcGVsaW5lUmVxdWVzdBohLnNwb29sLnYxLkVucXVldWVQaXBlbGluZVJlc3BvbnNlEkoKC0dldFBpcGVsaW5lEhwuc3Bvb2wudjEuR2V0UGlwZWxpbmVSZXF1ZXN0Gh0uc3Bvb2wudjEuR2V0UGlwZWxpbmVSZXNwb25zZRJTCg5DYW5jZWxQaXBlbGluZRIfLnNwb29sLnYxLkNhbmNlbFBpcGVsaW5lUmVxdWVzdBogLnNwb29sLnYxLkNhbmNlbFBpcGVsaW5lUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_queue_service]);
+  fileDesc("Ch9zcG9vbC92MS9waXBlbGluZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSK8AgoIUGlwZWxpbmUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRInCgVzdGF0ZRgDIAEoDjIYLnNwb29sLnYxLlBpcGVsaW5lLlN0YXRlEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIOCgZwYXVzZWQYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFc3RlcHMYByADKAsyFi5zcG9vbC52MS5QaXBlbGluZVN0ZXAibQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEwoPU1RBVEVfU1VDQ0VFREVEEAISEAoMU1RBVEVfRkFJTEVEEAMSEwoPU1RBVEVfQ0FOQ0VMTEVEEAQiYAoMUGlwZWxpbmVTdGVwEgwKBG5hbWUYASABKAkSEgoKZGVwZW5kc19vbhgCIAMoCRIaCgNqb2IYAyABKAsyDS5zcG9vbC52MS5Kb2ISEgoKb25fZmFpbHVyZRgEIAEoCCJTCghTdGVwU3BlYxIMCgRuYW1lGAEgASgJEhIKCmRlcGVuZHNfb24YAiADKAkSJQoDam9iGAMgASgLMhguc3Bvb2wudjEuRW5xdWV1ZVJlcXVlc3QiigEKFkVucXVldWVQaXBlbGluZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIhCgVzdGVwcxgCIAMoCzISLnNwb29sLnYxLlN0ZXBTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRImCgpvbl9mYWlsdXJlGAQgASgLMhIuc3Bvb2wudjEuU3RlcFNwZWMiVQoXRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiKQoSR2V0UGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIjsKE0dldFBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZSIsChVDYW5jZWxQaXBlbGluZVJlcXVlc3QSEwoLcGlwZWxpbmVfaWQYASABKAkiPgoWQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIisKFFBhdXNlUGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIj0KFVBhdXNlUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIiwKFVJlc3VtZVBpcGVsaW5lUmVxdWVzdBITCgtwaXBlbGluZV9pZBgBIAEoCSI+ChZSZXN1bWVQaXBlbGluZVJlc3BvbnNlEiQKCHBpcGVsaW5lGAEgASgLMhIuc3Bvb2wudjEuUGlwZWxpbmUysQMKD1BpcGVsaW5lU2VydmljZRJWCg9FbnF1ZXVlUGlwZWxpbmUSIC5zcG9vbC52MS5FbnF1ZXVlUGlwZWxpbmVSZXF1ZXN0GiEuc3Bvb2wudjEuRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USSgoLR2V0UGlwZWxpbmUSHC5zcG9vbC52MS5HZXRQaXBlbGluZVJlcXVlc3QaHS5zcG9vbC52MS5HZXRQaXBlbGluZVJlc3BvbnNlElMKDkNhbmNlbFBpcGVsaW5lEh8uc3Bvb2wudjEuQ2FuY2VsUGlwZWxpbmVSZXF1ZXN0GiAuc3Bvb2wudjEuQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRJQCg1QYXVzZVBpcGVsaW5lEh4uc3Bvb2wudjEuUGF1c2VQaXBlbGluZVJlcXVlc3QaHy5zcG9vbC52MS5QYXVzZVBpcGVsaW5lUmVzcG9uc2USUwoOUmVzdW1lUGlwZWxpbmUSHy5zcG9vbC52MS5SZXN1bWVQaXBlbGluZVJlcXVlc3QaIC5zcG9vbC52MS5SZXN1bWVQaXBlbGluZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_queue_service]);
 
 /**
  * A run of a DAG of steps.
@@ -203,7 +203,7 @@ export type EnqueuePipelineRequest = Message<"spool.v1.EnqueuePipelineRequest"> 
   name: string;
 
   /**
-   * 1 to 1,000 steps.
+   * 1 to 10,000 steps.
    *
    * @generated from field: repeated spool.v1.StepSpec steps = 2;
    */
@@ -325,6 +325,74 @@ export const CancelPipelineResponseSchema: GenMessage<CancelPipelineResponse> = 
   messageDesc(file_spool_v1_pipeline_service, 8);
 
 /**
+ * @generated from message spool.v1.PausePipelineRequest
+ */
+export type PausePipelineRequest = Message<"spool.v1.PausePipelineRequest"> & {
+  /**
+   * @generated from field: string pipeline_id = 1;
+   */
+  pipelineId: string;
+};
+
+/**
+ * Describes the message spool.v1.PausePipelineRequest.
+ * Use `create(PausePipelineRequestSchema)` to create a new message.
+ */
+export const PausePipelineRequestSchema: GenMessage<PausePipelineRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 9);
+
+/**
+ * @generated from message spool.v1.PausePipelineResponse
+ */
+export type PausePipelineResponse = Message<"spool.v1.PausePipelineResponse"> & {
+  /**
+   * @generated from field: spool.v1.Pipeline pipeline = 1;
+   */
+  pipeline?: Pipeline | undefined;
+};
+
+/**
+ * Describes the message spool.v1.PausePipelineResponse.
+ * Use `create(PausePipelineResponseSchema)` to create a new message.
+ */
+export const PausePipelineResponseSchema: GenMessage<PausePipelineResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 10);
+
+/**
+ * @generated from message spool.v1.ResumePipelineRequest
+ */
+export type ResumePipelineRequest = Message<"spool.v1.ResumePipelineRequest"> & {
+  /**
+   * @generated from field: string pipeline_id = 1;
+   */
+  pipelineId: string;
+};
+
+/**
+ * Describes the message spool.v1.ResumePipelineRequest.
+ * Use `create(ResumePipelineRequestSchema)` to create a new message.
+ */
+export const ResumePipelineRequestSchema: GenMessage<ResumePipelineRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 11);
+
+/**
+ * @generated from message spool.v1.ResumePipelineResponse
+ */
+export type ResumePipelineResponse = Message<"spool.v1.ResumePipelineResponse"> & {
+  /**
+   * @generated from field: spool.v1.Pipeline pipeline = 1;
+   */
+  pipeline?: Pipeline | undefined;
+};
+
+/**
+ * Describes the message spool.v1.ResumePipelineResponse.
+ * Use `create(ResumePipelineResponseSchema)` to create a new message.
+ */
+export const ResumePipelineResponseSchema: GenMessage<ResumePipelineResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 12);
+
+/**
  * Pipelines: DAGs of steps in which each step is a job with its own queue, payload and retry
  * policy, and only a failed step runs again. See docs/pipelines.md.
  *
@@ -362,6 +430,27 @@ export const PipelineService: GenService<{
     methodKind: "unary";
     input: typeof CancelPipelineRequestSchema;
     output: typeof CancelPipelineResponseSchema;
+  },
+  /**
+   * Nothing new is dispatched: ready steps are parked WAITING and no step becomes ready; running
+   * steps finish. The pipeline stays RUNNING, with paused = true.
+   *
+   * @generated from rpc spool.v1.PipelineService.PausePipeline
+   */
+  pausePipeline: {
+    methodKind: "unary";
+    input: typeof PausePipelineRequestSchema;
+    output: typeof PausePipelineResponseSchema;
+  },
+  /**
+   * Makes ready again the steps whose parents have all succeeded.
+   *
+   * @generated from rpc spool.v1.PipelineService.ResumePipeline
+   */
+  resumePipeline: {
+    methodKind: "unary";
+    input: typeof ResumePipelineRequestSchema;
+    output: typeof ResumePipelineResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spool_v1_pipeline_service, 0);
