@@ -95,16 +95,22 @@ class WatchHub:
             self._leave(entry, mailbox)
 
     async def _join(self, job_id: int, mailbox: Mailbox[Job]) -> _Watched:
-        entry = self._entries.get(job_id)
-        if entry is None:
+        while True:
+            entry = self._entries.get(job_id)
+            if entry is not None:
+                break
             entry = self._entries[job_id] = _Watched(job_id)
             try:
                 # Registered before the first read, so a change committed after that read notifies.
                 await self._watches.register([job_id])
             except BaseException:
-                if not entry.mailboxes:
+                if not entry.mailboxes and self._entries.get(job_id) is entry:
                     self._entries.pop(job_id, None)
                 raise
+            # Streams that joined this entry meanwhile may all have left, and it is gone: joining
+            # it now would follow an entry that no notification and no poll reaches. Join afresh.
+            if self._entries.get(job_id) is entry:
+                break
         entry.mailboxes.add(mailbox)
         entry.fresh.add(mailbox)
         self._kick(entry)
