@@ -14,6 +14,7 @@ import grpc
 from spool._config import Connection
 from spool._convert import ORDERS, EnqueueOptions, Filter, batch_requests, duration, enqueue_request
 from spool._retry import DEFAULT_RETRY, NO_RETRY, RETRYABLE, RetryPolicy
+from spool._tracing import send_span
 from spool.errors import from_rpc_error
 from spool.pipelines import AsyncPipelines, Pipeline, Pipelines, Step
 from spool.schedules import AsyncSchedules, Schedules
@@ -161,16 +162,22 @@ class AsyncClient:
             await asyncio.sleep(delay)
 
     async def enqueue(self, queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> Job:
-        """Creates a job; `payload` is bytes or anything json.dumps accepts."""
+        """Creates a job; `payload` is bytes or anything json.dumps accepts. Within an
+        OpenTelemetry span, the job's headers carry its trace context (docs/observability.md)."""
         req = enqueue_request(queue, payload, **options)
-        return (await self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout)).job
+        with send_span(queue) as context:
+            req.headers.update(context or {})
+            return (await self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout)).job
 
     async def enqueue_many(
         self, queue: str, payloads: Iterable[Any], **options: Unpack[EnqueueOptions]
     ) -> builtins.list[Job]:
         """Creates one job per payload in one transaction, all or nothing."""
         req = qs.EnqueueBatchRequest(jobs=batch_requests(queue, payloads, options))
-        resp = await self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout)
+        with send_span(queue, len(req.jobs)) as context:
+            for job in req.jobs if context else ():
+                job.headers.update(context or {})
+            resp = await self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout)
         return [r.job for r in resp.results]
 
     async def get(self, job_id: str, *, include_logs: bool = False) -> Job:
@@ -363,18 +370,23 @@ class Client:
             time.sleep(delay)
 
     def enqueue(self, queue: str, payload: Any, **options: Unpack[EnqueueOptions]) -> Job:
-        """Creates a job; `payload` is bytes or anything json.dumps accepts."""
+        """Creates a job; `payload` is bytes or anything json.dumps accepts. Within an
+        OpenTelemetry span, the job's headers carry its trace context (docs/observability.md)."""
         req = enqueue_request(queue, payload, **options)
-        return self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout).job
+        with send_span(queue) as context:
+            req.headers.update(context or {})
+            return self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout).job
 
     def enqueue_many(
         self, queue: str, payloads: Iterable[Any], **options: Unpack[EnqueueOptions]
     ) -> builtins.list[Job]:
         """Creates one job per payload in one transaction, all or nothing."""
         req = qs.EnqueueBatchRequest(jobs=batch_requests(queue, payloads, options))
-        return [
-            r.job for r in self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout).results
-        ]
+        with send_span(queue, len(req.jobs)) as context:
+            for job in req.jobs if context else ():
+                job.headers.update(context or {})
+            resp = self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout)
+        return [r.job for r in resp.results]
 
     def get(self, job_id: str, *, include_logs: bool = False) -> Job:
         """The job with its attempts; with include_logs, each attempt's log lines (Attempt.logs)."""

@@ -37,6 +37,7 @@ from spool._heartbeats import Heartbeater
 from spool._logsetup import default_logging
 from spool._outcomes import Reporter
 from spool._retry import UNANSWERED, WORKER_RETRY, RetryPolicy
+from spool._tracing import process_span
 from spool.client import AsyncClient
 from spool.errors import SpoolError
 from spool.job import ActiveJob, ack_request
@@ -378,6 +379,10 @@ class Worker:
         return outcome
 
     async def _invoke(self, job: ActiveJob) -> Any:
+        with process_span(job):  # a no-op unless OpenTelemetry is on and the job carries a trace
+            return await self._call_handler(job)
+
+    async def _call_handler(self, job: ActiveJob) -> Any:
         fn = self._handlers[job.queue]
         # The handler's `logging` records go to its attempt's log (spool._logs.CaptureHandler).
         _logs.CURRENT.set(job)  # in this job's own task: its context is its own
