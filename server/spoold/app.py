@@ -120,11 +120,8 @@ class App:
         s = self.settings
         self.gate = self.check()
         self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", s.limits.max_message_bytes),
-                ("grpc.max_send_message_length", s.limits.max_message_bytes),
-                *listening.OPTIONS,
-            ],
+            options=[*listening.transport_options(s), *listening.OPTIONS],
+            maximum_concurrent_rpcs=s.grpc_max_concurrent_rpcs or None,
             interceptors=[self.starting, *self.interceptors, AuthGuard(self.gate), DecodeGuard()],
         )
         self.port = listening.bind(self.server, s)
@@ -265,7 +262,8 @@ class App:
         """The WatchJob fan-out, with its poller among the supervised loops."""
         assert self.pool is not None and self.store is not None and self.listener is not None
         s = self.settings
-        hub = WatchHub(self.store, WatchStore(self.pool, uuid.uuid4(), _WATCH_TTL), self.listener, s.watch_buffer)
+        watches = WatchStore(self.pool, uuid.uuid4(), _WATCH_TTL)
+        hub = WatchHub(self.store, watches, self.listener, s.watch_buffer, s.max_watchers)
         hub.start()
         poll = s.watch_poll_interval.total_seconds()
         keep_alive_every = max(1, int(_WATCH_TTL.total_seconds() / 4 / poll))

@@ -123,6 +123,19 @@ class Settings:
     retention_succeeded: timedelta = timedelta(days=7)
     retention_cancelled: timedelta = timedelta(days=7)
     retention_dead: timedelta = timedelta(days=30)
+    # gRPC transport limits (docs/security.md#limits): streams at once on one connection, RPCs at
+    # once in the process (past it: RESOURCE_EXHAUSTED from gRPC), keepalive pings on idle
+    # connections and how long one may stay silent, and a connection's maximum age (then GOAWAY;
+    # its calls get the grace to finish, longer than the longest Lease wait).
+    grpc_max_concurrent_streams: int = 1000
+    grpc_max_concurrent_rpcs: int = 10000
+    grpc_keepalive_time: timedelta = timedelta(seconds=60)
+    grpc_keepalive_timeout: timedelta = timedelta(seconds=20)
+    grpc_max_connection_age: timedelta = timedelta(hours=1)
+    grpc_max_connection_age_grace: timedelta = timedelta(minutes=2)
+    # WatchJob (and the REST events route) streams at once in this process; past it
+    # RESOURCE_EXHAUSTED, WATCHERS_LIMIT_REACHED.
+    max_watchers: int = 1000
     # WatchJob: NOTIFY wakes watchers at once; this poll catches a lost notification.
     watch_poll_interval: timedelta = timedelta(seconds=1)
     # Bulk operations (AdminService.StartBulkOperation): how often a server looks for one to run,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -16,6 +17,26 @@ from spoold.errors import StartupError
 # gRPC's default (on) lets a second server bind a port that one already serves: calls would then
 # alternate between two servers, perhaps on two databases, without a word.
 OPTIONS: tuple[tuple[str, int], ...] = (("grpc.so_reuseport", 0),)
+
+
+def _ms(d: timedelta) -> int:
+    return int(d.total_seconds() * 1000)
+
+
+def transport_options(s: Settings) -> list[tuple[str, int]]:
+    """The gRPC server's limits on messages, streams and connections (docs/security.md#limits)."""
+    return [
+        ("grpc.max_receive_message_length", s.limits.max_message_bytes),
+        ("grpc.max_send_message_length", s.limits.max_message_bytes),
+        ("grpc.max_concurrent_streams", s.grpc_max_concurrent_streams),
+        ("grpc.keepalive_time_ms", _ms(s.grpc_keepalive_time)),
+        ("grpc.keepalive_timeout_ms", _ms(s.grpc_keepalive_timeout)),
+        ("grpc.max_connection_age_ms", _ms(s.grpc_max_connection_age)),
+        ("grpc.max_connection_age_grace_ms", _ms(s.grpc_max_connection_age_grace)),
+        # Clients may ping as often as every 10 s, with or without calls, without being cut off.
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
 
 
 def check_port(host: str, port: int, flag: str = "--port/SPOOL_PORT") -> None:

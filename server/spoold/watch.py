@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from spoold.errors import JobNotFound, ShuttingDown, SpoolError, Unavailable
+from spoold.errors import JobNotFound, LimitReached, ShuttingDown, SpoolError, Unavailable
 from spoold.loops.base import Loop
 from spoold.model import Job
 from spoold.notify import JOB, Listener, Mailbox, Subscription
@@ -40,8 +40,12 @@ class _Watched:
 
 
 class WatchHub:
-    def __init__(self, jobs: JobStore, watches: WatchStore, listener: Listener, buffer: int) -> None:
+    def __init__(
+        self, jobs: JobStore, watches: WatchStore, listener: Listener, buffer: int, max_streams: int = 1000
+    ) -> None:
         self._jobs = jobs
+        self._max_streams = max_streams
+        self._streams = 0
         self._watches = watches
         self._listener = listener
         self._buffer = buffer
@@ -72,6 +76,11 @@ class WatchHub:
         with contextlib.suppress(SpoolError):
             await self._watches.unregister_all()
 
+    @property
+    def streams(self) -> int:
+        """Streams being followed in this process (SPOOL_MAX_WATCHERS bounds them)."""
+        return self._streams
+
     def mailboxes(self, job_id: int) -> tuple[Mailbox[Job], ...]:
         """The mailboxes of the streams on a job (for tests and metrics)."""
         entry = self._entries.get(job_id)
@@ -81,7 +90,22 @@ class WatchHub:
         """The job now, then each change, ending after a terminal state."""
         if self._closing:
             raise ShuttingDown("server shutting down; watch again")
+        if self._max_streams and self._streams >= self._max_streams:
+            raise LimitReached(
+                "WATCHERS_LIMIT_REACHED",
+                f"this server follows {self._streams} jobs' streams already, its limit (SPOOL_MAX_WATCHERS); "
+                "retry later, or on another replica",
+                limit=str(self._max_streams),
+            )
         mailbox: Mailbox[Job] = Mailbox(self._buffer)
+        self._streams += 1
+        try:
+            async for job in self._follow(job_id, mailbox):
+                yield job
+        finally:
+            self._streams -= 1
+
+    async def _follow(self, job_id: int, mailbox: Mailbox[Job]) -> AsyncIterator[Job]:
         entry = await self._join(job_id, mailbox)
         if self._closing:  # close() ran while we joined
             mailbox.close(ShuttingDown("server shutting down; watch again"), drain_first=False)

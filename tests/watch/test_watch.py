@@ -10,6 +10,7 @@ from datetime import timedelta
 import asyncpg
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
@@ -21,6 +22,7 @@ from tests.conftest import wait_until
 from tests.helpers import enqueue_request, expect_error
 
 State = job_pb2.Job.State
+FULL = FieldMask(paths=["payload", "attempts"])
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ async def read_until(call: grpc.aio.UnaryStreamCall, done) -> qs.WatchJobRespons
 
 async def test_snapshot_then_each_change_then_ok(stub: QueueServiceStub) -> None:
     job = (await stub.Enqueue(enqueue_request())).job
-    call = stub.WatchJob(qs.WatchJobRequest(job_id=job.id))
+    call = stub.WatchJob(qs.WatchJobRequest(job_id=job.id, read_mask=FULL))
     first = await read(call)
     assert first.job.id == job.id and first.job.state == State.STATE_PENDING
     assert list(first.job.attempts) == [] and first.HasField("observed_at")
@@ -181,7 +183,7 @@ async def test_slow_watcher_is_coalesced_to_its_bound(app: App, stub: QueueServi
     # Big snapshots fill the HTTP/2 window after a few messages, so the server must hold the rest.
     big = {"blob": "x" * 64 * 1024}
     job = (await stub.Enqueue(enqueue_request(payload=big, max_attempts=2))).job
-    call = stub.WatchJob(qs.WatchJobRequest(job_id=job.id))
+    call = stub.WatchJob(qs.WatchJobRequest(job_id=job.id, read_mask=FULL))
     await read(call)  # then read nothing while 2,000 changes happen
     lj = await lease_one(stub)
     assert app.hub is not None

@@ -538,7 +538,6 @@ export class Client {
     return { jobs: res.jobs, nextPageToken: res.nextPageToken };
   }
 
-  /** The job now, then every change, ending after a terminal state (or when `signal` aborts). */
   /**
    * The ids of the jobs leased under `workerId` as their cancellation is requested, pushed by the
    * server at once (WatchCancels); runs until `signal` aborts or the server ends it. The first id is
@@ -554,9 +553,15 @@ export class Client {
     }
   }
 
-  async *watch(jobId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Job, void, undefined> {
+  /** The job now, then every change, ending after a terminal state (or when `signal` aborts). The
+   * snapshots leave out the payload and the attempts unless `include` names them. */
+  async *watch(
+    jobId: string,
+    options: { signal?: AbortSignal; include?: ("payload" | "attempts")[] } = {},
+  ): AsyncGenerator<Job, void, undefined> {
     try {
-      for await (const res of this.rpc.watchJob({ jobId }, { signal: options.signal })) {
+      const readMask = { paths: options.include ?? [] };
+      for await (const res of this.rpc.watchJob({ jobId, readMask }, { signal: options.signal })) {
         if (res.job !== undefined) {
           yield res.job;
         }

@@ -199,12 +199,14 @@ class AsyncClient:
             if not token:
                 return
 
-    async def watch(self, job_id: str) -> AsyncIterator[Job]:
-        """The job now, then each change, ending after a terminal state; reconnects on UNAVAILABLE."""
+    async def watch(self, job_id: str, *, include: Sequence[str] = ()) -> AsyncIterator[Job]:
+        """The job now, then each change, ending after a terminal state; reconnects on UNAVAILABLE.
+        The snapshots leave out the payload and the attempts unless `include` names them
+        ("payload", "attempts")."""
         delays = self.retry.delays()
         last: Job | None = None
         while True:
-            call = self.stub.WatchJob(qs.WatchJobRequest(job_id=job_id), metadata=self.connection.metadata)
+            call = self.stub.WatchJob(_watch_request(job_id, include), metadata=self.connection.metadata)
             try:
                 async for resp in call:
                     delays = self.retry.delays()
@@ -404,12 +406,12 @@ class Client:
             if not token:
                 return
 
-    def watch(self, job_id: str) -> Iterator[Job]:
+    def watch(self, job_id: str, *, include: Sequence[str] = ()) -> Iterator[Job]:
         """The job now, then each change, ending after a terminal state; reconnects on UNAVAILABLE."""
         delays = self.retry.delays()
         last: Job | None = None
         while True:
-            call = self.stub.WatchJob(qs.WatchJobRequest(job_id=job_id), metadata=self.connection.metadata)
+            call = self.stub.WatchJob(_watch_request(job_id, include), metadata=self.connection.metadata)
             try:
                 for resp in call:
                     delays = self.retry.delays()
@@ -547,3 +549,9 @@ def tail_request(queues: Sequence[str], kinds: Sequence[str], error_contains: st
     except ValueError as err:
         raise ValueError(f"not an event kind: {err}") from err
     return qs.TailJobsRequest(queues=queues, kinds=values, error_contains=error_contains)
+
+
+def _watch_request(job_id: str, include: Sequence[str]) -> qs.WatchJobRequest:
+    req = qs.WatchJobRequest(job_id=job_id)
+    req.read_mask.paths.extend(include)
+    return req

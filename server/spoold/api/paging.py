@@ -1,4 +1,5 @@
-"""Pages of ListQueues and of a job's attempts: sizes checked, tokens sealed (api/page_token.py)."""
+"""Pages of ListQueues and of a job's attempts (sizes checked, tokens sealed by api/page_token.py),
+and what WatchJob's snapshots carry."""
 
 from __future__ import annotations
 
@@ -34,6 +35,20 @@ def next_attempts_token(job: Job) -> str:
     if not job.more_attempts or not job.attempts:
         return ""
     return page_token.seal(_ATTEMPTS, str(job.id), str(job.attempts[0].lease_token))
+
+
+WATCH_FIELDS = ("payload", "attempts")
+
+
+def watch_mask(req: qs.WatchJobRequest) -> tuple[bool, bool]:
+    """Whether WatchJob's snapshots carry (payload, attempts): only if its read_mask asks."""
+    paths = list(req.read_mask.paths)
+    if len(paths) > len(WATCH_FIELDS) * 2:
+        raise InvalidArgument("read_mask.paths", f"at most {len(WATCH_FIELDS) * 2} paths")
+    for i, path in enumerate(paths):
+        if path not in WATCH_FIELDS:
+            raise InvalidArgument(f"read_mask.paths[{i}]", f"{path[:200]!r}: must be one of {', '.join(WATCH_FIELDS)}")
+    return "payload" in paths, "attempts" in paths
 
 
 def queue_page(req: adm.ListQueuesRequest) -> tuple[int, str]:

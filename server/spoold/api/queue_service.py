@@ -281,8 +281,11 @@ class QueueService:
         await self._access.job(job_id)
         if self._hub is None:
             raise ShuttingDown("this server does not serve WatchJob")
+        payload, attempts = paging.watch_mask(request)
         async for job in self._hub.follow(job_id):
-            yield qs.WatchJobResponse(job=convert.job_proto(job), observed_at=convert.ts(datetime.now(UTC)))
+            shown = replace(job, payload=job.payload if payload else b"", attempts=job.attempts if attempts else ())
+            yield qs.WatchJobResponse(job=convert.job_proto(shown), observed_at=convert.ts(datetime.now(UTC)))
+
 
     @stream
     async def TailJobs(self, request: qs.TailJobsRequest, context: Context) -> AsyncIterator[qs.TailJobsResponse]:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
@@ -119,7 +120,10 @@ def routes(door: Door) -> list[BaseRoute]:
         return JSONResponse(views.job(answer.job))
 
     async def events(request: Request) -> Response:
-        message = qs.WatchJobRequest(job_id=request.path_params["job_id"])
+        # Each event is the job as GET shows it: payload and attempts included.
+        message = qs.WatchJobRequest(
+            job_id=request.path_params["job_id"], read_mask=FieldMask(paths=["payload", "attempts"])
+        )
         answers = door.stream(_SERVICE + "WatchJob", message, calls.current())
         first = await anext(answers)  # a refusal is an ordinary error answer, before the stream starts
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
