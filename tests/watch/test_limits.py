@@ -59,6 +59,7 @@ async def test_watchers_past_the_cap_are_refused_until_one_leaves(app: App, stub
     first, second = (stub.WatchJob(qs.WatchJobRequest(job_id=job.id)) for _ in range(2))
     await read(first)
     await read(second)
+    await wait_until(lambda: streams(app) == 2)
     third = stub.WatchJob(qs.WatchJobRequest(job_id=job.id))
     err = await expect_error(read(third), grpc.StatusCode.RESOURCE_EXHAUSTED, "WATCHERS_LIMIT_REACHED")
     assert "SPOOL_MAX_WATCHERS" in (err.details() or "")
