@@ -100,11 +100,12 @@ async def test_one_connection_holds_at_most_its_streams(
 
 
 @pytest.mark.parametrize("settings", [make_settings(grpc_max_concurrent_rpcs=2)])
-async def test_rpcs_past_the_process_limit_are_refused(stub: QueueServiceStub) -> None:
+async def test_rpcs_past_the_process_limit_are_refused(app: App, stub: QueueServiceStub) -> None:
     polls = [asyncio.ensure_future(stub.Lease(qs.LeaseRequest(queues=["none"], wait=seconds(30)))) for _ in range(2)]
+    assert app.leaser is not None
+    await wait_until(lambda: len(app.leaser._waiting) == 2)  # type: ignore[union-attr]  # both long polls served
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        for _ in range(50):  # until both long polls are being served
-            await stub.Lease(qs.LeaseRequest(queues=["none"]))
+        await stub.Lease(qs.LeaseRequest(queues=["none"]))
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     for p in polls:
         p.cancel()
