@@ -286,7 +286,6 @@ class QueueService:
             shown = replace(job, payload=job.payload if payload else b"", attempts=job.attempts if attempts else ())
             yield qs.WatchJobResponse(job=convert.job_proto(shown), observed_at=convert.ts(datetime.now(UTC)))
 
-
     @stream
     async def TailJobs(self, request: qs.TailJobsRequest, context: Context) -> AsyncIterator[qs.TailJobsResponse]:
         want = tail_convert.tail_filter(request, self._limits)
