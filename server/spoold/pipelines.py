@@ -57,6 +57,17 @@ class Pipeline:
     steps: tuple[Step, ...]
 
 
+@dataclass(frozen=True)
+class StepRetry:
+    """Fix and resume: a failed step runs again (with downstream, its descendants too), with a new
+    payload when content_type is set."""
+
+    job_id: int
+    downstream: bool = False
+    payload: bytes | None = None
+    content_type: str | None = None
+
+
 def ordered(steps: Sequence[NewStep], field: str = "steps") -> tuple[NewStep, ...]:
     """The steps with every parent before its children, else InvalidArgument naming the step: a
     duplicate name, an unknown parent, or a cycle. The given order is kept where it is one already."""

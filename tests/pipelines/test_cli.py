@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import spool
 from spool import step
 from spool.v1 import queue_service_pb2 as qs
@@ -50,3 +52,14 @@ async def test_pipeline_get_watch_pause_resume_cancel(cli: Spool, client: spool.
     assert watched.code == 0 and "pipeline cancelled" in watched.out
     missing = await cli("pipeline", "get", "999999")
     assert missing.code != 0 and "not found" in missing.err
+
+
+async def test_pipeline_retry_with_a_new_payload(cli: Spool, client: spool.AsyncClient) -> None:
+    p = await client.pipeline("export", [step("extract", max_attempts=1)])
+    (leased,) = await client.lease(["extract"], max_jobs=1)
+    bad = qs.NackRequest(job_id=leased.job.id, lease_token=leased.lease_token, retryable=False)
+    await client.stub.Nack(bad)
+    retried = await cli("pipeline", "retry", leased.job.id, '{"rows": 10}', "-o", "json")
+    assert retried.json()["state"] == "STATE_RUNNING"
+    assert json.loads((await client.get(leased.job.id)).payload) == {"rows": 10}
+    assert (await client.pipelines.get(p.id)).state == spool.Pipeline.STATE_RUNNING

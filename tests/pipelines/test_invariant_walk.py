@@ -1,4 +1,4 @@
-"""No impossible states: random walks of ack, fail, reap, cancel, requeue, pause and resume over
+"""No impossible states: random walks of ack, fail, reap, cancel, requeue, retry (fix and resume), pause and resume over
 pipelines, with the invariant checked from the rows after every step:
 
 - each step's waiting_on is the number of its parents that have not succeeded;
@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 
 import asyncpg
+import grpc
 import pytest
 
 from spool.v1 import job_pb2
@@ -56,7 +57,9 @@ def diamond(i: int) -> ps.EnqueuePipelineRequest:
 
 
 async def _act(rng: random.Random, app: App, stub: Stub, pipes: PStub, db: asyncpg.Connection, ids: list[str]) -> str:
-    action = rng.choice(["ack", "ack", "ack", "fail", "reap", "cancel", "cancel_job", "requeue", "pause", "resume"])
+    action = rng.choice(
+        ["ack", "ack", "ack", "fail", "reap", "cancel", "cancel_job", "requeue", "pause", "resume", "retry"]
+    )
     if action in ("ack", "fail", "reap"):
         leased = (await stub.Lease(qs.LeaseRequest(queues=["q"], max_jobs=1))).jobs
         if not leased:
@@ -85,6 +88,17 @@ async def _act(rng: random.Random, app: App, stub: Stub, pipes: PStub, db: async
         if not pending:
             return "cancel_job: none pending"
         await stub.CancelJob(qs.CancelJobRequest(job_id=str(rng.choice(pending)["id"])))
+    elif action == "retry":
+        finished = "SELECT id FROM spool.jobs WHERE pipeline_id = $1 AND state IN ('dead', 'cancelled', 'succeeded')"
+        done = await db.fetch(finished, int(pipeline_id))
+        if not done:
+            return "retry: nothing finished"
+        mode = rng.choice([ps.RetryStepRequest.MODE_FAILED_ONLY, ps.RetryStepRequest.MODE_DOWNSTREAM])
+        try:
+            await pipes.RetryStep(ps.RetryStepRequest(job_id=str(rng.choice(done)["id"]), mode=mode))
+        except grpc.aio.AioRpcError as err:  # a succeeded step alone, or a running one downstream
+            assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
+            return "retry: refused"
     else:
         done = await db.fetch(
             "SELECT id FROM spool.jobs WHERE pipeline_id = $1 AND state IN ('dead', 'cancelled')", int(pipeline_id)

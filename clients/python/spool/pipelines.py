@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Unpack
 
-from spool._convert import EnqueueOptions, decode_json, job_request, new_idempotency_key
+from spool._convert import EnqueueOptions, decode_json, encode, job_request, new_idempotency_key
 from spool.v1 import job_pb2
 from spool.v1 import pipeline_service_pb2 as ps
 from spool.v1.pipeline_service_pb2_grpc import PipelineServiceStub
@@ -65,6 +65,18 @@ def pipeline_request(
     return req
 
 
+def retry_request(job_id: str, payload: Any, downstream: bool) -> ps.RetryStepRequest:
+    """RetryStep: the step alone or with its downstream; `payload` (unless KEEP_PAYLOAD) replaces its payload."""
+    mode = ps.RetryStepRequest.MODE_DOWNSTREAM if downstream else ps.RetryStepRequest.MODE_FAILED_ONLY
+    req = ps.RetryStepRequest(job_id=job_id, mode=mode)
+    if payload is not KEEP_PAYLOAD:
+        req.payload, req.content_type = encode(payload)
+    return req
+
+
+KEEP_PAYLOAD: Any = object()
+
+
 def results(outcomes: Mapping[str, job_pb2.StepOutcome]) -> dict[str, Any]:
     """The parents' results by step name: decoded JSON, bytes as they are, None for no result."""
     out: dict[str, Any] = {}
@@ -99,6 +111,11 @@ class Pipelines:
     def cancel(self, pipeline_id: str) -> Pipeline:
         return self._call(self._stub.CancelPipeline, ps.CancelPipelineRequest(pipeline_id=pipeline_id)).pipeline  # type: ignore[no-any-return]
 
+    def retry(self, job_id: str, payload: Any = KEEP_PAYLOAD, *, downstream: bool = False) -> Pipeline:
+        """Fix and resume: the failed step runs again (with `payload` if given); with downstream,
+        the steps after it run again too. Finished steps keep their results."""
+        return self._call(self._stub.RetryStep, retry_request(job_id, payload, downstream)).pipeline  # type: ignore[no-any-return]
+
     def pause(self, pipeline_id: str) -> Pipeline:
         return self._call(self._stub.PausePipeline, ps.PausePipelineRequest(pipeline_id=pipeline_id)).pipeline  # type: ignore[no-any-return]
 
@@ -130,6 +147,11 @@ class AsyncPipelines:
     async def cancel(self, pipeline_id: str) -> Pipeline:
         req = ps.CancelPipelineRequest(pipeline_id=pipeline_id)
         return (await self._call(self._stub.CancelPipeline, req)).pipeline  # type: ignore[no-any-return]
+
+    async def retry(self, job_id: str, payload: Any = KEEP_PAYLOAD, *, downstream: bool = False) -> Pipeline:
+        """As Pipelines.retry."""
+        req = retry_request(job_id, payload, downstream)
+        return (await self._call(self._stub.RetryStep, req)).pipeline  # type: ignore[no-any-return]
 
     async def pause(self, pipeline_id: str) -> Pipeline:
         req = ps.PausePipelineRequest(pipeline_id=pipeline_id)

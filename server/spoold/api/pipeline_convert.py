@@ -16,8 +16,8 @@ from spoold.api import convert
 from spoold.api import validate as v
 from spoold.config import Settings
 from spoold.errors import InvalidArgument
-from spoold.model import Ack, FollowUp, JobState
-from spoold.pipelines import MAX_STEPS, NewPipeline, NewStep, Pipeline, PipelineState, ordered
+from spoold.model import JSON, Ack, FollowUp, JobState, is_json
+from spoold.pipelines import MAX_STEPS, NewPipeline, NewStep, Pipeline, PipelineState, StepRetry, ordered
 from spoold.store import rows
 
 # The most jobs one Ack may create.
@@ -122,3 +122,19 @@ def with_follow_ups(req: qs.AckRequest, ack: Ack, settings: Settings, prefix: st
         depends_on = tuple(dict.fromkeys(v.text(f"{at}depends_on[{j}]", d, 128) for j, d in enumerate(f.depends_on)))
         out.append(FollowUp(convert.new_job(f.job, settings, now, prefix=f"{at}job."), name, depends_on))
     return replace(ack, follow_ups=tuple(out))
+
+
+def step_retry(req: ps.RetryStepRequest, settings: Settings) -> StepRetry:
+    job_id = v.positive_id("job_id", req.job_id)
+    if req.mode not in ps.RetryStepRequest.Mode.values():
+        raise InvalidArgument("mode", f"unknown mode {req.mode}")
+    downstream = req.mode == ps.RetryStepRequest.MODE_DOWNSTREAM
+    if not req.HasField("payload"):
+        if req.content_type:
+            raise InvalidArgument("content_type", "only with a new payload")
+        return StepRetry(job_id, downstream)
+    content_type = v.text("content_type", req.content_type, 255) or JSON
+    payload = v.blob("payload", req.payload, settings.limits)
+    if is_json(content_type):
+        payload = v.json_document("payload", payload, settings.limits).encode()
+    return StepRetry(job_id, downstream, payload, content_type)

@@ -53,6 +53,12 @@ class PipelineService:
         self._visible(await self._store.get(pipeline_id))
         return ps.ResumePipelineResponse(pipeline=pc.pipeline_proto(await self._store.pause(pipeline_id, False)))
 
+    @unary
+    async def RetryStep(self, request: ps.RetryStepRequest, context: Context) -> ps.RetryStepResponse:
+        retry = pc.step_retry(request, self._settings)
+        await self._access.job(retry.job_id)
+        return ps.RetryStepResponse(pipeline=pc.pipeline_proto(self._visible(await self._store.retry(retry))))
+
     def _visible(self, p: Pipeline) -> Pipeline:
         """A caller sees a pipeline when it may see every step's queue; else it does not exist."""
         if not all(self._access.sees(s.job.queue) for s in p.steps):

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import asyncpg
 
-from spoold.errors import PipelineNotFound, WrongState
-from spoold.pipelines import NewPipeline, NewStep, Pipeline, PipelineState, Step
+from spoold.errors import JobNotFound, PipelineNotFound, WrongState
+from spoold.model import is_json
+from spoold.pipelines import NewPipeline, NewStep, Pipeline, PipelineState, Step, StepRetry
 from spoold.store import queries, rows
 from spoold.store.database import Connection, translated
 from spoold.store.jobs import JobStore, StepColumns
@@ -77,6 +78,31 @@ class PipelineStore:
                 await conn.execute(Q["park_ready_steps" if paused else "unpark_steps"], pipeline_id)
                 return await self._read(conn, pipeline_id)
 
+    async def retry(self, r: StepRetry) -> Pipeline:
+        """Fix and resume (RetryStep): the step, and with downstream its descendants, run again."""
+        with translated():
+            async with self.pool.acquire() as conn, conn.transaction():
+                step = await conn.fetchrow(Q["step_of"], r.job_id)
+                if step is None:
+                    raise JobNotFound(r.job_id, field="job_id")
+                if step["pipeline_id"] is None or step["on_failure"]:
+                    raise WrongState(f"job_id: job {r.job_id} is not a step that can be retried", field="job_id")
+                pipeline_id = step["pipeline_id"]
+                found = await conn.fetch(Q["retry_targets"], r.job_id, pipeline_id, r.downstream)
+                _check_retryable(r, found)
+                as_json = r.content_type is not None and is_json(r.content_type)
+                payload = r.payload if r.content_type is not None else None
+                await conn.execute(
+                    Q["retry_steps"],
+                    r.job_id,
+                    pipeline_id,
+                    r.downstream,
+                    payload.decode() if as_json and payload is not None else None,
+                    None if as_json else payload,
+                    r.content_type,
+                )
+                return await self._read(conn, pipeline_id)
+
     async def _read(self, conn: Connection, pipeline_id: int, with_attempts: bool = True) -> Pipeline:
         head = await conn.fetchrow(Q["get_pipeline"], pipeline_id)
         if head is None:
@@ -106,6 +132,17 @@ class PipelineStore:
             created_at=head["created_at"],
             steps=tuple(steps),
         )
+
+
+def _check_retryable(r: StepRetry, found: Sequence[asyncpg.Record]) -> None:
+    allowed = ("dead", "cancelled", "succeeded") if r.downstream else ("dead", "cancelled")
+    for row in found:
+        state = row["state"]
+        if row["id"] == r.job_id and state not in allowed:
+            mode = "with its downstream" if r.downstream else "alone"
+            raise WrongState(f"job_id: step {r.job_id} is {state.upper()}: it cannot be retried {mode}", field="job_id")
+        if row["id"] != r.job_id and state == "running":
+            raise WrongState(f"job_id: step {row['id']} downstream is RUNNING; retry once it ends", field="job_id")
 
 
 async def parents_of(pool: asyncpg.Pool, claimed: Sequence[JobRow]) -> ParentRows:

@@ -3,6 +3,7 @@ its steps, parents first, with their states."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import click
@@ -14,7 +15,7 @@ from spool._convert import job_status
 from spool.cli import _render as render
 from spool.cli._base import OK, Cli, SpoolGroup, examples, pass_cli
 from spool.cli._text import clean, clock, took
-from spool.pipelines import Pipeline
+from spool.pipelines import KEEP_PAYLOAD, Pipeline
 
 _STATES = {v: k.removeprefix("STATE_").lower() for k, v in Pipeline.State.items()}
 _PIPELINE_STYLES = {"running": "magenta", "succeeded": "green", "failed": "bold red", "cancelled": "dim"}
@@ -51,7 +52,7 @@ def pipeline_detail(p: Pipeline) -> RenderableType:
     return Group(head, Text(""), table)
 
 
-@click.group("pipeline", short_help="Pipelines: get, watch, pause, resume, cancel.", cls=SpoolGroup)
+@click.group("pipeline", short_help="Pipelines: get, watch, retry, pause, resume, cancel.", cls=SpoolGroup)
 def pipeline() -> None:
     """A pipeline and its steps (docs/pipelines.md)."""
 
@@ -86,6 +87,23 @@ def watch(cli: Cli, /, pipeline_id: str, interval: float) -> int:
             cli.out.emit(Text(f"{clock()}  pipeline ").append_text(pipeline_state(p)), p)
             return OK
         time.sleep(interval)
+
+
+@pipeline.command(
+    "retry",
+    short_help="Fix and resume a failed step.",
+    epilog=examples("spool pipeline retry 42", "spool pipeline retry 42 '{\"rows\": 10}' --downstream"),
+)
+@click.argument("job_id")
+@click.argument("payload", required=False)
+@click.option("--downstream", is_flag=True, help="The steps after it run again too.")
+@pass_cli
+def retry(cli: Cli, /, job_id: str, payload: str | None, downstream: bool) -> int:
+    """Run step JOB_ID again (with PAYLOAD, JSON, if given), keeping every finished step's result."""
+    value = json.loads(payload) if payload is not None else KEEP_PAYLOAD
+    p = cli.client.pipelines.retry(job_id, value, downstream=downstream)
+    cli.out.emit(pipeline_detail(p), p)
+    return OK
 
 
 def _action(name: str, verb: str) -> None:

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .pipeline_service_pb2 import CancelPipelineRequest, CancelPipelineResponse, EnqueuePipelineRequest, EnqueuePipelineResponse, GetPipelineRequest, GetPipelineResponse, PausePipelineRequest, PausePipelineResponse, ResumePipelineRequest, ResumePipelineResponse
+from .pipeline_service_pb2 import CancelPipelineRequest, CancelPipelineResponse, EnqueuePipelineRequest, EnqueuePipelineResponse, GetPipelineRequest, GetPipelineResponse, PausePipelineRequest, PausePipelineResponse, ResumePipelineRequest, ResumePipelineResponse, RetryStepRequest, RetryStepResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -72,6 +72,13 @@ class PipelineService(Protocol):
     async def resume_pipeline(self, request: ResumePipelineRequest, ctx: RequestContext[ResumePipelineRequest, ResumePipelineResponse], /) -> ResumePipelineResponse:
         """
         Makes ready again the steps whose parents have all succeeded.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def retry_step(self, request: RetryStepRequest, ctx: RequestContext[RetryStepRequest, RetryStepResponse], /) -> RetryStepResponse:
+        """
+        Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+        finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -143,6 +150,17 @@ class PipelineServiceASGIApplication(ConnectASGIApplication[PipelineService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.resume_pipeline,
+                ),
+                "/spool.v1.PipelineService/RetryStep": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RetryStep",
+                        service_name="spool.v1.PipelineService",
+                        input=RetryStepRequest,
+                        output=RetryStepResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.retry_step,
                 ),
             },
             interceptors=interceptors,
@@ -304,6 +322,30 @@ class PipelineServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def retry_step(
+        self,
+        request: RetryStepRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> RetryStepResponse:
+        """
+        Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+        finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RetryStep",
+                service_name="spool.v1.PipelineService",
+                input=RetryStepRequest,
+                output=RetryStepResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class PipelineServiceSync(Protocol):
     """
@@ -340,6 +382,13 @@ class PipelineServiceSync(Protocol):
     def resume_pipeline(self, request: ResumePipelineRequest, ctx: RequestContext[ResumePipelineRequest, ResumePipelineResponse], /) -> ResumePipelineResponse:
         """
         Makes ready again the steps whose parents have all succeeded.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def retry_step(self, request: RetryStepRequest, ctx: RequestContext[RetryStepRequest, RetryStepResponse], /) -> RetryStepResponse:
+        """
+        Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+        finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -409,6 +458,17 @@ class PipelineServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.resume_pipeline,
+                ),
+                "/spool.v1.PipelineService/RetryStep": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RetryStep",
+                        service_name="spool.v1.PipelineService",
+                        input=RetryStepRequest,
+                        output=RetryStepResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.retry_step,
                 ),
             },
             interceptors=interceptors,
@@ -564,6 +624,30 @@ class PipelineServiceClientSync(ConnectClientSync):
                 service_name="spool.v1.PipelineService",
                 input=ResumePipelineRequest,
                 output=ResumePipelineResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def retry_step(
+        self,
+        request: RetryStepRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> RetryStepResponse:
+        """
+        Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+        finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RetryStep",
+                service_name="spool.v1.PipelineService",
+                input=RetryStepRequest,
+                output=RetryStepResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

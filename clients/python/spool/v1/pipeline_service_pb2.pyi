@@ -383,3 +383,80 @@ class ResumePipelineResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResumePipelineResponse: _TypeAlias = ResumePipelineResponse  # noqa: Y015
+
+@_typing.final
+class RetryStepRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Mode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RetryStepRequest._Mode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MODE_UNSPECIFIED: RetryStepRequest._Mode.ValueType  # 0
+        """RETRY_MODE_FAILED_ONLY."""
+        MODE_FAILED_ONLY: RetryStepRequest._Mode.ValueType  # 1
+        """The step only (DEAD or CANCELLED); its waiting descendants follow as usual."""
+        MODE_DOWNSTREAM: RetryStepRequest._Mode.ValueType  # 2
+        """The step (DEAD, CANCELLED or SUCCEEDED) and every step downstream of it, whatever they
+        did: each waits for its parents again and runs again. None of them may be RUNNING.
+        """
+
+    class Mode(_Mode, metaclass=_ModeEnumTypeWrapper): ...
+    MODE_UNSPECIFIED: RetryStepRequest.Mode.ValueType  # 0
+    """RETRY_MODE_FAILED_ONLY."""
+    MODE_FAILED_ONLY: RetryStepRequest.Mode.ValueType  # 1
+    """The step only (DEAD or CANCELLED); its waiting descendants follow as usual."""
+    MODE_DOWNSTREAM: RetryStepRequest.Mode.ValueType  # 2
+    """The step (DEAD, CANCELLED or SUCCEEDED) and every step downstream of it, whatever they
+    did: each waits for its parents again and runs again. None of them may be RUNNING.
+    """
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The step's job id."""
+    mode: Global___RetryStepRequest.Mode.ValueType
+    payload: _builtins.bytes
+    """A new payload for the step (content_type as in EnqueueRequest); unset keeps its payload."""
+    content_type: _builtins.str
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        mode: Global___RetryStepRequest.Mode.ValueType = ...,
+        payload: _builtins.bytes | None = ...,
+        content_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_payload", b"_payload", "payload", b"payload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_payload", b"_payload", "content_type", b"content_type", "job_id", b"job_id", "mode", b"mode", "payload", b"payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__payload: _TypeAlias = _typing.Literal["payload"]  # noqa: Y015
+    _WhichOneofArgType__payload: _TypeAlias = _typing.Literal["_payload", b"_payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__payload) -> _WhichOneofReturnType__payload | None: ...
+
+Global___RetryStepRequest: _TypeAlias = RetryStepRequest  # noqa: Y015
+
+@_typing.final
+class RetryStepResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pipeline(self) -> Global___Pipeline: ...
+    def __init__(
+        self,
+        *,
+        pipeline: Global___Pipeline | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pipeline", b"pipeline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pipeline", b"pipeline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryStepResponse: _TypeAlias = RetryStepResponse  # noqa: Y015

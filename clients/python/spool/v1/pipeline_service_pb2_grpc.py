@@ -61,6 +61,11 @@ class PipelineServiceStub:
                 request_serializer=spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineResponse.FromString,
                 _registered_method=True)
+        self.RetryStep = channel.unary_unary(
+                '/spool.v1.PipelineService/RetryStep',
+                request_serializer=spool_dot_v1_dot_pipeline__service__pb2.RetryStepRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_pipeline__service__pb2.RetryStepResponse.FromString,
+                _registered_method=True)
 
 
 class PipelineServiceServicer:
@@ -106,6 +111,14 @@ class PipelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryStep(self, request, context):
+        """Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+        finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PipelineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +146,11 @@ def add_PipelineServiceServicer_to_server(servicer, server):
                     servicer.ResumePipeline,
                     request_deserializer=spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineRequest.FromString,
                     response_serializer=spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineResponse.SerializeToString,
+            ),
+            'RetryStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryStep,
+                    request_deserializer=spool_dot_v1_dot_pipeline__service__pb2.RetryStepRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_pipeline__service__pb2.RetryStepResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +290,33 @@ class PipelineService:
             '/spool.v1.PipelineService/ResumePipeline',
             spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineRequest.SerializeToString,
             spool_dot_v1_dot_pipeline__service__pb2.ResumePipelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.PipelineService/RetryStep',
+            spool_dot_v1_dot_pipeline__service__pb2.RetryStepRequest.SerializeToString,
+            spool_dot_v1_dot_pipeline__service__pb2.RetryStepResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,10 @@ class PipelineServiceStub:
     """
     ResumePipeline: _grpc.UnaryUnaryMultiCallable[_pipeline_service_pb2.ResumePipelineRequest, _pipeline_service_pb2.ResumePipelineResponse]
     """Makes ready again the steps whose parents have all succeeded."""
+    RetryStep: _grpc.UnaryUnaryMultiCallable[_pipeline_service_pb2.RetryStepRequest, _pipeline_service_pb2.RetryStepResponse]
+    """Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+    finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+    """
 
 @_typing.type_check_only
 class PipelineServiceAsyncStub(PipelineServiceStub):
@@ -75,6 +79,10 @@ class PipelineServiceAsyncStub(PipelineServiceStub):
     """
     ResumePipeline: _aio.UnaryUnaryMultiCallable[_pipeline_service_pb2.ResumePipelineRequest, _pipeline_service_pb2.ResumePipelineResponse]  # type: ignore[assignment]
     """Makes ready again the steps whose parents have all succeeded."""
+    RetryStep: _aio.UnaryUnaryMultiCallable[_pipeline_service_pb2.RetryStepRequest, _pipeline_service_pb2.RetryStepResponse]  # type: ignore[assignment]
+    """Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+    finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+    """
 
 class PipelineServiceServicer(metaclass=_abc_1.ABCMeta):
     """Pipelines: DAGs of steps in which each step is a job with its own queue, payload and retry
@@ -126,5 +134,15 @@ class PipelineServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_pipeline_service_pb2.ResumePipelineResponse, _abc.Awaitable[_pipeline_service_pb2.ResumePipelineResponse]]:
         """Makes ready again the steps whose parents have all succeeded."""
+
+    @_abc_1.abstractmethod
+    def RetryStep(
+        self,
+        request: _pipeline_service_pb2.RetryStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_service_pb2.RetryStepResponse, _abc.Awaitable[_pipeline_service_pb2.RetryStepResponse]]:
+        """Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+        finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+        """
 
 def add_PipelineServiceServicer_to_server(servicer: PipelineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -81,3 +81,51 @@ WITH freed AS (
     RETURNING queue
 )
 SELECT count(pg_notify('spool_ready', q.queue)) FROM (SELECT DISTINCT queue FROM freed) AS q
+
+-- name: retry_steps
+-- Fix and resume: step $1 of pipeline $2 (and with $3 every step downstream of it) runs again with
+-- a fresh attempt budget. Each waits for its parents again: those outside the set that have not
+-- succeeded, and those inside it. With $6 (a content type) the step takes the new payload ($4 as
+-- JSON text, or $5 as bytes). Freed steps wake the Lease waiters of their queues.
+WITH RECURSIVE down AS (
+    SELECT $1::bigint AS id
+    UNION
+    SELECT c.id FROM spool.jobs c JOIN down ON down.id = ANY(c.parent_ids)
+    WHERE $3::boolean AND c.pipeline_id = $2::bigint
+), counted AS (
+    SELECT j.id, (SELECT count(*) FROM spool.jobs q WHERE q.id = ANY(j.parent_ids)
+                  AND (q.state <> 'succeeded' OR q.id IN (SELECT id FROM down)))::integer AS waits
+    FROM spool.jobs j WHERE j.id IN (SELECT id FROM down)
+), retried AS (
+    UPDATE spool.jobs j SET
+        state = CASE WHEN c.waits > 0 OR pl.paused THEN 'waiting' ELSE 'pending' END::spool.job_state,
+        waiting_on = c.waits,
+        attempt = 0,
+        requeues = j.requeues + 1,
+        run_at = now(),
+        cancel_requested = false,
+        finished_at = NULL,
+        updated_at = now(),
+        payload_json = CASE WHEN j.id = $1 AND $6::text IS NOT NULL THEN $4::jsonb ELSE j.payload_json END,
+        payload_bytes = CASE WHEN j.id = $1 AND $6::text IS NOT NULL THEN $5::bytea ELSE j.payload_bytes END,
+        content_type = CASE WHEN j.id = $1 AND $6::text IS NOT NULL THEN $6::text ELSE j.content_type END
+    FROM counted c, spool.pipelines pl
+    WHERE j.id = c.id AND pl.id = $2::bigint
+    RETURNING j.queue, j.state
+)
+SELECT count(pg_notify('spool_ready', q.queue)) FROM (SELECT DISTINCT queue FROM retried WHERE state = 'pending') AS q
+
+-- name: retry_targets
+-- The step and (with $3) its descendants, locked, with their states, before retry_steps.
+WITH RECURSIVE down AS (
+    SELECT $1::bigint AS id
+    UNION
+    SELECT c.id FROM spool.jobs c JOIN down ON down.id = ANY(c.parent_ids)
+    WHERE $3::boolean AND c.pipeline_id = $2::bigint
+)
+SELECT j.id, j.state FROM spool.jobs j WHERE j.id IN (SELECT id FROM down) ORDER BY j.id FOR UPDATE
+
+-- name: step_of
+SELECT j.pipeline_id, j.id = p.on_failure_id AS on_failure
+FROM spool.jobs j LEFT JOIN spool.pipelines p ON p.id = j.pipeline_id
+WHERE j.id = $1

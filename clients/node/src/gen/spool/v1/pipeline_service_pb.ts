@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/pipeline_service.proto.
  */
 export const file_spool_v1_pipeline_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zcG9vbC92MS9waXBlbGluZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSK8AgoIUGlwZWxpbmUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRInCgVzdGF0ZRgDIAEoDjIYLnNwb29sLnYxLlBpcGVsaW5lLlN0YXRlEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIOCgZwYXVzZWQYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFc3RlcHMYByADKAsyFi5zcG9vbC52MS5QaXBlbGluZVN0ZXAibQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEwoPU1RBVEVfU1VDQ0VFREVEEAISEAoMU1RBVEVfRkFJTEVEEAMSEwoPU1RBVEVfQ0FOQ0VMTEVEEAQiYAoMUGlwZWxpbmVTdGVwEgwKBG5hbWUYASABKAkSEgoKZGVwZW5kc19vbhgCIAMoCRIaCgNqb2IYAyABKAsyDS5zcG9vbC52MS5Kb2ISEgoKb25fZmFpbHVyZRgEIAEoCCJTCghTdGVwU3BlYxIMCgRuYW1lGAEgASgJEhIKCmRlcGVuZHNfb24YAiADKAkSJQoDam9iGAMgASgLMhguc3Bvb2wudjEuRW5xdWV1ZVJlcXVlc3QiigEKFkVucXVldWVQaXBlbGluZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIhCgVzdGVwcxgCIAMoCzISLnNwb29sLnYxLlN0ZXBTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRImCgpvbl9mYWlsdXJlGAQgASgLMhIuc3Bvb2wudjEuU3RlcFNwZWMiVQoXRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiKQoSR2V0UGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIjsKE0dldFBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZSIsChVDYW5jZWxQaXBlbGluZVJlcXVlc3QSEwoLcGlwZWxpbmVfaWQYASABKAkiPgoWQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIisKFFBhdXNlUGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIj0KFVBhdXNlUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIiwKFVJlc3VtZVBpcGVsaW5lUmVxdWVzdBITCgtwaXBlbGluZV9pZBgBIAEoCSI+ChZSZXN1bWVQaXBlbGluZVJlc3BvbnNlEiQKCHBpcGVsaW5lGAEgASgLMhIuc3Bvb2wudjEuUGlwZWxpbmUysQMKD1BpcGVsaW5lU2VydmljZRJWCg9FbnF1ZXVlUGlwZWxpbmUSIC5zcG9vbC52MS5FbnF1ZXVlUGlwZWxpbmVSZXF1ZXN0GiEuc3Bvb2wudjEuRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USSgoLR2V0UGlwZWxpbmUSHC5zcG9vbC52MS5HZXRQaXBlbGluZVJlcXVlc3QaHS5zcG9vbC52MS5HZXRQaXBlbGluZVJlc3BvbnNlElMKDkNhbmNlbFBpcGVsaW5lEh8uc3Bvb2wudjEuQ2FuY2VsUGlwZWxpbmVSZXF1ZXN0GiAuc3Bvb2wudjEuQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRJQCg1QYXVzZVBpcGVsaW5lEh4uc3Bvb2wudjEuUGF1c2VQaXBlbGluZVJlcXVlc3QaHy5zcG9vbC52MS5QYXVzZVBpcGVsaW5lUmVzcG9uc2USUwoOUmVzdW1lUGlwZWxpbmUSHy5zcG9vbC52MS5SZXN1bWVQaXBlbGluZVJlcXVlc3QaIC5zcG9vbC52MS5SZXN1bWVQaXBlbGluZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_queue_service]);
+  fileDesc("Ch9zcG9vbC92MS9waXBlbGluZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSK8AgoIUGlwZWxpbmUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRInCgVzdGF0ZRgDIAEoDjIYLnNwb29sLnYxLlBpcGVsaW5lLlN0YXRlEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIOCgZwYXVzZWQYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFc3RlcHMYByADKAsyFi5zcG9vbC52MS5QaXBlbGluZVN0ZXAibQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEwoPU1RBVEVfU1VDQ0VFREVEEAISEAoMU1RBVEVfRkFJTEVEEAMSEwoPU1RBVEVfQ0FOQ0VMTEVEEAQiYAoMUGlwZWxpbmVTdGVwEgwKBG5hbWUYASABKAkSEgoKZGVwZW5kc19vbhgCIAMoCRIaCgNqb2IYAyABKAsyDS5zcG9vbC52MS5Kb2ISEgoKb25fZmFpbHVyZRgEIAEoCCJTCghTdGVwU3BlYxIMCgRuYW1lGAEgASgJEhIKCmRlcGVuZHNfb24YAiADKAkSJQoDam9iGAMgASgLMhguc3Bvb2wudjEuRW5xdWV1ZVJlcXVlc3QiigEKFkVucXVldWVQaXBlbGluZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIhCgVzdGVwcxgCIAMoCzISLnNwb29sLnYxLlN0ZXBTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRImCgpvbl9mYWlsdXJlGAQgASgLMhIuc3Bvb2wudjEuU3RlcFNwZWMiVQoXRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiKQoSR2V0UGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIjsKE0dldFBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZSIsChVDYW5jZWxQaXBlbGluZVJlcXVlc3QSEwoLcGlwZWxpbmVfaWQYASABKAkiPgoWQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIisKFFBhdXNlUGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIj0KFVBhdXNlUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIiwKFVJlc3VtZVBpcGVsaW5lUmVxdWVzdBITCgtwaXBlbGluZV9pZBgBIAEoCSI+ChZSZXN1bWVQaXBlbGluZVJlc3BvbnNlEiQKCHBpcGVsaW5lGAEgASgLMhIuc3Bvb2wudjEuUGlwZWxpbmUi0gEKEFJldHJ5U3RlcFJlcXVlc3QSDgoGam9iX2lkGAEgASgJEi0KBG1vZGUYAiABKA4yHy5zcG9vbC52MS5SZXRyeVN0ZXBSZXF1ZXN0Lk1vZGUSFAoHcGF5bG9hZBgDIAEoDEgAiAEBEhQKDGNvbnRlbnRfdHlwZRgEIAEoCSJHCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIUChBNT0RFX0ZBSUxFRF9PTkxZEAESEwoPTU9ERV9ET1dOU1RSRUFNEAJCCgoIX3BheWxvYWQiOQoRUmV0cnlTdGVwUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZTL3AwoPUGlwZWxpbmVTZXJ2aWNlElYKD0VucXVldWVQaXBlbGluZRIgLnNwb29sLnYxLkVucXVldWVQaXBlbGluZVJlcXVlc3QaIS5zcG9vbC52MS5FbnF1ZXVlUGlwZWxpbmVSZXNwb25zZRJKCgtHZXRQaXBlbGluZRIcLnNwb29sLnYxLkdldFBpcGVsaW5lUmVxdWVzdBodLnNwb29sLnYxLkdldFBpcGVsaW5lUmVzcG9uc2USUwoOQ2FuY2VsUGlwZWxpbmUSHy5zcG9vbC52MS5DYW5jZWxQaXBlbGluZVJlcXVlc3QaIC5zcG9vbC52MS5DYW5jZWxQaXBlbGluZVJlc3BvbnNlElAKDVBhdXNlUGlwZWxpbmUSHi5zcG9vbC52MS5QYXVzZVBpcGVsaW5lUmVxdWVzdBofLnNwb29sLnYxLlBhdXNlUGlwZWxpbmVSZXNwb25zZRJTCg5SZXN1bWVQaXBlbGluZRIfLnNwb29sLnYxLlJlc3VtZVBpcGVsaW5lUmVxdWVzdBogLnNwb29sLnYxLlJlc3VtZVBpcGVsaW5lUmVzcG9uc2USRAoJUmV0cnlTdGVwEhouc3Bvb2wudjEuUmV0cnlTdGVwUmVxdWVzdBobLnNwb29sLnYxLlJldHJ5U3RlcFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_queue_service]);
 
 /**
  * A run of a DAG of steps.
@@ -393,6 +393,92 @@ export const ResumePipelineResponseSchema: GenMessage<ResumePipelineResponse> = 
   messageDesc(file_spool_v1_pipeline_service, 12);
 
 /**
+ * @generated from message spool.v1.RetryStepRequest
+ */
+export type RetryStepRequest = Message<"spool.v1.RetryStepRequest"> & {
+  /**
+   * The step's job id.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: spool.v1.RetryStepRequest.Mode mode = 2;
+   */
+  mode: RetryStepRequest_Mode;
+
+  /**
+   * A new payload for the step (content_type as in EnqueueRequest); unset keeps its payload.
+   *
+   * @generated from field: optional bytes payload = 3;
+   */
+  payload?: Uint8Array | undefined;
+
+  /**
+   * @generated from field: string content_type = 4;
+   */
+  contentType: string;
+};
+
+/**
+ * Describes the message spool.v1.RetryStepRequest.
+ * Use `create(RetryStepRequestSchema)` to create a new message.
+ */
+export const RetryStepRequestSchema: GenMessage<RetryStepRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 13);
+
+/**
+ * @generated from enum spool.v1.RetryStepRequest.Mode
+ */
+export enum RetryStepRequest_Mode {
+  /**
+   * RETRY_MODE_FAILED_ONLY.
+   *
+   * @generated from enum value: MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The step only (DEAD or CANCELLED); its waiting descendants follow as usual.
+   *
+   * @generated from enum value: MODE_FAILED_ONLY = 1;
+   */
+  FAILED_ONLY = 1,
+
+  /**
+   * The step (DEAD, CANCELLED or SUCCEEDED) and every step downstream of it, whatever they
+   * did: each waits for its parents again and runs again. None of them may be RUNNING.
+   *
+   * @generated from enum value: MODE_DOWNSTREAM = 2;
+   */
+  DOWNSTREAM = 2,
+}
+
+/**
+ * Describes the enum spool.v1.RetryStepRequest.Mode.
+ */
+export const RetryStepRequest_ModeSchema: GenEnum<RetryStepRequest_Mode> = /*@__PURE__*/
+  enumDesc(file_spool_v1_pipeline_service, 13, 0);
+
+/**
+ * @generated from message spool.v1.RetryStepResponse
+ */
+export type RetryStepResponse = Message<"spool.v1.RetryStepResponse"> & {
+  /**
+   * @generated from field: spool.v1.Pipeline pipeline = 1;
+   */
+  pipeline?: Pipeline | undefined;
+};
+
+/**
+ * Describes the message spool.v1.RetryStepResponse.
+ * Use `create(RetryStepResponseSchema)` to create a new message.
+ */
+export const RetryStepResponseSchema: GenMessage<RetryStepResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 14);
+
+/**
  * Pipelines: DAGs of steps in which each step is a job with its own queue, payload and retry
  * policy, and only a failed step runs again. See docs/pipelines.md.
  *
@@ -451,6 +537,17 @@ export const PipelineService: GenService<{
     methodKind: "unary";
     input: typeof ResumePipelineRequestSchema;
     output: typeof ResumePipelineResponseSchema;
+  },
+  /**
+   * Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
+   * finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+   *
+   * @generated from rpc spool.v1.PipelineService.RetryStep
+   */
+  retryStep: {
+    methodKind: "unary";
+    input: typeof RetryStepRequestSchema;
+    output: typeof RetryStepResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spool_v1_pipeline_service, 0);
