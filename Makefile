@@ -26,7 +26,7 @@ run: $(BIN)/.installed ## serve on 127.0.0.1:50051 (embedded PostgreSQL unless S
 	@echo "spool command: $(BIN)/spool --help (or: source $(BIN)/activate, then spool)"
 	@$(BIN)/spoold
 
-test: check pytest node-test chaos ## every check, then every test (the chaos suite last)
+test: check pytest node-test promtool chaos ## every check, then every test (the chaos suite last)
 
 pytest: $(BIN)/.installed ## the Python test suite (SPOOL_TEST_DATABASE_URL, or an embedded PostgreSQL)
 	$(BIN)/pytest
@@ -81,13 +81,18 @@ format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format $(PYSRC)
 	$(BIN)/ruff check --fix $(PYSRC)
 
-.PHONY: help install run test pytest chaos chaos-long screenshots check lint typecheck proto gen snapshot verify baseline bench format node-install node-test
+.PHONY: help install run test pytest chaos chaos-long screenshots check lint typecheck proto gen snapshot verify baseline bench format node-install node-test promtool
 
 $(NODE_STAMP): $(NODE)/package.json $(NODE)/package-lock.json
 	cd $(NODE) && npm ci --no-audit --no-fund
 	touch $@
 
 node-install: $(NODE_STAMP) ## install the Node client's pinned dependencies (npm ci)
+
+promtool: ## test the alert rules in deploy/prometheus with promtool (Debian package prometheus)
+	@command -v promtool >/dev/null || { echo "promtool not found: install Debian's prometheus package (.ci/run does)"; exit 1; }
+	promtool check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
 
 node-test: $(BIN)/.installed $(NODE_STAMP) ## compile the Node client (tsc, strict) and run its tests against a live spoold
 	cd $(NODE) && npm test

@@ -37,6 +37,12 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> Settings:
         help=f"HTTP/JSON port on the same host: Connect, REST, /healthz (default {settings.http_port}; 0: none)",
     )
     p.add_argument(
+        "--metrics-public",
+        action="store_true",
+        default=None,
+        help="serve /metrics without a key, even where keys are required (SPOOL_METRICS_PUBLIC)",
+    )
+    p.add_argument(
         "--auth",
         choices=("auto", "required", "off"),
         help="API keys: auto (the default) requires them unless --host is loopback",

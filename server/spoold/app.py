@@ -16,6 +16,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from starlette.routing import BaseRoute
 
 from spool.v1 import (
     admin_service_pb2,
@@ -31,6 +32,7 @@ from spoold.api.access import Access
 from spoold.api.admin_service import AdminService
 from spoold.api.auth import AuthGuard
 from spoold.api.decoding import DecodeGuard
+from spoold.api.metering import RpcMeter
 from spoold.api.pipeline_service import PipelineService
 from spoold.api.queue_service import QueueService
 from spoold.api.starting import Deferred, StartGate
@@ -45,7 +47,10 @@ from spoold.http.door import Door
 from spoold.http.server import FLAG as HTTP_FLAG
 from spoold.http.server import HttpServer
 from spoold.leasing import Leaser
-from spoold.loops import BulkRunner, Loop, Pruner, Reaper, Scheduler, Watchdog
+from spoold.loops import BulkRunner, Counts, Loop, Pruner, Reaper, Scheduler, Watchdog
+from spoold.metrics import Metrics, endpoint
+from spoold.metrics.gauges import QueueGauges
+from spoold.metrics.process import LoopCollector, PoolCollector
 from spoold.model import JobDefaults, Retention
 from spoold.notify import KEYS, Listener
 from spoold.queue_limit import QueueLimit
@@ -96,6 +101,7 @@ class App:
     gate: Gate | None = None
     http: HttpServer | None = None
     feed: QueueFeed | None = None
+    metrics: Metrics | None = None
     serving: bool = False
     _subscriptions: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     # Outermost interceptors, before authentication (tests put fault injection here).
@@ -119,10 +125,19 @@ class App:
             return self.port
         s = self.settings
         self.gate = self.check()
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            self.starting,
+            *self.interceptors,
+            AuthGuard(self.gate),
+            DecodeGuard(),
+        ]
+        if s.metrics:  # first: it counts what the key check refuses too
+            self.metrics = Metrics()
+            interceptors.insert(0, RpcMeter(self.metrics.rpc))
         self.server = grpc.aio.server(
             options=[*listening.transport_options(s), *listening.OPTIONS],
             maximum_concurrent_rpcs=s.grpc_max_concurrent_rpcs or None,
-            interceptors=[self.starting, *self.interceptors, AuthGuard(self.gate), DecodeGuard()],
+            interceptors=interceptors,
         )
         self.port = listening.bind(self.server, s)
         if s.http_port:
@@ -166,6 +181,9 @@ class App:
             s.limits.max_attempt_log_chars,
             s.limits.max_releases,
         )
+        assert self.searches is not None
+        queues = QueueStore(self.pool, self.searches)
+        self._meter(queues)
         self.listener = Listener(self.dsn)
         await self.listener.start()
         self.leaser = Leaser(self.store, self.listener, s.lease_poll_interval.total_seconds())
@@ -176,6 +194,7 @@ class App:
             Reaper(self.store, s.reaper_interval.total_seconds(), s.reaper_batch),
             Pruner(RetentionStore(self.pool), s.pruner_interval.total_seconds(), s.pruner_batch, retention),
             Scheduler(schedules, firer, s.scheduler_interval.total_seconds()),
+            Counts(queues, s.counts_interval.total_seconds()),
         ]
         assert self.searches is not None
         bulk = BulkStore(self.pool, self.searches)
@@ -187,7 +206,6 @@ class App:
         keys = KeyStore(self.pool)
         self._keep_keys_checked(keys)
         access = Access(keys)
-        queues = QueueStore(self.pool, self.searches)
         limit = QueueLimit(queues, s.limits.max_queues)
         services = {
             QUEUE_SERVICE: QueueService(
@@ -211,8 +229,12 @@ class App:
             admin = cast(AdminService, services[ADMIN_SERVICE])
             self.feed = QueueFeed(admin.ListQueues, admin.GetQueueActivity, s.console_feed_interval.total_seconds())
             self.loops.append(self.feed)
-            extra = console.routes(self.gate, s, self.feed)
-            self.http.start(asgi.build(Door(self.gate, services), s, self._live, self._ready, extra))
+            rpc = self.metrics.rpc if self.metrics is not None else None
+            extra: list[BaseRoute] = (
+                [endpoint.route(self.metrics.render, self.gate, s.metrics_public)] if self.metrics else []
+            )
+            extra += console.routes(self.gate, s, self.feed)
+            self.http.start(asgi.build(Door(self.gate, services, rpc), s, self._live, self._ready, extra))
         await self._set_serving(True)
         self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]
@@ -247,6 +269,17 @@ class App:
         except Exception:  # any failure to answer is "not ready"
             log.debug("readiness: the database did not answer", exc_info=True)
             return False
+
+    def _meter(self, queues: QueueStore) -> None:
+        """Points the metrics (when on) at what they count and read: jobs, loops, pool, queue gauges."""
+        if self.metrics is None or self.store is None:
+            return
+        store = self.store
+        store.metrics = self.metrics.jobs
+        self.metrics.add(LoopCollector(lambda: self.loops))
+        self.metrics.add(PoolCollector(lambda: self.pool, lambda: store.queued))
+        gauges = QueueGauges(queues)
+        self.metrics.add(gauges, gauges.refresh)
 
     def _keep_keys_checked(self, keys: KeyStore) -> None:
         """The key verifier, its cache kept honest by NOTIFY, and its last_used_at bookkeeping."""

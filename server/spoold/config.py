@@ -78,6 +78,10 @@ class Settings:
     # The HTTP/JSON door (Connect for every RPC, the REST routes, /healthz, /readyz) on the same
     # host, with the same keys and TLS; 0 turns it off.
     http_port: int = 8080
+    # Prometheus metrics at /metrics on the HTTP port (docs/observability.md); off: no counting at all.
+    metrics: bool = True
+    # /metrics without a key even where keys are required (else: a read key covering every queue).
+    metrics_public: bool = False
     # Origins a browser may call the HTTP port from, comma-separated ("*": any); none by default.
     http_cors_origins: str = ""
     # A request's headers must all arrive within this (and an idle keep-alive connection is closed after it).
@@ -117,6 +121,9 @@ class Settings:
     # A fire time this far behind when a scheduler first sees it was missed (no server ran the
     # schedule): the schedule's catch-up policy decides whether it still fires.
     schedule_grace: timedelta = timedelta(seconds=10)
+    # How often the per-statement queue count deltas are folded together (migration 0018): it
+    # bounds the rows a queue-stats read sums, not its accuracy.
+    counts_interval: timedelta = timedelta(seconds=1)
     pruner_interval: timedelta = timedelta(seconds=60)
     pruner_batch: int = 1000
     # How long finished jobs are kept where their queue sets no retention of its own.

@@ -5,14 +5,13 @@ request id. Health and reflection stay open."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from spoold.api import calls
 from spoold.api.errors import abort, failure, to_status
-from spoold.api.interceptors import MethodWrapper
+from spoold.api.interceptors import MethodWrapper, around
 from spoold.auth.gate import Gate
 from spoold.auth.principal import current
 
@@ -49,28 +48,21 @@ class AuthGuard(MethodWrapper):
             await abort(context, to_status(failure(exc, f"checking the key of {method}")))
 
     def wrap(self, method: str, handler: Handler) -> Handler | None:
-        if handler.request_streaming:
-            return None  # Spool has no client-streaming methods
-        admit = self._admit
-        if handler.unary_unary is not None:
-            unary: Any = handler.unary_unary  # typed for the sync API; on grpc.aio it is a coroutine function
+        return around(handler, lambda context: _Admitted(self, method, context))
 
-            async def unary_behavior(request: Any, context: Context) -> Any:
-                await admit(method, context)
-                return await unary(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_behavior, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream is not None:
-            streaming: Any = handler.unary_stream
+class _Admitted:
+    """Around one call: the key check before it (a class: a generator per call costs more)."""
 
-            async def stream_behavior(request: Any, context: Context) -> AsyncIterator[Any]:
-                await admit(method, context)
-                async for item in streaming(request, context):
-                    yield item
+    __slots__ = ("_context", "_guard", "_method")
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream_behavior, handler.request_deserializer, handler.response_serializer
-            )
+    def __init__(self, guard: AuthGuard, method: str, context: Context) -> None:
+        self._guard = guard
+        self._method = method
+        self._context = context
+
+    async def __aenter__(self) -> None:
+        await self._guard._admit(self._method, self._context)
+
+    async def __aexit__(self, *exc: object) -> None:
         return None

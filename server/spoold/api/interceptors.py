@@ -3,13 +3,46 @@ prefix once, and hand back the same wrapped handler on every later call."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
+Context = grpc.aio.ServicerContext[Any, Any]
+# What runs around each call of a method: entered before the handler, left when it has answered.
+Around = Callable[[Context], AbstractAsyncContextManager[None]]
 if TYPE_CHECKING:  # generic only in the type stubs
     Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+def around(handler: Handler, each_call: Around) -> Handler | None:
+    """The handler, with every call run inside each_call(context); None for client streaming,
+    which Spool's methods do not use."""
+    if handler.request_streaming:
+        return None
+    if handler.unary_unary is not None:
+        unary: Any = handler.unary_unary  # typed for the sync API; on grpc.aio it is a coroutine function
+
+        async def unary_behavior(request: Any, context: Context) -> Any:
+            async with each_call(context):
+                return await unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_behavior, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        streaming: Any = handler.unary_stream
+
+        async def stream_behavior(request: Any, context: Context) -> AsyncIterator[Any]:
+            async with each_call(context):
+                async for item in streaming(request, context):
+                    yield item
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream_behavior, handler.request_deserializer, handler.response_serializer
+        )
+    return None
 
 
 class MethodWrapper(grpc.aio.ServerInterceptor):

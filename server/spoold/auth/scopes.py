@@ -19,6 +19,8 @@ _ADMIN = "/spool.v1.AdminService/"
 CONSOLE_SESSION = "/spool.console/Session"
 CONSOLE_QUEUES = "/spool.console/WatchQueues"
 _PIPELINE = "/spool.v1.PipelineService/"
+# The HTTP port's Prometheus endpoint (metrics/endpoint.py) goes through the same check.
+METRICS = "/metrics"
 
 REQUIRED: dict[str, Scope] = {
     **{_QUEUE + m: Scope.ENQUEUE for m in ("Enqueue", "EnqueueBatch")},
@@ -36,6 +38,7 @@ REQUIRED: dict[str, Scope] = {
     _PIPELINE + "EnqueuePipeline": Scope.ENQUEUE,
     _PIPELINE + "GetPipeline": Scope.READ,
     _PIPELINE + "CancelPipeline": Scope.ADMIN,
+    METRICS: Scope.READ,
 }
 
 

@@ -32,6 +32,8 @@ class LoopStats:
     broken: bool  # the last failure was a bug, not a database fault
     stalled_for: float  # seconds since the run it owes began (0 when it owes none)
     last_error: str | None
+    run_seconds: float = 0.0  # time spent in runs, completed or failed, in all
+    last_success: float | None = None  # wall-clock time (epoch seconds) the last completed run ended
 
 
 class Loop:
@@ -45,6 +47,8 @@ class Loop:
         self.failing = 0
         self.broken = False
         self.last_error: str | None = None
+        self.run_seconds = 0.0
+        self.last_success: float | None = None
         self._owed_since: float | None = None  # monotonic start of the oldest uncompleted run
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -66,7 +70,17 @@ class Loop:
     def stats(self, now: float | None = None) -> LoopStats:
         owed = self._owed_since
         stalled = 0.0 if owed is None else max(0.0, (time.monotonic() if now is None else now) - owed)
-        return LoopStats(self.name, self.runs, self.failures, self.failing, self.broken, stalled, self.last_error)
+        return LoopStats(
+            self.name,
+            self.runs,
+            self.failures,
+            self.failing,
+            self.broken,
+            stalled,
+            self.last_error,
+            self.run_seconds,
+            self.last_success,
+        )
 
     def retry_delay(self) -> float:
         """After the n-th failure in a row: the interval doubled n-1 times, capped at backoff_max
@@ -87,11 +101,15 @@ class Loop:
         """One run, its failure caught and counted; how many items it handled."""
         if self._owed_since is None:
             self._owed_since = time.monotonic()
+        began = time.perf_counter()
         try:
             handled = await self.run_once()
         except Exception as exc:
             self._failed(exc)
             return 0
+        finally:
+            self.run_seconds += time.perf_counter() - began
+        self.last_success = time.time()
         if self.failing:
             log.info("%s: running again after %d failed runs", self.name, self.failing)
         self.runs += 1

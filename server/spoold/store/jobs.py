@@ -14,6 +14,7 @@ from typing import TypeVar
 import asyncpg
 
 from spoold.errors import InvalidArgument, JobNotFound, LeaseLost, SpoolError, WrongState
+from spoold.metrics.jobs import JobMetrics
 from spoold.model import (
     Ack,
     AttemptPage,
@@ -126,6 +127,8 @@ class JobStore:
         self.max_log_chars = max_log_chars
         # Releases a job gets for free per (re)queue; past them a release counts as an attempt.
         self.max_releases = max_releases
+        # Counts what this process does to jobs (metrics/jobs.py); None when metrics are off.
+        self.metrics: JobMetrics | None = None
         # Concurrent enqueues (without idempotency keys), claims on the same queues, and acks
         # share one statement each. A check constraint failing is one caller's bad input: the
         # others are then inserted without it. An EnqueueBatch of INSERT_ALONE_FROM jobs or more
@@ -182,6 +185,8 @@ class JobStore:
                 results.append(Enqueued(inserted[ord_], deduplicated=False))
             else:
                 results.append(Enqueued(await self._original(conn, new), deduplicated=True))
+        if self.metrics is not None:
+            self.metrics.enqueued((j.queue for j in jobs), (e.deduplicated for e in results))
         return results
 
     async def _original(self, conn: Connection, new: NewJob) -> JobRow:
@@ -276,6 +281,8 @@ class JobStore:
             self._reopens[queues] = asyncio.get_running_loop().time() + wait
         else:
             self._reopens.pop(queues, None)
+        if self.metrics is not None:
+            self.metrics.leased(found)
         filled: list[JobRow | None] = [None] * len(slots)
         for row in found:
             filled[row["slot_no"] - 1] = row
@@ -340,13 +347,16 @@ class JobStore:
     async def _ack(self, query: str, acks: Sequence[Ack]) -> list[asyncpg.Record]:
         await self.append_logs(acks)
         with translated():
-            return await self.pool.fetch(
+            found: list[asyncpg.Record] = await self.pool.fetch(
                 query,
                 [a.job_id for a in acks],
                 [a.lease_token for a in acks],
                 [a.result for a in acks],
                 [a.result_content_type for a in acks],
             )
+        if self.metrics is not None:
+            self.metrics.succeeded(found)
+        return found
 
     async def nack(self, n: Nack) -> Job:
         await self.append_logs([n])
@@ -367,6 +377,8 @@ class JobStore:
             )
         if row is None:
             raise await self.lease_failure(n.job_id, n.lease_token)
+        if self.metrics is not None:
+            self.metrics.nacked(row, n.release)
         return rows.job(row)
 
     async def lease_failure(self, job_id: int, lease_token: int) -> SpoolError:
@@ -385,12 +397,17 @@ class JobStore:
     async def reap(self, limit: int) -> int:
         """Ends expired leases and timed-out attempts; returns how many."""
         with translated():
-            return len(await self.pool.fetch(Q["reap_expired"], limit))
+            reaped = await self.pool.fetch(Q["reap_expired"], limit)
+        if self.metrics is not None:
+            self.metrics.reaped(reaped)
+        return len(reaped)
 
     async def cancel(self, job_id: int) -> Job:
         with translated():
             row = await self.pool.fetchrow(Q["cancel_job"], job_id)
         if row is not None:
+            if self.metrics is not None:
+                self.metrics.cancelled(row)
             return rows.job(row)
         job = await self.get(job_id, with_attempts=False)
         if job.state is JobState.CANCELLED:

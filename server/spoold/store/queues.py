@@ -125,6 +125,17 @@ class QueueStore:
             raise QueueNotFound(name)
         return _queue(row)
 
+    async def gauges(self) -> Sequence[asyncpg.Record]:
+        """Every queue with a job: its counts by derived status, the oldest ready job's age, paused."""
+        with translated():
+            rows: Sequence[asyncpg.Record] = await self.pool.fetch(Q["queue_gauges"])
+        return rows
+
+    async def roll_up_counts(self) -> int:
+        """Folds the count deltas the triggers wrote into the counts; how many it folded."""
+        with translated():
+            return int(await self.pool.fetchval(Q["roll_up_counts"]))
+
     async def set_paused(self, name: str, paused: bool) -> Queue:
         with translated():
             await self.pool.execute(Q["set_paused"], name, paused)

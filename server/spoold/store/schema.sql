@@ -182,6 +182,10 @@ END))
     index jobs_rate_key_idx: CREATE INDEX jobs_rate_key_idx ON spool.jobs USING btree (rate_key) WHERE ((state = 'pending'::spool.job_state) AND (rate_key IS NOT NULL))
     index jobs_running_idx: CREATE INDEX jobs_running_idx ON spool.jobs USING btree (concurrency_key) WHERE (state = 'running'::spool.job_state)
     index jobs_waiting_idx: CREATE INDEX jobs_waiting_idx ON spool.jobs USING btree (pipeline_id) WHERE (waiting_on > 0)
+    trigger jobs_count_deleted: CREATE TRIGGER jobs_count_deleted AFTER DELETE ON spool.jobs REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION spool.count_deleted()
+    trigger jobs_count_inserted: CREATE TRIGGER jobs_count_inserted AFTER INSERT ON spool.jobs REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION spool.count_inserted()
+    trigger jobs_count_truncated: CREATE TRIGGER jobs_count_truncated AFTER TRUNCATE ON spool.jobs FOR EACH STATEMENT EXECUTE FUNCTION spool.count_truncated()
+    trigger jobs_count_updated: CREATE TRIGGER jobs_count_updated AFTER UPDATE ON spool.jobs REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows FOR EACH STATEMENT EXECUTE FUNCTION spool.count_updated()
     trigger jobs_notify_watchers: CREATE TRIGGER jobs_notify_watchers AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.notify_watchers()
     trigger jobs_record_events_insert: CREATE TRIGGER jobs_record_events_insert AFTER INSERT ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.record_job_events()
     trigger jobs_record_events_update: CREATE TRIGGER jobs_record_events_update AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.record_job_events()
@@ -206,6 +210,20 @@ table spool.pipelines
     constraint pipelines_pkey PRIMARY KEY (id)
     index pipelines_idempotency_idx: CREATE UNIQUE INDEX pipelines_idempotency_idx ON spool.pipelines USING btree (name, idempotency_key) WHERE (idempotency_key IS NOT NULL)
     index pipelines_pkey: CREATE UNIQUE INDEX pipelines_pkey ON spool.pipelines USING btree (id)
+
+table spool.queue_count_deltas with (autovacuum_vacuum_cost_delay=1, autovacuum_vacuum_insert_scale_factor=0.02, autovacuum_vacuum_scale_factor=0.02)
+    queue text not null
+    bucket text not null
+    due timestamp with time zone not null
+    n bigint not null
+
+table spool.queue_counts with (autovacuum_vacuum_cost_delay=1, autovacuum_vacuum_scale_factor=0.02, fillfactor=70)
+    queue text not null
+    bucket text not null
+    due timestamp with time zone not null
+    n bigint not null
+    constraint queue_counts_pkey PRIMARY KEY (queue, bucket, due)
+    index queue_counts_pkey: CREATE UNIQUE INDEX queue_counts_pkey ON spool.queue_counts USING btree (queue, bucket, due)
 
 table spool.queues
     name text not null
@@ -507,6 +525,117 @@ AS $function$
                              0::bigint) & 63::bigint)::integer
 $function$
 
+function spool.count_bucket(state spool.job_state, attempt integer)
+CREATE OR REPLACE FUNCTION spool.count_bucket(state spool.job_state, attempt integer)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT CASE WHEN state = 'pending'::spool.job_state AND attempt > 0 THEN 'retrying'::text
+        ELSE state::text END
+$function$
+
+function spool.count_deleted()
+CREATE OR REPLACE FUNCTION spool.count_deleted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+BEGIN
+    INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
+    SELECT c.queue, spool.count_bucket(c.state, c.attempt),
+        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at), -count(*)
+    FROM removed c
+    GROUP BY 1, 2, 3;
+    RETURN NULL;
+END
+$function$
+
+function spool.count_due(state spool.job_state, attempt integer, run_at timestamp with time zone, finished_at timestamp with time zone)
+CREATE OR REPLACE FUNCTION spool.count_due(state spool.job_state, attempt integer, run_at timestamp with time zone, finished_at timestamp with time zone)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT CASE
+        WHEN state = 'pending'::spool.job_state AND attempt = 0 THEN date_trunc('second'::text, run_at, 'UTC'::text)
+        WHEN finished_at IS NOT NULL THEN date_trunc('second'::text, finished_at, 'UTC'::text)
+        ELSE '-infinity'::timestamptz END
+$function$
+
+function spool.count_inserted()
+CREATE OR REPLACE FUNCTION spool.count_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+BEGIN
+    INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
+    SELECT c.queue, spool.count_bucket(c.state, c.attempt),
+        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at), count(*)
+    FROM added c
+    GROUP BY 1, 2, 3;
+    RETURN NULL;
+END
+$function$
+
+function spool.count_key(bucket text, due timestamp with time zone, at timestamp with time zone)
+CREATE OR REPLACE FUNCTION spool.count_key(bucket text, due timestamp with time zone, at timestamp with time zone)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    SELECT CASE
+        WHEN due >= at - '2 minutes'::interval OR due = '-infinity'::timestamptz THEN due
+        WHEN bucket <> 'pending'::text THEN '-infinity'::timestamptz
+        WHEN date_trunc('minute'::text, due, 'UTC'::text) >= at - '2 hours'::interval
+        THEN date_trunc('minute'::text, due, 'UTC'::text)
+        WHEN date_trunc('hour'::text, due, 'UTC'::text) >= at - '2 days'::interval
+        THEN date_trunc('hour'::text, due, 'UTC'::text)
+        ELSE date_trunc('day'::text, due, 'UTC'::text) END
+$function$
+
+function spool.count_truncated()
+CREATE OR REPLACE FUNCTION spool.count_truncated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM spool.queue_count_deltas;
+    DELETE FROM spool.queue_counts;
+    RETURN NULL;
+END
+$function$
+
+function spool.count_updated()
+CREATE OR REPLACE FUNCTION spool.count_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+BEGIN
+    -- A heartbeat's rows net to nothing: no delta is written for them.
+    INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
+    SELECT c.queue, c.bucket, c.due, sum(c.n)
+    FROM (
+        SELECT a.queue, spool.count_bucket(a.state, a.attempt) AS bucket,
+            spool.count_due(a.state, a.attempt, a.run_at, a.finished_at) AS due, 1::bigint AS n
+        FROM after_rows a
+        UNION ALL
+        SELECT b.queue, spool.count_bucket(b.state, b.attempt),
+            spool.count_due(b.state, b.attempt, b.run_at, b.finished_at), -1::bigint
+        FROM before_rows b
+    ) c
+    GROUP BY 1, 2, 3
+    HAVING sum(c.n) <> 0;
+    RETURN NULL;
+END
+$function$
+
 function spool.enqueue(queue text, payload jsonb, run_at timestamp with time zone, priority smallint, max_attempts integer, idempotency_key text, headers jsonb)
 CREATE OR REPLACE FUNCTION spool.enqueue(queue text, payload jsonb, run_at timestamp with time zone DEFAULT now(), priority smallint DEFAULT 0, max_attempts integer DEFAULT NULL::integer, idempotency_key text DEFAULT NULL::text, headers jsonb DEFAULT NULL::jsonb)
  RETURNS bigint
@@ -732,6 +861,43 @@ AS $function$
     END
 $function$
 
+function spool.queue_stats(one_queue text, at timestamp with time zone)
+CREATE OR REPLACE FUNCTION spool.queue_stats(one_queue text, at timestamp with time zone)
+ RETURNS TABLE(queue text, ready bigint, scheduled bigint, retrying bigint, running bigint, succeeded bigint, dead bigint, cancelled bigint, waiting bigint, finished_last_minute bigint, lag interval, total bigint)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+    WITH keyed AS (
+        SELECT c.queue, c.bucket, spool.count_key(c.bucket, c.due, at) AS due, sum(c.n) AS n
+        FROM (
+            SELECT k.queue, k.bucket, k.due, k.n FROM spool.queue_counts k
+            WHERE one_queue IS NULL OR k.queue = one_queue
+            UNION ALL
+            SELECT d.queue, d.bucket, d.due, d.n FROM spool.queue_count_deltas d
+            WHERE one_queue IS NULL OR d.queue = one_queue
+        ) c
+        GROUP BY 1, 2, 3
+        HAVING sum(c.n) <> 0
+    )
+    SELECT k.queue,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'pending'::text AND k.due <= at), 0)::bigint,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'pending'::text AND k.due > at), 0)::bigint,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'retrying'::text), 0)::bigint,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'running'::text), 0)::bigint,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'succeeded'::text), 0)::bigint,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'dead'::text), 0)::bigint,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'cancelled'::text), 0)::bigint,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'waiting'::text), 0)::bigint,
+        coalesce(sum(k.n) FILTER (WHERE k.bucket IN ('succeeded'::text, 'dead'::text, 'cancelled'::text)
+            AND k.due > at - '1 minute'::interval), 0)::bigint,
+        at - min(k.due) FILTER (WHERE k.bucket = 'pending'::text AND k.due <= at AND k.n > 0),
+        sum(k.n)::bigint
+    FROM keyed k
+    GROUP BY k.queue
+    HAVING sum(k.n) <> 0
+$function$
+
 function spool.rate_admit(ids bigint[])
 CREATE OR REPLACE FUNCTION spool.rate_admit(ids bigint[])
  RETURNS bigint[]
@@ -867,6 +1033,43 @@ AS $function$
 BEGIN
     NEW.lease_granted := NEW.lease_expires_at - NEW.started_at;
     RETURN NEW;
+END
+$function$
+
+function spool.roll_up_counts(at timestamp with time zone)
+CREATE OR REPLACE FUNCTION spool.roll_up_counts(at timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+DECLARE
+    folded bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('spool.roll_up_counts')::bigint) THEN
+        RETURN 0;
+    END IF;
+    WITH moved AS (
+        DELETE FROM spool.queue_count_deltas RETURNING queue, bucket, due, n
+    ), summed AS (
+        SELECT m.queue, m.bucket, spool.count_key(m.bucket, m.due, at) AS due, sum(m.n) AS n, count(*) AS rows
+        FROM moved m GROUP BY 1, 2, 3
+    ), merged AS (
+        INSERT INTO spool.queue_counts AS k (queue, bucket, due, n)
+        SELECT s.queue, s.bucket, s.due, s.n FROM summed s WHERE s.n <> 0
+        ON CONFLICT (queue, bucket, due) DO UPDATE SET n = k.n + excluded.n
+    )
+    SELECT coalesce(sum(s.rows), 0)::bigint INTO folded FROM summed s;
+    -- Aged keys: their rows leave, and come back summed under the coarser key.
+    WITH aged AS (
+        DELETE FROM spool.queue_counts k
+        WHERE k.due <> spool.count_key(k.bucket, k.due, at)
+        RETURNING k.queue, k.bucket, spool.count_key(k.bucket, k.due, at) AS due, k.n
+    )
+    INSERT INTO spool.queue_counts AS k (queue, bucket, due, n)
+    SELECT a.queue, a.bucket, a.due, sum(a.n) FROM aged a GROUP BY 1, 2, 3
+    ON CONFLICT (queue, bucket, due) DO UPDATE SET n = k.n + excluded.n;
+    DELETE FROM spool.queue_counts k WHERE k.n = 0;
+    RETURN folded;
 END
 $function$
 

@@ -165,13 +165,14 @@ WITH locked AS (
         AS a(id, token, result, result_content_type)
     JOIN locked ON locked.id = a.id
     WHERE j.id = a.id AND j.lease_token = a.token AND j.lease_expires_at > now()
-    RETURNING j.id, j.lease_token, j.attempt, j.worker_id, j.started_at, j.finished_at, j.requeues
+    RETURNING j.id, j.lease_token, j.attempt, j.worker_id, j.started_at, j.finished_at, j.requeues, j.queue
 ), recorded AS (
     INSERT INTO spool.attempts (job_id, lease_token, number, worker_id, started_at, finished_at,
         outcome, requeues)
     SELECT id, lease_token, attempt, worker_id, started_at, finished_at, 'succeeded', requeues FROM done
 )
-SELECT id, lease_token FROM done
+-- queue and took (the attempt's seconds) feed the metrics (spoold/metrics/jobs.py).
+SELECT id, lease_token, queue, extract(epoch FROM finished_at - started_at)::float8 AS took FROM done
 
 -- name: nack
 -- Ends the held lease with an error: back to PENDING after a backoff, or DEAD, or CANCELLED.
@@ -273,7 +274,8 @@ WITH expired AS (
            error_type, error_message, requeues
     FROM done
 )
-SELECT id, state FROM done
+-- queue, timed_out and took (the attempt's seconds) feed the metrics (spoold/metrics/jobs.py).
+SELECT id, state, queue, timed_out, extract(epoch FROM now() - started_at)::float8 AS took FROM done
 
 -- name: cancel_job
 -- PENDING ends CANCELLED at once; RUNNING is flagged for its worker's next heartbeat, and its

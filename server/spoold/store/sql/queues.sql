@@ -1,72 +1,73 @@
 -- name: list_queues
 -- The first $2 queues by name after $1 (each with a settings row or a job), with their settings and
--- their jobs by derived status.
-WITH names AS (
+-- their jobs by derived status: from the maintained counts (migration 0018), not a scan of
+-- spool.jobs. key_throttled reads only the jobs behind a rate key whose window is shut, through
+-- jobs_rate_key_idx.
+WITH counts AS (
+    SELECT * FROM spool.queue_stats(NULL, now())
+), names AS (
     SELECT name FROM spool.queues WHERE name > $1
     UNION
-    SELECT DISTINCT queue FROM spool.jobs WHERE queue > $1
+    SELECT queue FROM counts WHERE queue > $1
     ORDER BY 1
     LIMIT $2
-), counts AS (
-    SELECT queue,
-        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS ready,
-        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at > now()) AS scheduled,
-        count(*) FILTER (WHERE state = 'pending' AND attempt > 0) AS retrying,
-        count(*) FILTER (WHERE state = 'running') AS running,
-        count(*) FILTER (WHERE state = 'dead') AS dead,
-        count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
-        count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
-        now() - min(run_at) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS lag,
-        count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute,
-        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now() AND rate_key IS NOT NULL
-            AND rate_key IN (SELECT key FROM spool.rate_keys WHERE opens_at > now())) AS key_throttled
-    FROM spool.jobs
-    WHERE queue IN (SELECT name FROM names)
-    GROUP BY queue
+), key_held AS (
+    SELECT j.queue, count(*) AS key_throttled
+    FROM spool.rate_keys k
+    JOIN spool.jobs j ON j.rate_key = k.key
+    WHERE k.opens_at > now() AND j.state = 'pending' AND j.rate_key IS NOT NULL
+        AND j.attempt = 0 AND j.run_at <= now() AND j.queue IN (SELECT name FROM names)
+    GROUP BY j.queue
 )
 SELECT n.name, coalesce(q.paused, false) AS paused, q.max_attempts,
     q.backoff_kind, q.backoff_initial, q.backoff_max, q.backoff_multiplier, q.backoff_jitter,
     q.lease_duration, q.attempt_timeout, q.retention_succeeded, q.retention_cancelled,
     q.retention_dead, c.ready, c.scheduled, c.retrying, c.running, c.dead, c.succeeded,
-    c.cancelled, c.lag, c.finished_last_minute, c.key_throttled, q.rate_limit, q.rate_interval,
+    c.cancelled, c.lag, c.finished_last_minute, h.key_throttled, q.rate_limit, q.rate_interval,
     q.rate_burst,
     q.rate_limit IS NOT NULL
         AND spool.rate_room(q.rate_tat, q.rate_limit, q.rate_interval, q.rate_burst, now()) = 0 AS queue_throttled
 FROM names n
 LEFT JOIN spool.queues q ON q.name = n.name
 LEFT JOIN counts c ON c.queue = n.name
+LEFT JOIN key_held h ON h.queue = n.name
 ORDER BY n.name
 
 -- name: get_queue
 -- One queue as list_queues describes it; no row when it has neither settings nor jobs.
 WITH counts AS (
-    SELECT
-        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS ready,
-        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at > now()) AS scheduled,
-        count(*) FILTER (WHERE state = 'pending' AND attempt > 0) AS retrying,
-        count(*) FILTER (WHERE state = 'running') AS running,
-        count(*) FILTER (WHERE state = 'dead') AS dead,
-        count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
-        count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
-        now() - min(run_at) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS lag,
-        count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute,
-        count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now() AND rate_key IS NOT NULL
-            AND rate_key IN (SELECT key FROM spool.rate_keys WHERE opens_at > now())) AS key_throttled,
-        count(*) AS total
-    FROM spool.jobs
-    WHERE queue = $1
+    SELECT * FROM spool.queue_stats($1, now())
+), key_held AS (
+    SELECT count(*) AS key_throttled
+    FROM spool.rate_keys k
+    JOIN spool.jobs j ON j.rate_key = k.key
+    WHERE k.opens_at > now() AND j.state = 'pending' AND j.rate_key IS NOT NULL
+        AND j.attempt = 0 AND j.run_at <= now() AND j.queue = $1
 )
 SELECT $1 AS name, coalesce(q.paused, false) AS paused, q.max_attempts,
     q.backoff_kind, q.backoff_initial, q.backoff_max, q.backoff_multiplier, q.backoff_jitter,
     q.lease_duration, q.attempt_timeout, q.retention_succeeded, q.retention_cancelled,
     q.retention_dead, c.ready, c.scheduled, c.retrying, c.running, c.dead, c.succeeded,
-    c.cancelled, c.lag, c.finished_last_minute, c.key_throttled, q.rate_limit, q.rate_interval,
+    c.cancelled, c.lag, c.finished_last_minute, h.key_throttled, q.rate_limit, q.rate_interval,
     q.rate_burst,
     q.rate_limit IS NOT NULL
         AND spool.rate_room(q.rate_tat, q.rate_limit, q.rate_interval, q.rate_burst, now()) = 0 AS queue_throttled
-FROM counts c
+FROM key_held h
+LEFT JOIN counts c ON true
 LEFT JOIN spool.queues q ON q.name = $1
 WHERE c.total > 0 OR q.name IS NOT NULL
+
+-- name: queue_gauges
+-- The metrics' per-queue gauges (spoold/metrics/gauges.py): the counts of list_queues, for every
+-- queue with a job.
+SELECT s.queue, s.ready, s.scheduled, s.retrying, s.running, s.succeeded, s.dead, s.cancelled,
+    s.waiting, extract(epoch FROM s.lag)::float8 AS lag, coalesce(q.paused, false) AS paused
+FROM spool.queue_stats(NULL, now()) s
+LEFT JOIN spool.queues q ON q.name = s.queue
+
+-- name: roll_up_counts
+-- Folds the count deltas into spool.queue_counts (the `counts` loop); how many deltas it folded.
+SELECT spool.roll_up_counts(now())
 
 -- name: set_paused
 -- Pauses or resumes a queue, creating its settings row if needed. Resuming wakes lease waiters.
@@ -148,8 +149,10 @@ WHERE EXISTS (SELECT 1 FROM spool.queues q WHERE q.name = n.name)
    OR EXISTS (SELECT 1 FROM spool.jobs j WHERE j.state = 'running'::spool.job_state AND j.queue = n.name)
 
 -- name: count_queues
--- How many queues there are: one pass over the jobs, so QueueLimit runs it seldom.
-SELECT count(*) FROM (SELECT name FROM spool.queues UNION SELECT queue FROM spool.jobs) AS q
+-- How many queues there are: from the maintained counts (migration 0018), not a pass over the jobs.
+SELECT count(*) FROM (
+    SELECT name FROM spool.queues UNION SELECT queue FROM spool.queue_stats(NULL, now())
+) AS q
 
 -- name: queue_activity
 -- Jobs that reached SUCCEEDED or DEAD in each of the last $1 minutes (the current one included),
