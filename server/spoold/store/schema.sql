@@ -182,8 +182,8 @@ END))
     index jobs_rate_key_idx: CREATE INDEX jobs_rate_key_idx ON spool.jobs USING btree (rate_key) WHERE ((state = 'pending'::spool.job_state) AND (rate_key IS NOT NULL))
     index jobs_running_idx: CREATE INDEX jobs_running_idx ON spool.jobs USING btree (concurrency_key) WHERE (state = 'running'::spool.job_state)
     index jobs_waiting_idx: CREATE INDEX jobs_waiting_idx ON spool.jobs USING btree (pipeline_id) WHERE (waiting_on > 0)
-    trigger jobs_count_deleted: CREATE TRIGGER jobs_count_deleted AFTER DELETE ON spool.jobs REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION spool.count_deleted()
-    trigger jobs_count_inserted: CREATE TRIGGER jobs_count_inserted AFTER INSERT ON spool.jobs REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION spool.count_inserted()
+    trigger jobs_count_deleted: CREATE TRIGGER jobs_count_deleted AFTER DELETE ON spool.jobs REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.count_rows()
+    trigger jobs_count_inserted: CREATE TRIGGER jobs_count_inserted AFTER INSERT ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.count_rows()
     trigger jobs_count_truncated: CREATE TRIGGER jobs_count_truncated AFTER TRUNCATE ON spool.jobs FOR EACH STATEMENT EXECUTE FUNCTION spool.count_truncated()
     trigger jobs_count_updated: CREATE TRIGGER jobs_count_updated AFTER UPDATE ON spool.jobs REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows FOR EACH STATEMENT EXECUTE FUNCTION spool.count_updated()
     trigger jobs_notify_watchers: CREATE TRIGGER jobs_notify_watchers AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.notify_watchers()
@@ -536,22 +536,6 @@ AS $function$
         ELSE state::text END
 $function$
 
-function spool.count_deleted()
-CREATE OR REPLACE FUNCTION spool.count_deleted()
- RETURNS trigger
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
-AS $function$
-BEGIN
-    INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
-    SELECT c.queue, spool.count_bucket(c.state, c.attempt),
-        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at), -count(*)
-    FROM removed c
-    GROUP BY 1, 2, 3;
-    RETURN NULL;
-END
-$function$
-
 function spool.count_due(state spool.job_state, attempt integer, run_at timestamp with time zone, finished_at timestamp with time zone)
 CREATE OR REPLACE FUNCTION spool.count_due(state spool.job_state, attempt integer, run_at timestamp with time zone, finished_at timestamp with time zone)
  RETURNS timestamp with time zone
@@ -563,22 +547,6 @@ AS $function$
         WHEN state = 'pending'::spool.job_state AND attempt = 0 THEN date_trunc('second'::text, run_at, 'UTC'::text)
         WHEN finished_at IS NOT NULL THEN date_trunc('second'::text, finished_at, 'UTC'::text)
         ELSE '-infinity'::timestamptz END
-$function$
-
-function spool.count_inserted()
-CREATE OR REPLACE FUNCTION spool.count_inserted()
- RETURNS trigger
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
-AS $function$
-BEGIN
-    INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
-    SELECT c.queue, spool.count_bucket(c.state, c.attempt),
-        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at), count(*)
-    FROM added c
-    GROUP BY 1, 2, 3;
-    RETURN NULL;
-END
 $function$
 
 function spool.count_key(bucket text, due timestamp with time zone, at timestamp with time zone)
@@ -596,6 +564,23 @@ AS $function$
         WHEN date_trunc('hour'::text, due, 'UTC'::text) >= at - '2 days'::interval
         THEN date_trunc('hour'::text, due, 'UTC'::text)
         ELSE date_trunc('day'::text, due, 'UTC'::text) END
+$function$
+
+function spool.count_rows()
+CREATE OR REPLACE FUNCTION spool.count_rows()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+BEGIN
+    INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
+    SELECT c.queue, spool.count_bucket(c.state, c.attempt),
+        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at),
+        CASE WHEN TG_OP = 'DELETE' THEN -count(*) ELSE count(*) END
+    FROM changed c
+    GROUP BY 1, 2, 3;
+    RETURN NULL;
+END
 $function$
 
 function spool.count_truncated()

@@ -65,13 +65,15 @@ SET search_path = pg_catalog, spool, pg_temp AS $$
         ELSE date_trunc('day'::text, due, 'UTC'::text) END
 $$;
 
-CREATE FUNCTION spool.count_inserted() RETURNS trigger LANGUAGE plpgsql
+-- Inserted rows count +1, deleted ones -1: both triggers name their transition table `changed`.
+CREATE FUNCTION spool.count_rows() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, spool, pg_temp AS $$
 BEGIN
     INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
     SELECT c.queue, spool.count_bucket(c.state, c.attempt),
-        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at), count(*)
-    FROM added c
+        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at),
+        CASE WHEN TG_OP = 'DELETE' THEN -count(*) ELSE count(*) END
+    FROM changed c
     GROUP BY 1, 2, 3;
     RETURN NULL;
 END
@@ -98,18 +100,6 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION spool.count_deleted() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, spool, pg_temp AS $$
-BEGIN
-    INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
-    SELECT c.queue, spool.count_bucket(c.state, c.attempt),
-        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at), -count(*)
-    FROM removed c
-    GROUP BY 1, 2, 3;
-    RETURN NULL;
-END
-$$;
-
 CREATE FUNCTION spool.count_truncated() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, spool, pg_temp AS $$
 BEGIN
@@ -120,14 +110,14 @@ END
 $$;
 
 CREATE TRIGGER jobs_count_inserted AFTER INSERT ON spool.jobs
-    REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION spool.count_inserted();
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION spool.count_rows();
 CREATE TRIGGER jobs_count_updated AFTER UPDATE ON spool.jobs
     REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
     FOR EACH STATEMENT EXECUTE FUNCTION spool.count_updated();
 CREATE TRIGGER jobs_count_deleted AFTER DELETE ON spool.jobs
-    REFERENCING OLD TABLE AS removed
-    FOR EACH STATEMENT EXECUTE FUNCTION spool.count_deleted();
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION spool.count_rows();
 CREATE TRIGGER jobs_count_truncated AFTER TRUNCATE ON spool.jobs
     FOR EACH STATEMENT EXECUTE FUNCTION spool.count_truncated();
 
@@ -222,9 +212,8 @@ REVOKE ALL ON FUNCTION
     spool.count_bucket(spool.job_state, integer),
     spool.count_due(spool.job_state, integer, timestamptz, timestamptz),
     spool.count_key(text, timestamptz, timestamptz),
-    spool.count_inserted(),
+    spool.count_rows(),
     spool.count_updated(),
-    spool.count_deleted(),
     spool.count_truncated(),
     spool.queue_stats(text, timestamptz),
     spool.roll_up_counts(timestamptz)
