@@ -250,7 +250,7 @@ class App:
         if s.tls_cert:
             tls = f"{'mTLS, client CA ' + str(s.tls_client_ca) if s.tls_client_ca else 'on'}, certificate {s.tls_cert}"
         log.info("spoold %s (Python %s)", __version__, platform.python_version())
-        log.info("spoold serving: gRPC on %s:%d%s", s.host, self.port, http)
+        log.info("spoold serving on %s:%d (gRPC)%s", s.host, self.port, http)
         log.info("database: %s", redacted(self.dsn))
         log.info("auth: %s", describe(self.gate.mode))
         log.info("TLS: %s", tls)

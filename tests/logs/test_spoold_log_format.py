@@ -53,7 +53,7 @@ async def test_json_lines_with_each_calls_fields(db_url: str, tmp_path: Path) ->
 
     messages = [e["message"] for e in lines]
     assert any(m.startswith("spoold 0.") for m in messages)
-    assert f"spoold serving: gRPC on 127.0.0.1:{port}" in messages
+    assert f"spoold serving on 127.0.0.1:{port} (gRPC)" in messages
     (database,) = [m for m in messages if m.startswith("database: ")]
     assert "s3cret" not in database and ("***" in database or url == db_url)
     assert any(m.startswith("auth: ") for m in messages) and "TLS: off (plaintext)" in messages
