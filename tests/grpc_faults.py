@@ -5,12 +5,14 @@ answers can carry timestamps shifted as by a server clock that is off.
     FaultInjector.parse("AckBatch:after:INTERNAL,Ack:before:UNAVAILABLE")
 
 fails the first AckBatch after it ran, then the first Ack before it runs. Each fault is used once,
-in order per method. Used in-process by the Python tests and by tests/e2e/faulty_spoold.py for Node.
+in order per method. A server stream (WatchCancels) can fail before it starts. Used in-process
+by the Python tests and by tests/e2e/faulty_spoold.py for Node.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,8 @@ class FaultInjector(MethodWrapper):
 
     def wrap(self, method: str, handler: Handler) -> Handler | None:
         name = method.rsplit("/", 1)[1]
+        if handler.unary_stream is not None:
+            return self._wrap_stream(name, handler)
         if handler.unary_unary is None:
             return None
         inner: Any = handler.unary_unary
@@ -75,6 +79,21 @@ class FaultInjector(MethodWrapper):
             return self._skewed(response)
 
         return grpc.unary_unary_rpc_method_handler(behavior, handler.request_deserializer, handler.response_serializer)
+
+    def _wrap_stream(self, name: str, handler: Handler) -> Handler:
+        """A server stream fails before it starts (e.g. UNIMPLEMENTED, as from an older server)."""
+        inner: Any = handler.unary_stream
+
+        async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
+            self.calls.append(name)
+            fault = self.plan[name].popleft() if self.plan[name] else None
+            if fault is not None:
+                self.injected.append(fault)
+                await context.abort(fault.code, f"injected before {name}")
+            async for response in inner(request, context):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(behavior, handler.request_deserializer, handler.response_serializer)
 
     def _skewed(self, response: Any) -> Any:
         """Lease answers as a server whose clock is `skew` ahead of the worker's would send them."""

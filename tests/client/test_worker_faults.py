@@ -213,3 +213,34 @@ async def test_a_cancel_reaches_the_handler_at_once_not_at_the_next_heartbeat(
         done = await wait_state(client, job.id, Job.STATE_CANCELLED, within=5)
     assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_CANCELLED]
     assert faults.calls.count("HeartbeatBatch") == 0, "no heartbeat was needed"
+
+
+async def test_without_watch_cancels_a_cancel_still_comes_with_the_heartbeat(
+    app: App, client: spool.AsyncClient, faults: FaultInjector, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As against a server from before WatchCancels: the stream is UNIMPLEMENTED, heartbeats deliver.
+    faults.add("WatchCancels", grpc.StatusCode.UNIMPLEMENTED)
+    worker = make_worker(client, retry=QUICK, lease_duration=timedelta(milliseconds=1500))
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+
+    @worker.handler("slow")
+    async def handle(job: spool.ActiveJob) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    job = await client.enqueue("slow", {}, max_attempts=3)
+    with caplog.at_level(logging.INFO, logger="spool.worker"):
+        async with serving(worker):
+            await asyncio.wait_for(started.wait(), 10)
+            await client.cancel(job.id)
+            await asyncio.wait_for(stopped.wait(), 10)
+            done = await wait_state(client, job.id, Job.STATE_CANCELLED, within=5)
+    assert [a.outcome for a in done.attempts] == [Attempt.OUTCOME_CANCELLED]
+    assert faults.calls.count("WatchCancels") == 1, "an UNIMPLEMENTED stream is not asked again"
+    assert faults.calls.count("HeartbeatBatch") >= 1
+    assert "cancellations come with heartbeats only" in caplog.text

@@ -209,6 +209,35 @@ describe("Worker under injected faults", () => {
     });
   });
 
+  test("against a server without WatchCancels (UNIMPLEMENTED), the heartbeat still brings a cancel", async () => {
+    await withFaulty("WatchCancels:before:UNIMPLEMENTED", {}, async (spoold) => {
+      const queue = queueName("oldserver");
+      const log = recordingLogger();
+      let started = false;
+      let aborted = false;
+      const worker = new Worker(spoold.client, { pollWaitMs: 500, handleSignals: false, logger: log.logger, leaseDurationMs: 1500 });
+      worker.handle(queue, (job) => {
+        started = true;
+        return new Promise((_, reject) =>
+          job.signal.addEventListener("abort", () => ((aborted = true), reject(job.signal.reason)), { once: true }),
+        );
+      });
+      const running = worker.run();
+      try {
+        const { job } = await spoold.client.enqueue(queue, {});
+        await waitUntil(() => started);
+        await spoold.client.cancel(job.id);
+        await waitUntil(() => aborted, 10_000);
+        await waitUntil(async () => (await spoold.client.get(job.id)).state === JobState.CANCELLED, 5000);
+        assert.equal(worker.hearsCancels, false);
+        assert.ok(log.info.some((m) => m.includes("heartbeats only")), log.info.join("\n"));
+      } finally {
+        await worker.stop(5000);
+        await running;
+      }
+    });
+  });
+
   test("the worker logs one start-up line, and each failure as a warning with the job id and error", async () => {
     await withFaulty("", {}, async (spoold) => {
       const queue = queueName("emails");

@@ -100,7 +100,8 @@ export async function startSpoold(env: Record<string, string> = {}, script?: str
   });
   let port: string | undefined;
   try {
-    [, port] = await waitForLine(server, server.stderr!, /spoold serving on [^:]+:(\d+)/);
+    // "spoold serving: gRPC on HOST:PORT" (older servers: "spoold serving on HOST:PORT").
+    [, port] = await waitForLine(server, server.stderr!, /spoold serving(?::? gRPC)? on [^:\s]+:(\d+)/);
   } catch (err) {
     server.kill("SIGKILL");
     python(["drop", databaseUrl, admin.url]);
