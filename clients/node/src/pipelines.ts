@@ -10,11 +10,17 @@ import { create } from "@bufbuild/protobuf";
 import { createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import { enqueueRequest, type EnqueueOptions } from "./client.js";
-import { decodeBody } from "./convert.js";
+import { decodeBody, encodeBody } from "./convert.js";
 import { fromCallError } from "./errors.js";
 import type { StepOutcome } from "./gen/spool/v1/job_pb.js";
 import { FollowUpSchema, type FollowUp } from "./gen/spool/v1/queue_service_pb.js";
-import { PipelineService, StepSpecSchema, type Pipeline, type StepSpec } from "./gen/spool/v1/pipeline_service_pb.js";
+import {
+  PipelineService,
+  RetryStepRequest_Mode,
+  StepSpecSchema,
+  type Pipeline,
+  type StepSpec,
+} from "./gen/spool/v1/pipeline_service_pb.js";
 
 export interface StepOptions extends Omit<EnqueueOptions, "idempotencyKey"> {
   /** Default: the step's name. */
@@ -103,6 +109,34 @@ export class Pipelines {
   /** The pipeline with every step, its state and attempts. */
   async get(pipelineId: string): Promise<Pipeline> {
     const res = await this.call(() => this.rpc.getPipeline({ pipelineId }, { timeoutMs: this.timeoutMs }));
+    return res.pipeline!;
+  }
+
+  /** Dispatches nothing new until resume(); running steps finish. */
+  async pause(pipelineId: string): Promise<Pipeline> {
+    const res = await this.call(() => this.rpc.pausePipeline({ pipelineId }, { timeoutMs: this.timeoutMs }));
+    return res.pipeline!;
+  }
+
+  /** Makes ready again the steps whose parents have all succeeded. */
+  async resume(pipelineId: string): Promise<Pipeline> {
+    const res = await this.call(() => this.rpc.resumePipeline({ pipelineId }, { timeoutMs: this.timeoutMs }));
+    return res.pipeline!;
+  }
+
+  /**
+   * Fix and resume: the failed step runs again (with `options.payload` if given, sent as for
+   * enqueue); with `downstream`, the steps after it run again too. Finished steps keep their results.
+   */
+  async retry(jobId: string, options: { payload?: unknown; downstream?: boolean } = {}): Promise<Pipeline> {
+    const body = "payload" in options ? encodeBody(options.payload) : undefined;
+    const req = {
+      jobId,
+      mode: options.downstream ? RetryStepRequest_Mode.DOWNSTREAM : RetryStepRequest_Mode.FAILED_ONLY,
+      payload: body?.bytes,
+      contentType: body?.contentType ?? "",
+    };
+    const res = await this.call(() => this.rpc.retryStep(req, { timeoutMs: this.timeoutMs }));
     return res.pipeline!;
   }
 

@@ -64,4 +64,20 @@ describe("pipelines", () => {
       },
     );
   });
+
+  test("pause, resume and fix-and-resume with an edited payload", async () => {
+    const queue = queueName("fix");
+    const p = await client.pipeline("fix", [step("a", { queue }), step("b", { queue, after: ["a"] })]);
+    const paused = await client.pipelines.pause(p.id);
+    assert.equal(paused.paused, true);
+    assert.equal((await client.lease([queue])).length, 0, "nothing dispatched while paused");
+    await client.pipelines.resume(p.id);
+    const [a] = await client.lease([queue]);
+    await client.nack(a!.job!.id, a!.leaseToken, { retryable: false, error: { type: "Bad", message: "bad" } });
+    assert.equal((await client.pipelines.get(p.id)).state, PipelineState.FAILED);
+    const retried = await client.pipelines.retry(a!.job!.id, { payload: { fixed: true } });
+    assert.equal(retried.state, PipelineState.RUNNING);
+    const [again] = await client.lease([queue]);
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(again!.job!.payload)), { fixed: true });
+  });
 });
