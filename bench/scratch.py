@@ -91,7 +91,8 @@ def throwaway_postgres() -> Iterator[str]:
 
 async def reset(conn: asyncpg.Connection) -> None:
     """Empties the job tables between cases, so one case's leftovers never slow the next."""
-    await conn.execute("TRUNCATE spool.attempts, spool.jobs")
+    # CASCADE: the tables that reference jobs (attempt logs, pipelines, ...) go with them.
+    await conn.execute("TRUNCATE spool.attempts, spool.jobs CASCADE")
     await settle(conn)
 
 

@@ -1,0 +1,187 @@
+"""What metrics cost and what a scrape costs.
+
+1. The batched drain (EnqueueBatch-filled, Lease 100 + AckBatch with next, 8 clients) through two
+   spoold processes on one scratch database, one with SPOOL_METRICS=0 and one with metrics on and
+   scraped every second, in alternating rounds: the process-side cost of counting (goal <= 3 %).
+2. The same drain on the SQL ceiling with migration 0018's count triggers enabled and disabled, in
+   alternating rounds: what keeping the queue counts costs the database.
+3. At 1,000,000 jobs over 100 queues (--quick: 100,000): a scrape of /metrics, ListQueues over
+   gRPC, and the scan that ListQueues ran before migration 0018 (goal: a scrape <= 50 ms).
+
+    python -m bench.metrics [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import asyncpg
+import httpx
+
+from bench import ceiling
+from bench.ceiling import Case, Params
+from bench.cpu import Meter
+from bench.report import table, target
+from bench.scratch import Server, run, scratch_database, settle, spoold
+from bench.throughput import grpc_drivers, sum_results
+from bench.workloads import Result
+from spool.v1 import admin_service_pb2 as adm
+from spool.v1 import admin_service_pb2_grpc
+
+DRAIN = Case("drain", 100, 8, chained=True)
+ROUNDS = 4
+TRIGGERS = ("jobs_count_inserted", "jobs_count_updated", "jobs_count_deleted")
+# ListQueues' counting before migration 0018: a pass over spool.jobs.
+SCAN = """
+SELECT queue,
+    count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS ready,
+    count(*) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at > now()) AS scheduled,
+    count(*) FILTER (WHERE state = 'pending' AND attempt > 0) AS retrying,
+    count(*) FILTER (WHERE state = 'running') AS running,
+    count(*) FILTER (WHERE state = 'dead') AS dead,
+    count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+    count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+    now() - min(run_at) FILTER (WHERE state = 'pending' AND attempt = 0 AND run_at <= now()) AS lag,
+    count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute
+FROM spool.jobs GROUP BY queue
+"""
+# A history: 80 % succeeded over the last 6 hours, 3 % dead, 1 % cancelled, 1 % running, 1 %
+# retrying, 10 % ready, 4 % scheduled at random seconds over the next day; 100 queues.
+_HISTORY = """
+INSERT INTO spool.jobs (queue, state, payload_json, content_type, run_at, attempt, max_attempts,
+    backoff_kind, backoff_initial, backoff_max, backoff_multiplier, backoff_jitter, lease_duration,
+    finished_at, started_at, lease_token, lease_expires_at)
+SELECT 'q' || (g % 100), s.state::spool.job_state, '{}', 'application/json',
+    CASE WHEN s.k = 'scheduled' THEN now() + random() * interval '1 day'
+         ELSE now() - random() * interval '6 hours' END,
+    CASE WHEN s.k = 'retrying' OR s.state <> 'pending' THEN 1 ELSE 0 END, 3,
+    'exponential', interval '1 second', interval '5 minutes', 2, true, interval '30 seconds',
+    CASE WHEN s.state IN ('succeeded', 'dead', 'cancelled') THEN now() - random() * interval '6 hours' END,
+    CASE WHEN s.state = 'running' THEN now() END,
+    CASE WHEN s.state = 'running' THEN g END,
+    CASE WHEN s.state = 'running' THEN now() + interval '1 hour' END
+FROM generate_series($1::bigint, $2::bigint) AS g,
+LATERAL (SELECT CASE WHEN g % 100 < 80 THEN 'succeeded' WHEN g % 100 < 83 THEN 'dead'
+    WHEN g % 100 < 84 THEN 'cancelled' WHEN g % 100 < 85 THEN 'running' ELSE 'pending' END AS state,
+    CASE WHEN g % 100 = 85 THEN 'retrying' WHEN g % 100 > 95 THEN 'scheduled' ELSE 'ready' END AS k) AS s
+"""
+
+
+async def _median_ms(call: Callable[[], Awaitable[object]], times: int) -> float:
+    took = []
+    for _ in range(times):
+        start = time.perf_counter()
+        await call()
+        took.append((time.perf_counter() - start) * 1000)
+    return statistics.median(took)
+
+
+@contextlib.asynccontextmanager
+async def _scraped(server: Server, every: float = 1.0) -> AsyncIterator[None]:
+    """Scrapes the server's /metrics every `every` seconds meanwhile (harsher than Prometheus' 15 s)."""
+
+    async def scrape() -> None:
+        async with httpx.AsyncClient() as http:
+            while True:
+                (await http.get(f"http://127.0.0.1:{server.http_port}/metrics")).raise_for_status()
+                await asyncio.sleep(every)
+
+    task = asyncio.create_task(scrape())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def drain_cost(url: str, params: Params) -> list[tuple[object, ...]]:
+    part = params.split(ROUNDS)
+    results: dict[str, list[Result]] = {"off": [], "on": [], "triggers on": [], "triggers off": []}
+    admin = await asyncpg.connect(url)
+    try:
+        async with spoold(url, metrics="0") as off, spoold(url, http=True) as on:
+            for n in range(ROUNDS):
+                order = [("off", off), ("on", on)]
+                for name, server in order if n % 2 == 0 else order[::-1]:
+                    async with grpc_drivers(server, True) as use, _scraped(on):
+                        results[name].append(await ceiling.run_case(DRAIN, part, admin, use, Meter(admin, server.pid)))
+        async with ceiling.sql_drivers(url) as use:
+            for n in range(ROUNDS):
+                for enabled in (True, False) if n % 2 == 0 else (False, True):
+                    verb = "ENABLE" if enabled else "DISABLE"
+                    for name in TRIGGERS:
+                        await admin.execute(f"ALTER TABLE spool.jobs {verb} TRIGGER {name}")
+                    key = "triggers on" if enabled else "triggers off"
+                    results[key].append(await ceiling.run_case(DRAIN, part, admin, use, Meter(admin)))
+            for name in TRIGGERS:
+                await admin.execute(f"ALTER TABLE spool.jobs ENABLE TRIGGER {name}")
+    finally:
+        await admin.close()
+    sums = {k: sum_results(v) for k, v in results.items()}
+    return [
+        ("spoold, metrics off / on (scraped every 1 s)", sums["off"].rate, sums["on"].rate,
+         f"{100 * sums['on'].rate / sums['off'].rate:.1f}%"),
+        ("SQL ceiling, count triggers off / on", sums["triggers off"].rate, sums["triggers on"].rate,
+         f"{100 * sums['triggers on'].rate / sums['triggers off'].rate:.1f}%"),
+    ]  # fmt: skip
+
+
+async def scrape_cost(url: str, jobs: int) -> tuple[list[tuple[object, ...]], float]:
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute("TRUNCATE spool.jobs CASCADE")
+        for start in range(1, jobs + 1, 100_000):
+            await admin.execute(_HISTORY, start, min(jobs, start + 99_999))
+        await admin.fetchval("SELECT spool.roll_up_counts(now())")
+        await settle(admin)
+        rows = await admin.fetchval("SELECT count(*) FROM spool.queue_counts")
+        scan = await _median_ms(lambda: admin.fetch(SCAN), 3)
+        async with spoold(url, http=True) as server:
+            stub = admin_service_pb2_grpc.AdminServiceStub(server.channel)
+            async with httpx.AsyncClient() as http:
+                metrics = f"http://127.0.0.1:{server.http_port}/metrics"
+                await http.get(metrics)  # the first scrape prepares the statement
+                scrape = await _median_ms(lambda: http.get(metrics), 20)
+                body = (await http.get(metrics)).text
+            listed = await _median_ms(lambda: stub.ListQueues(adm.ListQueuesRequest(page_size=1000)), 20)
+    finally:
+        await admin.close()
+    gauges = next(
+        float(ln.split()[-1]) * 1000 for ln in body.splitlines() if ln.startswith("spool_queue_gauges_seconds")
+    )
+    return [
+        ("GET /metrics (whole scrape, HTTP included)", f"{scrape:.1f}", rows),
+        ("  of which the queue gauges' query", f"{gauges:.1f}", ""),
+        ("ListQueues over gRPC, 100 queues (counts)", f"{listed:.1f}", ""),
+        ("ListQueues' scan before migration 0018 (SQL only)", f"{scan:.1f}", ""),
+    ], scrape
+
+
+async def main(quick: bool) -> None:
+    jobs = 100_000 if quick else 1_000_000
+    async with scratch_database() as url:
+        drain = await drain_cost(url, Params.of(quick))
+        table(
+            "metrics: batched drain (jobs/s), alternating rounds", ("case", "off jobs/s", "on jobs/s", "on/off"), drain
+        )
+        scrape_rows, scrape = await scrape_cost(url, jobs)
+        table(f"metrics: at {jobs:,} jobs over 100 queues (median ms)", ("read", "ms", "count rows"), scrape_rows)
+    kept = float(str(drain[0][3]).rstrip("%"))
+    target("metrics cost on the batched drain", f"{100 - kept:.1f}%", "<= 3%", kept >= 97)
+    target(f"scrape at {jobs:,} jobs, 100 queues", f"{scrape:.1f} ms", "<= 50 ms", scrape <= 50)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.metrics", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller cases and 100,000 jobs")
+    run(main(p.parse_args(argv).quick))
+
+
+if __name__ == "__main__":
+    cli()
