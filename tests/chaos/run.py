@@ -88,29 +88,39 @@ async def _chaos(
 
     background = [asyncio.create_task(c) for c in (monitor(), probe.run(stop_watch), stub.run(stop_chaos))]
     producing = asyncio.create_task(produce(addresses, form.jobs, form.cycles * CYCLE * 0.9, codes))
-    await chaos.run(form.cycles, stop_chaos)
-    await producing
-    db = await asyncpg.connect(postgres.url)
     try:
-
-        async def all_done() -> bool:
-            done = await db.fetchval("SELECT count(*) FROM spool.jobs WHERE queue = 'chaos' AND state = 'succeeded'")
-            return bool(done == form.jobs)
-
-        v = Verdict()
+        await chaos.run(form.cycles, stop_chaos)
+        await producing
+        db = await asyncpg.connect(postgres.url)
         try:
-            took = await wait_for(all_done, within=form.drain, interval=0.5)
-            v.say(f"every job finished {took:.1f}s after the chaos ended")
-        except TimeoutError:
-            v.fail(f"jobs still unfinished {form.drain:.0f}s after the chaos ended")
+
+            async def all_done() -> bool:
+                done = await db.fetchval(
+                    "SELECT count(*) FROM spool.jobs WHERE queue = 'chaos' AND state = 'succeeded'"
+                )
+                return bool(done == form.jobs)
+
+            v = Verdict()
+            try:
+                took = await wait_for(all_done, within=form.drain, interval=0.5)
+                v.say(f"every job finished {took:.1f}s after the chaos ended")
+            except TimeoutError:
+                v.fail(f"jobs still unfinished {form.drain:.0f}s after the chaos ended")
+            stop_watch.set()
+            await asyncio.gather(*background)
+            for w in workers:
+                await asyncio.to_thread(w.stop)
+            exits = {r.name: await asyncio.to_thread(r.terminate) for r in replicas}
+            attempts = await checks.check_database(db, form.jobs, v)
+        finally:
+            await db.close()
+    finally:  # on a failure too: no monitor left to restart the workers that run() stops
+        stop_chaos.set()
         stop_watch.set()
-        await asyncio.gather(*background)
-        for w in workers:
-            await asyncio.to_thread(w.stop)
-        exits = {r.name: await asyncio.to_thread(r.terminate) for r in replicas}
-        attempts = await checks.check_database(db, form.jobs, v)
-    finally:
-        await db.close()
+        for task in (*background, producing):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*background, producing, return_exceptions=True)
     checks.check_late_acks(stub, v)
     by_actor = checks.check_codes(codes, workers, v)
     checks.check_processes(replicas, exits, workers, v)
