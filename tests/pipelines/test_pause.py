@@ -42,3 +42,15 @@ async def test_pausing_an_unknown_pipeline_is_not_found(pipes: PStub) -> None:
     await expect_error(
         pipes.PausePipeline(ps.PausePipelineRequest(pipeline_id="77")), grpc.StatusCode.NOT_FOUND, "PIPELINE_NOT_FOUND"
     )
+
+
+async def test_a_step_requeued_in_a_paused_run_waits_for_the_resume(stub: Stub, pipes: PStub) -> None:
+    p = (await pipes.EnqueuePipeline(request(step("a", max_attempts=1)))).pipeline
+    a = await lease_one(stub, "q")
+    await stub.Nack(qs.NackRequest(job_id=a.job.id, lease_token=a.lease_token, retryable=False))
+    await pipes.PausePipeline(ps.PausePipelineRequest(pipeline_id=p.id))
+    (requeued,) = (await stub.Requeue(qs.RequeueRequest(job_ids=[a.job.id]))).jobs
+    assert requeued.state == Job.STATE_WAITING
+    assert not (await stub.Lease(qs.LeaseRequest(queues=["q"], max_jobs=1))).jobs
+    await pipes.ResumePipeline(ps.ResumePipelineRequest(pipeline_id=p.id))
+    assert (await lease_one(stub, "q")).job.id == a.job.id

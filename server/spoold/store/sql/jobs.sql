@@ -299,8 +299,10 @@ FROM cancelled
 -- A fresh attempt budget, ready now, for finished jobs in an allowed state.
 WITH requeued AS (
     UPDATE spool.jobs SET
-        -- A step with parents still unfinished waits for them again.
-        state = CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::spool.job_state,
+        -- A step with parents still unfinished waits for them again, as does one of a paused pipeline.
+        state = CASE WHEN waiting_on > 0
+            OR EXISTS (SELECT 1 FROM spool.pipelines p WHERE p.id = pipeline_id AND p.paused)
+            THEN 'waiting' ELSE 'pending' END::spool.job_state,
         attempt = 0,
         requeues = requeues + 1,
         run_at = now(),

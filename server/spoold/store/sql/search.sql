@@ -26,8 +26,10 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 ), requeued AS (
     UPDATE spool.jobs j SET
-        -- A step with parents still unfinished waits for them again.
-        state = CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::spool.job_state,
+        -- A step with parents still unfinished waits for them again, as does one of a paused pipeline.
+        state = CASE WHEN waiting_on > 0
+            OR EXISTS (SELECT 1 FROM spool.pipelines p WHERE p.id = j.pipeline_id AND p.paused)
+            THEN 'waiting' ELSE 'pending' END::spool.job_state,
         attempt = 0,
         requeues = j.requeues + 1,
         run_at = now(),
