@@ -236,6 +236,16 @@ CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
         lambda w, md: w.admin.ListBulkOperations(adm.ListBulkOperationsRequest(), metadata=md),
         (OK, ""),
     ),
+    "GetSchedule": (
+        "read",
+        lambda w, md: w.admin.GetSchedule(adm.GetScheduleRequest(name="nightly"), metadata=md),
+        (NOT_FOUND, "SCHEDULE_NOT_FOUND"),
+    ),
+    "ListSchedules": (
+        "read",
+        lambda w, md: w.admin.ListSchedules(adm.ListSchedulesRequest(), metadata=md),
+        (OK, ""),
+    ),
     **{
         rpc: ("admin", call, (DENIED, "SCOPE_MISSING"))
         for rpc, call in {
@@ -251,8 +261,6 @@ CASES: dict[str, tuple[str, Call, tuple[grpc.StatusCode, str]]] = {
                 ),
                 metadata=md,
             ),
-            "GetSchedule": lambda w, md: w.admin.GetSchedule(adm.GetScheduleRequest(name="nightly"), metadata=md),
-            "ListSchedules": lambda w, md: w.admin.ListSchedules(adm.ListSchedulesRequest(), metadata=md),
             "UpdateSchedule": lambda w, md: w.admin.UpdateSchedule(
                 adm.UpdateScheduleRequest(schedule=sp.Schedule(name="nightly", cron="0 4 * * *")), metadata=md
             ),

@@ -33,6 +33,7 @@ REQUIRED: dict[str, Scope] = {
     **{_ADMIN + m: Scope.READ for m in ("ListQueues", "GetQueue", "CountJobs", "GetBulkOperation")},
     _ADMIN + "ListBulkOperations": Scope.READ,
     _ADMIN + "GetQueueActivity": Scope.READ,
+    **{_ADMIN + m: Scope.READ for m in ("ListSchedules", "GetSchedule")},
     CONSOLE_SESSION: Scope.READ,
     CONSOLE_QUEUES: Scope.READ,
     _PIPELINE + "EnqueuePipeline": Scope.ENQUEUE,

@@ -24,6 +24,12 @@ function defaults(d = {}) {
   return parts.length ? parts.join(" · ") : "server defaults";
 }
 
+// "rate ≤5 per 1s, burst 10": the queue's token bucket (RateLimit), if it has one.
+function rateLimit(r) {
+  if (!r) return "";
+  return el("span", { class: "rate-limit" }, ` · rate ≤${r.limit} per ${duration(protoSeconds(r.interval || "1s"))}, burst ${r.burst || 1}`);
+}
+
 function row(q, who, refresh, activity) {
   const s = q.stats || {};
   const toggle = async () => {
@@ -42,7 +48,7 @@ function row(q, who, refresh, activity) {
     el("td", { class: "num" }, count(s.finishedLastMinute)),
     el("td", { class: "num activity" }, totals(activity, 5)),
     el("td", { class: "activity" }, sparkline(activity), el("div", { class: "muted small" }, totals(activity, 60))),
-    el("td", { class: "muted" }, defaults(q.defaults), q.rateLimit ? ` · ≤${q.rateLimit.limit}/${q.rateLimit.interval || "1s"}` : ""),
+    el("td", { class: "muted" }, defaults(q.defaults), rateLimit(q.rateLimit)),
     el("td", {}, actionButton(who, q.paused ? "Resume" : "Pause", toggle, { class: "small" })));
 }
 
