@@ -34,7 +34,12 @@ async def schedules(base: str, key: str) -> dict[str, dict[str, Any]]:
 
 
 async def test_schedules_listed_triggered_paused_and_resumed(page: Page, base: str, keys: Keys) -> None:
-    nightly = {"name": "nightly-report", "cron": "0 3 * * *", "timeZone": "Europe/Berlin", "template": template("reports")}
+    nightly = {
+        "name": "nightly-report",
+        "cron": "0 3 * * *",
+        "timeZone": "Europe/Berlin",
+        "template": template("reports"),
+    }
     await admin(base, keys.admin, "CreateSchedule", {"schedule": nightly})
     odd = {"name": HTML_NAME, "interval": "3600s", "template": template("reports")}
     await admin(base, keys.admin, "CreateSchedule", {"schedule": odd})
