@@ -11,9 +11,10 @@ import httpx
 Q = "/spool.v1.QueueService/"
 
 
-async def call(base: str, key: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
+async def call(base: str, key: str, method: str, body: dict[str, Any], service: str = Q) -> dict[str, Any]:
+    """A Connect call (QueueService unless `service` says otherwise) with the key; its answer."""
     async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=10) as c:
-        answer = await c.post(Q + method, json=body)
+        answer = await c.post(service + method, json=body)
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result

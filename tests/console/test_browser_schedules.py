@@ -12,17 +12,14 @@ import httpx
 
 from tests.console.browser import Page
 from tests.console.conftest import Keys
+from tests.console.jobs import call
 
 ADMIN = "/spool.v1.AdminService/"
 HTML_NAME = "<img/src=x/onerror=window.__xss=7>"
 
 
 async def admin(base: str, key: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=10) as c:
-        answer = await c.post(ADMIN + method, json=body)
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
-    return result
+    return await call(base, key, method, body, ADMIN)
 
 
 def template(queue: str) -> dict[str, Any]:

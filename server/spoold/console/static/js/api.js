@@ -75,6 +75,18 @@ export function rpc(service, method, request = {}) {
   return send("POST", `/spool.v1.${service}/${method}`, request);
 }
 
+// Every page of a List RPC, up to `most` items: everyPage("AdminService", "ListQueues", "queues").
+export async function everyPage(service, method, field, request = {}, most = 10000) {
+  const found = [];
+  let pageToken = "";
+  do {
+    const answer = await rpc(service, method, pageToken ? { ...request, pageToken } : request);
+    found.push(...(answer[field] || []));
+    pageToken = answer.nextPageToken || "";
+  } while (pageToken && found.length < most);
+  return found;
+}
+
 export function getJson(path) {
   return send("GET", path);
 }

@@ -1,7 +1,7 @@
 // Queues: counts by derived status, lag, throughput, pause state and defaults; the stats arrive
 // pushed from the server (one query per interval for every open console), not polled per browser.
 
-import { follow, rpc } from "./api.js";
+import { everyPage, follow, rpc } from "./api.js";
 import { actionButton, el, link, notice, replace } from "./dom.js";
 import { sparkline, totals } from "./chart.js";
 import { count, duration, protoSeconds } from "./format.js";
@@ -64,16 +64,7 @@ function table(list, who, refresh, activity) {
 }
 
 // Every page of ListQueues (up to 1,000 queues a page).
-async function everyQueue() {
-  const found = [];
-  let pageToken = "";
-  do {
-    const answer = await rpc("AdminService", "ListQueues", pageToken ? { pageToken } : {});
-    found.push(...(answer.queues || []));
-    pageToken = answer.nextPageToken || "";
-  } while (pageToken && found.length < 10000);
-  return found;
-}
+const everyQueue = () => everyPage("AdminService", "ListQueues", "queues");
 
 export function render(main, { who }) {
   const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));

@@ -1,7 +1,7 @@
 // Schedules: every schedule's timetable (cron or interval, in its zone), queue, pause state, next
 // fire times and last fire (its job linked), with Pause / Resume / Trigger (admin scope).
 
-import { rpc } from "./api.js";
+import { everyPage, rpc } from "./api.js";
 import { actionButton, el, link, notice, replace } from "./dom.js";
 import { duration, protoSeconds, shortStatus, time } from "./format.js";
 
@@ -38,16 +38,7 @@ function row(s, who, act) {
 }
 
 // Every page of ListSchedules (ordered by name).
-async function everySchedule() {
-  const found = [];
-  let pageToken = "";
-  do {
-    const answer = await rpc("AdminService", "ListSchedules", pageToken ? { pageSize: 1000, pageToken } : { pageSize: 1000 });
-    found.push(...(answer.schedules || []));
-    pageToken = answer.nextPageToken || "";
-  } while (pageToken && found.length < 10000);
-  return found;
-}
+const everySchedule = () => everyPage("AdminService", "ListSchedules", "schedules", { pageSize: 1000 });
 
 export function render(main, { who }) {
   const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
