@@ -129,7 +129,7 @@ class App:
             self.starting,
             *self.interceptors,
             AuthGuard(self.gate),
-            DecodeGuard(),
+            DecodeGuard(s.limits),
         ]
         if s.metrics:  # first: it counts what the key check refuses too
             self.metrics = Metrics()
@@ -234,7 +234,7 @@ class App:
                 [endpoint.route(self.metrics.render, self.gate, s.metrics_public)] if self.metrics else []
             )
             extra += console.routes(self.gate, s, self.feed)
-            self.http.start(asgi.build(Door(self.gate, services, rpc), s, self._live, self._ready, extra))
+            self.http.start(asgi.build(Door(self.gate, services, s.limits, rpc), s, self._live, self._ready, extra))
         await self._set_serving(True)
         self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]

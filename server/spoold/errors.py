@@ -212,7 +212,8 @@ class Internal(SpoolError):
 
 
 class BodyTooLarge(SpoolError):
-    """An HTTP request body over the limit: refused before any of it is decoded."""
+    """A request body (HTTP) or message (gRPC) over the limit of its door or of its method
+    (api/counts.py): refused before any of it is decoded."""
 
     reason = "BODY_TOO_LARGE"
 

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from spoold.api import calls
+from spoold.api import calls, counts
 from spoold.api.errors import abort, failure, to_status
 from spoold.api.interceptors import MethodWrapper
-from spoold.errors import InvalidArgument
+from spoold.config import Limits
+from spoold.errors import InvalidArgument, SpoolError
 from spoold.logformat import note_call
 
 log = logging.getLogger(__name__)
@@ -29,21 +30,33 @@ if TYPE_CHECKING:  # generic only in the type stubs
 
 
 class DecodeGuard(MethodWrapper):
-    """Wraps the unary-request methods of the services under `prefix` (health and reflection keep grpc's own)."""
+    """Wraps the unary-request methods of the services under `prefix` (health and reflection keep
+    grpc's own); a decoded request's repeated fields are held to their caps (api/counts.py)."""
+
+    def __init__(self, limits: Limits, prefix: str = "/spool.") -> None:
+        super().__init__(prefix)
+        self._limits = limits
 
     def wrap(self, method: str, handler: Handler) -> Handler | None:
-        return _guarded(method, handler)
+        return _guarded(method, handler, self._limits)
 
 
-def _guarded(method: str, handler: Handler) -> Handler | None:
-    decode = handler.request_deserializer
-    if decode is None or handler.request_streaming:
+def _guarded(method: str, handler: Handler, limits: Limits) -> Handler | None:
+    found = handler.request_deserializer
+    if found is None or handler.request_streaming:
         return None
+    budget = counts.byte_budget(method, limits)
+
+    def decode(raw: bytes) -> Any:
+        if budget is not None and len(raw) > budget:
+            raise counts.too_large(method, len(raw), limits)
+        return found(raw)
+
     if handler.unary_unary is not None:
         unary: Any = handler.unary_unary  # typed for the sync API; on grpc.aio it is a coroutine function
 
         async def unary_behavior(raw: bytes, context: Context) -> Any:
-            request = await _decoded(method, decode, raw, context)
+            request = await _decoded(method, decode, raw, context, limits)
             try:
                 return await unary(request, context)
             except Exception as exc:
@@ -54,7 +67,7 @@ def _guarded(method: str, handler: Handler) -> Handler | None:
         streaming: Any = handler.unary_stream
 
         async def stream_behavior(raw: bytes, context: Context) -> AsyncIterator[Any]:
-            result = streaming(await _decoded(method, decode, raw, context), context)
+            result = streaming(await _decoded(method, decode, raw, context, limits), context)
             try:
                 if inspect.isasyncgen(result):
                     async for item in result:
@@ -68,11 +81,15 @@ def _guarded(method: str, handler: Handler) -> Handler | None:
     return None
 
 
-async def _decoded(method: str, decode: Callable[[bytes], Any], raw: bytes, context: Context) -> Any:
+async def _decoded(method: str, decode: Callable[[bytes], Any], raw: bytes, context: Context, limits: Limits) -> Any:
     try:
         request = decode(raw)
+        counts.check(request, limits)
     except DecodeError as exc:
         await abort(context, to_status(InvalidArgument("request", f"cannot be decoded: {str(exc)[:200]}")))
+        raise AssertionError("unreachable: abort raises") from exc
+    except SpoolError as exc:
+        await abort(context, to_status(exc))
         raise AssertionError("unreachable: abort raises") from exc
     # The call's fields for every log line written while it is served (logformat.py).
     note_call(method, request, context.peer())

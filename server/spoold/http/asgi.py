@@ -84,7 +84,8 @@ def build(door: Door, settings: Settings, live: Check, ready: Check, extra: Sequ
     handlers = {SpoolError: _spool_error, HTTPException: _http_error, Exception: _bug}
     app: ASGIApp = CookieAuth(Starlette(routes=routes, exception_handlers=handlers))
     prefixes = tuple(f"/{s.full_name}/" for s in door.services)
-    app = Front(app, max_body=limit, read_timeout=settings.http_read_timeout.total_seconds(), connect_prefixes=prefixes)
+    read_timeout = settings.http_read_timeout.total_seconds()
+    app = Front(app, max_body=limit, read_timeout=read_timeout, connect_prefixes=prefixes)
     origins = cors_origins(settings)
     if origins:  # outermost, so that a preflight is answered without a key
         app = CORSMiddleware(

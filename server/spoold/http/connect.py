@@ -9,18 +9,22 @@ routes: a misspelt field is a mistake to report, not to ignore (docs/http.md).""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from connectrpc.codec import Codec
-from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json_codec
+from connectrpc.compat import google_protobuf_binary_codec
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
+from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from starlette.types import ASGIApp
 
+from spoold.api import counts
+from spoold.config import Limits
 from spoold.errors import InvalidArgument, SpoolError
 from spoold.http import calls
 from spoold.http.answers import connect_error
@@ -50,7 +54,38 @@ class _Refusing(Codec[Message, M]):
             raise connect_error(err) from exc
 
 
-CODECS = [_Refusing(google_protobuf_binary_codec()), _Refusing(google_protobuf_json_codec(ignore_unknown_fields=False))]
+class _CountedJson(Codec[Message, M]):
+    """The JSON codec, with each repeated field's count held to its cap (api/counts.py) between
+    json.loads and json_format, which is where a large JSON request would cost the event loop."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+
+    def name(self) -> str:
+        return "json"
+
+    def encode(self, message: Message) -> bytes:
+        return json_format.MessageToJson(message).encode()
+
+    def decode(self, data: bytes | bytearray, message_class: type[M]) -> M:
+        try:
+            tree = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise connect_error(InvalidArgument("request", f"cannot be decoded: {str(exc)[:300]}")) from exc
+        message = message_class()
+        try:
+            counts.check_json(tree, message, self._limits)
+        except SpoolError as refused:
+            raise connect_error(refused) from refused
+        try:
+            return json_format.ParseDict(tree, message, ignore_unknown_fields=False)
+        except Exception as exc:
+            bad = InvalidArgument("request", f"cannot be decoded: {str(exc)[:300] or type(exc).__name__}")
+            raise connect_error(bad) from exc
+
+
+def codecs(limits: Limits) -> list[Codec[Message, Any]]:
+    return [_Refusing(google_protobuf_binary_codec()), _CountedJson(limits)]
 
 
 def snake(name: str) -> str:
@@ -100,8 +135,8 @@ def application(door: Door, service: ServiceDescriptor, read_max_bytes: int) -> 
     """The generated Connect application of one service, answered by the door."""
     module = importlib.import_module(service.file.name.removesuffix(".proto").replace("/", ".") + "_connect")
     cls = getattr(module, f"{service.name}ASGIApplication")
-    app: ASGIApp = cls(_Adapter(door, service), codecs=CODECS, read_max_bytes=read_max_bytes)
+    app: ASGIApp = cls(_Adapter(door, service), codecs=codecs(door.limits), read_max_bytes=read_max_bytes)
     return app
 
 
-__all__ = ["CODECS", "ConnectError", "application", "snake"]
+__all__ = ["ConnectError", "application", "codecs", "snake"]

@@ -12,9 +12,11 @@ from typing import Any
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
+from spoold.api import counts
 from spoold.api.errors import code_of, failure
 from spoold.auth.gate import Gate
 from spoold.auth.principal import current
+from spoold.config import Limits
 from spoold.errors import SpoolError
 from spoold.http.calls import HttpCall
 from spoold.logformat import note_call
@@ -34,9 +36,14 @@ def paths(services: Mapping[ServiceDescriptor, object]) -> dict[str, Method]:
 
 class Door:
     def __init__(
-        self, gate: Gate, services: Mapping[ServiceDescriptor, object], metrics: RpcMetrics | None = None
+        self,
+        gate: Gate,
+        services: Mapping[ServiceDescriptor, object],
+        limits: Limits,
+        metrics: RpcMetrics | None = None,
     ) -> None:
         self._gate = gate
+        self.limits = limits
         self.services = tuple(services)
         self._methods = paths(services)
         self._metrics = metrics
@@ -48,8 +55,10 @@ class Door:
             self._metrics.observe("http", path, code, time.perf_counter() - start)
 
     async def _admit(self, path: str, request: Message, call: HttpCall) -> Method:
+        """The method, once the key allows it and the request's repeated fields are within their caps."""
         current.set(await self._gate.admit(path, call.authorization))
         note_call(path, request, call.peer())
+        counts.check(request, self.limits)
         return self._methods[path]
 
     async def unary(self, path: str, request: Message, call: HttpCall) -> Message:

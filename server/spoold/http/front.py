@@ -11,6 +11,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spoold.api import calls as api_calls
+from spoold.api import counts
 from spoold.errors import BodyTimeout, BodyTooLarge, InvalidArgument, SpoolError, UnsupportedMediaType
 from spoold.http import calls
 from spoold.http.answers import connect_error, connect_response, rest_response
@@ -55,7 +56,14 @@ class _Body:
 
 
 class Front:
-    def __init__(self, app: ASGIApp, *, max_body: int, read_timeout: float, connect_prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        read_timeout: float,
+        connect_prefixes: tuple[str, ...],
+    ) -> None:
         self.app = app
         self._max_body = max_body
         self._read_timeout = read_timeout
@@ -94,12 +102,17 @@ class Front:
             refusal = self._refusal(scope, connect, length, content_type)
             if refusal is not None:
                 raise refusal
-            await self.app(scope, _Body(receive, self._max_body, self._read_timeout, connect, call), answer)
+            body = _Body(receive, self._limit(scope["path"]), self._read_timeout, connect, call)
+            await self.app(scope, body, answer)
         except SpoolError as exc:
             await self._answer_refusal(exc, connect, status, scope, receive, answer)
         finally:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("HTTP %s %s -> %d, request %s", scope["method"], scope["path"][:200], status, rid)
+
+    def _limit(self, path: str) -> int:
+        """The door's body limit, or the small one of a request that takes no payload (api/counts.py)."""
+        return min(self._max_body, counts.SMALL_REQUEST_BYTES) if counts.small_http_body(path) else self._max_body
 
     def _refusal(
         self, scope: Scope, connect: bool, length: bytes | None, content_type: bytes | None
@@ -114,8 +127,9 @@ class Front:
         if length is not None:
             if not length.isdigit():
                 return InvalidArgument("content-length", "must be a number of bytes")
-            if int(length) > self._max_body:
-                return BodyTooLarge(self._max_body)
+            limit = self._limit(scope["path"])
+            if int(length) > limit:
+                return BodyTooLarge(limit)
         if connect:  # connectrpc reads header values as UTF-8
             for _, value in scope["headers"]:
                 try:
