@@ -36,8 +36,18 @@ export interface ClientOptions {
    * or SPOOL_TLS_KEY name PEM files (what is given here wins over those); `false` forces plaintext.
    */
   tls?: TlsOptions | boolean;
-  /** API key, sent as `authorization: Bearer <key>` on every call; default $SPOOL_TOKEN. */
+  /**
+   * API key, sent as `authorization: Bearer <key>` on every call; default $SPOOL_TOKEN, else the
+   * contents of the file `tokenFile` or $SPOOL_TOKEN_FILE names (a key kept off command lines).
+   */
   token?: string;
+  /** A file holding the API key; default $SPOOL_TOKEN_FILE. */
+  tokenFile?: string;
+  /**
+   * Send the key without TLS to a host off this machine (default $SPOOL_INSECURE=1); otherwise
+   * that is refused: only loopback addresses, localhost and unix sockets get a key in the clear.
+   */
+  insecure?: boolean;
   /** Deadline of each unary call (a Lease gets its long-poll wait on top); default 30 s. */
   timeoutMs?: number;
 }
@@ -277,11 +287,51 @@ const DEFAULT_ADDRESS = "127.0.0.1:50051";
  */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-/** A gRPC transport for the options: address, TLS (arguments, then SPOOL_TLS_*), API key. */
+/** The key: the argument, $SPOOL_TOKEN, else the file tokenFile or $SPOOL_TOKEN_FILE names. */
+function resolveToken(opts: ClientOptions): string | undefined {
+  const given = opts.token ?? process.env.SPOOL_TOKEN;
+  if (given) return given;
+  const path = opts.tokenFile ?? process.env.SPOOL_TOKEN_FILE;
+  if (!path) return undefined;
+  const what = opts.tokenFile !== undefined ? "tokenFile" : "SPOOL_TOKEN_FILE";
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw new Error(`${what}: cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (!text) throw new Error(`${what}: ${path} is empty`);
+  return text;
+}
+
+const TRUE = ["1", "true", "yes", "on"];
+
+/** Whether the address is on this machine: a loopback address, localhost, or a unix socket. */
+export function isLocal(address: string): boolean {
+  if (/^unix:/.test(address)) return true;
+  let host = address.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
+  if (host.startsWith("[")) host = host.slice(1, host.indexOf("]"));
+  else if (host.split(":").length === 2) host = host.split(":")[0]!;
+  host = host.toLowerCase();
+  if (host === "localhost" || host.endsWith(".localhost") || host === "::1") return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * A gRPC transport for the options: address, TLS (arguments, then SPOOL_TLS_*), API key; an Error
+ * for a key that would go in the clear to a host off this machine, unless `insecure`.
+ */
 export function grpcTransport(opts: ClientOptions = {}): Transport {
   const address = opts.address ?? DEFAULT_ADDRESS;
   const tls = tlsOptions(opts.tls, address);
-  const token = opts.token ?? process.env.SPOOL_TOKEN;
+  const token = resolveToken(opts);
+  const insecure = opts.insecure ?? TRUE.includes((process.env.SPOOL_INSECURE ?? "").toLowerCase());
+  if (token && tls === undefined && !insecure && !isLocal(address)) {
+    throw new Error(
+      `an API key would go to ${address} in the clear: connect with TLS (tls, SPOOL_TLS_CA), ` +
+        "or accept the risk with insecure: true (SPOOL_INSECURE=1)",
+    );
+  }
   return createGrpcTransport({
     baseUrl: baseUrl(address, tls !== undefined),
     nodeOptions: tls,

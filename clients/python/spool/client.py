@@ -81,6 +81,7 @@ class AsyncClient:
         metadata: Sequence[tuple[str, str]] = (),
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout: float | None = DEFAULT_TIMEOUT,
+        insecure: bool | None = None,
     ) -> None:
         self.connection = Connection.resolve(
             address,
@@ -90,6 +91,7 @@ class AsyncClient:
             private_key=private_key,
             token=token,
             metadata=metadata,
+            insecure=insecure,
         )
         self.retry = retry
         self.timeout = timeout
@@ -318,6 +320,7 @@ class Client:
         metadata: Sequence[tuple[str, str]] = (),
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout: float | None = DEFAULT_TIMEOUT,
+        insecure: bool | None = None,
     ) -> None:
         self.connection = Connection.resolve(
             address,
@@ -327,6 +330,7 @@ class Client:
             private_key=private_key,
             token=token,
             metadata=metadata,
+            insecure=insecure,
         )
         self.channel = self.connection.sync_channel()
         self.stub = QueueServiceStub(self.channel)

@@ -83,7 +83,23 @@ GLOBAL_OPTIONS: list[Callable[[], click.Option]] = [
         ["--token"],
         expose_value=False,
         callback=_remember("token"),
-        help="Sent as 'authorization: Bearer TOKEN' (default $SPOOL_TOKEN).",
+        help="Sent as 'authorization: Bearer TOKEN' (default $SPOOL_TOKEN). Other users of the machine "
+        "see it in `ps`: prefer $SPOOL_TOKEN or --token-file.",
+    ),
+    lambda: click.Option(
+        ["--token-file"],
+        metavar="FILE",
+        expose_value=False,
+        callback=_remember("token_file"),
+        help="Read the token from FILE (default $SPOOL_TOKEN_FILE).",
+    ),
+    lambda: click.Option(
+        ["--insecure"],
+        is_flag=True,
+        default=None,
+        expose_value=False,
+        callback=_remember("insecure"),
+        help="Send the token without TLS to a host off this machine (default $SPOOL_INSECURE); refused otherwise.",
     ),
     lambda: click.Option(
         ["--tls/--no-tls"],

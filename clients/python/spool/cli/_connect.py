@@ -8,7 +8,7 @@ from datetime import timedelta
 import click
 import grpc
 
-from spool._config import read_pem
+from spool._config import read_pem, read_token
 from spool._retry import RetryPolicy
 from spool.cli._text import clean
 from spool.client import Client
@@ -23,10 +23,13 @@ RETRY = RetryPolicy(initial=timedelta(milliseconds=100), maximum=timedelta(secon
 @dataclass
 class Globals:
     """The options every command takes, wherever they stand on the line. None means: from the
-    environment (SPOOL_ADDRESS, SPOOL_TOKEN, SPOOL_TLS), else the default."""
+    environment (SPOOL_ADDRESS, SPOOL_TOKEN or SPOOL_TOKEN_FILE, SPOOL_INSECURE, SPOOL_TLS), else
+    the default."""
 
     address: str | None = None
     token: str | None = None
+    token_file: str | None = None
+    insecure: bool | None = None
     tls: bool | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
@@ -64,7 +67,8 @@ def client_for(g: Globals) -> Client:
             root_certificates=_pem(g.tls_ca, "--tls-ca"),
             certificate_chain=_pem(g.tls_cert, "--tls-cert"),
             private_key=_pem(g.tls_key, "--tls-key"),
-            token=g.token,
+            token=g.token if g.token is not None or g.token_file is None else read_token(g.token_file, "--token-file"),
+            insecure=g.insecure,
             retry=RETRY,
         )
     except ValueError as err:
