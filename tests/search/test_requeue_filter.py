@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
+
 from spool.v1 import job_pb2
 from spool.v1 import queue_service_pb2 as qs
+from tests.helpers import expect_error
 from tests.search.rows import add_attempt, insert
 
 State = job_pb2.Job
@@ -78,9 +81,22 @@ async def test_filter_naming_only_unrequeueable_states_is_empty(stub, db) -> Non
 
 async def test_limit(stub, db) -> None:  # type: ignore[no-untyped-def]
     dead = await insert(db, 10, state="dead")
-    done, calls = await requeue_all(stub, qs.RequeueRequest(filter=job_pb2.JobFilter(), limit=3))
+    done, calls = await requeue_all(stub, qs.RequeueRequest(filter=job_pb2.JobFilter(), limit=3, all=True))
     assert sorted(done, key=int) == dead
     assert calls == 5
+
+
+async def test_an_empty_filter_requires_all(stub, db) -> None:  # type: ignore[no-untyped-def]
+    await insert(db, 3, state="dead")
+    for request in (
+        qs.RequeueRequest(filter=job_pb2.JobFilter()),
+        qs.RequeueRequest(filter=job_pb2.JobFilter(), limit=5),
+    ):
+        err = await expect_error(stub.Requeue(request), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "filter")
+        assert "set all" in (err.details() or "")
+    assert await states_of(db, "q") == {"dead": 3}
+    everything = await stub.Requeue(qs.RequeueRequest(all=True))
+    assert len(everything.jobs) == 3 and await states_of(db, "q") == {"pending": 3}
 
 
 async def test_wakes_lease_waiters_of_each_queue(stub, db) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +111,7 @@ async def test_wakes_lease_waiters_of_each_queue(stub, db) -> None:  # type: ign
             both.set()
 
     await db.add_listener("spool_ready", heard)
-    jobs = (await stub.Requeue(qs.RequeueRequest(filter=job_pb2.JobFilter()))).jobs
+    jobs = (await stub.Requeue(qs.RequeueRequest(filter=job_pb2.JobFilter(), all=True))).jobs
     assert len(jobs) == 3
     await asyncio.wait_for(both.wait(), 10)
     assert woken == {"a", "b"}

@@ -218,6 +218,8 @@ export interface RequeueOptions {
   filter?: JobFilterInit;
   includeSucceeded?: boolean;
   limit?: number;
+  /** Required with a filter that sets nothing: every finished job of every queue. */
+  all?: boolean;
 }
 
 export interface ListOptions {
@@ -561,6 +563,7 @@ export class Client {
       filter: jobFilter(options.filter),
       includeSucceeded: options.includeSucceeded ?? false,
       limit: options.limit ?? 0,
+      all: options.all ?? false,
     };
     return (await call(() => this.rpc.requeue(req, this.opts))).jobs;
   }

@@ -45,9 +45,9 @@ def _list_request(where: Filter | None, order: str, page_size: int, token: str) 
 
 
 def _requeue_request(
-    ids: Sequence[str], where: Filter | None, include_succeeded: bool, limit: int
+    ids: Sequence[str], where: Filter | None, include_succeeded: bool, limit: int, everything: bool = False
 ) -> qs.RequeueRequest:
-    req = qs.RequeueRequest(job_ids=list(ids), include_succeeded=include_succeeded, limit=limit)
+    req = qs.RequeueRequest(job_ids=list(ids), include_succeeded=include_succeeded, limit=limit, all=everything)
     if where is not None:
         req.filter.CopyFrom(where.to_proto())
     return req
@@ -235,10 +235,11 @@ class AsyncClient:
         return builtins.list((await self.call(self.stub.Requeue, req, rpc_timeout=self.timeout)).jobs)
 
     async def requeue_matching(
-        self, where: Filter, *, include_succeeded: bool = False, limit: int = 1000
+        self, where: Filter, *, include_succeeded: bool = False, limit: int = 1000, everything: bool = False
     ) -> builtins.list[Job]:
-        """Requeues at most `limit` matching jobs; call again until it returns none."""
-        req = _requeue_request((), where, include_succeeded, limit)
+        """Requeues at most `limit` matching jobs; call again until it returns none. A filter that
+        sets nothing (every finished job of every queue) is refused unless `everything` is set."""
+        req = _requeue_request((), where, include_succeeded, limit, everything)
         return builtins.list((await self.call(self.stub.Requeue, req, rpc_timeout=self.timeout)).jobs)
 
     async def queues(self) -> builtins.list[Queue]:
@@ -470,10 +471,11 @@ class Client:
         return builtins.list(self.call(self.stub.Requeue, req, rpc_timeout=self.timeout).jobs)
 
     def requeue_matching(
-        self, where: Filter, *, include_succeeded: bool = False, limit: int = 1000
+        self, where: Filter, *, include_succeeded: bool = False, limit: int = 1000, everything: bool = False
     ) -> builtins.list[Job]:
-        """Requeues at most `limit` matching jobs; call again until it returns none."""
-        req = _requeue_request((), where, include_succeeded, limit)
+        """Requeues at most `limit` matching jobs; call again until it returns none. A filter that
+        sets nothing (every finished job of every queue) is refused unless `everything` is set."""
+        req = _requeue_request((), where, include_succeeded, limit, everything)
         return builtins.list(self.call(self.stub.Requeue, req, rpc_timeout=self.timeout).jobs)
 
     def queues(self) -> builtins.list[Queue]:

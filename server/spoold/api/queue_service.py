@@ -22,7 +22,7 @@ from spoold.cancels import CancelHub
 from spoold.config import Settings
 from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
-from spoold.model import Job, JobError, LeaseRequest
+from spoold.model import Job, JobError, JobFilter, LeaseRequest
 from spoold.queue_limit import QueueLimit
 from spoold.store.followups import ack_with_follow_ups
 from spoold.store.jobs import JobStore
@@ -237,7 +237,7 @@ class QueueService:
 
     @unary
     async def Requeue(self, request: qs.RequeueRequest, context: Context) -> qs.RequeueResponse:
-        if request.HasField("filter"):
+        if request.HasField("filter") or request.all:
             return await self._requeue_matching(request)
         if not request.job_ids:
             raise InvalidArgument("job_ids", "at least one job id is required")
@@ -264,6 +264,11 @@ class QueueService:
         if request.job_ids:
             raise InvalidArgument("filter", "set job_ids or filter, not both")
         f = search.job_filter(request.filter, self._limits)
+        if f == JobFilter() and not request.all:
+            raise InvalidArgument(
+                "filter",
+                "an empty filter matches every finished job of every queue: narrow it, or set all to requeue them all",
+            )
         limit = search.requeue_limit(request.limit)
         jobs = await self._search.requeue(f, request.include_succeeded, limit)
         return qs.RequeueResponse(jobs=[convert.job_proto(j) for j in jobs])

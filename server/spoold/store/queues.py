@@ -102,9 +102,10 @@ class QueueStore:
             return {r["name"] for r in await self.pool.fetch(Q["existing_queues"], names)}
 
     async def count(self) -> int:
-        """How many queues there are (a pass over every job: see QueueLimit)."""
-        async with self.searches.connection() as conn:
-            return int(await conn.fetchval(Q["count_queues"]))
+        """How many queues there are (a pass over every job, at most every few seconds: see
+        QueueLimit). On the main pool: an Enqueue must not wait behind searches."""
+        with translated():
+            return int(await self.pool.fetchval(Q["count_queues"]))
 
     async def activity(self, minutes: int) -> tuple[datetime | None, dict[str, QueueActivity]]:
         """Jobs finished per minute over the last `minutes`, per queue with any, and the start

@@ -785,9 +785,14 @@ class RequeueRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     INCLUDE_SUCCEEDED_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
     include_succeeded: _builtins.bool
     limit: _builtins.int
     """With a filter: 1 to 1000, default 1000. Call again until no job is returned."""
+    all: _builtins.bool
+    """Required for a filter that sets nothing (every finished job of every queue): without it such a
+    Requeue is refused with INVALID_ARGUMENT, so that a forgotten filter requeues nothing.
+    """
     @_builtins.property
     def job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Jobs to requeue; each must be DEAD or CANCELLED (or SUCCEEDED with include_succeeded)."""
@@ -803,10 +808,11 @@ class RequeueRequest(_message.Message):
         filter: _job_pb2.JobFilter | None = ...,
         include_succeeded: _builtins.bool = ...,
         limit: _builtins.int = ...,
+        all: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "include_succeeded", b"include_succeeded", "job_ids", b"job_ids", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "filter", b"filter", "include_succeeded", b"include_succeeded", "job_ids", b"job_ids", "limit", b"limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
