@@ -1,4 +1,5 @@
 // The typed client: one method per RPC, plain values in (milliseconds, Date, JSON), typed errors out.
+import { withSendSpan } from "./tracing.js";
 import { create } from "@bufbuild/protobuf";
 import { readFileSync } from "node:fs";
 import { createClient, type Client as RpcClient, type Interceptor, type Transport } from "@connectrpc/connect";
@@ -458,8 +459,13 @@ export class Client {
 
   /** Creates one job; returns at once. `payload` is sent as JSON unless it is a Uint8Array. */
   async enqueue(queue: string, payload?: unknown, options: EnqueueOptions = {}): Promise<Enqueued> {
-    const res = await call(() => this.rpc.enqueue(enqueueRequest({ ...options, queue, payload }), this.opts));
-    return { job: res.job!, deduplicated: res.deduplicated };
+    // Within an active OpenTelemetry span, the job's headers carry its trace context (src/tracing.ts).
+    return withSendSpan(queue, 1, async (trace) => {
+      const req = enqueueRequest({ ...options, queue, payload });
+      if (trace !== undefined) req.headers = { ...req.headers, ...trace };
+      const res = await call(() => this.rpc.enqueue(req, this.opts));
+      return { job: res.job!, deduplicated: res.deduplicated };
+    });
   }
 
   /** Creates many jobs in one transaction, all or nothing; results in the order given. */

@@ -3,6 +3,7 @@
 // or Nack (error, one call per job). In a busy queue the Lease calls are seldom needed: each AckBatch
 // asks for as many new jobs as it acks (AckBatchRequest.next), so the slots its acks free are filled
 // in the same call, and the lease loop long-polls only when slots are actually free.
+import { withProcessSpan } from "./tracing.js";
 import { hostname } from "node:os";
 import { AckBatcher, untilAnswered } from "./acks.js";
 import { watchCancels } from "./cancels.js";
@@ -351,7 +352,8 @@ export class Worker {
       if (handler === undefined) {
         throw new PermanentError(`no handler for queue ${job.queue}`);
       }
-      result = await handler(job);
+      // In its CONSUMER span when the job carries a trace and OpenTelemetry is installed (tracing.ts).
+      result = await withProcessSpan(job, async () => handler(job));
     } catch (err) {
       await this.fail(job, err);
       return;
