@@ -37,6 +37,8 @@ function payloadText(job, field) {
 function facts(job) {
   const rows = [
     ["queue", link(`#/jobs?${new URLSearchParams({ queue: job.queue })}`, job.queue)],
+    job.pipelineId ? ["pipeline", link(`#/pipeline/${encodeURIComponent(job.pipelineId)}`,
+      `step ${job.stepName} of pipeline ${job.pipelineId}`)] : null,
     ["attempt", `${job.attempt || 0} of ${job.maxAttempts || 1}`],
     ["requeues", String(job.requeues || 0)],
     ["priority", String(job.priority || 0)],
@@ -50,7 +52,7 @@ function facts(job) {
     ["concurrency key", job.concurrencyKey ? `${job.concurrencyKey} (limit ${job.concurrencyLimit || 1})` : "–"],
     ["content type", job.contentType || "application/json"],
   ];
-  return el("dl", { class: "facts" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  return el("dl", { class: "facts" }, rows.filter(Boolean).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
 function headers(job) {

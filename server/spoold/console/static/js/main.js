@@ -1,5 +1,5 @@
 // The console's shell: who is signed in, the sign-in form, and the hash router
-// (#/queues, #/jobs?status=dead&error=timeout, #/job/42, #/dead, #/enqueue?copy=42, #/schedules).
+// (#/queues, #/jobs?status=dead&error=timeout, #/job/42, #/dead, #/enqueue?copy=42, #/schedules, #/pipeline/7).
 
 import { onSignedOut, session } from "./api.js";
 import { el, notice, replace } from "./dom.js";
@@ -8,10 +8,11 @@ import * as dead from "./dead.js";
 import * as enqueue from "./enqueue.js";
 import * as job from "./job.js";
 import * as jobs from "./jobs.js";
+import * as pipeline from "./pipeline.js";
 import * as queues from "./queues.js";
 import * as schedules from "./schedules.js";
 
-const PAGES = { queues, jobs, job, dead, enqueue, bulk, schedules };
+const PAGES = { queues, jobs, job, dead, enqueue, bulk, schedules, pipeline };
 const main = document.getElementById("page");
 const whoBox = document.getElementById("who");
 let who = null;
