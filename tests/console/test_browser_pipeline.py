@@ -78,6 +78,12 @@ async def test_a_pipelines_steps_paused_resumed_and_cancelled(page: Page, base: 
     assert not await page.enabled("#pipeline-cancel")
     await page.click("tr[data-step='report'] a")
     await page.wait_text("#job-status", "CANCELLED")
+
+    # the Jobs page searches the pipeline's steps
+    await page.go(f"#/pipeline/{made['id']}")
+    await page.click("a[href^='#/jobs?pipeline=']")
+    await page.wait_text("main", "4 jobs")
+    assert await page.script("return document.getElementById('f-pipeline').value") == made["id"]
     assert await page.console_errors() == []
 
 

@@ -5,7 +5,8 @@
 export const STATUSES = ["ready", "scheduled", "retrying", "throttled", "waiting", "running", "succeeded", "dead", "cancelled"];
 
 // URL parameter -> JobFilter field, for the plain text ones.
-const TEXT = { error: "errorContains", payload: "payloadContains", idem: "idempotencyKey", ckey: "concurrencyKey" };
+const TEXT = { error: "errorContains", payload: "payloadContains", idem: "idempotencyKey", ckey: "concurrencyKey",
+  pipeline: "pipelineId" };
 const TIMES = { created_after: "createdAfter", created_before: "createdBefore",
   finished_after: "finishedAfter", finished_before: "finishedBefore" };
 

@@ -36,6 +36,7 @@ export function searchForm(params, base, extra = []) {
   field("Payload contains (JSON)", "payload", params, { placeholder: '{"order_id": 5512}' }),
   field("Idempotency key", "idem", params),
   field("Concurrency key", "ckey", params),
+  field("Pipeline id", "pipeline", params),
   ...times,
   el("div", { class: "field" }, el("label", { for: "f-order" }, "Order"),
     el("select", { id: "f-order", name: "order" }, el("option", { value: "" }, "newest first"),
