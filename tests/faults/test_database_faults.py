@@ -112,7 +112,10 @@ async def test_a_terminated_connection_whose_socket_is_still_open_is_unavailable
 @pytest.fixture
 async def proxied_app(proxy: FaultProxy) -> AsyncIterator[App]:
     """spoold with one pooled connection, through the proxy; no loop touches the pool by itself."""
-    settings = conftest.test_settings(pool_min_size=1, pool_max_size=1, watch_poll_interval=timedelta(hours=1))
+    quiet = timedelta(hours=1)  # every loop that would use the one connection by itself
+    settings = conftest.test_settings(
+        pool_min_size=1, pool_max_size=1, watch_poll_interval=quiet, counts_interval=quiet, bulk_interval=quiet
+    )
     app = App(settings, proxy.url)
     await app.start()
     try:
