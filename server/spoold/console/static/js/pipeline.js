@@ -1,11 +1,12 @@
 // One pipeline: its state, and its steps as a tree by depends_on (each step's job linked), with
-// Cancel / Pause / Resume (admin scope). Refresh re-reads it.
+// Cancel / Pause / Resume (admin scope). Read again every 3 s while it runs, and on Refresh.
 
 import { rpc } from "./api.js";
 import { actionButton, el, link, notice, replace } from "./dom.js";
 import { shortStatus, time } from "./format.js";
 
 const FINISHED = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+const EVERY = 3000; // ms between reads while the pipeline runs
 
 // The steps in tree order: each step under its first parent (the "depends on" column names all
 // of them), depth first from the steps without parents; [step, depth] pairs.
@@ -75,7 +76,15 @@ export function render(main, { who, id }) {
     replace(body, view(answer.pipeline, who, act));
     stamp.textContent = `updated ${new Date().toLocaleTimeString()}`;
   };
-  const refresh = () => rpc("PipelineService", "GetPipeline", request).then(show, (err) => replace(body, notice(err.message)));
+  let timer = null;
+  let stopped = false;
+  // While the pipeline runs, it is read again every few seconds (one cheap GetPipeline).
+  const again = (answer) => {
+    clearTimeout(timer);
+    if (!stopped && !FINISHED.has(shortStatus(answer.pipeline.state))) timer = setTimeout(refresh, EVERY);
+  };
+  const refresh = () => rpc("PipelineService", "GetPipeline", request)
+    .then((answer) => { show(answer); again(answer); }, (err) => replace(body, notice(err.message)));
   async function act(method) {
     if (method === "CancelPipeline" && !confirm(`Cancel every unfinished step of pipeline ${id}?`)) return;
     try {
@@ -89,5 +98,5 @@ export function render(main, { who, id }) {
   replace(main, message, body,
     el("p", {}, el("button", { type: "button", class: "small", id: "refresh", onclick: refresh }, "Refresh"), " ", stamp));
   refresh();
-  return null;
+  return () => { stopped = true; clearTimeout(timer); };
 }
