@@ -52,7 +52,12 @@ def pipeline_detail(p: Pipeline) -> RenderableType:
     return Group(head, Text(""), table)
 
 
-@click.group("pipeline", short_help="Pipelines: get, watch, retry, pause, resume, cancel.", cls=SpoolGroup)
+@click.group(
+    "pipeline",
+    short_help="Pipelines: get, watch, retry, pause, resume, cancel.",
+    cls=SpoolGroup,
+    epilog=examples("spool pipeline get 7", "spool pipeline watch 7", "spool pipeline retry 42 --downstream"),
+)
 def pipeline() -> None:
     """A pipeline and its steps (docs/pipelines.md)."""
 
@@ -107,7 +112,9 @@ def retry(cli: Cli, /, job_id: str, payload: str | None, downstream: bool) -> in
 
 
 def _action(name: str, verb: str) -> None:
-    @pipeline.command(name, short_help=f"{verb.capitalize()} the pipeline.")
+    @pipeline.command(
+        name, short_help=f"{verb.capitalize()} the pipeline.", epilog=examples(f"spool pipeline {name} 7")
+    )
     @click.argument("pipeline_id")
     @pass_cli
     def act(cli: Cli, /, pipeline_id: str) -> int:
