@@ -50,7 +50,10 @@ class MethodWrapper(grpc.aio.ServerInterceptor):
 
     def __init__(self, prefix: str = "/spool.") -> None:
         self._prefix = prefix
-        self._wrapped: dict[str, Handler | None] = {}
+        # Per method: the handler it was given, and its wrap. A handler can change under one method
+        # name (api/starting.py refuses every method with one handler until the database is open),
+        # so the wrap is made again when the handler it was made of is not the one given now.
+        self._wrapped: dict[str, tuple[Handler, Handler | None]] = {}
 
     def wrap(self, method: str, handler: Handler) -> Handler | None:
         raise NotImplementedError
@@ -64,6 +67,7 @@ class MethodWrapper(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(self._prefix):
             return handler
-        if method not in self._wrapped:
-            self._wrapped[method] = self.wrap(method, handler)
-        return self._wrapped[method] or handler
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = self._wrapped[method] = (handler, self.wrap(method, handler))
+        return cached[1] or handler
