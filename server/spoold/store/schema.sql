@@ -854,7 +854,18 @@ CREATE OR REPLACE FUNCTION spool.queue_stats(one_queue text, at timestamp with t
  SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
     WITH keyed AS (
-        SELECT c.queue, c.bucket, spool.count_key(c.bucket, c.due, at) AS due, sum(c.n) AS n
+        SELECT c.queue, c.bucket,
+            -- spool.count_key(c.bucket, c.due, at), written out
+            CASE
+                WHEN c.due >= at - '2 minutes'::interval OR c.due = '-infinity'::timestamptz THEN c.due
+                WHEN c.bucket <> 'pending'::text THEN '-infinity'::timestamptz
+                WHEN date_trunc('minute'::text, c.due, 'UTC'::text) >= at - '2 hours'::interval
+                THEN date_trunc('minute'::text, c.due, 'UTC'::text)
+                WHEN date_trunc('hour'::text, c.due, 'UTC'::text) >= at - '2 days'::interval
+                THEN date_trunc('hour'::text, c.due, 'UTC'::text)
+                ELSE date_trunc('day'::text, c.due, 'UTC'::text)
+            END AS due,
+            sum(c.n) AS n
         FROM (
             SELECT k.queue, k.bucket, k.due, k.n FROM spool.queue_counts k
             WHERE one_queue IS NULL OR k.queue = one_queue
