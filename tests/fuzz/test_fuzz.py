@@ -40,7 +40,7 @@ METHODS = [
 ]
 REFUSALS = {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.FAILED_PRECONDITION, Code.RESOURCE_EXHAUSTED}
 # Calls that may wait by design (a long poll, a stream on an unfinished job) get a short deadline.
-WAITING = {"Lease", "WatchJob", "WatchCancels"}
+WAITING = {"Lease", "WatchJob", "WatchCancels", "TailJobs"}
 
 # The rows a refused call must leave as they were (spool.watched, the watch registry, may change).
 FINGERPRINT = """
