@@ -165,9 +165,11 @@ class TailHub:
         streams and deletes it once it has none."""
         if not self._streams:
             if self._after is not None and not self._joining.locked():
-                self._after = None
-                self._gaps.clear()
-                await self._store.unregister()
+                # Under the join lock: a stream joining meanwhile registers after this delete, not before it.
+                async with self._joining:
+                    self._after = None
+                    self._gaps.clear()
+                    await self._store.unregister()
             return
         if keep_alive:
             await self._store.register()

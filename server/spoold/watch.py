@@ -196,6 +196,11 @@ class WatchHub:
         self._left.clear()
         if left:
             await self._watches.unregister(left)
+            # A stream that joined one of them while the delete ran may have registered just before
+            # it, and lost its row: register those again, or only the keep-alive would restore them.
+            back = [i for i in left if i in self._entries]
+            if back:
+                await self._watches.register(back)
         entries = list(self._entries.values())
         if not entries:
             return

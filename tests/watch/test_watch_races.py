@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Collection
 
+import asyncpg
 import pytest
 
 from spool.v1 import queue_service_pb2 as qs
@@ -49,3 +50,35 @@ async def test_a_stream_that_joins_while_another_joins_and_leaves_sees_the_end(
         async for job in first:
             states.append(job.state.value)
     assert states[-1] == "succeeded", states
+
+
+async def test_a_stream_that_joins_while_its_job_is_unregistered_keeps_its_row(
+    app: App, stub: QueueServiceStub, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = app.hub
+    assert hub is not None
+    job_id = int((await stub.Enqueue(enqueue_request("rejoined"))).job.id)
+    gone: AsyncIterator[Job] = hub.follow(job_id)
+    await asyncio.wait_for(anext(gone), 10)
+    await gone.aclose()  # the job is now left for the poll to unregister
+
+    watches = hub._watches  # the real WatchStore: the unregister is held until a new stream registered
+    real_unregister = watches.unregister
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def unregister(job_ids: Collection[int]) -> None:
+        if job_id in job_ids and not held.is_set():
+            held.set()
+            await release.wait()
+        await real_unregister(job_ids)
+
+    monkeypatch.setattr(watches, "unregister", unregister)
+    poll = asyncio.ensure_future(hub.poll_once())
+    await asyncio.wait_for(held.wait(), 10)
+    again = hub.follow(job_id)  # joins afresh and registers while the delete waits
+    assert (await asyncio.wait_for(anext(again), 10)).state.value == "pending"
+    release.set()
+    await asyncio.wait_for(poll, 10)
+
+    assert await db.fetchval("SELECT count(*) FROM spool.watched WHERE job_id = $1", job_id) == 1
+    await again.aclose()
