@@ -71,6 +71,18 @@ class ScheduleExists(InvalidArgument):
         super().__init__(field, f"a schedule named {name!r} exists (UpdateSchedule changes it)")
 
 
+class StepExists(InvalidArgument):
+    """A step named like one its pipeline has (a follow-up step, or a write the unique index on
+    (pipeline_id, step_name) refused)."""
+
+    reason = "STEP_EXISTS"
+
+    def __init__(self, name: str | None, field: str = "step_name") -> None:
+        what = f"step {name!r}" if name is not None else "a step of that name"
+        super().__init__(field, f"{what} exists in the pipeline")
+        self.step_name = name
+
+
 class LeaseLost(SpoolError):
     """The lease token is stale: the lease expired, or the job was re-leased, finished or cancelled."""
 

@@ -78,7 +78,7 @@ async def test_bad_follow_ups_refuse_the_ack_and_change_nothing(stub: Stub, pipe
     )
     await pipes.EnqueuePipeline(request(step("a"), step("b", after=("a",))))
     a = await lease_one(stub, "q")
-    await expect_error(stub.Ack(ack_with(a, follow("x", "b"))), bad, "INVALID_ARGUMENT", "follow_ups[0].step_name")
+    await expect_error(stub.Ack(ack_with(a, follow("x", "b"))), bad, "STEP_EXISTS", "follow_ups[0].step_name")
     await expect_error(
         stub.Ack(ack_with(a, follow("x", "c", ("nope",)))), bad, "INVALID_ARGUMENT", "follow_ups[0].depends_on"
     )

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
-from spoold.errors import Conflict, InvalidArgument, SpoolError, StartupError, Unavailable
+from spoold.errors import Conflict, InvalidArgument, SpoolError, StartupError, StepExists, Unavailable
 
 # CHECK constraints are the last line of validation; each names the request field it guards.
 _CONSTRAINT_FIELDS = {
@@ -24,6 +24,9 @@ _CONSTRAINT_FIELDS = {
     "jobs_concurrency_pair": "concurrency_limit",
     "jobs_run_at_range": "run_at",
 }
+
+# The unique index on a step's name in its pipeline (migrations/0028_step_names_unique.sql).
+STEP_NAME_INDEX = "jobs_pipeline_step_name_idx"
 
 # SQLSTATEs that say the database, not the statement, failed: nothing was done, send it again.
 _UNAVAILABLE_CLASSES = frozenset({"08", "53"})  # connection exception; insufficient resources
@@ -57,6 +60,8 @@ def classify(exc: BaseException) -> SpoolError | None:
     if isinstance(exc, asyncpg.CheckViolationError):
         field = _CONSTRAINT_FIELDS.get(exc.constraint_name or "")
         return InvalidArgument(field, "out of range") if field is not None else None
+    if isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == STEP_NAME_INDEX:
+        return StepExists(None)
     if isinstance(exc, asyncpg.PostgresError):
         state = str(exc.sqlstate or "")
         if state in _CONFLICT_STATES:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from spoold.errors import InvalidArgument
+from spoold.errors import InvalidArgument, StepExists
 from spoold.model import Ack, FollowUp, Job, JobState
 from spoold.store import queries, rows
 from spoold.store.database import Connection, translated
@@ -22,16 +22,33 @@ async def ack_with_follow_ups(store: JobStore, ack: Ack) -> tuple[Job, list[JobR
     """Finishes the held lease and creates its follow-ups, all or nothing; LeaseLost (nothing
     created) when the lease is no longer held."""
     await store.append_logs([ack])
-    with translated():
-        async with store.pool.acquire() as conn, conn.transaction():
-            done = await conn.fetch(
-                JOBS["ack_many"], [ack.job_id], [ack.lease_token], [ack.result], [ack.result_content_type]
-            )
-            if done:
-                steps = await _steps(conn, done[0], ack.follow_ups)
-                created = await store.insert_in(conn, [f.job for f in ack.follow_ups], steps)
-                return rows.job(done[0]), [e.row for e in created]
+    try:
+        with translated():
+            async with store.pool.acquire() as conn, conn.transaction():
+                done = await conn.fetch(
+                    JOBS["ack_many"], [ack.job_id], [ack.lease_token], [ack.result], [ack.result_content_type]
+                )
+                if done:
+                    steps = await _steps(conn, done[0], ack.follow_ups)
+                    created = await store.insert_in(conn, [f.job for f in ack.follow_ups], steps)
+                    return rows.job(done[0]), [e.row for e in created]
+    except StepExists as exc:
+        if exc.step_name is not None:
+            raise
+        # The unique index refused a name the check above let through: name the step all the same.
+        raise await _taken(store, ack) from exc
     raise await store.lease_failure(ack.job_id, ack.lease_token)
+
+
+async def _taken(store: JobStore, ack: Ack) -> StepExists:
+    """The first follow-up step whose name the acked job's pipeline has now."""
+    names = [f.step_name for f in ack.follow_ups]
+    with translated():
+        taken = {r["step_name"] for r in await store.pool.fetch(PIPES["taken_step_names"], ack.job_id, names)}
+    for i, name in enumerate(names):
+        if name in taken:
+            return StepExists(name, f"follow_ups[{i}].step_name")
+    return StepExists(None, "follow_ups")
 
 
 async def _steps(conn: Connection, acked: asyncpg.Record, follow_ups: Sequence[FollowUp]) -> StepColumns:
@@ -55,7 +72,7 @@ async def _steps(conn: Connection, acked: asyncpg.Record, follow_ups: Sequence[F
     for i, f in named:
         assert f.step_name is not None
         if f.step_name in existing or f.step_name in new:
-            raise InvalidArgument(f"follow_ups[{i}].step_name", f"step {f.step_name!r} exists in the pipeline")
+            raise StepExists(f.step_name, f"follow_ups[{i}].step_name")
         parents = []
         for d in f.depends_on:
             if d in new:

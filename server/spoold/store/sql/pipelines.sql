@@ -129,3 +129,8 @@ SELECT j.id, j.state FROM spool.jobs j WHERE j.id IN (SELECT id FROM down) ORDER
 SELECT j.pipeline_id, j.id = p.on_failure_id AS on_failure
 FROM spool.jobs j LEFT JOIN spool.pipelines p ON p.id = j.pipeline_id
 WHERE j.id = $1
+
+-- name: taken_step_names
+-- Which of these names the pipeline of step $1 has: names the step a unique violation was about.
+SELECT s.step_name FROM spool.jobs j JOIN spool.jobs s ON s.pipeline_id = j.pipeline_id
+WHERE j.id = $1 AND s.step_name = ANY($2::text[])
