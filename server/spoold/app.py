@@ -220,7 +220,7 @@ class App:
                 cancels=self.cancels,
             ),
             ADMIN_SERVICE: AdminService(queues, keys, access, s, schedules, firer, bulk),
-            PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access),
+            PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access, limit),
         }
         for descriptor, service in services.items():
             servicers[descriptor].target = service

@@ -13,20 +13,26 @@ from spoold.api.errors import unary
 from spoold.config import Settings
 from spoold.errors import PipelineNotFound
 from spoold.pipelines import Pipeline
+from spoold.queue_limit import QueueLimit
 from spoold.store.pipelines import PipelineStore
 
 
 class PipelineService:
-    def __init__(self, store: PipelineStore, settings: Settings, access: Access) -> None:
+    def __init__(
+        self, store: PipelineStore, settings: Settings, access: Access, queue_limit: QueueLimit | None = None
+    ) -> None:
         self._store = store
         self._settings = settings
         self._access = access
+        self._queue_limit = queue_limit
 
     @unary
     async def EnqueuePipeline(self, request: ps.EnqueuePipelineRequest, context: Context) -> ps.EnqueuePipelineResponse:
         new = pc.new_pipeline(request, self._settings, datetime.now(UTC))
         for field, queue in pc.queues(new).items():
             self._access.queues(field, [queue], indexed=False)
+        if self._queue_limit is not None:
+            await self._queue_limit.admit(pc.queues(new).values(), "steps.job.queue")
         pipeline, deduplicated = await self._store.enqueue(new)
         return ps.EnqueuePipelineResponse(pipeline=pc.pipeline_proto(pipeline), deduplicated=deduplicated)
 

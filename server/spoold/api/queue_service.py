@@ -143,6 +143,7 @@ class QueueService:
         self._access.queues("next.queues", lease.queues if lease else ())
         self._follow_up_queues(ack)
         await self._access.job(ack.job_id)
+        await self._admit_follow_ups(ack)
         created: list[JobRow] = []
         result: Job | SpoolError
         if ack.follow_ups:
@@ -173,11 +174,11 @@ class QueueService:
         allowed = [a for a in acks if a.job_id not in hidden and not a.follow_ups]
         errors = iter(await self._store.ack_only(allowed) if allowed else [])
         out = qs.AckBatchResponse()
-        for ack in acks:
+        for i, ack in enumerate(acks):
             if ack.job_id in hidden:
                 error: SpoolError | None = JobNotFound(ack.job_id)
             elif ack.follow_ups:
-                error = await self._ack_one_with_follow_ups(ack)
+                error = await self._ack_one_with_follow_ups(ack, f"acks[{i}].")
             else:
                 error = next(errors)
             item = out.results.add(job_id=str(ack.job_id))
@@ -188,13 +189,20 @@ class QueueService:
         self._access.remember(self._sendable(out, out.next, leased))
         return out
 
-    async def _ack_one_with_follow_ups(self, ack: model.Ack) -> SpoolError | None:
+    async def _ack_one_with_follow_ups(self, ack: model.Ack, prefix: str) -> SpoolError | None:
         """An AckBatch item with follow-ups: its own transaction; its refusal is the item's error."""
         try:
+            await self._admit_follow_ups(ack, prefix)
             await ack_with_follow_ups(self._store, ack)
         except SpoolError as err:
             return err
         return None
+
+    async def _admit_follow_ups(self, ack: model.Ack, prefix: str = "") -> None:
+        """The follow-ups' new queues count against SPOOL_MAX_QUEUES as an Enqueue's would; a refusal
+        refuses the ack too (nothing of it is applied)."""
+        if self._queue_limit is not None and ack.follow_ups:
+            await self._queue_limit.admit([f.job.queue for f in ack.follow_ups], f"{prefix}follow_ups.job.queue")
 
     def _follow_up_queues(self, ack: model.Ack) -> None:
         for i, f in enumerate(ack.follow_ups):
