@@ -47,7 +47,7 @@ from spoold.http.door import Door
 from spoold.http.server import FLAG as HTTP_FLAG
 from spoold.http.server import HttpServer
 from spoold.leasing import Leaser
-from spoold.loops import BulkRunner, Counts, Loop, Pruner, Reaper, Scheduler, Watchdog
+from spoold.loops import BulkRunner, Counts, Loop, Pruner, ReadyPoller, Reaper, Scheduler, Watchdog
 from spoold.metrics import Metrics, endpoint
 from spoold.metrics.gauges import QueueGauges
 from spoold.metrics.process import LoopCollector, PoolCollector
@@ -62,6 +62,7 @@ from spoold.store.keys import KeyStore
 from spoold.store.opening import open_database
 from spoold.store.pipelines import PipelineStore
 from spoold.store.queues import QueueStore
+from spoold.store.ready import ReadyStore
 from spoold.store.retention import RetentionStore
 from spoold.store.schedules import ScheduleStore
 from spoold.store.search import SearchStore
@@ -186,7 +187,8 @@ class App:
         self._meter(queues)
         self.listener = Listener(self.dsn)
         await self.listener.start()
-        self.leaser = Leaser(self.store, self.listener, s.lease_poll_interval.total_seconds())
+        poll = s.lease_poll_interval.total_seconds()
+        self.leaser = Leaser(self.store, self.listener, poll, shared=s.lease_shared_poll)
         retention = Retention(s.retention_succeeded, s.retention_cancelled, s.retention_dead)
         schedules = ScheduleStore(self.pool, self.store)
         firer = Firer(functools.partial(schedule_convert.template_job, settings=s), s.schedule_grace)
@@ -196,6 +198,8 @@ class App:
             Scheduler(schedules, firer, s.scheduler_interval.total_seconds()),
             Counts(queues, s.counts_interval.total_seconds()),
         ]
+        if s.lease_shared_poll:
+            self.loops.append(ReadyPoller(ReadyStore(self.pool), self.leaser, poll))
         assert self.searches is not None
         bulk = BulkStore(self.pool, self.searches)
         self.loops.append(BulkRunner(bulk, s.bulk_interval.total_seconds(), s.bulk_batch))

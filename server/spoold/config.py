@@ -113,7 +113,12 @@ class Settings:
     # ...and a search that finds them all busy for this long answers RESOURCE_EXHAUSTED, SEARCHES_BUSY.
     search_wait: timedelta = timedelta(seconds=5)
     default_lease_duration: timedelta = timedelta(seconds=30)
+    # Idle Lease long polls are woken by NOTIFY at once, and by a poll every lease_poll_interval
+    # for what no NOTIFY announces (a scheduled job coming due). Shared (the default): one cheap
+    # probe per process and interval for all waiters (loops/ready.py); off: each waiter claims
+    # again every interval (the cost grows with the waiters).
     lease_poll_interval: timedelta = timedelta(seconds=1)
+    lease_shared_poll: bool = True
     reaper_interval: timedelta = timedelta(seconds=1)
     reaper_batch: int = 1000
     # How often each replica looks for schedules due; a fire is at most about this late.

@@ -18,10 +18,14 @@ from spool.v1 import queue_service_pb2 as qs
 from spool.v1 import queue_service_pb2_grpc
 from spoold.app import App
 from spoold.errors import Unavailable
-from spoold.loops import Loop, Reaper, Watchdog
+from spoold.leasing import Leaser
+from spoold.loops import Loop, ReadyPoller, Reaper, Watchdog
 from spoold.model import LeaseRequest, NewJob
+from spoold.notify import Listener
 from spoold.store.database import create_pool
 from spoold.store.jobs import JobStore
+from spoold.store.ready import ReadyStore
+from spoold.store.rows import JobRow
 from tests import conftest
 from tests.faults.conftest import kill_held_connection
 from tests.faults.proxy import FaultProxy
@@ -162,6 +166,42 @@ async def test_the_reaper_survives_a_terminated_connection_and_reaps_after_it(
     finally:
         proxy.release()
         await reaper.stop()
+        await pool.close()
+    assert task.exception() is None
+
+
+async def test_the_shared_long_poll_probe_survives_a_terminated_connection_and_wakes_after_it(
+    proxy: FaultProxy, db: asyncpg.Connection
+) -> None:
+    pool = await create_pool(proxy.url, 1, 1)
+    store = JobStore(pool)
+    leaser = Leaser(store, Listener(proxy.url), poll_interval=0.02)  # never started: no NOTIFY
+    poller = ReadyPoller(ReadyStore(pool), leaser, interval=0.02)
+    claims: list[object] = []
+    claim = store.claim
+
+    async def counted(req: LeaseRequest) -> list[JobRow]:
+        claims.append(await claim(req))
+        return claims[-1]  # type: ignore[return-value]
+
+    store.claim = counted  # type: ignore[method-assign]
+    waiter = asyncio.create_task(leaser.lease(LeaseRequest(("q",), 1, None, timedelta(seconds=60), "w")))
+    task = poller.start()
+    try:
+        # The waiter made its first claim (found nothing) and waits on the probe alone.
+        await conftest.wait_until(lambda: len(claims) == 1 and poller.runs >= 1)
+        await kill_held_connection(proxy, db)
+        await conftest.wait_until(lambda: poller.failures >= 1)
+        proxy.release()
+        assert not task.done(), task
+
+        await db.execute("SELECT spool.enqueue(queue => 'q', payload => '{}')")  # no NOTIFY listens
+        (job,) = await asyncio.wait_for(waiter, 30)
+        assert job["queue"] == "q" and poller.woken >= 1
+    finally:
+        proxy.release()
+        leaser.close()
+        await poller.stop()
         await pool.close()
     assert task.exception() is None
 
