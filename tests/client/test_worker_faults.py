@@ -244,3 +244,35 @@ async def test_without_watch_cancels_a_cancel_still_comes_with_the_heartbeat(
     assert faults.calls.count("WatchCancels") == 1, "an UNIMPLEMENTED stream is not asked again"
     assert faults.calls.count("HeartbeatBatch") >= 1
     assert "cancellations come with heartbeats only" in caplog.text
+
+
+@pytest.mark.parametrize("code", [INTERNAL, grpc.StatusCode.ABORTED])
+@pytest.mark.parametrize("one_by_one", [False, True])
+async def test_a_checkpoint_whose_heartbeat_met_a_fault_is_sent_again_not_dropped(
+    client: spool.AsyncClient, faults: FaultInjector, code: grpc.StatusCode, one_by_one: bool
+) -> None:
+    # A server fault or an aborted call is no refusal of the checkpoint: it goes with the next beat,
+    # whether the batch met it or (after a batch refused as a whole) the single beat did.
+    if one_by_one:
+        faults.add("HeartbeatBatch", grpc.StatusCode.RESOURCE_EXHAUSTED)
+        faults.add("Heartbeat", code)
+    else:
+        faults.add("HeartbeatBatch", code)
+    worker = make_worker(client, retry=QUICK, lease_duration=timedelta(milliseconds=1500))
+    stored = asyncio.Event()
+
+    @worker.handler("progress")
+    async def handle(job: spool.ActiveJob) -> None:
+        job.checkpoint({"done": 7})
+        await stored.wait()
+
+    job = await client.enqueue("progress", {}, max_attempts=1)
+    async with serving(worker):
+
+        async def checkpointed() -> bool:
+            return (await client.get(job.id)).checkpoint == b'{"done":7}'
+
+        await wait_until(checkpointed, within=15)
+        stored.set()
+        await wait_state(client, job.id, Job.STATE_SUCCEEDED)
+    assert not any(faults.plan.values()), "every planned fault was met"

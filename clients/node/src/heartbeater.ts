@@ -1,7 +1,7 @@
 // Keeps the worker's leases alive: one HeartbeatBatch for every job due, each beaten about every
 // third of its lease, carrying saved checkpoints; a refused item aborts that job's handler.
 import type { Client, HeartbeatItem, HeartbeatResult } from "./client.js";
-import { isTransient, JobNotFoundError, LeaseLostError, SpoolError } from "./errors.js";
+import { isUnanswered, JobNotFoundError, LeaseLostError, SpoolError } from "./errors.js";
 import type { RunningJob } from "./running.js";
 
 export interface Logger {
@@ -62,7 +62,7 @@ export class Heartbeater {
         this.apply(job, { jobId: job.id, heartbeat });
         return;
       } catch (err) {
-        if (!(err instanceof SpoolError) || !isTransient(err) || tries >= 5) {
+        if (!(err instanceof SpoolError) || !isUnanswered(err) || tries >= 5) {
           throw err;
         }
         await new Promise((resolve) => setTimeout(resolve, 200 * tries));
@@ -121,13 +121,13 @@ export class Heartbeater {
         j.restoreCheckpoint(items[i]!.checkpoint);
         j.logs.putBack(items[i]!.logs); // sent again with the next beat
       });
-      if (err instanceof SpoolError && !isTransient(err)) {
+      if (err instanceof SpoolError && !isUnanswered(err)) {
         // The batch as a whole was refused (e.g. one checkpoint too large): beat one by one.
         this.log.warn("spool worker: heartbeat batch refused, beating one by one", err.message);
         await Promise.all(jobs.map((j) => this.beatOne(j)));
         return;
       }
-      // Transient (server restarting, database away): retry soon, well before the leases run out.
+      // No answer (server restarting, database away, a server fault): retry soon, well before the leases run out.
       this.log.warn("spool worker: heartbeat failed, retrying", err);
       jobs.forEach((j) => (j.nextBeatAt = Date.now() + Math.min(1000, j.beatIntervalMs / 3)));
     }
@@ -144,7 +144,7 @@ export class Heartbeater {
       });
       this.apply(job, { jobId: job.id, heartbeat });
     } catch (err) {
-      if (err instanceof SpoolError && !isTransient(err)) {
+      if (err instanceof SpoolError && !isUnanswered(err)) {
         if (checkpoint !== undefined && !(err instanceof LeaseLostError)) {
           this.log.error(`spool worker: job ${job.id}: checkpoint refused, dropped`, err.message);
         }

@@ -264,6 +264,47 @@ describe("Worker under injected faults", () => {
     });
   });
 
+  const checkpointFaults: [string, string][] = [
+    ["HeartbeatBatch:before:INTERNAL", "the batch met INTERNAL"],
+    ["HeartbeatBatch:before:RESOURCE_EXHAUSTED,Heartbeat:before:ABORTED", "the single beat after a refused batch met ABORTED"],
+  ];
+  for (const [faults, label] of checkpointFaults) {
+    test(`a checkpoint whose heartbeat met a fault (${label}) is sent again, not dropped`, async () => {
+      await withFaulty(faults, {}, async (spoold) => {
+        const queue = queueName("progress");
+        const log = recordingLogger();
+        const worker = new Worker(spoold.client, {
+          pollWaitMs: 500,
+          handleSignals: false,
+          logger: log.logger,
+          leaseDurationMs: 1500,
+        });
+        let stored!: () => void;
+        const checkpointed = new Promise<void>((resolve) => (stored = resolve));
+        worker.handle(queue, async (job) => {
+          job.checkpoint({ done: 7 });
+          await checkpointed;
+          return { ok: 1 };
+        });
+        const running = worker.run();
+        try {
+          const { job } = await spoold.client.enqueue(queue, {}, { maxAttempts: 1 });
+          await waitUntil(async () => {
+            const saved = (await spoold.client.get(job.id)).checkpoint;
+            return new TextDecoder().decode(saved) === '{"done":7}';
+          }, 15_000);
+          stored();
+          await waitUntil(async () => (await spoold.client.get(job.id)).state === JobState.SUCCEEDED);
+          assert.ok(!log.error.some((m) => m.includes("dropped")), log.error.join("\n"));
+        } finally {
+          stored();
+          await worker.stop(5000);
+          await running;
+        }
+      });
+    });
+  }
+
   test("a call cut short (CANCELLED) is transient", () => {
     assert.ok(isTransient(new SpoolError(Code.Canceled, "", "cut by a stopping server")));
     assert.ok(!isTransient(new SpoolError(Code.InvalidArgument, "", "bad")));

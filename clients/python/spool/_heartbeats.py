@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from spool._retry import TRANSIENT
+from spool._retry import UNANSWERED
 from spool.client import AsyncClient
 from spool.errors import LeaseLost, SpoolError, item_error
 from spool.job import ActiveJob
@@ -78,7 +78,7 @@ class Heartbeater:
                 self._client.stub.HeartbeatBatch, qs.HeartbeatBatchRequest(heartbeats=reqs), rpc_timeout=self._interval
             )
         except SpoolError as err:
-            if err.code in TRANSIENT:
+            if err.code in UNANSWERED:  # no answer to the beat itself: nothing was refused
                 log.warning("heartbeat failed, will retry: %s", err)
                 for job, req in zip(jobs, reqs, strict=True):
                     job.logs.put_back(req.logs)
@@ -101,7 +101,7 @@ class Heartbeater:
             try:
                 resp = await self._client.call(self._client.stub.Heartbeat, req, rpc_timeout=self._interval)
             except SpoolError as err:
-                if err.code in TRANSIENT:
+                if err.code in UNANSWERED:
                     job.logs.put_back(req.logs)
                     return
                 if checkpoint is not None and job.pending_checkpoint is checkpoint and not isinstance(err, LeaseLost):
