@@ -1,6 +1,7 @@
 """The counts loop: folds the per-statement count deltas that spool.jobs' triggers write into
-spool.queue_counts (migration 0018), so that the rows readers sum stay few. Readers are exact
-whether it has run or not; one replica at a time does the work (the others skip the round)."""
+spool.queue_counts (migration 0018), so that the rows readers sum stay few, and keeps jobs scheduled
+more than two minutes ahead in one row per queue (migration 0029). Readers are exact whether it has
+run or not; one replica at a time does the work (the others skip the round)."""
 
 from __future__ import annotations
 

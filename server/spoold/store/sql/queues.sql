@@ -59,38 +59,10 @@ WHERE c.total > 0 OR q.name IS NOT NULL
 
 -- name: queue_gauges
 -- The metrics' per-queue gauges (spoold/metrics/gauges.py), for every queue with a job: the counts
--- of spool.queue_stats, summed by their keys as stored instead of through spool.count_key, which
--- is a function call per count row (not inlined: it sets search_path); ten times faster at 40,000
--- rows. Ready and scheduled are the same either way; the oldest ready key may be up to one fold
--- (SPOOL_COUNTS_INTERVAL) older than queue_stats would say, while a job's -1 and +1 sit under a
--- fine and a coarsened key.
-WITH keyed AS (
-    SELECT c.queue, c.bucket, c.due, sum(c.n) AS n
-    FROM (
-        SELECT k.queue, k.bucket, k.due, k.n FROM spool.queue_counts k
-        UNION ALL
-        SELECT d.queue, d.bucket, d.due, d.n FROM spool.queue_count_deltas d
-    ) c
-    GROUP BY 1, 2, 3
-    HAVING sum(c.n) <> 0
-), s AS (
-    SELECT k.queue,
-        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'pending' AND k.due <= now()), 0)::bigint AS ready,
-        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'pending' AND k.due > now()), 0)::bigint AS scheduled,
-        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'retrying'), 0)::bigint AS retrying,
-        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'running'), 0)::bigint AS running,
-        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'succeeded'), 0)::bigint AS succeeded,
-        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'dead'), 0)::bigint AS dead,
-        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'cancelled'), 0)::bigint AS cancelled,
-        coalesce(sum(k.n) FILTER (WHERE k.bucket = 'waiting'), 0)::bigint AS waiting,
-        now() - min(k.due) FILTER (WHERE k.bucket = 'pending' AND k.due <= now() AND k.n > 0) AS lag
-    FROM keyed k
-    GROUP BY k.queue
-    HAVING sum(k.n) <> 0
-)
+-- ListQueues reads, and whether the queue is paused.
 SELECT s.queue, s.ready, s.scheduled, s.retrying, s.running, s.succeeded, s.dead, s.cancelled,
     s.waiting, extract(epoch FROM s.lag)::float8 AS lag, coalesce(q.paused, false) AS paused
-FROM s
+FROM spool.queue_stats(NULL, now()) s
 LEFT JOIN spool.queues q ON q.name = s.queue
 
 -- name: roll_up_counts
