@@ -190,16 +190,17 @@ async def test_the_shared_long_poll_probe_survives_a_terminated_connection_and_w
     try:
         # The waiter made its first claim (found nothing) and waits on the probe alone.
         await conftest.wait_until(lambda: len(claims) == 1 and poller.runs >= 1)
-        await kill_held_connection(proxy, db)
+        proxy.refuse = True
+        proxy.cut()  # the database goes away, in the middle of a probe or between two
         await conftest.wait_until(lambda: poller.failures >= 1)
-        proxy.release()
+        proxy.refuse = False
         assert not task.done(), task
 
         await db.execute("SELECT spool.enqueue(queue => 'q', payload => '{}')")  # no NOTIFY listens
         (job,) = await asyncio.wait_for(waiter, 30)
         assert job["queue"] == "q" and poller.woken >= 1
     finally:
-        proxy.release()
+        proxy.refuse = False
         leaser.close()
         await poller.stop()
         await pool.close()
