@@ -15,6 +15,7 @@ import pytest
 
 import spool
 from spool.v1 import job_pb2
+from spool.v1 import queue_service_pb2 as qs
 from spoold.app import App
 from spoold.config import Settings
 from tests.client.conftest import serving
@@ -23,6 +24,7 @@ from tests.conftest import wait_until
 from tests.grpc_faults import FaultInjector
 
 Job = job_pb2.Job
+JobEvent = qs.JobEvent
 Attempt = job_pb2.Attempt
 INTERNAL = grpc.StatusCode.INTERNAL
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
@@ -276,3 +278,32 @@ async def test_a_checkpoint_whose_heartbeat_met_a_fault_is_sent_again_not_droppe
         stored.set()
         await wait_state(client, job.id, Job.STATE_SUCCEEDED)
     assert not any(faults.plan.values()), "every planned fault was met"
+
+
+async def test_a_watch_reopens_after_unavailable_and_repeats_no_snapshot(
+    client: spool.AsyncClient, faults: FaultInjector
+) -> None:
+    faults.add("WatchJob", UNAVAILABLE)
+    job = await client.enqueue("watched", {})
+    states = []
+    async for seen in client.watch(job.id):
+        states.append(seen.state)
+        if seen.state == Job.STATE_PENDING:
+            await client.cancel(job.id)
+    assert states == [Job.STATE_PENDING, Job.STATE_CANCELLED]
+    assert faults.calls.count("WatchJob") == 2
+
+
+async def test_a_sync_tail_reopens_after_unavailable(
+    app: App, client: spool.AsyncClient, sync_client: spool.Client, faults: FaultInjector
+) -> None:
+    faults.add("TailJobs", UNAVAILABLE)
+    events = sync_client.tail(["tailed"])
+    first = asyncio.ensure_future(asyncio.to_thread(next, events))
+    assert app.tail is not None
+    tail = app.tail
+    await wait_until(lambda: faults.calls.count("TailJobs") == 2 and tail.streams == 1)
+    job = await client.enqueue("tailed", {})
+    event = await asyncio.wait_for(first, 10)
+    assert (event.event.job_id, event.event.kind) == (job.id, JobEvent.KIND_ENQUEUED)
+    events.close()

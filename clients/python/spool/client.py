@@ -205,17 +205,27 @@ class AsyncClient:
         """The job now, then each change, ending after a terminal state; reconnects on UNAVAILABLE.
         The snapshots leave out the payload and the attempts unless `include` names them
         ("payload", "attempts")."""
-        delays = self.retry.delays()
         last: Job | None = None
+        async for resp in self.stream(self.stub.WatchJob, _watch_request(job_id, include)):
+            if resp.job != last:  # a reconnect starts with the snapshot already seen
+                last = resp.job
+                yield resp.job
+
+    async def stream(
+        self, method: grpc.aio.UnaryStreamMultiCallable[Req, Resp], request: Req, *, reopen_on_end: bool = False
+    ) -> AsyncIterator[Resp]:
+        """A server stream's responses with the client's metadata, opened again after UNAVAILABLE
+        (with `retry`'s backoff, reset by each response) and, with reopen_on_end, after it ends."""
+        delays = self.retry.delays()
         while True:
-            call = self.stub.WatchJob(_watch_request(job_id, include), metadata=self.connection.metadata)
+            call = method(request, metadata=self.connection.metadata)
             try:
                 async for resp in call:
                     delays = self.retry.delays()
-                    if resp.job != last:  # a reconnect starts with the snapshot already seen
-                        last = resp.job
-                        yield resp.job
-                return
+                    yield resp
+                if not reopen_on_end:
+                    return
+                continue
             except grpc.aio.AioRpcError as err:
                 delay = next(delays, None) if err.code() in RETRYABLE else None
                 if delay is None:
@@ -413,25 +423,11 @@ class Client:
 
     def watch(self, job_id: str, *, include: Sequence[str] = ()) -> Iterator[Job]:
         """The job now, then each change, ending after a terminal state; reconnects on UNAVAILABLE."""
-        delays = self.retry.delays()
         last: Job | None = None
-        while True:
-            call = self.stub.WatchJob(_watch_request(job_id, include), metadata=self.connection.metadata)
-            try:
-                for resp in call:
-                    delays = self.retry.delays()
-                    if resp.job != last:  # a reconnect starts with the snapshot already seen
-                        last = resp.job
-                        yield resp.job
-                return
-            except grpc.RpcError as err:
-                code = err.code() if isinstance(err, grpc.Call) else None
-                delay = next(delays, None) if code in RETRYABLE else None
-                if delay is None:
-                    raise from_rpc_error(err) from err
-            finally:
-                call.cancel()
-            time.sleep(delay)
+        for resp in self.stream(self.stub.WatchJob, _watch_request(job_id, include)):
+            if resp.job != last:  # a reconnect starts with the snapshot already seen
+                last = resp.job
+                yield resp.job
 
     def tail(
         self,
@@ -442,15 +438,24 @@ class Client:
     ) -> Iterator[qs.TailJobsResponse]:
         """Job events as they happen, on every replica (never ends; reconnects on UNAVAILABLE).
         kinds: enqueued, started, succeeded, failed, dead, cancelled, pending, waiting."""
-        req = tail_request(queues, kinds, error_contains)
+        # The server never ends a tail on its own; if it does, tail again.
+        yield from self.stream(self.stub.TailJobs, tail_request(queues, kinds, error_contains), reopen_on_end=True)
+
+    def stream(
+        self, method: grpc.UnaryStreamMultiCallable[Req, Resp], request: Req, *, reopen_on_end: bool = False
+    ) -> Iterator[Resp]:
+        """A server stream's responses with the client's metadata, opened again after UNAVAILABLE
+        (with `retry`'s backoff, reset by each response) and, with reopen_on_end, after it ends."""
         delays = self.retry.delays()
         while True:
-            call = self.stub.TailJobs(req, metadata=self.connection.metadata)
+            call = method(request, metadata=self.connection.metadata)
             try:
                 for resp in call:
                     delays = self.retry.delays()
                     yield resp
-                continue  # the server ended the stream (it never does on its own): tail again
+                if not reopen_on_end:
+                    return
+                continue
             except grpc.RpcError as err:
                 code = err.code() if isinstance(err, grpc.Call) else None
                 delay = next(delays, None) if code in RETRYABLE else None
