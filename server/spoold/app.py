@@ -26,7 +26,7 @@ from spool.v1 import (
     queue_service_pb2,
     queue_service_pb2_grpc,
 )
-from spoold import __version__, console, listening
+from spoold import __version__, console, listening, tracing
 from spoold.api import schedule_convert
 from spoold.api.access import Access
 from spoold.api.admin_service import AdminService
@@ -108,6 +108,12 @@ class App:
     # Outermost interceptors, before authentication (tests put fault injection here).
     interceptors: tuple[grpc.aio.ServerInterceptor, ...] = ()
     starting: StartGate = field(default_factory=StartGate)
+    # An OpenTelemetry TracerProvider to make the SERVER spans with, whatever Settings.tracing says
+    # (tests give one with an in-memory exporter); else one is made when tracing is on.
+    tracer_provider: Any = None
+    spans: Any = None  # api/tracing.py's ServerSpans, when tracing is on
+    installed: tuple[grpc.aio.ServerInterceptor, ...] = ()  # the gRPC server's interceptors, outermost first
+    _own_provider: bool = False
 
     def check(self) -> Gate:
         """Checks the settings (auth mode, TLS files) and that the port is free, before anything
@@ -132,9 +138,15 @@ class App:
             AuthGuard(self.gate),
             DecodeGuard(s.limits),
         ]
+        self.spans = self._server_spans()
+        if self.spans is not None:  # before the start gate and the key check: their refusals are traced too
+            from spoold.api.tracing import RpcTracer
+
+            interceptors.insert(0, RpcTracer(self.spans))
         if s.metrics:  # first: it counts what the key check refuses too
             self.metrics = Metrics()
             interceptors.insert(0, RpcMeter(self.metrics.rpc))
+        self.installed = tuple(interceptors)
         self.server = grpc.aio.server(
             options=[*listening.transport_options(s), *listening.OPTIONS],
             maximum_concurrent_rpcs=s.grpc_max_concurrent_rpcs or None,
@@ -144,6 +156,18 @@ class App:
         if s.http_port:
             self.http = HttpServer(s)
         return self.port
+
+    def _server_spans(self) -> Any:
+        """The doors' span maker when tracing is on (or a provider was given), else None: then no
+        tracing code is imported or installed at all."""
+        if self.tracer_provider is None and self.settings.tracing:
+            self.tracer_provider = tracing.provider()
+            self._own_provider = self.tracer_provider is not None
+        if self.tracer_provider is None:
+            return None
+        from spoold.api.tracing import ServerSpans
+
+        return ServerSpans(self.tracer_provider)
 
     @property
     def http_port(self) -> int | None:
@@ -238,7 +262,8 @@ class App:
                 [endpoint.route(self.metrics.render, self.gate, s.metrics_public)] if self.metrics else []
             )
             extra += console.routes(self.gate, s, self.feed)
-            self.http.start(asgi.build(Door(self.gate, services, s.limits, rpc), s, self._live, self._ready, extra))
+            door = Door(self.gate, services, s.limits, rpc, self.spans)
+            self.http.start(asgi.build(door, s, self._live, self._ready, extra))
         await self._set_serving(True)
         self.loops.append(self._watchdog())
         self.tasks = [loop.start() for loop in self.loops]
@@ -258,6 +283,8 @@ class App:
         log.info("database: %s", redacted(self.dsn))
         log.info("auth: %s", describe(self.gate.mode))
         log.info("TLS: %s", tls)
+        if self.spans is not None:
+            log.info("tracing: %s", tracing.describe(self.tracer_provider))
 
     async def _live(self) -> bool:
         """/healthz: serving, as gRPC health says (the watchdog turns it off when loops stall)."""
@@ -366,4 +393,6 @@ class App:
             await self.searches.close()
         if self.pool is not None:
             await self.pool.close()
+        if self._own_provider:  # the spans still batched go out now (within the exporter's timeout)
+            await asyncio.to_thread(self.tracer_provider.shutdown)
         log.info("spoold stopped")

@@ -82,6 +82,10 @@ class Settings:
     metrics: bool = True
     # /metrics without a key even where keys are required (else: a read key covering every queue).
     metrics_public: bool = False
+    # OpenTelemetry SERVER spans for every RPC, exported with OTLP (docs/observability.md#tracing).
+    # Unset: on when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set or OTEL_TRACES_EXPORTER
+    # names otlp; SPOOL_TRACING=0 keeps it off whatever those say.
+    tracing: bool = False
     # Origins a browser may call the HTTP port from, comma-separated ("*": any); none by default.
     http_cors_origins: str = ""
     # A request's headers must all arrive within this (and an idle keep-alive connection is closed after it).
@@ -190,7 +194,19 @@ class Settings:
             raw = env.get(f"SPOOL_{f.name.upper()}")
             if raw is not None:
                 limit_values[f.name] = _parse(raw, getattr(settings.limits, f.name), f.name)
+        values.setdefault("tracing", _otlp_wanted(env))
         return replace(settings, **values, limits=replace(settings.limits, **limit_values))
+
+
+def _otlp_wanted(env: Mapping[str, str]) -> bool:
+    """Whether the standard OpenTelemetry variables ask for OTLP export of traces."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporters = {e.strip().lower() for e in env.get("OTEL_TRACES_EXPORTER", "").split(",")}
+    if "none" in exporters:
+        return False
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return bool(endpoint and endpoint.strip()) or "otlp" in exporters
 
 
 _PATHS = frozenset({"tls_cert", "tls_key", "tls_client_ca"})

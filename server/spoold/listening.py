@@ -17,6 +17,7 @@ from spoold.errors import StartupError
 # gRPC's default (on) lets a second server bind a port that one already serves: calls would then
 # alternate between two servers, perhaps on two databases, without a word.
 OPTIONS: tuple[tuple[str, int], ...] = (("grpc.so_reuseport", 0),)
+METADATA_BYTES = 32 * 1024
 
 
 def _ms(d: timedelta) -> int:
@@ -36,6 +37,10 @@ def transport_options(s: Settings) -> list[tuple[str, int]]:
         # Clients may ping as often as every 10 s, with or without calls, without being cut off.
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        # A call's metadata: 32 KiB, all of it, refused above that and only above (gRPC's default
+        # refuses some calls from 8 KiB, so a 10 KB traceparent could fail a call at random).
+        ("grpc.max_metadata_size", METADATA_BYTES),
+        ("grpc.absolute_max_metadata_size", METADATA_BYTES),
     ]
 
 

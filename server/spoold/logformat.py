@@ -39,11 +39,23 @@ def _field(request: Message, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def note_call(method: str, request: Message, peer: str) -> None:
-    """The call this context serves, for every line logged in it."""
+def subject(request: Message) -> tuple[str, str]:
+    """The job id and queue(s) a request names in its own fields, "" where it names none."""
     job_id = _field(request, "job_id")
     queue = _field(request, "queue") or ",".join(getattr(request, "queues", ()) or ())
-    _call.set(_Call(method.rsplit("/", 1)[-1], peer, job_id[:40], queue[:200]))
+    return job_id[:40], queue[:200]
+
+
+def note_call(method: str, request: Message, peer: str) -> None:
+    """The call this context serves, for every line logged in it."""
+    job_id, queue = subject(request)
+    _call.set(_Call(method.rsplit("/", 1)[-1], peer, job_id, queue))
+
+
+def noted_call() -> tuple[str, str] | None:
+    """The job id and queue noted for the call this context serves; None before note_call."""
+    call = _call.get()
+    return None if call is None else (call.job_id, call.queue)
 
 
 def call_fields() -> dict[str, str]:

@@ -3,7 +3,8 @@ program set a tracer provider (the SDK's, with an exporter: OTLP when OTEL_EXPOR
 is set, as the SDK's own configuration does).
 
 Enqueue, called within a span, runs in a PRODUCER span `<queue> send` whose W3C context
-(traceparent, tracestate) goes into each job's headers. The Worker runs a handler of a job that
+(traceparent, tracestate) goes into each job's headers, and into the Enqueue call's own metadata
+(so that spoold's SERVER span, when spoold traces, is its child too). The Worker runs a handler of a job that
 carries a traceparent in a CONSUMER span `<queue> process`: the child of the producer span on the
 first attempt, linked to it on retries. Attributes follow the messaging semantic conventions. A
 malformed or huge traceparent is ignored (the span has no parent); nothing here raises into a job.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
@@ -151,12 +151,15 @@ class AsyncClient:
         *,
         retry: RetryPolicy | None = None,
         rpc_timeout: float | None = DEFAULT_TIMEOUT,
+        trace: Mapping[str, str] | None = None,
     ) -> Resp:
-        """One unary call with the client's metadata; UNAVAILABLE retried when `retry` is given."""
+        """One unary call with the client's metadata (and `trace`, the call's trace context);
+        UNAVAILABLE retried when `retry` is given."""
         delays = (retry or NO_RETRY).delays()
+        metadata = (*self.connection.metadata, *trace.items()) if trace else self.connection.metadata
         while True:
             try:
-                return await method(request, metadata=self.connection.metadata, timeout=rpc_timeout)
+                return await method(request, metadata=metadata, timeout=rpc_timeout)
             except grpc.aio.AioRpcError as err:
                 delay = next(delays, None) if err.code() in RETRYABLE else None
                 if delay is None:
@@ -169,7 +172,8 @@ class AsyncClient:
         req = enqueue_request(queue, payload, **options)
         with send_span(queue) as context:
             req.headers.update(context or {})
-            return (await self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout)).job
+            answer = await self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout, trace=context)
+            return answer.job
 
     async def enqueue_many(
         self, queue: str, payloads: Iterable[Any], **options: Unpack[EnqueueOptions]
@@ -179,7 +183,9 @@ class AsyncClient:
         with send_span(queue, len(req.jobs)) as context:
             for job in req.jobs if context else ():
                 job.headers.update(context or {})
-            resp = await self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout)
+            resp = await self.call(
+                self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout, trace=context
+            )
         return [r.job for r in resp.results]
 
     async def get(self, job_id: str, *, include_logs: bool = False) -> Job:
@@ -373,12 +379,15 @@ class Client:
         *,
         retry: RetryPolicy | None = None,
         rpc_timeout: float | None = DEFAULT_TIMEOUT,
+        trace: Mapping[str, str] | None = None,
     ) -> Resp:
-        """One unary call with the client's metadata; UNAVAILABLE retried when `retry` is given."""
+        """One unary call with the client's metadata (and `trace`, the call's trace context);
+        UNAVAILABLE retried when `retry` is given."""
         delays = (retry or NO_RETRY).delays()
+        metadata = (*self.connection.metadata, *trace.items()) if trace else self.connection.metadata
         while True:
             try:
-                return method(request, metadata=self.connection.metadata, timeout=rpc_timeout)
+                return method(request, metadata=metadata, timeout=rpc_timeout)
             except grpc.RpcError as err:
                 code = err.code() if isinstance(err, grpc.Call) else None
                 delay = next(delays, None) if code in RETRYABLE else None
@@ -392,7 +401,7 @@ class Client:
         req = enqueue_request(queue, payload, **options)
         with send_span(queue) as context:
             req.headers.update(context or {})
-            return self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout).job
+            return self.call(self.stub.Enqueue, req, retry=self.retry, rpc_timeout=self.timeout, trace=context).job
 
     def enqueue_many(
         self, queue: str, payloads: Iterable[Any], **options: Unpack[EnqueueOptions]
@@ -402,7 +411,7 @@ class Client:
         with send_span(queue, len(req.jobs)) as context:
             for job in req.jobs if context else ():
                 job.headers.update(context or {})
-            resp = self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout)
+            resp = self.call(self.stub.EnqueueBatch, req, retry=self.retry, rpc_timeout=self.timeout, trace=context)
         return [r.job for r in resp.results]
 
     def get(self, job_id: str, *, include_logs: bool = False) -> Job:

@@ -3,6 +3,7 @@ prefix once, and hand back the same wrapped handler on every later call."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,21 @@ Context = grpc.aio.ServicerContext[Any, Any]
 Around = Callable[[Context], AbstractAsyncContextManager[None]]
 if TYPE_CHECKING:  # generic only in the type stubs
     Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def status_of(context: Context, exc: BaseException | None) -> grpc.StatusCode:
+    """The status a call ended with: what the handler set or aborted with, else from how it ended."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):  # grpc.aio may hold the code as its number
+        return _BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
+    if exc is None:
+        return grpc.StatusCode.OK
+    return grpc.StatusCode.CANCELLED if isinstance(exc, asyncio.CancelledError) else grpc.StatusCode.UNKNOWN
 
 
 def around(handler: Handler, each_call: Around) -> Handler | None:

@@ -3,30 +3,17 @@ counts it by the status code it ended with (refusals by the key check included).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from spoold.api.interceptors import Context, MethodWrapper, around
+from spoold.api.interceptors import Context, MethodWrapper, around, status_of
 from spoold.metrics.rpc import RpcMetrics
 
 if TYPE_CHECKING:  # generic only in the type stubs
     Handler = grpc.RpcMethodHandler[Any, Any]
-
-
-def _code(context: Context, exc: BaseException | None) -> str:
-    """The status the call ended with: what the handler set or aborted with, else from how it ended."""
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if isinstance(code, int):  # grpc.aio may hold the code as its number
-        return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
-    if exc is None:
-        return "OK"
-    return "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "UNKNOWN"
 
 
 class RpcMeter(MethodWrapper):
@@ -55,4 +42,4 @@ class _Timed:
         self._start = time.perf_counter()
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        self._observe("grpc", self._method, _code(self._context, exc), time.perf_counter() - self._start)
+        self._observe("grpc", self._method, status_of(self._context, exc).name, time.perf_counter() - self._start)

@@ -14,6 +14,8 @@ class HttpCall:
     authorization: list[str]
     deadline: float | None = None  # on the event loop's clock
     gone: bool = False  # set when the server reports the client's disconnect
+    # The request's headers as the ASGI server gave them (read only by tracing, for traceparent).
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list, repr=False)
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop, repr=False)
 
     def peer(self) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
@@ -19,8 +19,13 @@ from spoold.auth.principal import current
 from spoold.config import Limits
 from spoold.errors import SpoolError
 from spoold.http.calls import HttpCall
-from spoold.logformat import note_call
+from spoold.logformat import note_call, subject
 from spoold.metrics.rpc import RpcMetrics
+
+if TYPE_CHECKING:  # imported only when tracing is on (it needs the optional packages)
+    from opentelemetry.trace import Span
+
+    from spoold.api.tracing import ServerSpans
 
 Method = Callable[[Message, HttpCall], Any]
 
@@ -41,18 +46,30 @@ class Door:
         services: Mapping[ServiceDescriptor, object],
         limits: Limits,
         metrics: RpcMetrics | None = None,
+        spans: ServerSpans | None = None,
     ) -> None:
         self._gate = gate
         self.limits = limits
         self.services = tuple(services)
         self._methods = paths(services)
         self._metrics = metrics
+        self._spans = spans
 
-    def _observe(self, path: str, start: float, error: SpoolError | None) -> None:
-        """Counts and times the call, as the gRPC door's interceptor does (api/metering.py)."""
+    def _begin(self, path: str, call: HttpCall) -> Span | None:
+        """The call's SERVER span, when tracing is on (api/tracing.py)."""
+        return None if self._spans is None else self._spans.start(path, "http", call.headers)
+
+    def _observe(
+        self, path: str, start: float, error: SpoolError | None, span: Span | None, request: Message, answer: object
+    ) -> None:
+        """Counts and times the call, as the gRPC door's interceptors do (api/metering.py,
+        api/tracing.py), and ends its span."""
         if self._metrics is not None:
             code = "OK" if error is None else code_of(error).name
             self._metrics.observe("http", path, code, time.perf_counter() - start)
+        if span is not None and self._spans is not None:
+            status = ("OK", 0) if error is None else (code_of(error).name, code_of(error).value[0])
+            self._spans.end(span, status, subject(request), answer)
 
     async def _admit(self, path: str, request: Message, call: HttpCall) -> Method:
         """The method, once the key allows it and the request's repeated fields are within their caps."""
@@ -63,11 +80,12 @@ class Door:
 
     async def unary(self, path: str, request: Message, call: HttpCall) -> Message:
         """The answer of a unary method; a refusal or failure raises a SpoolError."""
-        start, error = time.perf_counter(), None
+        start, error, span, answer = time.perf_counter(), None, self._begin(path, call), None
         try:
             method = await self._admit(path, request, call)
             result: Awaitable[Message] = method(request, call)
-            return await result
+            answer = await result
+            return answer
         except SpoolError as err:
             error = err
             raise
@@ -75,11 +93,11 @@ class Door:
             error = failure(exc, path)
             raise error from exc
         finally:
-            self._observe(path, start, error)
+            self._observe(path, start, error, span, request, answer)
 
     async def stream(self, path: str, request: Message, call: HttpCall) -> AsyncIterator[Message]:
         """The answers of a server-streaming method, as they come."""
-        start, error = time.perf_counter(), None
+        start, error, span = time.perf_counter(), None, self._begin(path, call)
         try:
             method = await self._admit(path, request, call)
             answers: AsyncIterator[Message] = method(request, call)
@@ -92,4 +110,4 @@ class Door:
             error = failure(exc, path)
             raise error from exc
         finally:
-            self._observe(path, start, error)
+            self._observe(path, start, error, span, request, None)

@@ -87,6 +87,7 @@ class Front:
         rid = api_calls.begin(given)
         client = scope.get("client")
         call = calls.HttpCall(f"{client[0]}:{client[1]}" if client else "unknown", authorization)
+        call.headers = scope["headers"]
         calls.begin(call)
         status = 0
 
