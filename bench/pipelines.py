@@ -6,14 +6,19 @@ its join against 1,002 plain jobs. The goal (issue 22): a step costs at most 1.5
     python -m bench.pipelines            # 10,000 pipelines / 40,000 jobs
     python -m bench.pipelines --quick    # 1,000 / 4,000
 
-Jobs and pipelines are created before the clock starts (their creation rates are printed apart);
-the timed part is the drain, from the Worker's start until the database has nothing unfinished.
+Jobs and pipelines are created before the clock starts (their creation rates are printed apart),
+and the database is vacuumed, analyzed and checkpointed before each drain, so each side starts
+from the same state; the timed part is the drain, from the Worker's start until the database has
+nothing unfinished. The chains are drained in ROUNDS rounds of a share each, the two sides in
+alternating order (plain first, then steps first, ...), so a change in the machine's load during
+the run falls on both sides alike; the totals over the rounds give the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -26,6 +31,7 @@ from spool.pipelines import Step
 
 _UNFINISHED = "SELECT EXISTS (SELECT 1 FROM spool.jobs WHERE state IN ('pending', 'running', 'waiting'))"
 CONCURRENCY = 100
+ROUNDS = 4
 
 
 async def _create(client: AsyncClient, count: int, steps: Sequence[Step], callers: int = 16) -> float:
@@ -82,19 +88,26 @@ def _line(label: str, items: int, seconds: float, per: str) -> str:
 
 async def chains(server: Server, db: asyncpg.Connection, client: AsyncClient, pipelines: int) -> float:
     jobs = pipelines * 4
+    share = pipelines // ROUNDS
     chain = [step("extract", QUEUE), *(step(n, QUEUE, after=[p]) for p, n in _PAIRS)]
-    made = await _enqueue(client, jobs)
-    plain = await _drain(server, db)
-    print(_line("plain jobs: EnqueueBatch of 1,000", jobs, made, "jobs "))
-    print(_line("plain jobs: drained", jobs, plain, "jobs "))
-    await reset(db)
-    created = await _create(client, pipelines, chain)
-    steps = await _drain(server, db)
-    print(_line("pipelines of 4: EnqueuePipeline", pipelines, created, "pipes"))
-    print(_line("pipeline steps: drained", jobs, steps, "steps"))
-    ratio = steps / plain
+    totals = {"made": 0.0, "plain": 0.0, "created": 0.0, "steps": 0.0}
+    for n in range(ROUNDS):
+        for side in ("plain", "steps") if n % 2 == 0 else ("steps", "plain"):
+            if side == "plain":
+                totals["made"] += await _enqueue(client, share * 4)
+            else:
+                totals["created"] += await _create(client, share, chain)
+            await settle(db)
+            took = await _drain(server, db)
+            totals[side] += took
+            await reset(db)
+        print(f"  round {n + 1}: plain {totals['plain']:6.2f} s, steps {totals['steps']:6.2f} s so far")
+    print(_line("plain jobs: EnqueueBatch of 1,000", jobs, totals["made"], "jobs "))
+    print(_line("plain jobs: drained", jobs, totals["plain"], "jobs "))
+    print(_line("pipelines of 4: EnqueuePipeline", pipelines, totals["created"], "pipes"))
+    print(_line("pipeline steps: drained", jobs, totals["steps"], "steps"))
+    ratio = totals["steps"] / totals["plain"]
     print(f"  a step costs {ratio:.2f}x a plain job in the drain (goal: at most 1.5x)")
-    await reset(db)
     return ratio
 
 
@@ -102,19 +115,27 @@ _PAIRS = (("extract", "transform"), ("transform", "enrich"), ("enrich", "notify"
 
 
 async def fan_out(server: Server, db: asyncpg.Connection, client: AsyncClient, width: int) -> float:
-    await _enqueue(client, width + 2)
-    plain = await _drain(server, db)
-    await reset(db)
+    """ROUNDS fan-outs and their joins against as many plain jobs each, in alternating order."""
     parts = [step(f"part{i}", QUEUE, after=["split"]) for i in range(width)]
-    await client.pipeline("fan", [step("split", QUEUE), *parts, step("join", QUEUE, after=[p.name for p in parts])])
-    fanned = await _drain(server, db)
-    joined = await db.fetchval("SELECT result FROM spool.jobs WHERE step_name = 'join'")
-    assert joined == str(width * 2 + 1).encode(), joined
-    print(_line(f"plain jobs: {width + 2:,} drained", width + 2, plain, "jobs "))
-    print(_line(f"fan-out {width:,} + join: drained", width + 2, fanned, "steps"))
-    ratio = fanned / plain
-    print(f"  the fan-out and join cost {ratio:.2f}x as many plain jobs (join ran once with {width:,} results)")
-    await reset(db)
+    fan = [step("split", QUEUE), *parts, step("join", QUEUE, after=[p.name for p in parts])]
+    totals = {"plain": 0.0, "fan": 0.0}
+    for n in range(ROUNDS):
+        for side in ("plain", "fan") if n % 2 == 0 else ("fan", "plain"):
+            if side == "plain":
+                await _enqueue(client, width + 2)
+            else:
+                await client.pipeline("fan", fan)
+            await settle(db)
+            totals[side] += await _drain(server, db)
+            if side == "fan":
+                joined = await db.fetchval("SELECT result FROM spool.jobs WHERE step_name = 'join'")
+                assert joined == str(width * 2 + 1).encode(), joined
+            await reset(db)
+    items = (width + 2) * ROUNDS
+    print(_line(f"plain jobs: {ROUNDS} x {width + 2:,} drained", items, totals["plain"], "jobs "))
+    print(_line(f"{ROUNDS} fan-outs of {width:,} + join: drained", items, totals["fan"], "steps"))
+    ratio = totals["fan"] / totals["plain"]
+    print(f"  the fan-out and join cost {ratio:.2f}x as many plain jobs (each join ran once with {width:,} results)")
     return ratio
 
 
@@ -133,9 +154,12 @@ async def _main(quick: bool, pg: str | None) -> None:
         client = AsyncClient(server.target)
         try:
             print(f"bench.pipelines: {pipelines:,} pipelines of 4 steps against {pipelines * 4:,} plain jobs")
+            print(f"  in {ROUNDS} alternating rounds of {pipelines // ROUNDS:,} pipelines and {pipelines:,} jobs")
+            print("  load average at the start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
             await chains(server, db, client, pipelines)
             print("bench.pipelines: a 1,000-wide fan-out and its join")
             await fan_out(server, db, client, 1000)
+            print("  load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         finally:
             await client.close()
             await db.close()

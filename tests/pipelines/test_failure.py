@@ -100,3 +100,26 @@ async def test_parents_acked_at_once_free_the_join_exactly_once(stub: Stub, pipe
         joins = (await stub.Lease(qs.LeaseRequest(queues=["joins"], max_jobs=5))).jobs
         assert len(joins) == 1 and len(joins[0].parents) == 8
         await ack(stub, joins[0])
+
+
+async def test_parents_acked_in_one_statement_count_once_each(stub: Stub, pipes: PStub) -> None:
+    # One AckBatch is one ack statement: its trigger frees the children of all its steps at once
+    # (migration 0026), counting each child's parents that finished in it.
+    for name in ("x", "y"):
+        parts = [step(f"{name}{i}") for i in range(3)]
+        await pipes.EnqueuePipeline(
+            request(*parts, step("join", queue="joins", after=[p.name for p in parts]), name=name)
+        )
+    leased = list((await stub.Lease(qs.LeaseRequest(queues=["q"], max_jobs=6))).jobs)
+    assert len(leased) == 6
+    first = [j for j in leased if not j.job.step_name.endswith("2")]
+    last = [j for j in leased if j.job.step_name.endswith("2")]
+
+    def batch(jobs: list[qs.LeasedJob]) -> qs.AckBatchRequest:
+        return qs.AckBatchRequest(acks=[qs.AckRequest(job_id=j.job.id, lease_token=j.lease_token) for j in jobs])
+
+    assert all(not r.HasField("error") for r in (await stub.AckBatch(batch(first))).results)
+    assert not (await stub.Lease(qs.LeaseRequest(queues=["joins"], max_jobs=5))).jobs
+    await stub.AckBatch(batch(last))
+    joins = (await stub.Lease(qs.LeaseRequest(queues=["joins"], max_jobs=5))).jobs
+    assert sorted(len(j.parents) for j in joins) == [3, 3]

@@ -191,7 +191,7 @@ END))
     trigger jobs_record_events_insert: CREATE TRIGGER jobs_record_events_insert AFTER INSERT ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.record_job_events()
     trigger jobs_record_events_update: CREATE TRIGGER jobs_record_events_update AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spool.record_job_events()
     trigger jobs_remember_granted_lease: CREATE TRIGGER jobs_remember_granted_lease BEFORE UPDATE OF lease_token ON spool.jobs FOR EACH ROW WHEN (((new.lease_token IS DISTINCT FROM old.lease_token) AND (new.state = 'running'::spool.job_state))) EXECUTE FUNCTION spool.remember_granted_lease()
-    trigger jobs_step_finished: CREATE TRIGGER jobs_step_finished AFTER UPDATE OF state ON spool.jobs FOR EACH ROW WHEN (((new.pipeline_id IS NOT NULL) AND (old.state IS DISTINCT FROM new.state) AND (new.state = ANY (ARRAY['succeeded'::spool.job_state, 'dead'::spool.job_state])))) EXECUTE FUNCTION spool.step_finished()
+    trigger jobs_steps_finished: CREATE TRIGGER jobs_steps_finished AFTER UPDATE ON spool.jobs REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows FOR EACH STATEMENT EXECUTE FUNCTION spool.steps_finished()
 
 table spool.migrations
     version integer not null
@@ -1164,47 +1164,81 @@ AS $function$
     END::spool.job_state
 $function$
 
-function spool.step_finished()
-CREATE OR REPLACE FUNCTION spool.step_finished()
+function spool.steps_finished()
+CREATE OR REPLACE FUNCTION spool.steps_finished()
  RETURNS trigger
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
 DECLARE
-    held boolean;
+    children bigint[];
+    counts integer[];
     woken bigint;
 BEGIN
-    IF NEW.state = 'succeeded' THEN
-        SELECT p.paused INTO held FROM spool.pipelines p WHERE p.id = NEW.pipeline_id;
-        WITH freed AS (
+    -- A statement that finishes no step (every plain job's) ends here.
+    IF NOT EXISTS (SELECT 1 FROM after_rows a
+                   WHERE a.pipeline_id IS NOT NULL AND a.state IN ('succeeded', 'dead')) THEN
+        RETURN NULL;
+    END IF;
+    -- The waiting children of the steps that succeeded, each with how many of its parents did.
+    -- Each child's parents are unnested once and matched against the finished steps: a join with
+    -- 1,000 parents is read once per statement, not once per parent the statement finished.
+    WITH succeeded AS (
+        SELECT a.id, a.pipeline_id FROM after_rows a JOIN before_rows b ON b.id = a.id
+        WHERE a.pipeline_id IS NOT NULL AND a.state = 'succeeded' AND b.state <> 'succeeded'
+    )
+    SELECT array_agg(k.id ORDER BY k.id), array_agg(k.n ORDER BY k.id) INTO children, counts
+    FROM (
+        SELECT c.id, count(*)::integer AS n
+        FROM spool.jobs c
+        CROSS JOIN LATERAL unnest(c.parent_ids) AS r(parent_id)
+        JOIN succeeded s ON s.id = r.parent_id
+        WHERE c.pipeline_id IN (SELECT pipeline_id FROM succeeded) AND c.waiting_on > 0
+        GROUP BY c.id
+    ) AS k;
+    IF children IS NOT NULL THEN
+        -- Each counts those parents fewer; one with none left becomes PENDING (unless its pipeline
+        -- is paused) and wakes its queue's waiters. Locked in id order first, as ack_many does.
+        WITH locked AS (
+            SELECT id FROM spool.jobs WHERE id = ANY(children) ORDER BY id FOR UPDATE
+        ), freed AS (
             UPDATE spool.jobs c SET
-                waiting_on = c.waiting_on - 1,
-                state = CASE WHEN c.state = 'waiting' AND c.waiting_on = 1 AND NOT held
+                waiting_on = c.waiting_on - k.n,
+                state = CASE WHEN c.state = 'waiting' AND c.waiting_on = k.n AND NOT p.paused
                     THEN 'pending'::spool.job_state ELSE c.state END,
-                run_at = CASE WHEN c.state = 'waiting' AND c.waiting_on = 1 AND NOT held
+                run_at = CASE WHEN c.state = 'waiting' AND c.waiting_on = k.n AND NOT p.paused
                     THEN greatest(c.run_at, now()) ELSE c.run_at END,
                 updated_at = now()
-            WHERE c.pipeline_id = NEW.pipeline_id AND c.waiting_on > 0
-              AND NEW.id = ANY(c.parent_ids)
+            FROM unnest(children, counts) AS k(id, n)
+            JOIN locked ON locked.id = k.id, spool.pipelines p
+            WHERE c.id = k.id AND p.id = c.pipeline_id
             RETURNING c.queue, c.state
         )
         SELECT count(pg_notify('spool_ready', q.queue)) INTO woken
         FROM (SELECT DISTINCT queue FROM freed WHERE state = 'pending') AS q;
-    ELSE
-        -- The on_failure step runs once, whatever else the pipeline is doing (paused or not).
-        WITH started AS (
+    END IF;
+    IF EXISTS (SELECT 1 FROM after_rows a JOIN before_rows b ON b.id = a.id
+               WHERE a.pipeline_id IS NOT NULL AND a.state = 'dead' AND b.state <> 'dead') THEN
+        -- The on_failure step runs once, whatever else the pipeline is doing (paused or not), with
+        -- the failed step (the first, if the statement failed several) as its one parent.
+        WITH failed AS (
+            SELECT DISTINCT ON (a.pipeline_id) a.pipeline_id, a.id
+            FROM after_rows a JOIN before_rows b ON b.id = a.id
+            WHERE a.pipeline_id IS NOT NULL AND a.state = 'dead' AND b.state <> 'dead'
+            ORDER BY a.pipeline_id, a.id
+        ), started AS (
             UPDATE spool.jobs c SET
                 state = 'pending'::spool.job_state,
                 waiting_on = 0,
-                -- The failed step as its one parent: the worker reads its error there.
-                parent_ids = ARRAY[NEW.id],
+                parent_ids = ARRAY[f.id],
                 run_at = now(),
                 updated_at = now()
-            FROM spool.pipelines p
-            WHERE p.id = NEW.pipeline_id AND c.id = p.on_failure_id AND c.state = 'waiting'
+            FROM failed f, spool.pipelines p
+            WHERE p.id = f.pipeline_id AND c.id = p.on_failure_id AND c.state = 'waiting'
             RETURNING c.queue
         )
-        SELECT count(pg_notify('spool_ready', started.queue)) INTO woken FROM started;
+        SELECT count(pg_notify('spool_ready', q.queue)) INTO woken
+        FROM (SELECT DISTINCT queue FROM started) AS q;
     END IF;
     RETURN NULL;
 END
