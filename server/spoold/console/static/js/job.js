@@ -1,13 +1,15 @@
 // One job: payload, headers, result, checkpoint, and every attempt as a timeline with the
-// requeues as boundaries. It follows the job live (SSE from WatchJob) without a reload.
+// requeues as boundaries, each with its log lines. It follows the job live (SSE from WatchJob)
+// without a reload.
 
-import { follow, getJson, postJson } from "./api.js";
+import { follow, getJson, postJson, rpc } from "./api.js";
 import { actionButton, el, link, notice, replace } from "./dom.js";
 import { decodeBase64, duration, pretty, protoSeconds, time } from "./format.js";
 
 const TERMINAL = new Set(["SUCCEEDED", "DEAD", "CANCELLED"]);
 
 const LONG = 1000; // characters of an error shown before "show all"
+const LOGS_EVERY = 2000; // ms: a running attempt's log lines are fetched again at most this often
 
 // An error's text; a very long one shows its start, and the rest on request.
 function errorText(err, id) {
@@ -61,7 +63,25 @@ function headers(job) {
   return el("dl", { class: "facts", id: "job-headers" }, entries.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
-function attempt(a) {
+// An attempt's log lines as the worker sent them (GetJob with include_logs), collapsed until opened;
+// text only. Where lines were dropped to keep the bound, the text begins with the marker line.
+function attemptLogs(a, logs) {
+  const got = logs.byToken.get(a.leaseToken);
+  if (!got || !got.logs) return null;
+  const lines = got.logs.replace(/\n$/, "").split("\n").length;
+  const dropped = Number(got.logsDropped || 0);
+  const label = `log: ${lines} line${lines === 1 ? "" : "s"}${dropped ? ` (${dropped} earlier characters dropped)` : ""}`;
+  const details = el("details", { class: "attempt-logs", open: logs.opened.has(a.leaseToken) },
+    el("summary", {}, label),
+    el("pre", { class: "log-text", tabindex: 0 }, got.logs));
+  details.addEventListener("toggle", () => {
+    if (details.open) logs.opened.add(a.leaseToken);
+    else logs.opened.delete(a.leaseToken);
+  });
+  return details;
+}
+
+function attempt(a, logs) {
   const outcome = (a.outcome || "OUTCOME_RUNNING").replace("OUTCOME_", "");
   const err = a.error;
   return el("li", { class: `attempt ${outcome.toLowerCase()}` },
@@ -70,10 +90,11 @@ function attempt(a) {
       " · ", a.workerId || "?", " · started ", time(a.startedAt),
       a.duration ? ` · ${duration(protoSeconds(a.duration))}` : ""),
     err ? errorText(err) : null,
-    err && err.details ? el("details", {}, el("summary", {}, "traceback"), el("pre", {}, err.details)) : null);
+    err && err.details ? el("details", {}, el("summary", {}, "traceback"), el("pre", {}, err.details)) : null,
+    attemptLogs(a, logs));
 }
 
-function timeline(job) {
+function timeline(job, logs) {
   const attempts = job.attempts || [];
   if (!attempts.length) return el("p", { class: "muted" }, "No attempt yet.");
   const total = Number(job.attemptsTotal || attempts.length);
@@ -86,12 +107,12 @@ function timeline(job) {
       round = a.requeues || 0;
       items.push(el("li", { class: "boundary" }, `requeued (${round})`));
     }
-    items.push(attempt(a));
+    items.push(attempt(a, logs));
   }
   return el("ol", { class: "timeline" }, items);
 }
 
-function view(job, who, act) {
+function view(job, who, act, logs) {
   const status = job.status;
   const err = job.lastError;
   return [
@@ -110,7 +131,7 @@ function view(job, who, act) {
       section("Headers", headers(job)),
       section("Result", code(payloadText(job, "result"), "job-result")),
       section("Checkpoint", code(decodeBase64(job.checkpoint), "job-checkpoint"))),
-    section("Attempts", timeline(job)),
+    section("Attempts", timeline(job, logs)),
   ];
 }
 
@@ -122,9 +143,33 @@ export function render(main, { who, id }) {
   let job = null;
   let unfollow = null;
   const path = `/v1/jobs/${encodeURIComponent(id)}`;
+  // Log lines by lease token, which attempts' logs are open, and what the last fetch saw.
+  const logs = { byToken: new Map(), opened: new Set(), seen: "", at: 0, timer: null };
+  const fetchLogs = async () => {
+    logs.at = Date.now();
+    try {
+      const answer = await rpc("QueueService", "GetJob", { jobId: id, includeLogs: true });
+      for (const a of (answer.job && answer.job.attempts) || []) {
+        logs.byToken.set(a.leaseToken, { logs: a.logs || "", logsDropped: a.logsDropped || 0 });
+      }
+      if (job) replace(body, view(job, who, act, logs));
+    } catch {
+      // the page stands without the log lines; the next change of the job tries again
+    }
+  };
+  // Fetched again when an attempt starts or ends, and while one runs (its heartbeats bring lines).
+  const refreshLogs = (j) => {
+    const attempts = (j.attempts || []).map((a) => `${a.leaseToken}:${a.outcome || ""}`).join(",");
+    const seen = `${j.status} ${attempts} ${j.status === "RUNNING" ? j.updatedAt : ""}`;
+    if (seen === logs.seen) return;
+    logs.seen = seen;
+    clearTimeout(logs.timer);
+    logs.timer = setTimeout(fetchLogs, Math.max(0, logs.at + LOGS_EVERY - Date.now()));
+  };
   const show = (j) => {
     job = j;
-    replace(body, view(j, who, act));
+    replace(body, view(j, who, act, logs));
+    refreshLogs(j);
   };
   const watch = () => {
     if (unfollow) unfollow();
@@ -150,5 +195,8 @@ export function render(main, { who, id }) {
     if (!TERMINAL.has(j.status)) watch();
     else live.textContent = "";
   }, (err) => replace(body, notice(err.message)));
-  return () => unfollow && unfollow();
+  return () => {
+    clearTimeout(logs.timer);
+    if (unfollow) unfollow();
+  };
 }
