@@ -4,11 +4,12 @@
    spoold processes on one scratch database, one with SPOOL_METRICS=0 and one with metrics on and
    scraped every second, in alternating rounds: the process-side cost of counting (goal <= 3 %).
 2. The same drain on the SQL ceiling with migration 0018's count triggers enabled and disabled, in
-   alternating rounds: what keeping the queue counts costs the database.
+   alternating rounds: what keeping the queue counts costs the database; then the same with
+   TailJobs' triggers (migration 0019) with nobody tailing.
 3. At 1,000,000 jobs over 100 queues (--quick: 100,000): a scrape of /metrics, ListQueues over
    gRPC, and the scan that ListQueues ran before migration 0018 (goal: a scrape <= 50 ms).
 
-    python -m bench.metrics [--quick] [--only drain|scrape]
+    python -m bench.metrics [--quick] [--only drain|triggers|scrape]
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from spool.v1 import admin_service_pb2_grpc
 
 DRAIN = Case("drain", 100, 8, chained=True)
 ROUNDS = 4
-TRIGGERS = ("jobs_count_inserted", "jobs_count_updated", "jobs_count_deleted")
+COUNT_TRIGGERS = ("jobs_count_inserted", "jobs_count_updated", "jobs_count_deleted")
+# TailJobs' (migration 0019): with no tail open they look at spool.tailers and return.
+TAIL_TRIGGERS = ("jobs_record_events_update", "jobs_record_events_insert")
 # ListQueues' counting before migration 0018: a pass over spool.jobs.
 SCAN = """
 SELECT queue,
@@ -108,36 +111,55 @@ async def _scraped(server: Server, every: float = 1.0) -> AsyncIterator[None]:
             await task
 
 
-async def drain_cost(url: str, params: Params) -> list[tuple[object, ...]]:
-    part = params.split(ROUNDS)
-    results: dict[str, list[Result]] = {"off": [], "on": [], "triggers on": [], "triggers off": []}
+async def _set_triggers(admin: asyncpg.Connection, names: Sequence[str], enabled: bool) -> None:
+    verb = "ENABLE" if enabled else "DISABLE"
+    for name in names:
+        await admin.execute(f"ALTER TABLE spool.jobs {verb} TRIGGER {name}")
+
+
+async def _toggled(url: str, part: Params, names: Sequence[str]) -> dict[bool, Result]:
+    """The SQL ceiling's batched drain with the triggers `names` enabled and disabled, alternating."""
+    results: dict[bool, list[Result]] = {True: [], False: []}
     admin = await asyncpg.connect(url)
     try:
-        async with spoold(url, metrics="0") as off, spoold(url, http=True) as on:
-            for n in range(ROUNDS):
-                order = [("off", off), ("on", on)]
-                for name, server in order if n % 2 == 0 else order[::-1]:
-                    async with grpc_drivers(server, True) as use, _scraped(on):
-                        results[name].append(await ceiling.run_case(DRAIN, part, admin, use, Meter(admin, server.pid)))
         async with ceiling.sql_drivers(url) as use:
             for n in range(ROUNDS):
                 for enabled in (True, False) if n % 2 == 0 else (False, True):
-                    verb = "ENABLE" if enabled else "DISABLE"
-                    for name in TRIGGERS:
-                        await admin.execute(f"ALTER TABLE spool.jobs {verb} TRIGGER {name}")
-                    key = "triggers on" if enabled else "triggers off"
-                    results[key].append(await ceiling.run_case(DRAIN, part, admin, use, Meter(admin)))
-            for name in TRIGGERS:
-                await admin.execute(f"ALTER TABLE spool.jobs ENABLE TRIGGER {name}")
+                    await _set_triggers(admin, names, enabled)
+                    results[enabled].append(await ceiling.run_case(DRAIN, part, admin, use, Meter(admin)))
     finally:
+        await _set_triggers(admin, names, True)
         await admin.close()
-    sums = {k: sum_results(v) for k, v in results.items()}
-    return [
-        ("spoold, metrics off / on (scraped every 1 s)", sums["off"].rate, sums["on"].rate,
-         f"{100 * sums['on'].rate / sums['off'].rate:.1f}%"),
-        ("SQL ceiling, count triggers off / on", sums["triggers off"].rate, sums["triggers on"].rate,
-         f"{100 * sums['triggers on'].rate / sums['triggers off'].rate:.1f}%"),
-    ]  # fmt: skip
+    return {k: sum_results(v) for k, v in results.items()}
+
+
+def _row(case: str, off: Result, on: Result) -> tuple[object, ...]:
+    db = [r.cpu.database / r.jobs * 1000 if r.cpu and r.cpu.database is not None else 0.0 for r in (off, on)]
+    return (case, off.rate, on.rate, f"{100 * on.rate / off.rate:.1f}%", f"{db[0]:.3f} / {db[1]:.3f}")
+
+
+async def drain_cost(url: str, params: Params, spoold_too: bool = True) -> list[tuple[object, ...]]:
+    part = params.split(ROUNDS)
+    rows = []
+    if spoold_too:
+        results: dict[str, list[Result]] = {"off": [], "on": []}
+        admin = await asyncpg.connect(url)
+        try:
+            async with spoold(url, metrics="0") as off, spoold(url, http=True) as on:
+                for n in range(ROUNDS):
+                    order = [("off", off), ("on", on)]
+                    for name, server in order if n % 2 == 0 else order[::-1]:
+                        async with grpc_drivers(server, True) as use, _scraped(on):
+                            meter = Meter(admin, server.pid)
+                            results[name].append(await ceiling.run_case(DRAIN, part, admin, use, meter))
+        finally:
+            await admin.close()
+        rows.append(_row("spoold, metrics off / on (scraped every 1 s)", *map(sum_results, results.values())))
+    counts = await _toggled(url, part, COUNT_TRIGGERS)
+    rows.append(_row("SQL ceiling, count triggers off / on", counts[False], counts[True]))
+    tail = await _toggled(url, part, TAIL_TRIGGERS)
+    rows.append(_row("SQL ceiling, tail triggers off / on (nobody tailing)", tail[False], tail[True]))
+    return rows
 
 
 async def scrape_cost(url: str, jobs: int) -> tuple[list[tuple[object, ...]], float]:
@@ -180,15 +202,16 @@ async def scrape_cost(url: str, jobs: int) -> tuple[list[tuple[object, ...]], fl
 async def main(quick: bool, only: str | None) -> None:
     jobs = 100_000 if quick else 1_000_000
     async with scratch_database() as url:
-        if only in (None, "drain"):
-            drain = await drain_cost(url, Params.of(quick))
+        if only in (None, "drain", "triggers"):
+            drain = await drain_cost(url, Params.of(quick), spoold_too=only != "triggers")
             table(
                 "metrics: batched drain (jobs/s), alternating rounds",
-                ("case", "off jobs/s", "on jobs/s", "on/off"),
+                ("case", "off jobs/s", "on jobs/s", "on/off", "postgres CPU ms/job off / on"),
                 drain,
             )
-            kept = float(str(drain[0][3]).rstrip("%"))
-            target("metrics cost on the batched drain", f"{100 - kept:.1f}%", "<= 3%", kept >= 97)
+            if only != "triggers":
+                kept = float(str(drain[0][3]).rstrip("%"))
+                target("metrics cost on the batched drain", f"{100 - kept:.1f}%", "<= 3%", kept >= 97)
         if only in (None, "scrape"):
             scrape_rows, scrape = await scrape_cost(url, jobs)
             table(
@@ -202,7 +225,11 @@ async def main(quick: bool, only: str | None) -> None:
 def cli(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.metrics", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller cases and 100,000 jobs")
-    p.add_argument("--only", choices=("drain", "scrape"), help="run only the drain cost or only the scrape part")
+    p.add_argument(
+        "--only",
+        choices=("drain", "triggers", "scrape"),
+        help="run only the drain cost, only its SQL-ceiling trigger cases, or only the scrape part",
+    )
     args = p.parse_args(argv)
     run(main(args.quick, args.only))
 
