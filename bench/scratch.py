@@ -157,9 +157,11 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def spoold(db_url: str, http: bool = False, **settings: str) -> AsyncIterator[Server]:
+async def spoold(
+    db_url: str, http: bool = False, environment: dict[str, str] | None = None, **settings: str
+) -> AsyncIterator[Server]:
     """spoold on a free port against db_url (and on a free HTTP port too with `http`); SIGTERM and
-    a wait on the way out."""
+    a wait on the way out. `environment`: more variables as they are (OTEL_*, for instance)."""
     port, http_port = free_port(), free_port() if http else None
     env = {
         **os.environ,
@@ -168,6 +170,7 @@ async def spoold(db_url: str, http: bool = False, **settings: str) -> AsyncItera
         "SPOOL_HTTP_PORT": str(http_port or 0),
     }
     env.update({f"SPOOL_{k.upper()}": v for k, v in settings.items()})
+    env.update(environment or {})
     with tempfile.TemporaryFile() as log:
         command = [*_spoold_command(), "--port", str(port)]
         process = await asyncio.create_subprocess_exec(*command, env=env, stdout=log, stderr=log)

@@ -58,6 +58,10 @@ async def test_one_trace_from_a_python_producer_through_a_node_worker_and_back(
     (node_send,) = [line for line in worker.lines if line.get("span") == "back-to-python send"]
     assert node_send["traceId"] == trace_id and node_send["parentSpanId"] == handled["spanId"]
     (back,) = [line["back"] for line in worker.lines if "back" in line]
+    (node_served,) = [
+        s for s in spans.get_finished_spans() if s.name == "spool.v1.QueueService/Enqueue" and s is not served
+    ]
+    assert node_served.parent is not None and f"{node_served.parent.span_id:016x}" == node_send["spanId"]
 
     python = spool.Worker(client, poll_wait=timedelta(seconds=1))
 

@@ -463,7 +463,8 @@ export class Client {
     return withSendSpan(queue, 1, async (trace) => {
       const req = enqueueRequest({ ...options, queue, payload });
       if (trace !== undefined) req.headers = { ...req.headers, ...trace };
-      const res = await call(() => this.rpc.enqueue(req, this.opts));
+      // ...and the call's own headers too, so that spoold's SERVER span (when it traces) is its child.
+      const res = await call(() => this.rpc.enqueue(req, trace === undefined ? this.opts : { ...this.opts, headers: trace }));
       return { job: res.job!, deduplicated: res.deduplicated };
     });
   }

@@ -64,18 +64,19 @@ class ServerSpans:
     def end(self, span: Span, code: tuple[str, int], about: tuple[str, str] | None, answer: object) -> None:
         """Ends the span with the call's status code (name, number), and what is known of its
         queue and job: `about` from the request, else the job in the answer."""
-        span.set_attribute("rpc.grpc.status_code", code[1])
-        if code[0] in _SERVER_ERRORS:
-            span.set_status(Status(StatusCode.ERROR, code[0]))
+        attributes: dict[str, str | int] = {"rpc.grpc.status_code": code[1]}
         job_id, queue = about or ("", "")
         found = getattr(answer, "job", None)
         if not job_id and found is not None:
             job_id, queue = found.id, queue or found.queue
         if queue:
-            span.set_attribute("messaging.system", "spool")
-            span.set_attribute("messaging.destination.name", queue)
+            attributes["messaging.system"] = "spool"
+            attributes["messaging.destination.name"] = queue
         if job_id:
-            span.set_attribute("messaging.message.id", job_id)
+            attributes["messaging.message.id"] = job_id
+        span.set_attributes(attributes)  # one call: each takes the span's lock
+        if code[0] in _SERVER_ERRORS:
+            span.set_status(Status(StatusCode.ERROR, code[0]))
         span.end()
 
 
