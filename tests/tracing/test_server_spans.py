@@ -7,6 +7,8 @@ from __future__ import annotations
 import grpc
 import httpx
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -136,3 +138,22 @@ def test_tracing_follows_the_standard_otel_variables() -> None:
     assert not Settings.from_env({"SPOOL_TRACING": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"}).tracing
     assert Settings.from_env({"SPOOL_TRACING": "1"}).tracing
     assert not Settings.from_env({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"}).tracing
+
+
+async def test_a_call_the_key_check_refuses_is_traced_too(db_url: str, exporter: InMemorySpanExporter) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = App(make_settings(auth="required"), db_url, tracer_provider=provider)
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            stub = queue_service_pb2_grpc.QueueServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.Enqueue(enqueue_request("emails"), metadata=(("traceparent", TRACEPARENT),))
+    finally:
+        await app.stop()
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    (span,) = server_spans(exporter, "Enqueue")
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == PARENT_ID
+    assert span.attributes is not None
+    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
