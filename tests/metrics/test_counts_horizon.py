@@ -41,7 +41,7 @@ async def test_far_scheduled_jobs_take_one_row_per_queue_and_stay_exact_as_they_
     assert await _rows(db) <= 3 + 90 + 3, "a count row per scheduled second"
     for step in (45, 100, 130, 700, 10_900, 172_900):
         await _roll_up(db, timedelta(seconds=step))
-        counted = await _same(db, timedelta(seconds=step), with_lag=step < 120)
+        counted = await _same(db, timedelta(seconds=step))
         assert sum(r["ready"] for r in counted) + sum(r["scheduled"] for r in counted) == 303
         assert await _rows(db) <= 3 * 70, f"{await _rows(db)} count rows at {step} s"
 
@@ -50,17 +50,33 @@ async def test_the_counts_stay_exact_when_the_loop_stops_past_its_horizon(db: as
     await db.execute(FILL)
     await _roll_up(db, timedelta(0))
     # Nobody folds; `at` passes the horizon (two minutes ahead) while jobs change under it.
-    await _same(db, timedelta(seconds=200), with_lag=False)
+    await _same(db, timedelta(seconds=200))
     await db.execute("DELETE FROM spool.jobs WHERE queue = 'q0' AND run_at > now() + interval '2 days'")
     move = "UPDATE spool.jobs SET run_at = now() + $1::interval WHERE queue = $2 AND run_at {} now() + $3::interval"
     await db.execute(move.format(">"), timedelta(seconds=150), "q1", timedelta(days=2))
     await db.execute(move.format("<"), timedelta(days=3), "q2", timedelta(seconds=100))
     await db.execute("SELECT spool.enqueue('q0', '{}', now() + interval '125 seconds')")
     for step in (119, 121, 140, 200, 700):
-        await _same(db, timedelta(seconds=step), with_lag=False)
+        await _same(db, timedelta(seconds=step))
     # The loop comes back and splits the range it left. q2: its 60 far jobs, and 24 moved to 3 days ahead.
     await _roll_up(db, timedelta(seconds=200))
-    counted = await _same(db, timedelta(seconds=200), with_lag=False)
+    counted = await _same(db, timedelta(seconds=200))
     assert {r["queue"]: r["scheduled"] for r in counted} == {"q0": 40, "q1": 40, "q2": 84}
     await _roll_up(db, timedelta(days=4))
-    assert [r["scheduled"] for r in await _same(db, timedelta(days=4), with_lag=False)] == [0, 0, 0]
+    assert [r["scheduled"] for r in await _same(db, timedelta(days=4))] == [0, 0, 0]
+
+
+async def test_a_ready_backlog_hours_deep_is_one_row_and_its_oldest_age_is_exact(db: asyncpg.Connection) -> None:
+    await db.execute(
+        "SELECT spool.enqueue('deep', '{}', now(), (g % 3 * 5 - 5)::smallint) FROM generate_series(3, 200) g"
+    )
+    # spool.enqueue takes no run_at in the past; as if they had waited that long (3 to 200 minutes):
+    await db.execute(
+        "UPDATE spool.jobs SET run_at = now() - make_interval(mins => (id - (SELECT min(id) FROM spool.jobs))::int + 3)"
+    )
+    await _roll_up(db, timedelta(0))
+    [counted] = await _same(db)  # the age too: from jobs_pending_idx, across the three priorities
+    assert counted["ready"] == 198 and counted["lag"] >= timedelta(minutes=200)
+    assert await _rows(db) == 1
+    await db.execute("DELETE FROM spool.jobs WHERE run_at < now() - interval '150 minutes' AND priority = 5")
+    await _same(db, timedelta(seconds=30))

@@ -558,13 +558,9 @@ CREATE OR REPLACE FUNCTION spool.count_key(bucket text, due timestamp with time 
  SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
     SELECT CASE
-        WHEN due >= at - '2 minutes'::interval OR due = '-infinity'::timestamptz THEN due
-        WHEN bucket <> 'pending'::text THEN '-infinity'::timestamptz
-        WHEN date_trunc('minute'::text, due, 'UTC'::text) >= at - '2 hours'::interval
-        THEN date_trunc('minute'::text, due, 'UTC'::text)
-        WHEN date_trunc('hour'::text, due, 'UTC'::text) >= at - '2 days'::interval
-        THEN date_trunc('hour'::text, due, 'UTC'::text)
-        ELSE date_trunc('day'::text, due, 'UTC'::text) END
+        WHEN bucket = 'pending'::text AND due >= at - '2 minutes'::interval THEN due
+        WHEN bucket <> 'pending'::text AND due >= at - '70 seconds'::interval THEN due
+        ELSE '-infinity'::timestamptz END
 $function$
 
 function spool.count_rows()
@@ -629,17 +625,9 @@ CREATE OR REPLACE FUNCTION spool.due_between(one_queue text, lo timestamp with t
  STABLE
  SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
 AS $function$
-    WITH RECURSIVE prio AS (
-        SELECT max(j.priority) AS p FROM spool.jobs j
-        WHERE j.state = 'pending'::spool.job_state AND j.queue = one_queue
-        UNION ALL
-        SELECT (SELECT max(j.priority) FROM spool.jobs j
-            WHERE j.state = 'pending'::spool.job_state AND j.queue = one_queue AND j.priority < prio.p)
-        FROM prio WHERE prio.p IS NOT NULL
-    )
     SELECT date_trunc('second'::text, j.run_at, 'UTC'::text), count(*)
-    FROM prio
-    JOIN spool.jobs j ON j.priority = prio.p
+    FROM spool.pending_priorities(one_queue) p
+    JOIN spool.jobs j ON j.priority = p
     WHERE j.state = 'pending'::spool.job_state AND j.queue = one_queue AND j.run_at >= lo
         AND j.run_at < hi AND j.attempt = 0
     GROUP BY 1
@@ -855,6 +843,49 @@ BEGIN
 END
 $function$
 
+function spool.oldest_ready(one_queue text, at timestamp with time zone)
+CREATE OR REPLACE FUNCTION spool.oldest_ready(one_queue text, at timestamp with time zone)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+DECLARE
+    oldest timestamptz;
+BEGIN
+    SELECT min(o.run_at) INTO oldest
+    FROM spool.pending_priorities(one_queue) p,
+    LATERAL (
+        SELECT j.run_at FROM spool.jobs j
+        WHERE j.state = 'pending'::spool.job_state AND j.queue = one_queue AND j.priority = p
+            AND j.attempt = 0 AND j.run_at < date_trunc('second'::text, at, 'UTC'::text) + '1 second'::interval
+        ORDER BY j.run_at
+        LIMIT 1
+    ) o;
+    RETURN oldest;
+END
+$function$
+
+function spool.pending_priorities(one_queue text)
+CREATE OR REPLACE FUNCTION spool.pending_priorities(one_queue text)
+ RETURNS SETOF smallint
+ LANGUAGE plpgsql
+ STABLE ROWS 3
+ SET search_path TO 'pg_catalog', 'spool', 'pg_temp'
+AS $function$
+DECLARE
+    p smallint;
+BEGIN
+    SELECT max(j.priority) INTO p FROM spool.jobs j
+    WHERE j.state = 'pending'::spool.job_state AND j.queue = one_queue;
+    WHILE p IS NOT NULL LOOP
+        RETURN NEXT p;
+        SELECT max(j.priority) INTO p FROM spool.jobs j
+        WHERE j.state = 'pending'::spool.job_state AND j.queue = one_queue AND j.priority < p;
+    END LOOP;
+END
+$function$
+
 function spool.pipeline_state(states spool.job_state[])
 CREATE OR REPLACE FUNCTION spool.pipeline_state(states spool.job_state[])
  RETURNS spool.pipeline_state
@@ -881,9 +912,10 @@ AS $function$
         SELECT k.queue, k.due AS since FROM spool.queue_counts k
         WHERE k.bucket = 'later'::text AND k.due <= at AND (one_queue IS NULL OR k.queue = one_queue)
     ), early AS (  -- the jobs of a stale 'later' range due by `at`; the rest of the range is scheduled
-        SELECT s.queue, d.due, d.n
+        SELECT s.queue, sum(d.n)::float8 AS n
         FROM stale s,
         LATERAL spool.due_between(s.queue, s.since, date_trunc('second'::text, at, 'UTC'::text) + '1 second'::interval) d
+        GROUP BY s.queue
     ), counted AS (
         SELECT c.queue, CASE WHEN c.bucket = 'later'::text THEN 'pending'::text ELSE c.bucket END AS bucket,
             CASE WHEN s.since IS NOT NULL AND c.bucket IN ('pending'::text, 'later'::text) AND c.due >= s.since
@@ -898,9 +930,9 @@ AS $function$
         ) c
         LEFT JOIN stale s ON s.queue = c.queue
         UNION ALL
-        SELECT e.queue, 'pending'::text, 'infinity'::timestamptz, -e.n::float8 FROM early e
+        SELECT e.queue, 'pending'::text, 'infinity'::timestamptz, -e.n FROM early e
         UNION ALL
-        SELECT e.queue, 'pending'::text, e.due, e.n::float8 FROM early e
+        SELECT e.queue, 'pending'::text, '-infinity'::timestamptz, e.n FROM early e
     ), totals AS (
         SELECT c.queue,
             sum(c.n) FILTER (WHERE c.bucket = 'pending'::text AND c.due <= at) AS ready,
@@ -917,32 +949,15 @@ AS $function$
         FROM counted c
         GROUP BY c.queue
         HAVING sum(c.n) <> 0
-    ), oldest AS (  -- the oldest ready key with jobs in it, a job's -1 and +1 under one key
-        SELECT o.queue, min(o.due) AS due
-        FROM (
-            SELECT c.queue,
-                -- spool.count_key('pending', c.due, at), written out (migration 0021)
-                CASE
-                    WHEN c.due >= at - '2 minutes'::interval OR c.due = '-infinity'::timestamptz THEN c.due
-                    WHEN date_trunc('minute'::text, c.due, 'UTC'::text) >= at - '2 hours'::interval
-                    THEN date_trunc('minute'::text, c.due, 'UTC'::text)
-                    WHEN date_trunc('hour'::text, c.due, 'UTC'::text) >= at - '2 days'::interval
-                    THEN date_trunc('hour'::text, c.due, 'UTC'::text)
-                    ELSE date_trunc('day'::text, c.due, 'UTC'::text)
-                END AS due
-            FROM counted c
-            WHERE c.bucket = 'pending'::text AND c.due <= at
-            GROUP BY 1, 2
-            HAVING sum(c.n) > 0
-        ) o
-        GROUP BY o.queue
     )
     SELECT t.queue, coalesce(t.ready, 0)::bigint, coalesce(t.scheduled, 0)::bigint,
         coalesce(t.retrying, 0)::bigint, coalesce(t.running, 0)::bigint, coalesce(t.succeeded, 0)::bigint,
         coalesce(t.dead, 0)::bigint, coalesce(t.cancelled, 0)::bigint, coalesce(t.waiting, 0)::bigint,
-        coalesce(t.finished_last_minute, 0)::bigint, at - o.due, t.total::bigint
+        coalesce(t.finished_last_minute, 0)::bigint,
+        CASE WHEN t.ready > 0
+            THEN at - date_trunc('second'::text, spool.oldest_ready(t.queue, at), 'UTC'::text) END,
+        t.total::bigint
     FROM totals t
-    LEFT JOIN oldest o ON o.queue = t.queue
 $function$
 
 function spool.rate_admit(ids bigint[])
