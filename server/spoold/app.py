@@ -53,6 +53,7 @@ from spoold.metrics.gauges import QueueGauges
 from spoold.metrics.process import LoopCollector, PoolCollector
 from spoold.model import JobDefaults, Retention
 from spoold.notify import KEYS, Listener
+from spoold.pipeline_watch import PipelineWatchHub, pipeline_hub
 from spoold.queue_limit import QueueLimit
 from spoold.scheduling import Firer
 from spoold.store.bulk import BulkStore
@@ -97,6 +98,7 @@ class App:
     server: grpc.aio.Server | None = None
     health: health.aio.HealthServicer | None = None
     hub: WatchHub | None = None
+    pipeline_hub: PipelineWatchHub | None = None
     tail: TailHub | None = None
     cancels: CancelHub | None = None
     gate: Gate | None = None
@@ -235,6 +237,9 @@ class App:
         self._keep_keys_checked(keys)
         access = Access(keys)
         limit = QueueLimit(queues, s.limits.max_queues)
+        pipelines = PipelineStore(self.store, self.searches)
+        self.pipeline_hub, poller = pipeline_hub(self.pool, pipelines, self.listener, s, self.hub.counted, _WATCH_TTL)
+        self.loops.append(poller)
         services = {
             QUEUE_SERVICE: QueueService(
                 self.store,
@@ -248,7 +253,7 @@ class App:
                 cancels=self.cancels,
             ),
             ADMIN_SERVICE: AdminService(queues, keys, access, s, schedules, firer, bulk),
-            PIPELINE_SERVICE: PipelineService(PipelineStore(self.store), s, access, limit),
+            PIPELINE_SERVICE: PipelineService(pipelines, s, access, limit, self.pipeline_hub),
         }
         for descriptor, service in services.items():
             servicers[descriptor].target = service
@@ -372,7 +377,7 @@ class App:
             await self.health.enter_graceful_shutdown()
         if self.leaser is not None:
             self.leaser.close()
-        for hub in (self.hub, self.tail):
+        for hub in (self.hub, self.pipeline_hub, self.tail):
             if hub is not None:
                 hub.close()  # watch and tail streams end UNAVAILABLE now, well within the grace
         if self.cancels is not None:
@@ -383,7 +388,7 @@ class App:
         await asyncio.gather(*doors)
         for loop in self.loops:
             await loop.stop()
-        for hub in (self.hub, self.tail):
+        for hub in (self.hub, self.pipeline_hub, self.tail):
             if hub is not None:
                 await hub.stop()
         self._subscriptions.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from spoold.errors import InvalidArgument
-from spoold.model import Job, NewJob
+from spoold.model import Job, JobState, NewJob
 
 # The most steps one pipeline may have (the on_failure step not counted).
 MAX_STEPS = 10_000
@@ -55,6 +55,34 @@ class Pipeline:
     paused: bool
     created_at: datetime
     steps: tuple[Step, ...]
+    # The steps (the on_failure step not counted) and how many succeeded: ListPipelines has the
+    # counts without the steps.
+    step_count: int = 0
+    succeeded_steps: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """Final, and no step is left to run (the on_failure step after a failure, a cancelled
+        pipeline's steps that were running): where WatchPipeline ends."""
+        return self.state is not PipelineState.RUNNING and not any(
+            s.job.state in (JobState.PENDING, JobState.RUNNING) for s in self.steps
+        )
+
+
+@dataclass(frozen=True)
+class PipelineFilter:
+    states: tuple[PipelineState, ...] = ()
+    name_prefix: str = ""
+    paused: bool | None = None
+
+
+@dataclass(frozen=True)
+class PipelinePage:
+    """A page of ListPipelines: newest first, after the pipeline `after_id` (0: from the newest)."""
+
+    filter: PipelineFilter
+    size: int
+    after_id: int = 0
 
 
 @dataclass(frozen=True)

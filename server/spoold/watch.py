@@ -1,5 +1,6 @@
-"""WatchJob's engine: each watched job is re-read once per change (woken by NOTIFY 'spool_job',
-backed by a poll of row versions) and the result fanned out to one bounded mailbox per stream.
+"""WatchJob's engine (and WatchPipeline's, pipeline_watch.py): each watched job is re-read once
+per change (woken by NOTIFY 'spool_job', backed by a poll of row versions) and the result fanned
+out to one bounded mailbox per stream.
 
 A stream that does not read keeps only its latest few snapshots (Mailbox), and a burst of
 changes costs one re-read at a time per job, so neither memory nor database load grows with
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from spoold.errors import JobNotFound, LimitReached, ShuttingDown, SpoolError, Unavailable
+from spoold.errors import JobNotFound, LimitReached, PipelineNotFound, ShuttingDown, SpoolError, Unavailable
 from spoold.loops.base import Loop
 from spoold.model import Job
 from spoold.notify import JOB, Listener, Mailbox, Subscription
@@ -22,34 +24,42 @@ from spoold.store.jobs import JobStore
 from spoold.store.watches import WatchStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
-class _Watched:
-    """One job watched by this process, whatever the number of streams on it."""
+class _Watched(Generic[T]):
+    """One job (or pipeline) watched by this process, whatever the number of streams on it."""
 
     job_id: int
-    mailboxes: set[Mailbox[Job]] = field(default_factory=set)
+    mailboxes: set[Mailbox[T]] = field(default_factory=set)
     # Streams that joined since the last read: owed the current state even if it did not change.
-    fresh: set[Mailbox[Job]] = field(default_factory=set)
-    last: Job | None = None
+    fresh: set[Mailbox[T]] = field(default_factory=set)
+    last: T | None = None
     # Row version seen by the last poll; None forces the next poll to re-read.
     version: str | None = None
     dirty: bool = False
     task: asyncio.Task[None] | None = None
 
 
-class WatchHub:
-    def __init__(
-        self, jobs: JobStore, watches: WatchStore, listener: Listener, buffer: int, max_streams: int = 1000
-    ) -> None:
-        self._jobs = jobs
-        self._max_streams = max_streams
-        self._streams = 0
+@dataclass
+class Streams:
+    """The streams a process follows, WatchJob's and WatchPipeline's together (SPOOL_MAX_WATCHERS)."""
+
+    limit: int
+    count: int = 0
+
+
+class Hub(Generic[T]):
+    """The engine; a subclass says what is read for a key, when a stream ends, and which rows of
+    spool.watched stand for the key (the hooks below)."""
+
+    def __init__(self, watches: WatchStore, listener: Listener, buffer: int, streams: Streams) -> None:
+        self._counted = streams
         self._watches = watches
         self._listener = listener
         self._buffer = buffer
-        self._entries: dict[int, _Watched] = {}
+        self._entries: dict[int, _Watched[T]] = {}
         self._left: set[int] = set()
         self._closing = False
         self._subscription: contextlib.ExitStack | None = None
@@ -79,54 +89,79 @@ class WatchHub:
     @property
     def streams(self) -> int:
         """Streams being followed in this process (SPOOL_MAX_WATCHERS bounds them)."""
-        return self._streams
+        return self._counted.count
 
-    def mailboxes(self, job_id: int) -> tuple[Mailbox[Job], ...]:
+    @property
+    def counted(self) -> Streams:
+        return self._counted
+
+    # The hooks.
+    async def _read(self, key: int) -> T:
+        raise NotImplementedError
+
+    def _ends(self, item: T) -> bool:
+        raise NotImplementedError
+
+    async def _register(self, keys: Collection[int]) -> None:
+        await self._watches.register(keys)
+
+    async def _unregister(self, keys: Collection[int]) -> None:
+        await self._watches.unregister(keys)
+
+    async def _versions(self, keys: Collection[int]) -> dict[int, str]:
+        return await self._watches.versions(keys)
+
+    def _key_of(self, job_id: int) -> int | None:
+        """The key a NOTIFY about this job wakes."""
+        return job_id
+
+    def mailboxes(self, job_id: int) -> tuple[Mailbox[T], ...]:
         """The mailboxes of the streams on a job (for tests and metrics)."""
         entry = self._entries.get(job_id)
         return tuple(entry.mailboxes) if entry else ()
 
-    async def follow(self, job_id: int) -> AsyncIterator[Job]:
-        """The job now, then each change, ending after a terminal state."""
+    async def follow(self, job_id: int) -> AsyncIterator[T]:
+        """The job (pipeline) now, then each change, ending after a terminal state."""
         if self._closing:
             raise ShuttingDown("server shutting down; watch again")
-        if self._max_streams and self._streams >= self._max_streams:
+        counted = self._counted
+        if counted.limit and counted.count >= counted.limit:
             raise LimitReached(
                 "WATCHERS_LIMIT_REACHED",
-                f"this server follows {self._streams} jobs' streams already, its limit (SPOOL_MAX_WATCHERS); "
+                f"this server follows {counted.count} watch streams already, its limit (SPOOL_MAX_WATCHERS); "
                 "retry later, or on another replica",
-                limit=str(self._max_streams),
+                limit=str(counted.limit),
             )
-        mailbox: Mailbox[Job] = Mailbox(self._buffer)
-        self._streams += 1
+        mailbox: Mailbox[T] = Mailbox(self._buffer)
+        counted.count += 1
         try:
-            async for job in self._follow(job_id, mailbox):
-                yield job
+            async for item in self._follow(job_id, mailbox):
+                yield item
         finally:
-            self._streams -= 1
+            counted.count -= 1
 
-    async def _follow(self, job_id: int, mailbox: Mailbox[Job]) -> AsyncIterator[Job]:
+    async def _follow(self, job_id: int, mailbox: Mailbox[T]) -> AsyncIterator[T]:
         entry = await self._join(job_id, mailbox)
         if self._closing:  # close() ran while we joined
             mailbox.close(ShuttingDown("server shutting down; watch again"), drain_first=False)
         try:
             while True:
-                job = await mailbox.get()
-                yield job
-                if job.state.terminal:
+                item = await mailbox.get()
+                yield item
+                if self._ends(item):
                     return
         finally:
             self._leave(entry, mailbox)
 
-    async def _join(self, job_id: int, mailbox: Mailbox[Job]) -> _Watched:
+    async def _join(self, job_id: int, mailbox: Mailbox[T]) -> _Watched[T]:
         while True:
             entry = self._entries.get(job_id)
             if entry is not None:
                 break
-            entry = self._entries[job_id] = _Watched(job_id)
+            entry = self._entries[job_id] = _Watched[T](job_id)
             try:
                 # Registered before the first read, so a change committed after that read notifies.
-                await self._watches.register([job_id])
+                await self._register([job_id])
             except BaseException:
                 if not entry.mailboxes and self._entries.get(job_id) is entry:
                     self._entries.pop(job_id, None)
@@ -140,7 +175,7 @@ class WatchHub:
         self._kick(entry)
         return entry
 
-    def _leave(self, entry: _Watched, mailbox: Mailbox[Job]) -> None:
+    def _leave(self, entry: _Watched[T], mailbox: Mailbox[T]) -> None:
         entry.mailboxes.discard(mailbox)
         entry.fresh.discard(mailbox)
         if entry.mailboxes or self._entries.get(entry.job_id) is not entry:
@@ -153,21 +188,22 @@ class WatchHub:
 
     def _on_notify(self, payload: str) -> None:
         with contextlib.suppress(ValueError):
-            entry = self._entries.get(int(payload))
+            key = self._key_of(int(payload))
+            entry = self._entries.get(key) if key is not None else None
             if entry is not None:
                 self._kick(entry)
 
-    def _kick(self, entry: _Watched) -> None:
+    def _kick(self, entry: _Watched[T]) -> None:
         entry.dirty = True
         if entry.task is None or entry.task.done():
             entry.task = asyncio.create_task(self._refresh(entry), name=f"watch-{entry.job_id}")
 
-    async def _refresh(self, entry: _Watched) -> None:
+    async def _refresh(self, entry: _Watched[T]) -> None:
         while entry.dirty and entry.mailboxes:
             entry.dirty = False
             try:
-                job = await self._jobs.get(entry.job_id)
-            except JobNotFound as exc:
+                job = await self._read(entry.job_id)
+            except (JobNotFound, PipelineNotFound) as exc:
                 self._end(entry, exc)
                 return
             except Unavailable as exc:
@@ -185,7 +221,7 @@ class WatchHub:
                     mailbox.put(job)
             entry.fresh.clear()
 
-    def _end(self, entry: _Watched, error: SpoolError) -> None:
+    def _end(self, entry: _Watched[T], error: SpoolError) -> None:
         for mailbox in entry.mailboxes:
             mailbox.close(error, drain_first=True)
 
@@ -195,16 +231,16 @@ class WatchHub:
         left = {i for i in self._left if i not in self._entries}
         self._left.clear()
         if left:
-            await self._watches.unregister(left)
+            await self._unregister(left)
             # A stream that joined one of them while the delete ran may have registered just before
             # it, and lost its row: register those again, or only the keep-alive would restore them.
             back = [i for i in left if i in self._entries]
             if back:
-                await self._watches.register(back)
+                await self._register(back)
         entries = list(self._entries.values())
         if not entries:
             return
-        versions = await self._watches.versions([e.job_id for e in entries])
+        versions = await self._versions([e.job_id for e in entries])
         for entry in entries:
             version = versions.get(entry.job_id)
             if version != entry.version or version is None:
@@ -214,8 +250,24 @@ class WatchHub:
     async def keep_alive(self) -> None:
         """Extends this server's rows in spool.watched (re-creating any lost) and drops dead servers'."""
         if self._entries:
-            await self._watches.register(list(self._entries))
+            await self._register(list(self._entries))
         await self._watches.purge_expired()
+
+
+class WatchHub(Hub[Job]):
+    """WatchJob's hub: a key is a job id, its row in spool.watched is its own."""
+
+    def __init__(
+        self, jobs: JobStore, watches: WatchStore, listener: Listener, buffer: int, max_streams: int = 1000
+    ) -> None:
+        super().__init__(watches, listener, buffer, Streams(max_streams))
+        self._jobs = jobs
+
+    async def _read(self, key: int) -> Job:
+        return await self._jobs.get(key)
+
+    def _ends(self, item: Job) -> bool:
+        return item.state.terminal
 
 
 class WatchPoller(Loop):
@@ -223,7 +275,7 @@ class WatchPoller(Loop):
 
     name = "watch-poller"
 
-    def __init__(self, hub: WatchHub, interval: float, keep_alive_every: int) -> None:
+    def __init__(self, hub: Hub[Any], interval: float, keep_alive_every: int) -> None:
         super().__init__(interval)
         self._hub = hub
         self._keep_alive_every = keep_alive_every

@@ -253,6 +253,14 @@ CASES: list[tuple[str, str, str, Message, tuple[str, str], str]] = [
         "states",
     ),
     (
+        "spool.v1.ListPipelinesRequest.states",
+        P,
+        "ListPipelines",
+        pipeline_service_pb2.ListPipelinesRequest(states=[1] * (FILTER_CAP + 1)),
+        INVALID,
+        "states",
+    ),
+    (
         "spool.v1.EnqueueRequest.headers",
         P,
         "EnqueuePipeline",

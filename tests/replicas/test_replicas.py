@@ -22,7 +22,9 @@ from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from spool.v1 import job_pb2
+from spool.v1 import pipeline_service_pb2 as ps
 from spool.v1 import queue_service_pb2 as qs
+from spool.v1.pipeline_service_pb2_grpc import PipelineServiceStub
 from spool.v1.queue_service_pb2_grpc import QueueServiceStub
 from tests.conftest import wait_until
 from tests.helpers import enqueue_request
@@ -190,3 +192,30 @@ async def test_two_reapers_never_double_handle_a_lease(replicas: list[Replica], 
         assert len(per_job) == total and {(r["n"], r["expired"]) for r in per_job} == {(round_, round_)}
         jobs = await db.fetch("SELECT DISTINCT state, attempt FROM spool.jobs")
         assert [(r["state"], r["attempt"]) for r in jobs] == [("pending", round_)]
+
+
+async def test_a_pipeline_watcher_on_one_replica_sees_steps_worked_through_the_other(replicas: list[Replica]) -> None:
+    pipes = PipelineServiceStub(replicas[0].channel)
+    worker = replicas[1].stub
+    steps = [
+        ps.StepSpec(name="a", job=enqueue_request("piped")),
+        ps.StepSpec(name="b", depends_on=["a"], job=enqueue_request("piped")),
+    ]
+    p = (
+        await PipelineServiceStub(replicas[1].channel).EnqueuePipeline(ps.EnqueuePipelineRequest(name="x", steps=steps))
+    ).pipeline
+    call = pipes.WatchPipeline(ps.WatchPipelineRequest(pipeline_id=p.id))
+    first = await call.read()
+    assert isinstance(first, ps.WatchPipelineResponse) and first.snapshot
+    for _ in range(2):
+        (lj,) = (await worker.Lease(qs.LeaseRequest(queues=["piped"]))).jobs
+        await worker.Ack(qs.AckRequest(job_id=lj.job.id, lease_token=lj.lease_token))
+    finals: dict[str, int] = {}
+    last = first.pipeline
+    while (msg := await call.read()) is not grpc.aio.EOF:
+        assert isinstance(msg, ps.WatchPipelineResponse)
+        finals.update({s.name: s.job.state for s in msg.pipeline.steps})
+        last = msg.pipeline
+    assert finals == {"a": State.STATE_SUCCEEDED, "b": State.STATE_SUCCEEDED}
+    assert last.state == ps.Pipeline.STATE_SUCCEEDED
+    assert await call.code() == grpc.StatusCode.OK

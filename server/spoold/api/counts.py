@@ -52,6 +52,7 @@ CAPS: dict[str, Callable[[Limits], int]] = {
     "spool.v1.TailJobsRequest.queues": lambda lim: MAX_FILTER_QUEUES,
     "spool.v1.TailJobsRequest.kinds": lambda lim: MAX_FILTER_STATES,
     "spool.v1.TailJobsRequest.states": lambda lim: MAX_FILTER_STATES,
+    "spool.v1.ListPipelinesRequest.states": lambda lim: MAX_FILTER_STATES,
 }
 # Batches past their cap keep the reason they have always had.
 _BATCHES = frozenset(

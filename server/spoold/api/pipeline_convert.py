@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -12,12 +14,23 @@ from google.protobuf.internal.containers import MessageMap
 from spool.v1 import job_pb2
 from spool.v1 import pipeline_service_pb2 as ps
 from spool.v1 import queue_service_pb2 as qs
-from spoold.api import convert
+from spoold.api import convert, page_token
 from spoold.api import validate as v
 from spoold.config import Settings
 from spoold.errors import InvalidArgument
 from spoold.model import JSON, Ack, FollowUp, JobState, is_json
-from spoold.pipelines import MAX_STEPS, NewPipeline, NewStep, Pipeline, PipelineState, StepRetry, ordered
+from spoold.pipelines import (
+    MAX_STEPS,
+    NewPipeline,
+    NewStep,
+    Pipeline,
+    PipelineFilter,
+    PipelinePage,
+    PipelineState,
+    Step,
+    StepRetry,
+    ordered,
+)
 from spoold.store import rows
 
 # The most jobs one Ack may create.
@@ -29,6 +42,10 @@ _STATES = {
     PipelineState.FAILED: ps.Pipeline.STATE_FAILED,
     PipelineState.CANCELLED: ps.Pipeline.STATE_CANCELLED,
 }
+_STATE_OF = {number: state for state, number in _STATES.items()}
+LIST_DEFAULT_SIZE = 100
+LIST_MAX_SIZE = 1000
+_LISTING = "pipelines"
 
 
 def _step(spec: ps.StepSpec, settings: Settings, now: datetime, prefix: str) -> NewStep:
@@ -74,10 +91,51 @@ def pipeline_proto(p: Pipeline) -> ps.Pipeline:
         idempotency_key=p.idempotency_key or "",
         paused=p.paused,
         created_at=convert.ts(p.created_at),
+        step_count=p.step_count,
+        succeeded_steps=p.succeeded_steps,
     )
     for s in p.steps:
         out.steps.add(name=s.name, depends_on=s.depends_on, job=convert.job_proto(s.job), on_failure=s.on_failure)
     return out
+
+
+def watch_response(p: Pipeline, sent: Mapping[str, Step] | None, now: datetime) -> ps.WatchPipelineResponse:
+    """Every step in the first answer (sent is None); after it, the steps that differ from those
+    sent, so a reader that fell behind (its mailbox coalesced) still gets every step's latest state."""
+    if sent is None:
+        return ps.WatchPipelineResponse(pipeline=pipeline_proto(p), snapshot=True, observed_at=convert.ts(now))
+    changed = tuple(s for s in p.steps if sent.get(s.name) != s)
+    return ps.WatchPipelineResponse(pipeline=pipeline_proto(replace(p, steps=changed)), observed_at=convert.ts(now))
+
+
+def pipeline_page(req: ps.ListPipelinesRequest) -> PipelinePage:
+    """ListPipelines' page: its size, filter, and where the previous page (its token) ended."""
+    size = v.in_range("page_size", req.page_size, 1, LIST_MAX_SIZE) if req.page_size else LIST_DEFAULT_SIZE
+    states = []
+    for i, number in enumerate(req.states):
+        if number not in _STATE_OF:
+            raise InvalidArgument(
+                f"states[{i}]", "must be STATE_RUNNING, STATE_SUCCEEDED, STATE_FAILED or STATE_CANCELLED"
+            )
+        states.append(_STATE_OF[number])
+    prefix = v.text("name_prefix", req.name_prefix, 128)
+    f = PipelineFilter(tuple(dict.fromkeys(states)), prefix, req.paused if req.HasField("paused") else None)
+    if not req.page_token:
+        return PipelinePage(f, size)
+    after = page_token.unseal(req.page_token, _LISTING, _digest(f), "page_token")
+    if not after.isdigit() or not 0 < int(after) < 2**63:
+        raise InvalidArgument("page_token", "malformed page token")
+    return PipelinePage(f, size, int(after))
+
+
+def next_pipelines_token(page: PipelinePage, found: Sequence[Pipeline], more: bool) -> str:
+    return page_token.seal(_LISTING, _digest(page.filter), str(found[-1].id)) if more and found else ""
+
+
+def _digest(f: PipelineFilter) -> str:
+    """Equal for equal filters, whatever the order of the states: a token works with its own filter only."""
+    doc = {"states": sorted(s.value for s in f.states), "prefix": f.name_prefix, "paused": f.paused}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def add_parents(into: MessageMap[str, job_pb2.StepOutcome], parents: Sequence[asyncpg.Record]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from spool.v1 import pipeline_service_pb2 as ps
@@ -9,18 +10,25 @@ from spoold.api import pipeline_convert as pc
 from spoold.api import validate as v
 from spoold.api.access import Access
 from spoold.api.calls import CallContext as Context
-from spoold.api.errors import unary
+from spoold.api.errors import stream, unary
 from spoold.config import Settings
-from spoold.errors import PipelineNotFound
-from spoold.pipelines import Pipeline
+from spoold.errors import PipelineNotFound, ShuttingDown
+from spoold.pipeline_watch import PipelineWatchHub
+from spoold.pipelines import Pipeline, Step
 from spoold.queue_limit import QueueLimit
 from spoold.store.pipelines import PipelineStore
 
 
 class PipelineService:
     def __init__(
-        self, store: PipelineStore, settings: Settings, access: Access, queue_limit: QueueLimit | None = None
+        self,
+        store: PipelineStore,
+        settings: Settings,
+        access: Access,
+        queue_limit: QueueLimit | None = None,
+        hub: PipelineWatchHub | None = None,
     ) -> None:
+        self._hub = hub
         self._store = store
         self._settings = settings
         self._access = access
@@ -64,6 +72,27 @@ class PipelineService:
         retry = pc.step_retry(request, self._settings)
         await self._access.job(retry.job_id)
         return ps.RetryStepResponse(pipeline=pc.pipeline_proto(self._visible(await self._store.retry(retry))))
+
+    @unary
+    async def ListPipelines(self, request: ps.ListPipelinesRequest, context: Context) -> ps.ListPipelinesResponse:
+        page = pc.pipeline_page(request)
+        found, more = await self._store.list(page, self._access.like())
+        return ps.ListPipelinesResponse(
+            pipelines=[pc.pipeline_proto(p) for p in found], next_page_token=pc.next_pipelines_token(page, found, more)
+        )
+
+    @stream
+    async def WatchPipeline(
+        self, request: ps.WatchPipelineRequest, context: Context
+    ) -> AsyncIterator[ps.WatchPipelineResponse]:
+        pipeline_id = v.positive_id("pipeline_id", request.pipeline_id)
+        self._visible(await self._store.get(pipeline_id, with_attempts=False))
+        if self._hub is None:
+            raise ShuttingDown("this server does not serve WatchPipeline")
+        sent: dict[str, Step] | None = None
+        async for p in self._hub.follow(pipeline_id):
+            yield pc.watch_response(p, sent, datetime.now(UTC))
+            sent = {s.name: s for s in p.steps}
 
     def _visible(self, p: Pipeline) -> Pipeline:
         """A caller sees a pipeline when it may see every step's queue; else it does not exist."""

@@ -37,7 +37,7 @@ REQUIRED: dict[str, Scope] = {
     CONSOLE_SESSION: Scope.READ,
     CONSOLE_QUEUES: Scope.READ,
     _PIPELINE + "EnqueuePipeline": Scope.ENQUEUE,
-    _PIPELINE + "GetPipeline": Scope.READ,
+    **{_PIPELINE + m: Scope.READ for m in ("GetPipeline", "ListPipelines", "WatchPipeline")},
     _PIPELINE + "CancelPipeline": Scope.ADMIN,
     METRICS: Scope.READ,
 }

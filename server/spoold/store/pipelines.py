@@ -9,12 +9,13 @@ from dataclasses import replace
 import asyncpg
 
 from spoold.errors import JobNotFound, PipelineNotFound, WrongState
-from spoold.model import is_json
-from spoold.pipelines import NewPipeline, NewStep, Pipeline, PipelineState, Step, StepRetry
+from spoold.model import JobState, is_json
+from spoold.pipelines import NewPipeline, NewStep, Pipeline, PipelinePage, PipelineState, Step, StepRetry
 from spoold.store import queries, rows
 from spoold.store.database import Connection, translated
 from spoold.store.jobs import JobStore, StepColumns
 from spoold.store.rows import JobRow
+from spoold.store.searching import SearchPool
 
 Q = queries.load("pipelines.sql")
 
@@ -36,9 +37,11 @@ def _step_columns(pipeline_id: int, p: NewPipeline) -> StepColumns:
 
 
 class PipelineStore:
-    def __init__(self, jobs: JobStore) -> None:
+    def __init__(self, jobs: JobStore, searches: SearchPool | None = None) -> None:
         self.jobs = jobs
         self.pool = jobs.pool
+        # ListPipelines computes each pipeline's state from its steps: a search, with its timeout.
+        self.searches = searches
 
     async def enqueue(self, p: NewPipeline) -> tuple[Pipeline, bool]:
         """Creates the pipeline and its steps in one transaction; (pipeline, deduplicated)."""
@@ -57,10 +60,38 @@ class PipelineStore:
                     await conn.execute(Q["set_on_failure"], pipeline_id, made[-1].row["id"])
                 return await self._read(conn, pipeline_id, with_attempts=False), False
 
-    async def get(self, pipeline_id: int) -> Pipeline:
+    async def get(self, pipeline_id: int, with_attempts: bool = True) -> Pipeline:
         with translated():
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-                return await self._read(conn, pipeline_id)
+                return await self._read(conn, pipeline_id, with_attempts)
+
+    async def list(self, page: PipelinePage, queue_like: list[str] | None) -> tuple[list[Pipeline], bool]:
+        """A page of pipelines (without their steps), newest first, and whether more follow; with
+        queue_like, only those whose every step's queue matches one of these LIKE patterns."""
+        f = page.filter
+        states = [s.value for s in f.states] or None
+        args = (page.after_id, page.size + 1, states, f.name_prefix, f.paused, queue_like)
+        if self.searches is None:
+            with translated():
+                found = await self.pool.fetch(Q["list_pipelines"], *args)
+        else:
+            async with self.searches.connection() as conn:
+                found = await conn.fetch(Q["list_pipelines"], *args)
+        out = [
+            Pipeline(
+                id=r["id"],
+                name=r["name"],
+                state=PipelineState(r["state"]),
+                idempotency_key=r["idempotency_key"],
+                paused=r["paused"],
+                created_at=r["created_at"],
+                steps=(),
+                step_count=r["steps"],
+                succeeded_steps=r["succeeded"],
+            )
+            for r in found[: page.size]
+        ]
+        return out, len(found) > page.size
 
     async def cancel(self, pipeline_id: int) -> Pipeline:
         with translated():
@@ -131,6 +162,8 @@ class PipelineStore:
             paused=head["paused"],
             created_at=head["created_at"],
             steps=tuple(steps),
+            step_count=sum(1 for s in steps if not s.on_failure),
+            succeeded_steps=sum(1 for s in steps if not s.on_failure and s.job.state is JobState.SUCCEEDED),
         )
 
 

@@ -21,10 +21,10 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .pipeline_service_pb2 import CancelPipelineRequest, CancelPipelineResponse, EnqueuePipelineRequest, EnqueuePipelineResponse, GetPipelineRequest, GetPipelineResponse, PausePipelineRequest, PausePipelineResponse, ResumePipelineRequest, ResumePipelineResponse, RetryStepRequest, RetryStepResponse
+from .pipeline_service_pb2 import CancelPipelineRequest, CancelPipelineResponse, EnqueuePipelineRequest, EnqueuePipelineResponse, GetPipelineRequest, GetPipelineResponse, ListPipelinesRequest, ListPipelinesResponse, PausePipelineRequest, PausePipelineResponse, ResumePipelineRequest, ResumePipelineResponse, RetryStepRequest, RetryStepResponse, WatchPipelineRequest, WatchPipelineResponse
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterable, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 
     from connectrpc.codec import Codec
     from connectrpc.compression import Compression
@@ -79,6 +79,20 @@ class PipelineService(Protocol):
         """
         Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
         finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def list_pipelines(self, request: ListPipelinesRequest, ctx: RequestContext[ListPipelinesRequest, ListPipelinesResponse], /) -> ListPipelinesResponse:
+        """
+        The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def watch_pipeline(self, request: WatchPipelineRequest, ctx: RequestContext[WatchPipelineRequest, WatchPipelineResponse], /) -> AsyncIterator[WatchPipelineResponse]:
+        """
+        The pipeline now (every step), then its step changes, across replicas, ending once the
+        pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+        RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -161,6 +175,28 @@ class PipelineServiceASGIApplication(ConnectASGIApplication[PipelineService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.retry_step,
+                ),
+                "/spool.v1.PipelineService/ListPipelines": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListPipelines",
+                        service_name="spool.v1.PipelineService",
+                        input=ListPipelinesRequest,
+                        output=ListPipelinesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.list_pipelines,
+                ),
+                "/spool.v1.PipelineService/WatchPipeline": Endpoint.server_stream(
+                    method=MethodInfo(
+                        name="WatchPipeline",
+                        service_name="spool.v1.PipelineService",
+                        input=WatchPipelineRequest,
+                        output=WatchPipelineResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.SERVER_STREAM,
+                    ),
+                    function=svc.watch_pipeline,
                 ),
             },
             interceptors=interceptors,
@@ -346,6 +382,54 @@ class PipelineServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def list_pipelines(
+        self,
+        request: ListPipelinesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListPipelinesResponse:
+        """
+        The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListPipelines",
+                service_name="spool.v1.PipelineService",
+                input=ListPipelinesRequest,
+                output=ListPipelinesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def watch_pipeline(
+        self,
+        request: WatchPipelineRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> AsyncIterator[WatchPipelineResponse]:
+        """
+        The pipeline now (every step), then its step changes, across replicas, ending once the
+        pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+        RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
+        """
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="WatchPipeline",
+                service_name="spool.v1.PipelineService",
+                input=WatchPipelineRequest,
+                output=WatchPipelineResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.SERVER_STREAM,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class PipelineServiceSync(Protocol):
     """
@@ -389,6 +473,20 @@ class PipelineServiceSync(Protocol):
         """
         Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
         finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def list_pipelines(self, request: ListPipelinesRequest, ctx: RequestContext[ListPipelinesRequest, ListPipelinesResponse], /) -> ListPipelinesResponse:
+        """
+        The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def watch_pipeline(self, request: WatchPipelineRequest, ctx: RequestContext[WatchPipelineRequest, WatchPipelineResponse], /) -> Iterator[WatchPipelineResponse]:
+        """
+        The pipeline now (every step), then its step changes, across replicas, ending once the
+        pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+        RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -469,6 +567,28 @@ class PipelineServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.retry_step,
+                ),
+                "/spool.v1.PipelineService/ListPipelines": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListPipelines",
+                        service_name="spool.v1.PipelineService",
+                        input=ListPipelinesRequest,
+                        output=ListPipelinesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.list_pipelines,
+                ),
+                "/spool.v1.PipelineService/WatchPipeline": EndpointSync.server_stream(
+                    method=MethodInfo(
+                        name="WatchPipeline",
+                        service_name="spool.v1.PipelineService",
+                        input=WatchPipelineRequest,
+                        output=WatchPipelineResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.SERVER_STREAM,
+                    ),
+                    function=service.watch_pipeline,
                 ),
             },
             interceptors=interceptors,
@@ -650,6 +770,54 @@ class PipelineServiceClientSync(ConnectClientSync):
                 output=RetryStepResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def list_pipelines(
+        self,
+        request: ListPipelinesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListPipelinesResponse:
+        """
+        The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListPipelines",
+                service_name="spool.v1.PipelineService",
+                input=ListPipelinesRequest,
+                output=ListPipelinesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def watch_pipeline(
+        self,
+        request: WatchPipelineRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Iterator[WatchPipelineResponse]:
+        """
+        The pipeline now (every step), then its step changes, across replicas, ending once the
+        pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+        RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
+        """
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="WatchPipeline",
+                service_name="spool.v1.PipelineService",
+                input=WatchPipelineRequest,
+                output=WatchPipelineResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.SERVER_STREAM,
             ),
             headers=headers,
             timeout_ms=timeout_ms,

@@ -27,7 +27,7 @@ from spool.v1 import job_pb2 as spool_dot_v1_dot_job__pb2
 from spool.v1 import queue_service_pb2 as spool_dot_v1_dot_queue__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fspool/v1/pipeline_service.proto\x12\x08spool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12spool/v1/job.proto\x1a\x1cspool/v1/queue_service.proto\"\xf7\x02\n\x08Pipeline\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x18.spool.v1.Pipeline.StateR\x05state\x12\'\n\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12\x16\n\x06paused\x18\x05 \x01(\x08R\x06paused\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12,\n\x05steps\x18\x07 \x03(\x0b\x32\x16.spool.v1.PipelineStepR\x05steps\"m\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_RUNNING\x10\x01\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\x12\x13\n\x0fSTATE_CANCELLED\x10\x04\"\x81\x01\n\x0cPipelineStep\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ndepends_on\x18\x02 \x03(\tR\tdependsOn\x12\x1f\n\x03job\x18\x03 \x01(\x0b\x32\r.spool.v1.JobR\x03job\x12\x1d\n\non_failure\x18\x04 \x01(\x08R\tonFailure\"i\n\x08StepSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ndepends_on\x18\x02 \x03(\tR\tdependsOn\x12*\n\x03job\x18\x03 \x01(\x0b\x32\x18.spool.v1.EnqueueRequestR\x03job\"\xb2\x01\n\x16\x45nqueuePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12(\n\x05steps\x18\x02 \x03(\x0b\x32\x12.spool.v1.StepSpecR\x05steps\x12\'\n\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x31\n\non_failure\x18\x04 \x01(\x0b\x32\x12.spool.v1.StepSpecR\tonFailure\"m\n\x17\x45nqueuePipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\x12\"\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08R\x0c\x64\x65\x64uplicated\"5\n\x12GetPipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"E\n\x13GetPipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"8\n\x15\x43\x61ncelPipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"H\n\x16\x43\x61ncelPipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"7\n\x14PausePipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"G\n\x15PausePipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"8\n\x15ResumePipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"H\n\x16ResumePipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"\xf5\x01\n\x10RetryStepRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x33\n\x04mode\x18\x02 \x01(\x0e\x32\x1f.spool.v1.RetryStepRequest.ModeR\x04mode\x12\x1d\n\x07payload\x18\x03 \x01(\x0cH\x00R\x07payload\x88\x01\x01\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\"G\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10MODE_FAILED_ONLY\x10\x01\x12\x13\n\x0fMODE_DOWNSTREAM\x10\x02\x42\n\n\x08_payload\"C\n\x11RetryStepResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline2\xf7\x03\n\x0fPipelineService\x12V\n\x0f\x45nqueuePipeline\x12 .spool.v1.EnqueuePipelineRequest\x1a!.spool.v1.EnqueuePipelineResponse\x12J\n\x0bGetPipeline\x12\x1c.spool.v1.GetPipelineRequest\x1a\x1d.spool.v1.GetPipelineResponse\x12S\n\x0e\x43\x61ncelPipeline\x12\x1f.spool.v1.CancelPipelineRequest\x1a .spool.v1.CancelPipelineResponse\x12P\n\rPausePipeline\x12\x1e.spool.v1.PausePipelineRequest\x1a\x1f.spool.v1.PausePipelineResponse\x12S\n\x0eResumePipeline\x12\x1f.spool.v1.ResumePipelineRequest\x1a .spool.v1.ResumePipelineResponse\x12\x44\n\tRetryStep\x12\x1a.spool.v1.RetryStepRequest\x1a\x1b.spool.v1.RetryStepResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fspool/v1/pipeline_service.proto\x12\x08spool.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12spool/v1/job.proto\x1a\x1cspool/v1/queue_service.proto\"\xbf\x03\n\x08Pipeline\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x18.spool.v1.Pipeline.StateR\x05state\x12\'\n\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12\x16\n\x06paused\x18\x05 \x01(\x08R\x06paused\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12,\n\x05steps\x18\x07 \x03(\x0b\x32\x16.spool.v1.PipelineStepR\x05steps\x12\x1d\n\nstep_count\x18\x08 \x01(\x05R\tstepCount\x12\'\n\x0fsucceeded_steps\x18\t \x01(\x05R\x0esucceededSteps\"m\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_RUNNING\x10\x01\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\x12\x13\n\x0fSTATE_CANCELLED\x10\x04\"\x81\x01\n\x0cPipelineStep\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ndepends_on\x18\x02 \x03(\tR\tdependsOn\x12\x1f\n\x03job\x18\x03 \x01(\x0b\x32\r.spool.v1.JobR\x03job\x12\x1d\n\non_failure\x18\x04 \x01(\x08R\tonFailure\"i\n\x08StepSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\ndepends_on\x18\x02 \x03(\tR\tdependsOn\x12*\n\x03job\x18\x03 \x01(\x0b\x32\x18.spool.v1.EnqueueRequestR\x03job\"\xb2\x01\n\x16\x45nqueuePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12(\n\x05steps\x18\x02 \x03(\x0b\x32\x12.spool.v1.StepSpecR\x05steps\x12\'\n\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x31\n\non_failure\x18\x04 \x01(\x0b\x32\x12.spool.v1.StepSpecR\tonFailure\"m\n\x17\x45nqueuePipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\x12\"\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08R\x0c\x64\x65\x64uplicated\"5\n\x12GetPipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"E\n\x13GetPipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"8\n\x15\x43\x61ncelPipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"H\n\x16\x43\x61ncelPipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"7\n\x14PausePipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"G\n\x15PausePipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"8\n\x15ResumePipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"H\n\x16ResumePipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"\xf5\x01\n\x10RetryStepRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x33\n\x04mode\x18\x02 \x01(\x0e\x32\x1f.spool.v1.RetryStepRequest.ModeR\x04mode\x12\x1d\n\x07payload\x18\x03 \x01(\x0cH\x00R\x07payload\x88\x01\x01\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\"G\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10MODE_FAILED_ONLY\x10\x01\x12\x13\n\x0fMODE_DOWNSTREAM\x10\x02\x42\n\n\x08_payload\"C\n\x11RetryStepResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\"\xcd\x01\n\x14ListPipelinesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x30\n\x06states\x18\x03 \x03(\x0e\x32\x18.spool.v1.Pipeline.StateR\x06states\x12\x1f\n\x0bname_prefix\x18\x04 \x01(\tR\nnamePrefix\x12\x1b\n\x06paused\x18\x05 \x01(\x08H\x00R\x06paused\x88\x01\x01\x42\t\n\x07_paused\"q\n\x15ListPipelinesResponse\x12\x30\n\tpipelines\x18\x01 \x03(\x0b\x32\x12.spool.v1.PipelineR\tpipelines\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"7\n\x14WatchPipelineRequest\x12\x1f\n\x0bpipeline_id\x18\x01 \x01(\tR\npipelineId\"\xa0\x01\n\x15WatchPipelineResponse\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x12.spool.v1.PipelineR\x08pipeline\x12\x1a\n\x08snapshot\x18\x02 \x01(\x08R\x08snapshot\x12;\n\x0bobserved_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nobservedAt2\x9d\x05\n\x0fPipelineService\x12V\n\x0f\x45nqueuePipeline\x12 .spool.v1.EnqueuePipelineRequest\x1a!.spool.v1.EnqueuePipelineResponse\x12J\n\x0bGetPipeline\x12\x1c.spool.v1.GetPipelineRequest\x1a\x1d.spool.v1.GetPipelineResponse\x12S\n\x0e\x43\x61ncelPipeline\x12\x1f.spool.v1.CancelPipelineRequest\x1a .spool.v1.CancelPipelineResponse\x12P\n\rPausePipeline\x12\x1e.spool.v1.PausePipelineRequest\x1a\x1f.spool.v1.PausePipelineResponse\x12S\n\x0eResumePipeline\x12\x1f.spool.v1.ResumePipelineRequest\x1a .spool.v1.ResumePipelineResponse\x12\x44\n\tRetryStep\x12\x1a.spool.v1.RetryStepRequest\x1a\x1b.spool.v1.RetryStepResponse\x12P\n\rListPipelines\x12\x1e.spool.v1.ListPipelinesRequest\x1a\x1f.spool.v1.ListPipelinesResponse\x12R\n\rWatchPipeline\x12\x1e.spool.v1.WatchPipelineRequest\x1a\x1f.spool.v1.WatchPipelineResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,39 +35,47 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'spool.v1.pipeline_service_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PIPELINE']._serialized_start=129
-  _globals['_PIPELINE']._serialized_end=504
-  _globals['_PIPELINE_STATE']._serialized_start=395
-  _globals['_PIPELINE_STATE']._serialized_end=504
-  _globals['_PIPELINESTEP']._serialized_start=507
-  _globals['_PIPELINESTEP']._serialized_end=636
-  _globals['_STEPSPEC']._serialized_start=638
-  _globals['_STEPSPEC']._serialized_end=743
-  _globals['_ENQUEUEPIPELINEREQUEST']._serialized_start=746
-  _globals['_ENQUEUEPIPELINEREQUEST']._serialized_end=924
-  _globals['_ENQUEUEPIPELINERESPONSE']._serialized_start=926
-  _globals['_ENQUEUEPIPELINERESPONSE']._serialized_end=1035
-  _globals['_GETPIPELINEREQUEST']._serialized_start=1037
-  _globals['_GETPIPELINEREQUEST']._serialized_end=1090
-  _globals['_GETPIPELINERESPONSE']._serialized_start=1092
-  _globals['_GETPIPELINERESPONSE']._serialized_end=1161
-  _globals['_CANCELPIPELINEREQUEST']._serialized_start=1163
-  _globals['_CANCELPIPELINEREQUEST']._serialized_end=1219
-  _globals['_CANCELPIPELINERESPONSE']._serialized_start=1221
-  _globals['_CANCELPIPELINERESPONSE']._serialized_end=1293
-  _globals['_PAUSEPIPELINEREQUEST']._serialized_start=1295
-  _globals['_PAUSEPIPELINEREQUEST']._serialized_end=1350
-  _globals['_PAUSEPIPELINERESPONSE']._serialized_start=1352
-  _globals['_PAUSEPIPELINERESPONSE']._serialized_end=1423
-  _globals['_RESUMEPIPELINEREQUEST']._serialized_start=1425
-  _globals['_RESUMEPIPELINEREQUEST']._serialized_end=1481
-  _globals['_RESUMEPIPELINERESPONSE']._serialized_start=1483
-  _globals['_RESUMEPIPELINERESPONSE']._serialized_end=1555
-  _globals['_RETRYSTEPREQUEST']._serialized_start=1558
-  _globals['_RETRYSTEPREQUEST']._serialized_end=1803
-  _globals['_RETRYSTEPREQUEST_MODE']._serialized_start=1720
-  _globals['_RETRYSTEPREQUEST_MODE']._serialized_end=1791
-  _globals['_RETRYSTEPRESPONSE']._serialized_start=1805
-  _globals['_RETRYSTEPRESPONSE']._serialized_end=1872
-  _globals['_PIPELINESERVICE']._serialized_start=1875
-  _globals['_PIPELINESERVICE']._serialized_end=2378
+  _globals['_PIPELINE']._serialized_end=576
+  _globals['_PIPELINE_STATE']._serialized_start=467
+  _globals['_PIPELINE_STATE']._serialized_end=576
+  _globals['_PIPELINESTEP']._serialized_start=579
+  _globals['_PIPELINESTEP']._serialized_end=708
+  _globals['_STEPSPEC']._serialized_start=710
+  _globals['_STEPSPEC']._serialized_end=815
+  _globals['_ENQUEUEPIPELINEREQUEST']._serialized_start=818
+  _globals['_ENQUEUEPIPELINEREQUEST']._serialized_end=996
+  _globals['_ENQUEUEPIPELINERESPONSE']._serialized_start=998
+  _globals['_ENQUEUEPIPELINERESPONSE']._serialized_end=1107
+  _globals['_GETPIPELINEREQUEST']._serialized_start=1109
+  _globals['_GETPIPELINEREQUEST']._serialized_end=1162
+  _globals['_GETPIPELINERESPONSE']._serialized_start=1164
+  _globals['_GETPIPELINERESPONSE']._serialized_end=1233
+  _globals['_CANCELPIPELINEREQUEST']._serialized_start=1235
+  _globals['_CANCELPIPELINEREQUEST']._serialized_end=1291
+  _globals['_CANCELPIPELINERESPONSE']._serialized_start=1293
+  _globals['_CANCELPIPELINERESPONSE']._serialized_end=1365
+  _globals['_PAUSEPIPELINEREQUEST']._serialized_start=1367
+  _globals['_PAUSEPIPELINEREQUEST']._serialized_end=1422
+  _globals['_PAUSEPIPELINERESPONSE']._serialized_start=1424
+  _globals['_PAUSEPIPELINERESPONSE']._serialized_end=1495
+  _globals['_RESUMEPIPELINEREQUEST']._serialized_start=1497
+  _globals['_RESUMEPIPELINEREQUEST']._serialized_end=1553
+  _globals['_RESUMEPIPELINERESPONSE']._serialized_start=1555
+  _globals['_RESUMEPIPELINERESPONSE']._serialized_end=1627
+  _globals['_RETRYSTEPREQUEST']._serialized_start=1630
+  _globals['_RETRYSTEPREQUEST']._serialized_end=1875
+  _globals['_RETRYSTEPREQUEST_MODE']._serialized_start=1792
+  _globals['_RETRYSTEPREQUEST_MODE']._serialized_end=1863
+  _globals['_RETRYSTEPRESPONSE']._serialized_start=1877
+  _globals['_RETRYSTEPRESPONSE']._serialized_end=1944
+  _globals['_LISTPIPELINESREQUEST']._serialized_start=1947
+  _globals['_LISTPIPELINESREQUEST']._serialized_end=2152
+  _globals['_LISTPIPELINESRESPONSE']._serialized_start=2154
+  _globals['_LISTPIPELINESRESPONSE']._serialized_end=2267
+  _globals['_WATCHPIPELINEREQUEST']._serialized_start=2269
+  _globals['_WATCHPIPELINEREQUEST']._serialized_end=2324
+  _globals['_WATCHPIPELINERESPONSE']._serialized_start=2327
+  _globals['_WATCHPIPELINERESPONSE']._serialized_end=2487
+  _globals['_PIPELINESERVICE']._serialized_start=2490
+  _globals['_PIPELINESERVICE']._serialized_end=3159
 # @@protoc_insertion_point(module_scope)

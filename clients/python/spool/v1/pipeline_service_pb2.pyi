@@ -64,17 +64,25 @@ class Pipeline(_message.Message):
     PAUSED_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
+    STEP_COUNT_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_STEPS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     state: Global___Pipeline.State.ValueType
     idempotency_key: _builtins.str
     paused: _builtins.bool
     """While paused, no step is made ready; running steps finish."""
+    step_count: _builtins.int
+    """How many steps the pipeline has (the on_failure step not counted), and how many succeeded."""
+    succeeded_steps: _builtins.int
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___PipelineStep]:
-        """In creation order; the on_failure step, if any, last."""
+        """In creation order; the on_failure step, if any, last. Every step in GetPipeline and the
+        calls that answer a pipeline; none in ListPipelines; in WatchPipeline, every step in the first
+        message and only the steps that changed or appeared in the later ones.
+        """
 
     def __init__(
         self,
@@ -86,10 +94,12 @@ class Pipeline(_message.Message):
         paused: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         steps: _abc.Iterable[Global___PipelineStep] | None = ...,
+        step_count: _builtins.int = ...,
+        succeeded_steps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "idempotency_key", b"idempotency_key", "name", b"name", "paused", b"paused", "state", b"state", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "idempotency_key", b"idempotency_key", "name", b"name", "paused", b"paused", "state", b"state", "step_count", b"step_count", "steps", b"steps", "succeeded_steps", b"succeeded_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -460,3 +470,119 @@ class RetryStepResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RetryStepResponse: _TypeAlias = RetryStepResponse  # noqa: Y015
+
+@_typing.final
+class ListPipelinesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    NAME_PREFIX_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """1 to 1000; default 100."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token, with the same filter."""
+    name_prefix: _builtins.str
+    """Only pipelines whose name starts with this text (at most 128 characters)."""
+    paused: _builtins.bool
+    """Only paused (true) or only unpaused (false) pipelines; either if unset."""
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[Global___Pipeline.State.ValueType]:
+        """Only pipelines in one of these states; any if empty."""
+
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        states: _abc.Iterable[Global___Pipeline.State.ValueType] | None = ...,
+        name_prefix: _builtins.str = ...,
+        paused: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_paused", b"_paused", "paused", b"paused"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_paused", b"_paused", "name_prefix", b"name_prefix", "page_size", b"page_size", "page_token", b"page_token", "paused", b"paused", "states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__paused: _TypeAlias = _typing.Literal["paused"]  # noqa: Y015
+    _WhichOneofArgType__paused: _TypeAlias = _typing.Literal["_paused", b"_paused"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__paused) -> _WhichOneofReturnType__paused | None: ...
+
+Global___ListPipelinesRequest: _TypeAlias = ListPipelinesRequest  # noqa: Y015
+
+@_typing.final
+class ListPipelinesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def pipelines(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pipeline]:
+        """Newest first, without their steps (step_count and succeeded_steps count them)."""
+
+    def __init__(
+        self,
+        *,
+        pipelines: _abc.Iterable[Global___Pipeline] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "pipelines", b"pipelines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPipelinesResponse: _TypeAlias = ListPipelinesResponse  # noqa: Y015
+
+@_typing.final
+class WatchPipelineRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
+    pipeline_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        pipeline_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pipeline_id", b"pipeline_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchPipelineRequest: _TypeAlias = WatchPipelineRequest  # noqa: Y015
+
+@_typing.final
+class WatchPipelineResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINE_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    OBSERVED_AT_FIELD_NUMBER: _builtins.int
+    snapshot: _builtins.bool
+    @_builtins.property
+    def pipeline(self) -> Global___Pipeline:
+        """The pipeline's state, paused flag and counts, with every step in the first message (snapshot
+        true) and the steps that changed or appeared since the previous message in the later ones.
+        """
+
+    @_builtins.property
+    def observed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        pipeline: Global___Pipeline | None = ...,
+        snapshot: _builtins.bool = ...,
+        observed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["observed_at", b"observed_at", "pipeline", b"pipeline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["observed_at", b"observed_at", "pipeline", b"pipeline", "snapshot", b"snapshot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchPipelineResponse: _TypeAlias = WatchPipelineResponse  # noqa: Y015

@@ -66,6 +66,16 @@ class PipelineServiceStub:
                 request_serializer=spool_dot_v1_dot_pipeline__service__pb2.RetryStepRequest.SerializeToString,
                 response_deserializer=spool_dot_v1_dot_pipeline__service__pb2.RetryStepResponse.FromString,
                 _registered_method=True)
+        self.ListPipelines = channel.unary_unary(
+                '/spool.v1.PipelineService/ListPipelines',
+                request_serializer=spool_dot_v1_dot_pipeline__service__pb2.ListPipelinesRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_pipeline__service__pb2.ListPipelinesResponse.FromString,
+                _registered_method=True)
+        self.WatchPipeline = channel.unary_stream(
+                '/spool.v1.PipelineService/WatchPipeline',
+                request_serializer=spool_dot_v1_dot_pipeline__service__pb2.WatchPipelineRequest.SerializeToString,
+                response_deserializer=spool_dot_v1_dot_pipeline__service__pb2.WatchPipelineResponse.FromString,
+                _registered_method=True)
 
 
 class PipelineServiceServicer:
@@ -119,6 +129,22 @@ class PipelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPipelines(self, request, context):
+        """The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchPipeline(self, request, context):
+        """The pipeline now (every step), then its step changes, across replicas, ending once the
+        pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+        RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PipelineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -151,6 +177,16 @@ def add_PipelineServiceServicer_to_server(servicer, server):
                     servicer.RetryStep,
                     request_deserializer=spool_dot_v1_dot_pipeline__service__pb2.RetryStepRequest.FromString,
                     response_serializer=spool_dot_v1_dot_pipeline__service__pb2.RetryStepResponse.SerializeToString,
+            ),
+            'ListPipelines': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPipelines,
+                    request_deserializer=spool_dot_v1_dot_pipeline__service__pb2.ListPipelinesRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_pipeline__service__pb2.ListPipelinesResponse.SerializeToString,
+            ),
+            'WatchPipeline': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPipeline,
+                    request_deserializer=spool_dot_v1_dot_pipeline__service__pb2.WatchPipelineRequest.FromString,
+                    response_serializer=spool_dot_v1_dot_pipeline__service__pb2.WatchPipelineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +353,60 @@ class PipelineService:
             '/spool.v1.PipelineService/RetryStep',
             spool_dot_v1_dot_pipeline__service__pb2.RetryStepRequest.SerializeToString,
             spool_dot_v1_dot_pipeline__service__pb2.RetryStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPipelines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spool.v1.PipelineService/ListPipelines',
+            spool_dot_v1_dot_pipeline__service__pb2.ListPipelinesRequest.SerializeToString,
+            spool_dot_v1_dot_pipeline__service__pb2.ListPipelinesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/spool.v1.PipelineService/WatchPipeline',
+            spool_dot_v1_dot_pipeline__service__pb2.WatchPipelineRequest.SerializeToString,
+            spool_dot_v1_dot_pipeline__service__pb2.WatchPipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,13 @@ class PipelineServiceStub:
     """Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
     finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
     """
+    ListPipelines: _grpc.UnaryUnaryMultiCallable[_pipeline_service_pb2.ListPipelinesRequest, _pipeline_service_pb2.ListPipelinesResponse]
+    """The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix."""
+    WatchPipeline: _grpc.UnaryStreamMultiCallable[_pipeline_service_pb2.WatchPipelineRequest, _pipeline_service_pb2.WatchPipelineResponse]
+    """The pipeline now (every step), then its step changes, across replicas, ending once the
+    pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+    RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
+    """
 
 @_typing.type_check_only
 class PipelineServiceAsyncStub(PipelineServiceStub):
@@ -82,6 +89,13 @@ class PipelineServiceAsyncStub(PipelineServiceStub):
     RetryStep: _aio.UnaryUnaryMultiCallable[_pipeline_service_pb2.RetryStepRequest, _pipeline_service_pb2.RetryStepResponse]  # type: ignore[assignment]
     """Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
     finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+    """
+    ListPipelines: _aio.UnaryUnaryMultiCallable[_pipeline_service_pb2.ListPipelinesRequest, _pipeline_service_pb2.ListPipelinesResponse]  # type: ignore[assignment]
+    """The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix."""
+    WatchPipeline: _aio.UnaryStreamMultiCallable[_pipeline_service_pb2.WatchPipelineRequest, _pipeline_service_pb2.WatchPipelineResponse]  # type: ignore[assignment]
+    """The pipeline now (every step), then its step changes, across replicas, ending once the
+    pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+    RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
     """
 
 class PipelineServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -143,6 +157,25 @@ class PipelineServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_pipeline_service_pb2.RetryStepResponse, _abc.Awaitable[_pipeline_service_pb2.RetryStepResponse]]:
         """Fix and resume: runs a failed step again, optionally with an edited payload, keeping every
         finished step's result; with RETRY_MODE_DOWNSTREAM, its descendants run again after it too.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPipelines(
+        self,
+        request: _pipeline_service_pb2.ListPipelinesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_service_pb2.ListPipelinesResponse, _abc.Awaitable[_pipeline_service_pb2.ListPipelinesResponse]]:
+        """The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix."""
+
+    @_abc_1.abstractmethod
+    def WatchPipeline(
+        self,
+        request: _pipeline_service_pb2.WatchPipelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_pipeline_service_pb2.WatchPipelineResponse], _abc.AsyncIterator[_pipeline_service_pb2.WatchPipelineResponse]]:
+        """The pipeline now (every step), then its step changes, across replicas, ending once the
+        pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+        RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
         """
 
 def add_PipelineServiceServicer_to_server(servicer: PipelineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

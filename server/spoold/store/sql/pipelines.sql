@@ -134,3 +134,28 @@ WHERE j.id = $1
 -- Which of these names the pipeline of step $1 has: names the step a unique violation was about.
 SELECT s.step_name FROM spool.jobs j JOIN spool.jobs s ON s.pipeline_id = j.pipeline_id
 WHERE j.id = $1 AND s.step_name = ANY($2::text[])
+
+-- name: list_pipelines
+-- ListPipelines: newest first after pipeline $1 (0: from the newest), $2 rows; each with its state
+-- (as get_pipeline computes it) and step counts. Filters: $3 states (NULL: any), $4 name prefix
+-- ('' : any), $5 paused (NULL: either), $6 queue LIKE patterns a restricted key may read (NULL:
+-- every queue; a pipeline shows only if every step's queue matches, as GetPipeline decides).
+SELECT p.id, p.name, p.idempotency_key, p.paused, p.created_at, s.state, s.steps, s.succeeded
+FROM spool.pipelines p
+CROSS JOIN LATERAL (
+    SELECT spool.pipeline_state(coalesce(
+               array_agg(j.state) FILTER (WHERE j.id IS DISTINCT FROM p.on_failure_id),
+               '{}'::spool.job_state[])) AS state,
+           count(*) FILTER (WHERE j.id IS DISTINCT FROM p.on_failure_id)::integer AS steps,
+           count(*) FILTER (WHERE j.id IS DISTINCT FROM p.on_failure_id
+                            AND j.state = 'succeeded')::integer AS succeeded,
+           coalesce(bool_and(j.queue LIKE ANY($6::text[])), true) AS visible
+    FROM spool.jobs j WHERE j.pipeline_id = p.id
+) s
+WHERE ($1::bigint = 0 OR p.id < $1::bigint)
+  AND ($3::text[] IS NULL OR s.state::text = ANY($3::text[]))
+  AND starts_with(p.name, $4::text)
+  AND ($5::boolean IS NULL OR p.paused = $5::boolean)
+  AND ($6::text[] IS NULL OR s.visible)
+ORDER BY p.id DESC
+LIMIT $2

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spool/v1/pipeline_service.proto.
  */
 export const file_spool_v1_pipeline_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zcG9vbC92MS9waXBlbGluZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSK8AgoIUGlwZWxpbmUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRInCgVzdGF0ZRgDIAEoDjIYLnNwb29sLnYxLlBpcGVsaW5lLlN0YXRlEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIOCgZwYXVzZWQYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFc3RlcHMYByADKAsyFi5zcG9vbC52MS5QaXBlbGluZVN0ZXAibQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEwoPU1RBVEVfU1VDQ0VFREVEEAISEAoMU1RBVEVfRkFJTEVEEAMSEwoPU1RBVEVfQ0FOQ0VMTEVEEAQiYAoMUGlwZWxpbmVTdGVwEgwKBG5hbWUYASABKAkSEgoKZGVwZW5kc19vbhgCIAMoCRIaCgNqb2IYAyABKAsyDS5zcG9vbC52MS5Kb2ISEgoKb25fZmFpbHVyZRgEIAEoCCJTCghTdGVwU3BlYxIMCgRuYW1lGAEgASgJEhIKCmRlcGVuZHNfb24YAiADKAkSJQoDam9iGAMgASgLMhguc3Bvb2wudjEuRW5xdWV1ZVJlcXVlc3QiigEKFkVucXVldWVQaXBlbGluZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIhCgVzdGVwcxgCIAMoCzISLnNwb29sLnYxLlN0ZXBTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRImCgpvbl9mYWlsdXJlGAQgASgLMhIuc3Bvb2wudjEuU3RlcFNwZWMiVQoXRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiKQoSR2V0UGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIjsKE0dldFBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZSIsChVDYW5jZWxQaXBlbGluZVJlcXVlc3QSEwoLcGlwZWxpbmVfaWQYASABKAkiPgoWQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIisKFFBhdXNlUGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIj0KFVBhdXNlUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIiwKFVJlc3VtZVBpcGVsaW5lUmVxdWVzdBITCgtwaXBlbGluZV9pZBgBIAEoCSI+ChZSZXN1bWVQaXBlbGluZVJlc3BvbnNlEiQKCHBpcGVsaW5lGAEgASgLMhIuc3Bvb2wudjEuUGlwZWxpbmUi0gEKEFJldHJ5U3RlcFJlcXVlc3QSDgoGam9iX2lkGAEgASgJEi0KBG1vZGUYAiABKA4yHy5zcG9vbC52MS5SZXRyeVN0ZXBSZXF1ZXN0Lk1vZGUSFAoHcGF5bG9hZBgDIAEoDEgAiAEBEhQKDGNvbnRlbnRfdHlwZRgEIAEoCSJHCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIUChBNT0RFX0ZBSUxFRF9PTkxZEAESEwoPTU9ERV9ET1dOU1RSRUFNEAJCCgoIX3BheWxvYWQiOQoRUmV0cnlTdGVwUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZTL3AwoPUGlwZWxpbmVTZXJ2aWNlElYKD0VucXVldWVQaXBlbGluZRIgLnNwb29sLnYxLkVucXVldWVQaXBlbGluZVJlcXVlc3QaIS5zcG9vbC52MS5FbnF1ZXVlUGlwZWxpbmVSZXNwb25zZRJKCgtHZXRQaXBlbGluZRIcLnNwb29sLnYxLkdldFBpcGVsaW5lUmVxdWVzdBodLnNwb29sLnYxLkdldFBpcGVsaW5lUmVzcG9uc2USUwoOQ2FuY2VsUGlwZWxpbmUSHy5zcG9vbC52MS5DYW5jZWxQaXBlbGluZVJlcXVlc3QaIC5zcG9vbC52MS5DYW5jZWxQaXBlbGluZVJlc3BvbnNlElAKDVBhdXNlUGlwZWxpbmUSHi5zcG9vbC52MS5QYXVzZVBpcGVsaW5lUmVxdWVzdBofLnNwb29sLnYxLlBhdXNlUGlwZWxpbmVSZXNwb25zZRJTCg5SZXN1bWVQaXBlbGluZRIfLnNwb29sLnYxLlJlc3VtZVBpcGVsaW5lUmVxdWVzdBogLnNwb29sLnYxLlJlc3VtZVBpcGVsaW5lUmVzcG9uc2USRAoJUmV0cnlTdGVwEhouc3Bvb2wudjEuUmV0cnlTdGVwUmVxdWVzdBobLnNwb29sLnYxLlJldHJ5U3RlcFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_queue_service]);
+  fileDesc("Ch9zcG9vbC92MS9waXBlbGluZV9zZXJ2aWNlLnByb3RvEghzcG9vbC52MSLpAgoIUGlwZWxpbmUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRInCgVzdGF0ZRgDIAEoDjIYLnNwb29sLnYxLlBpcGVsaW5lLlN0YXRlEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIOCgZwYXVzZWQYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFc3RlcHMYByADKAsyFi5zcG9vbC52MS5QaXBlbGluZVN0ZXASEgoKc3RlcF9jb3VudBgIIAEoBRIXCg9zdWNjZWVkZWRfc3RlcHMYCSABKAUibQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEwoPU1RBVEVfU1VDQ0VFREVEEAISEAoMU1RBVEVfRkFJTEVEEAMSEwoPU1RBVEVfQ0FOQ0VMTEVEEAQiYAoMUGlwZWxpbmVTdGVwEgwKBG5hbWUYASABKAkSEgoKZGVwZW5kc19vbhgCIAMoCRIaCgNqb2IYAyABKAsyDS5zcG9vbC52MS5Kb2ISEgoKb25fZmFpbHVyZRgEIAEoCCJTCghTdGVwU3BlYxIMCgRuYW1lGAEgASgJEhIKCmRlcGVuZHNfb24YAiADKAkSJQoDam9iGAMgASgLMhguc3Bvb2wudjEuRW5xdWV1ZVJlcXVlc3QiigEKFkVucXVldWVQaXBlbGluZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIhCgVzdGVwcxgCIAMoCzISLnNwb29sLnYxLlN0ZXBTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCRImCgpvbl9mYWlsdXJlGAQgASgLMhIuc3Bvb2wudjEuU3RlcFNwZWMiVQoXRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiKQoSR2V0UGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIjsKE0dldFBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZSIsChVDYW5jZWxQaXBlbGluZVJlcXVlc3QSEwoLcGlwZWxpbmVfaWQYASABKAkiPgoWQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIisKFFBhdXNlUGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIj0KFVBhdXNlUGlwZWxpbmVSZXNwb25zZRIkCghwaXBlbGluZRgBIAEoCzISLnNwb29sLnYxLlBpcGVsaW5lIiwKFVJlc3VtZVBpcGVsaW5lUmVxdWVzdBITCgtwaXBlbGluZV9pZBgBIAEoCSI+ChZSZXN1bWVQaXBlbGluZVJlc3BvbnNlEiQKCHBpcGVsaW5lGAEgASgLMhIuc3Bvb2wudjEuUGlwZWxpbmUi0gEKEFJldHJ5U3RlcFJlcXVlc3QSDgoGam9iX2lkGAEgASgJEi0KBG1vZGUYAiABKA4yHy5zcG9vbC52MS5SZXRyeVN0ZXBSZXF1ZXN0Lk1vZGUSFAoHcGF5bG9hZBgDIAEoDEgAiAEBEhQKDGNvbnRlbnRfdHlwZRgEIAEoCSJHCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIUChBNT0RFX0ZBSUxFRF9PTkxZEAESEwoPTU9ERV9ET1dOU1RSRUFNEAJCCgoIX3BheWxvYWQiOQoRUmV0cnlTdGVwUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZSKcAQoUTGlzdFBpcGVsaW5lc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoGc3RhdGVzGAMgAygOMhguc3Bvb2wudjEuUGlwZWxpbmUuU3RhdGUSEwoLbmFtZV9wcmVmaXgYBCABKAkSEwoGcGF1c2VkGAUgASgISACIAQFCCQoHX3BhdXNlZCJXChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USJQoJcGlwZWxpbmVzGAEgAygLMhIuc3Bvb2wudjEuUGlwZWxpbmUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKFFdhdGNoUGlwZWxpbmVSZXF1ZXN0EhMKC3BpcGVsaW5lX2lkGAEgASgJIoABChVXYXRjaFBpcGVsaW5lUmVzcG9uc2USJAoIcGlwZWxpbmUYASABKAsyEi5zcG9vbC52MS5QaXBlbGluZRIQCghzbmFwc2hvdBgCIAEoCBIvCgtvYnNlcnZlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAynQUKD1BpcGVsaW5lU2VydmljZRJWCg9FbnF1ZXVlUGlwZWxpbmUSIC5zcG9vbC52MS5FbnF1ZXVlUGlwZWxpbmVSZXF1ZXN0GiEuc3Bvb2wudjEuRW5xdWV1ZVBpcGVsaW5lUmVzcG9uc2USSgoLR2V0UGlwZWxpbmUSHC5zcG9vbC52MS5HZXRQaXBlbGluZVJlcXVlc3QaHS5zcG9vbC52MS5HZXRQaXBlbGluZVJlc3BvbnNlElMKDkNhbmNlbFBpcGVsaW5lEh8uc3Bvb2wudjEuQ2FuY2VsUGlwZWxpbmVSZXF1ZXN0GiAuc3Bvb2wudjEuQ2FuY2VsUGlwZWxpbmVSZXNwb25zZRJQCg1QYXVzZVBpcGVsaW5lEh4uc3Bvb2wudjEuUGF1c2VQaXBlbGluZVJlcXVlc3QaHy5zcG9vbC52MS5QYXVzZVBpcGVsaW5lUmVzcG9uc2USUwoOUmVzdW1lUGlwZWxpbmUSHy5zcG9vbC52MS5SZXN1bWVQaXBlbGluZVJlcXVlc3QaIC5zcG9vbC52MS5SZXN1bWVQaXBlbGluZVJlc3BvbnNlEkQKCVJldHJ5U3RlcBIaLnNwb29sLnYxLlJldHJ5U3RlcFJlcXVlc3QaGy5zcG9vbC52MS5SZXRyeVN0ZXBSZXNwb25zZRJQCg1MaXN0UGlwZWxpbmVzEh4uc3Bvb2wudjEuTGlzdFBpcGVsaW5lc1JlcXVlc3QaHy5zcG9vbC52MS5MaXN0UGlwZWxpbmVzUmVzcG9uc2USUgoNV2F0Y2hQaXBlbGluZRIeLnNwb29sLnYxLldhdGNoUGlwZWxpbmVSZXF1ZXN0Gh8uc3Bvb2wudjEuV2F0Y2hQaXBlbGluZVJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_spool_v1_job, file_spool_v1_queue_service]);
 
 /**
  * A run of a DAG of steps.
@@ -57,11 +57,25 @@ export type Pipeline = Message<"spool.v1.Pipeline"> & {
   createdAt?: Timestamp | undefined;
 
   /**
-   * In creation order; the on_failure step, if any, last.
+   * In creation order; the on_failure step, if any, last. Every step in GetPipeline and the
+   * calls that answer a pipeline; none in ListPipelines; in WatchPipeline, every step in the first
+   * message and only the steps that changed or appeared in the later ones.
    *
    * @generated from field: repeated spool.v1.PipelineStep steps = 7;
    */
   steps: PipelineStep[];
+
+  /**
+   * How many steps the pipeline has (the on_failure step not counted), and how many succeeded.
+   *
+   * @generated from field: int32 step_count = 8;
+   */
+  stepCount: number;
+
+  /**
+   * @generated from field: int32 succeeded_steps = 9;
+   */
+  succeededSteps: number;
 };
 
 /**
@@ -479,6 +493,126 @@ export const RetryStepResponseSchema: GenMessage<RetryStepResponse> = /*@__PURE_
   messageDesc(file_spool_v1_pipeline_service, 14);
 
 /**
+ * @generated from message spool.v1.ListPipelinesRequest
+ */
+export type ListPipelinesRequest = Message<"spool.v1.ListPipelinesRequest"> & {
+  /**
+   * 1 to 1000; default 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token, with the same filter.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only pipelines in one of these states; any if empty.
+   *
+   * @generated from field: repeated spool.v1.Pipeline.State states = 3;
+   */
+  states: Pipeline_State[];
+
+  /**
+   * Only pipelines whose name starts with this text (at most 128 characters).
+   *
+   * @generated from field: string name_prefix = 4;
+   */
+  namePrefix: string;
+
+  /**
+   * Only paused (true) or only unpaused (false) pipelines; either if unset.
+   *
+   * @generated from field: optional bool paused = 5;
+   */
+  paused?: boolean | undefined;
+};
+
+/**
+ * Describes the message spool.v1.ListPipelinesRequest.
+ * Use `create(ListPipelinesRequestSchema)` to create a new message.
+ */
+export const ListPipelinesRequestSchema: GenMessage<ListPipelinesRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 15);
+
+/**
+ * @generated from message spool.v1.ListPipelinesResponse
+ */
+export type ListPipelinesResponse = Message<"spool.v1.ListPipelinesResponse"> & {
+  /**
+   * Newest first, without their steps (step_count and succeeded_steps count them).
+   *
+   * @generated from field: repeated spool.v1.Pipeline pipelines = 1;
+   */
+  pipelines: Pipeline[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message spool.v1.ListPipelinesResponse.
+ * Use `create(ListPipelinesResponseSchema)` to create a new message.
+ */
+export const ListPipelinesResponseSchema: GenMessage<ListPipelinesResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 16);
+
+/**
+ * @generated from message spool.v1.WatchPipelineRequest
+ */
+export type WatchPipelineRequest = Message<"spool.v1.WatchPipelineRequest"> & {
+  /**
+   * @generated from field: string pipeline_id = 1;
+   */
+  pipelineId: string;
+};
+
+/**
+ * Describes the message spool.v1.WatchPipelineRequest.
+ * Use `create(WatchPipelineRequestSchema)` to create a new message.
+ */
+export const WatchPipelineRequestSchema: GenMessage<WatchPipelineRequest> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 17);
+
+/**
+ * @generated from message spool.v1.WatchPipelineResponse
+ */
+export type WatchPipelineResponse = Message<"spool.v1.WatchPipelineResponse"> & {
+  /**
+   * The pipeline's state, paused flag and counts, with every step in the first message (snapshot
+   * true) and the steps that changed or appeared since the previous message in the later ones.
+   *
+   * @generated from field: spool.v1.Pipeline pipeline = 1;
+   */
+  pipeline?: Pipeline | undefined;
+
+  /**
+   * @generated from field: bool snapshot = 2;
+   */
+  snapshot: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp observed_at = 3;
+   */
+  observedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message spool.v1.WatchPipelineResponse.
+ * Use `create(WatchPipelineResponseSchema)` to create a new message.
+ */
+export const WatchPipelineResponseSchema: GenMessage<WatchPipelineResponse> = /*@__PURE__*/
+  messageDesc(file_spool_v1_pipeline_service, 18);
+
+/**
  * Pipelines: DAGs of steps in which each step is a job with its own queue, payload and retry
  * policy, and only a failed step runs again. See docs/pipelines.md.
  *
@@ -548,6 +682,28 @@ export const PipelineService: GenService<{
     methodKind: "unary";
     input: typeof RetryStepRequestSchema;
     output: typeof RetryStepResponseSchema;
+  },
+  /**
+   * The pipelines the caller may see, newest first, paged; by state, paused flag and name prefix.
+   *
+   * @generated from rpc spool.v1.PipelineService.ListPipelines
+   */
+  listPipelines: {
+    methodKind: "unary";
+    input: typeof ListPipelinesRequestSchema;
+    output: typeof ListPipelinesResponseSchema;
+  },
+  /**
+   * The pipeline now (every step), then its step changes, across replicas, ending once the
+   * pipeline is finished (SUCCEEDED, FAILED or CANCELLED) and none of its steps is PENDING or
+   * RUNNING. A reader that falls behind gets the latest changes, coalesced; it never misses the end.
+   *
+   * @generated from rpc spool.v1.PipelineService.WatchPipeline
+   */
+  watchPipeline: {
+    methodKind: "server_streaming";
+    input: typeof WatchPipelineRequestSchema;
+    output: typeof WatchPipelineResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spool_v1_pipeline_service, 0);
