@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import timedelta
 
 import spool
 from spool import step
@@ -63,3 +65,33 @@ async def test_pipeline_retry_with_a_new_payload(cli: Spool, client: spool.Async
     assert retried.json()["state"] == "STATE_RUNNING"
     assert json.loads((await client.get(leased.job.id)).payload) == {"rows": 10}
     assert (await client.pipelines.get(p.id)).state == spool.Pipeline.STATE_RUNNING
+
+
+async def test_pipeline_ls_filters_and_pages(cli: Spool, client: spool.AsyncClient) -> None:
+    for i in range(3):
+        await client.pipeline(f"export-{i}", [step("extract"), step("render", after=["extract"])])
+    cancelled = await client.pipeline("import", [step("load")])
+    await client.pipelines.cancel(cancelled.id)
+    table = await cli("pipeline", "ls")
+    assert table.code == 0, table.err
+    lines = table.out.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "STATE", "STEPS", "CREATED"]
+    assert [ln.split()[1] for ln in lines[1:]] == ["import", "export-2", "export-1", "export-0"]
+    assert "0/2" in lines[2]
+    listed = (await cli("pipeline", "ls", "--name", "export-", "-n", "2", "-o", "json")).json()
+    assert [p["name"] for p in listed] == ["export-2", "export-1"]
+    assert [p["name"] for p in (await cli("pipeline", "ls", "-s", "cancelled", "-o", "json")).json()] == ["import"]
+    bad = await cli("pipeline", "ls", "-s", "nope")
+    assert bad.code == 2 and "nope" in bad.err
+
+
+async def test_pipeline_watch_follows_the_stream_to_the_end(cli: Spool, client: spool.AsyncClient) -> None:
+    p = await client.pipeline("export", [step("extract"), step("render", after=["extract"])])
+    watching = asyncio.create_task(cli("pipeline", "watch", p.id))
+    for queue in ("extract", "render"):
+        (leased,) = await client.lease([queue], max_jobs=1, wait=timedelta(seconds=10))
+        await client.stub.Ack(qs.AckRequest(job_id=leased.job.id, lease_token=leased.lease_token))
+    watched = await asyncio.wait_for(watching, 30)
+    assert watched.code == 0, watched.err
+    assert "render  succeeded" in watched.out and "pipeline succeeded" in watched.out
+    assert watched.out.index("extract  succeeded") < watched.out.index("pipeline succeeded")

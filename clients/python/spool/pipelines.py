@@ -10,7 +10,7 @@ creates, reads and cancels pipelines on the server (PipelineService). See docs/p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -88,6 +88,39 @@ def results(outcomes: Mapping[str, job_pb2.StepOutcome]) -> dict[str, Any]:
     return out
 
 
+_STATE_NAMES = {k.removeprefix("STATE_").lower(): v for k, v in ps.Pipeline.State.items() if v}
+
+
+def list_request(
+    states: Sequence[str], name_prefix: str, paused: bool | None, page_size: int, token: str
+) -> ps.ListPipelinesRequest:
+    """ListPipelines' request; states by name ("running", "succeeded", "failed", "cancelled")."""
+    unknown = [s for s in states if s.lower() not in _STATE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown pipeline state {unknown[0]!r}; the states are {', '.join(_STATE_NAMES)}")
+    req = ps.ListPipelinesRequest(
+        states=[_STATE_NAMES[s.lower()] for s in states], name_prefix=name_prefix, page_size=page_size, page_token=token
+    )
+    if paused is not None:
+        req.paused = paused
+    return req
+
+
+def merged(current: Pipeline | None, resp: ps.WatchPipelineResponse) -> Pipeline:
+    """The pipeline as it is after a WatchPipeline answer: a snapshot replaces it, a change updates
+    the steps it names (and adds the new ones) and the pipeline's own fields."""
+    if resp.snapshot or current is None:
+        return resp.pipeline
+    out = Pipeline()
+    out.CopyFrom(resp.pipeline)
+    changed = {s.name: s for s in resp.pipeline.steps}
+    del out.steps[:]
+    for s in current.steps:
+        out.steps.append(changed.pop(s.name, s))
+    out.steps.extend(changed.values())
+    return out
+
+
 class Pipelines:
     """client.pipelines on the blocking Client."""
 
@@ -121,6 +154,26 @@ class Pipelines:
 
     def resume(self, pipeline_id: str) -> Pipeline:
         return self._call(self._stub.ResumePipeline, ps.ResumePipelineRequest(pipeline_id=pipeline_id)).pipeline  # type: ignore[no-any-return]
+
+    def list(
+        self, states: Sequence[str] = (), *, name_prefix: str = "", paused: bool | None = None, page_size: int = 100
+    ) -> Iterator[Pipeline]:
+        """Every matching pipeline (without its steps), newest first, fetching pages as it goes."""
+        token = ""
+        while True:
+            resp = self._call(self._stub.ListPipelines, list_request(states, name_prefix, paused, page_size, token))
+            yield from resp.pipelines
+            token = resp.next_page_token
+            if not token:
+                return
+
+    def watch(self, pipeline_id: str) -> Iterator[Pipeline]:
+        """The pipeline now, then again after each change of its steps, every step in each; ends once
+        it is finished. Reconnects on UNAVAILABLE (the new stream starts with a snapshot)."""
+        current: Pipeline | None = None
+        for resp in self._client.stream(self._stub.WatchPipeline, ps.WatchPipelineRequest(pipeline_id=pipeline_id)):
+            current = merged(current, resp)
+            yield current
 
 
 class AsyncPipelines:
@@ -160,3 +213,25 @@ class AsyncPipelines:
     async def resume(self, pipeline_id: str) -> Pipeline:
         req = ps.ResumePipelineRequest(pipeline_id=pipeline_id)
         return (await self._call(self._stub.ResumePipeline, req)).pipeline  # type: ignore[no-any-return]
+
+    async def list(
+        self, states: Sequence[str] = (), *, name_prefix: str = "", paused: bool | None = None, page_size: int = 100
+    ) -> AsyncIterator[Pipeline]:
+        """As Pipelines.list."""
+        token = ""
+        while True:
+            req = list_request(states, name_prefix, paused, page_size, token)
+            resp = await self._call(self._stub.ListPipelines, req)
+            for p in resp.pipelines:
+                yield p
+            token = resp.next_page_token
+            if not token:
+                return
+
+    async def watch(self, pipeline_id: str) -> AsyncIterator[Pipeline]:
+        """As Pipelines.watch."""
+        current: Pipeline | None = None
+        req = ps.WatchPipelineRequest(pipeline_id=pipeline_id)
+        async for resp in self._client.stream(self._stub.WatchPipeline, req):
+            current = merged(current, resp)
+            yield current

@@ -1,20 +1,22 @@
-"""The pipeline commands: pipeline get, watch, pause, resume, cancel; a pipeline drawn as a table of
+"""The pipeline commands: pipeline ls, get, watch, pause, resume, cancel; a pipeline drawn as a table of
 its steps, parents first, with their states."""
 
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Iterable
+from itertools import islice
 
 import click
 from rich.console import Group, RenderableType
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from spool._convert import job_status
 from spool.cli import _render as render
 from spool.cli._base import OK, Cli, SpoolGroup, examples, pass_cli
-from spool.cli._text import clean, clock, took
+from spool.cli._text import clean, clock, took, when
 from spool.pipelines import KEEP_PAYLOAD, Pipeline
 
 _STATES = {v: k.removeprefix("STATE_").lower() for k, v in Pipeline.State.items()}
@@ -54,9 +56,14 @@ def pipeline_detail(p: Pipeline) -> RenderableType:
 
 @click.group(
     "pipeline",
-    short_help="Pipelines: get, watch, retry, pause, resume, cancel.",
+    short_help="Pipelines: ls, get, watch, retry, pause, resume, cancel.",
     cls=SpoolGroup,
-    epilog=examples("spool pipeline get 7", "spool pipeline watch 7", "spool pipeline retry 42 --downstream"),
+    epilog=examples(
+        "spool pipeline ls -s failed",
+        "spool pipeline get 7",
+        "spool pipeline watch 7",
+        "spool pipeline retry 42 --downstream",
+    ),
 )
 def pipeline() -> None:
     """A pipeline and its steps (docs/pipelines.md)."""
@@ -72,15 +79,67 @@ def get(cli: Cli, /, pipeline_id: str) -> int:
     return OK
 
 
+@pipeline.command(
+    "ls",
+    short_help="Pipelines, newest first.",
+    epilog=examples(
+        "spool pipeline ls", "spool pipeline ls -s failed,cancelled", "spool pipeline ls --name export- -o json"
+    ),
+)
+@click.option(
+    "--state", "-s", "states", multiple=True, help="running, succeeded, failed or cancelled (repeat, or a,b)."
+)
+@click.option("--name", "name_prefix", default="", help="Only pipelines whose name starts with this.")
+@click.option("--paused/--not-paused", default=None, help="Only paused (or only unpaused) pipelines.")
+@click.option("--limit", "-n", type=click.IntRange(1), default=50, show_default=True, help="At most this many.")
+@pass_cli
+def ls(cli: Cli, /, states: tuple[str, ...], name_prefix: str, paused: bool | None, limit: int) -> int:
+    """The pipelines, newest first, with their state and how many steps succeeded."""
+    wanted = [s.strip() for v in states for s in v.split(",") if s.strip()]
+    try:
+        found = cli.client.pipelines.list(wanted, name_prefix=name_prefix, paused=paused, page_size=min(limit, 1000))
+        pipelines = list(islice(found, limit))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--state") from None
+    cli.out.emit(pipeline_rows(pipelines) if pipelines else "no pipelines", pipelines)
+    return OK
+
+
+def pipeline_rows(pipelines: list[Pipeline]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for h in ("ID", "NAME", "STATE", "STEPS", "CREATED"):
+        table.add_column(h, justify="right" if h == "STEPS" else "left", no_wrap=True, overflow="ellipsis")
+    for p in pipelines:
+        table.add_row(
+            p.id,
+            render.cell(p.name, width=40),
+            pipeline_state(p),
+            f"{p.succeeded_steps}/{p.step_count}",
+            when(p.created_at),
+        )
+    return table
+
+
 @pipeline.command("watch", short_help="Live, until it ends.", epilog=examples("spool pipeline watch 7"))
 @click.argument("pipeline_id")
-@click.option("--interval", default=0.5, show_default=True, help="Seconds between looks.")
 @pass_cli
-def watch(cli: Cli, /, pipeline_id: str, interval: float) -> int:
-    """A line for every step that changes, until the pipeline succeeds, fails or is cancelled."""
+def watch(cli: Cli, /, pipeline_id: str) -> int:
+    """The pipeline's steps, redrawn as they change (WatchPipeline), until the pipeline is finished.
+    Off a terminal (or with -o json), a line for every step that changes instead."""
+    stream = cli.client.pipelines.watch(pipeline_id)
+    if cli.out.json or not cli.out.console.is_terminal:
+        return _lines(cli, stream)
+    with Live(console=cli.out.console, auto_refresh=False) as live:
+        for p in stream:
+            live.update(pipeline_detail(p), refresh=True)
+    return OK
+
+
+def _lines(cli: Cli, stream: Iterable[Pipeline]) -> int:
     seen: dict[str, str] = {}
-    while True:
-        p = cli.client.pipelines.get(pipeline_id)
+    last: Pipeline | None = None
+    for p in stream:
+        last = p
         for s in p.steps:
             status = job_status(s.job)
             if seen.get(s.name) != status:
@@ -88,10 +147,9 @@ def watch(cli: Cli, /, pipeline_id: str, interval: float) -> int:
                 line = Text(f"{clock()}  {clean(s.name)}  ")
                 line.append(status, style=render.STYLES.get(status, ""))
                 cli.out.emit(line, {"step": s.name, "job_id": s.job.id, "status": status})
-        if p.state != Pipeline.STATE_RUNNING:
-            cli.out.emit(Text(f"{clock()}  pipeline ").append_text(pipeline_state(p)), p)
-            return OK
-        time.sleep(interval)
+    if last is not None:
+        cli.out.emit(Text(f"{clock()}  pipeline ").append_text(pipeline_state(last)), last)
+    return OK
 
 
 @pipeline.command(
