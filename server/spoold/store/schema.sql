@@ -571,8 +571,15 @@ CREATE OR REPLACE FUNCTION spool.count_rows()
 AS $function$
 BEGIN
     INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
-    SELECT c.queue, spool.count_bucket(c.state, c.attempt),
-        spool.count_due(c.state, c.attempt, c.run_at, c.finished_at),
+    SELECT c.queue,
+        -- spool.count_bucket(c.state, c.attempt), written out
+        CASE WHEN c.state = 'pending'::spool.job_state AND c.attempt > 0 THEN 'retrying'::text
+            ELSE c.state::text END,
+        -- spool.count_due(c.state, c.attempt, c.run_at, c.finished_at), written out
+        CASE WHEN c.state = 'pending'::spool.job_state AND c.attempt = 0
+                THEN date_trunc('second'::text, c.run_at, 'UTC'::text)
+            WHEN c.finished_at IS NOT NULL THEN date_trunc('second'::text, c.finished_at, 'UTC'::text)
+            ELSE '-infinity'::timestamptz END,
         CASE WHEN TG_OP = 'DELETE' THEN -count(*) ELSE count(*) END
     FROM changed c
     GROUP BY 1, 2, 3;
@@ -602,15 +609,20 @@ AS $function$
 BEGIN
     -- A heartbeat's rows net to nothing: no delta is written for them.
     INSERT INTO spool.queue_count_deltas (queue, bucket, due, n)
-    SELECT c.queue, c.bucket, c.due, sum(c.n)
+    SELECT c.queue,
+        -- spool.count_bucket(c.state, c.attempt), written out
+        CASE WHEN c.state = 'pending'::spool.job_state AND c.attempt > 0 THEN 'retrying'::text
+            ELSE c.state::text END,
+        -- spool.count_due(c.state, c.attempt, c.run_at, c.finished_at), written out
+        CASE WHEN c.state = 'pending'::spool.job_state AND c.attempt = 0
+                THEN date_trunc('second'::text, c.run_at, 'UTC'::text)
+            WHEN c.finished_at IS NOT NULL THEN date_trunc('second'::text, c.finished_at, 'UTC'::text)
+            ELSE '-infinity'::timestamptz END,
+        sum(c.n)
     FROM (
-        SELECT a.queue, spool.count_bucket(a.state, a.attempt) AS bucket,
-            spool.count_due(a.state, a.attempt, a.run_at, a.finished_at) AS due, 1::bigint AS n
-        FROM after_rows a
+        SELECT a.queue, a.state, a.attempt, a.run_at, a.finished_at, 1::bigint AS n FROM after_rows a
         UNION ALL
-        SELECT b.queue, spool.count_bucket(b.state, b.attempt),
-            spool.count_due(b.state, b.attempt, b.run_at, b.finished_at), -1::bigint
-        FROM before_rows b
+        SELECT b.queue, b.state, b.attempt, b.run_at, b.finished_at, -1::bigint FROM before_rows b
     ) c
     GROUP BY 1, 2, 3
     HAVING sum(c.n) <> 0;
