@@ -1207,21 +1207,27 @@ BEGIN
                    WHERE a.pipeline_id IS NOT NULL AND a.state IN ('succeeded', 'dead')) THEN
         RETURN NULL;
     END IF;
-    -- The waiting children of the steps that succeeded, each with how many of its parents did.
-    -- Each child's parents are unnested once and matched against the finished steps: a join with
-    -- 1,000 parents is read once per statement, not once per parent the statement finished.
-    WITH succeeded AS (
+    -- The waiting children of the steps that succeeded, each with how many of its parents did:
+    -- the waiting steps of their pipelines (by index), then each one's parents unnested once and
+    -- matched against them, so a join with 1,000 parents is read once per statement, not once per
+    -- parent the statement finished. Both sets are materialized first: the planner has no
+    -- statistics on the statement's rows, and guessing one step finished it would otherwise try
+    -- every waiting step of every pipeline against every finished step.
+    WITH succeeded AS MATERIALIZED (
         SELECT a.id, a.pipeline_id FROM after_rows a JOIN before_rows b ON b.id = a.id
         WHERE a.pipeline_id IS NOT NULL AND a.state = 'succeeded' AND b.state <> 'succeeded'
+    ), waiting AS MATERIALIZED (
+        SELECT c.id, c.parent_ids
+        FROM (SELECT DISTINCT pipeline_id FROM succeeded) AS p
+        JOIN spool.jobs c ON c.pipeline_id = p.pipeline_id AND c.waiting_on > 0
     )
     SELECT array_agg(k.id ORDER BY k.id), array_agg(k.n ORDER BY k.id) INTO children, counts
     FROM (
-        SELECT c.id, count(*)::integer AS n
-        FROM spool.jobs c
-        CROSS JOIN LATERAL unnest(c.parent_ids) AS r(parent_id)
+        SELECT w.id, count(*)::integer AS n
+        FROM waiting w
+        CROSS JOIN LATERAL unnest(w.parent_ids) AS r(parent_id)
         JOIN succeeded s ON s.id = r.parent_id
-        WHERE c.pipeline_id IN (SELECT pipeline_id FROM succeeded) AND c.waiting_on > 0
-        GROUP BY c.id
+        GROUP BY w.id
     ) AS k;
     IF children IS NOT NULL THEN
         -- Each counts those parents fewer; one with none left becomes PENDING (unless its pipeline
