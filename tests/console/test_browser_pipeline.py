@@ -94,3 +94,45 @@ async def test_a_read_key_sees_a_pipeline_with_the_buttons_disabled(page: Page, 
     await page.wait_text("#pipeline-state", "RUNNING")
     assert not await page.enabled("#pipeline-toggle")
     assert not await page.enabled("#pipeline-cancel")
+
+
+SCRIPT_NAME = "<script>window.__xss=9</script>"
+
+
+async def test_the_pipelines_page_lists_filters_and_links(page: Page, base: str, keys: Keys) -> None:
+    running = await pipeline(base, keys.admin)
+    named = await call(base, keys.admin, "EnqueuePipeline", {"name": SCRIPT_NAME, "steps": [step("only")]}, PIPELINES)
+    hostile = named["pipeline"]
+    await call(base, keys.admin, "CancelPipeline", {"pipelineId": hostile["id"]}, PIPELINES)
+
+    await page.sign_in(keys.read)
+    await page.click("nav a[data-page='pipelines']")
+    await page.wait_text("#pipelines-count", "2 pipelines")
+    assert await page.script("return location.hash") == "#/pipelines"
+    assert (
+        await page.script("return document.querySelector(\"nav a[aria-current='page']\").dataset.page") == "pipelines"
+    )
+    names = await page.script("return [...document.querySelectorAll('td.pipeline-name')].map((e) => e.textContent)")
+    assert names == [SCRIPT_NAME, "nightly-export"]  # newest first, the script's name as text
+    assert await page.script("return document.querySelectorAll('main script, main img').length") == 0
+    assert await page.script("return window.__xss === undefined") is True
+    assert "0/4" in await page.text(f"tr[data-pipeline='{running['id']}']")
+    await page.shot("pipelines")
+
+    # the state filter goes into the URL, and a pasted URL shows the same search
+    await page.script("document.getElementById('f-state').value = 'cancelled'")
+    await page.click("form.filters button[type='submit']")
+    await page.wait_text("#pipelines-count", "1 pipelines")
+    assert await page.script("return location.hash") == "#/pipelines?state=cancelled"
+    assert "CANCELLED" in await page.text(f"tr[data-pipeline='{hostile['id']}'] .state-cell")
+    await page.go("#/pipelines?state=running")
+    await page.wait_text("main tbody", "nightly-export")
+    assert await page.script("return document.getElementById('f-state').value") == "running"
+
+    # each row leads to its Pipeline page
+    await page.click(f"tr[data-pipeline='{running['id']}'] td.pipeline-name a")
+    await page.wait_text("#pipeline-state", "RUNNING")
+    assert await page.script("return location.hash") == f"#/pipeline/{running['id']}"
+    await page.go("#/pipelines?state=bogus")
+    await page.wait_text("main .notice", "states[0]")
+    assert await page.console_errors() == []

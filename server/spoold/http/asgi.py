@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from spoold.api.errors import failure
 from spoold.config import Settings
 from spoold.errors import MethodNotAllowed, RouteNotFound, SpoolError
-from spoold.http import connect, rest
+from spoold.http import connect, pipelines, rest
 from spoold.http.answers import rest_response
 from spoold.http.cookies import CookieAuth
 from spoold.http.door import Door
@@ -78,6 +78,7 @@ def build(door: Door, settings: Settings, live: Check, ready: Check, extra: Sequ
         Route("/healthz", _probe(live), methods=["GET"]),
         Route("/readyz", _probe(ready), methods=["GET"]),
         *rest.routes(door),
+        *pipelines.routes(door),
         *(Mount(f"/{s.full_name}", app=connect.application(door, s, limit)) for s in door.services),
         *extra,
     ]

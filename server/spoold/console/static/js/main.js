@@ -1,5 +1,5 @@
 // The console's shell: who is signed in, the sign-in form, and the hash router
-// (#/queues, #/jobs?status=dead&error=timeout, #/job/42, #/dead, #/enqueue?copy=42, #/schedules, #/pipeline/7).
+// (#/queues, #/jobs?status=dead&error=timeout, #/job/42, #/dead, #/enqueue?copy=42, #/schedules, #/pipelines?state=failed, #/pipeline/7).
 
 import { onSignedOut, session } from "./api.js";
 import { el, notice, replace } from "./dom.js";
@@ -9,10 +9,13 @@ import * as enqueue from "./enqueue.js";
 import * as job from "./job.js";
 import * as jobs from "./jobs.js";
 import * as pipeline from "./pipeline.js";
+import * as pipelines from "./pipelines.js";
 import * as queues from "./queues.js";
 import * as schedules from "./schedules.js";
 
-const PAGES = { queues, jobs, job, dead, enqueue, bulk, schedules, pipeline };
+const PAGES = { queues, jobs, job, dead, enqueue, bulk, schedules, pipeline, pipelines };
+// The page whose nav link is marked for each page that has none of its own.
+const UNDER = { job: "jobs", pipeline: "pipelines" };
 const main = document.getElementById("page");
 const whoBox = document.getElementById("who");
 let who = null;
@@ -36,7 +39,7 @@ function render() {
   const { name, id, params } = route();
   const page = PAGES[name];
   for (const a of document.querySelectorAll("nav a")) {
-    if (a.dataset.page === (name === "job" ? "jobs" : name)) a.setAttribute("aria-current", "page");
+    if (a.dataset.page === (UNDER[name] || name)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   if (!page) {

@@ -1,12 +1,12 @@
 // One pipeline: its state, and its steps as a tree by depends_on (each step's job linked), with
-// Cancel / Pause / Resume (admin scope). Read again every 3 s while it runs, and on Refresh.
+// Cancel / Pause / Resume (admin scope). Kept current by the server's pushes (WatchPipeline over
+// SSE, /v1/pipelines/ID/events) until the pipeline is finished; Refresh reads it again.
 
-import { rpc } from "./api.js";
+import { follow, rpc } from "./api.js";
 import { actionButton, el, link, notice, replace } from "./dom.js";
 import { shortStatus, time } from "./format.js";
 
 const FINISHED = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
-const EVERY = 3000; // ms between reads while the pipeline runs
 
 // The steps in tree order: each step under its first parent (the "depends on" column names all
 // of them), depth first from the steps without parents; [step, depth] pairs.
@@ -67,28 +67,48 @@ function view(p, who, act) {
   ];
 }
 
+// A WatchPipeline answer applied to the pipeline shown: a snapshot replaces it, a change replaces
+// the steps it names (and adds new ones) and the pipeline's own fields.
+function merged(current, answer) {
+  if (answer.snapshot || !current) return answer.pipeline;
+  const changed = new Map((answer.pipeline.steps || []).map((s) => [s.name, s]));
+  const steps = (current.steps || []).map((s) => {
+    const now = changed.get(s.name);
+    changed.delete(s.name);
+    return now || s;
+  });
+  return { ...answer.pipeline, steps: [...steps, ...changed.values()] };
+}
+
 export function render(main, { who, id }) {
   const message = el("div", { "aria-live": "assertive" });
   const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
   const stamp = el("span", { class: "muted", id: "pipeline-updated" });
   const request = { pipelineId: id };
-  const show = (answer) => {
-    replace(body, view(answer.pipeline, who, act));
+  let current = null;
+  const show = (pipeline) => {
+    current = pipeline;
+    replace(body, view(pipeline, who, act));
     stamp.textContent = `updated ${new Date().toLocaleTimeString()}`;
   };
-  let timer = null;
-  let stopped = false;
-  // While the pipeline runs, it is read again every few seconds (one cheap GetPipeline).
-  const again = (answer) => {
-    clearTimeout(timer);
-    if (!stopped && !FINISHED.has(shortStatus(answer.pipeline.state))) timer = setTimeout(refresh, EVERY);
+  // Pushed by the server (WatchPipeline over SSE): every step first, then each change, until the
+  // pipeline is finished; the stream closes then.
+  let stop = null;
+  const watch = () => {
+    if (stop) stop();
+    stop = follow(`/v1/pipelines/${encodeURIComponent(id)}/events`, {
+      onMessage: (answer) => show(merged(current, answer)),
+      onEnd: () => { stamp.textContent = `finished · updated ${new Date().toLocaleTimeString()}`; },
+      onError: (err) => { if (!current) replace(body, notice(err.message)); else replace(message, notice(err.message)); },
+    });
   };
   const refresh = () => rpc("PipelineService", "GetPipeline", request)
-    .then((answer) => { show(answer); again(answer); }, (err) => replace(body, notice(err.message)));
+    .then((answer) => { show(answer.pipeline); if (!FINISHED.has(shortStatus(answer.pipeline.state))) watch(); },
+      (err) => replace(body, notice(err.message)));
   async function act(method) {
     if (method === "CancelPipeline" && !confirm(`Cancel every unfinished step of pipeline ${id}?`)) return;
     try {
-      show(await rpc("PipelineService", method, request));
+      show((await rpc("PipelineService", method, request)).pipeline);
       const done = { CancelPipeline: "Cancelled", PausePipeline: "Paused", ResumePipeline: "Resumed" }[method];
       replace(message, notice(`${done}.`, "info"));
     } catch (err) {
@@ -97,6 +117,6 @@ export function render(main, { who, id }) {
   }
   replace(main, message, body,
     el("p", {}, el("button", { type: "button", class: "small", id: "refresh", onclick: refresh }, "Refresh"), " ", stamp));
-  refresh();
-  return () => { stopped = true; clearTimeout(timer); };
+  watch();
+  return () => { if (stop) stop(); };
 }
