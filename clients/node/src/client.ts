@@ -471,8 +471,16 @@ export class Client {
 
   /** Creates many jobs in one transaction, all or nothing; results in the order given. */
   async enqueueBatch(items: EnqueueItem[]): Promise<Enqueued[]> {
-    const res = await call(() => this.rpc.enqueueBatch({ jobs: items.map(enqueueRequest) }, this.opts));
-    return res.results.map((r) => ({ job: r.job!, deduplicated: r.deduplicated }));
+    const queues = new Set(items.map((i) => i.queue));
+    const queue = queues.size === 1 ? items[0]!.queue : undefined;
+    // One PRODUCER span for the batch, as for enqueue: every job's headers carry its context.
+    return withSendSpan(queue, items.length, async (trace) => {
+      const jobs = items.map(enqueueRequest);
+      if (trace !== undefined) jobs.forEach((job) => (job.headers = { ...job.headers, ...trace }));
+      const opts = trace === undefined ? this.opts : { ...this.opts, headers: trace };
+      const res = await call(() => this.rpc.enqueueBatch({ jobs }, opts));
+      return res.results.map((r) => ({ job: r.job!, deduplicated: r.deduplicated }));
+    });
   }
 
   /** Claims up to maxJobs ready jobs from the queues, waiting up to waitMs for one. */

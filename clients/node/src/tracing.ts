@@ -34,7 +34,7 @@ async function inSpan<T>(api: Api, span: Otel.Span, parent: Otel.Context, run: (
 
 /** Runs `send` with the trace headers to add to each job, within a PRODUCER span when a span is active. */
 export async function withSendSpan<T>(
-  queue: string,
+  queue: string | undefined, // undefined: a batch to several queues
   count: number,
   send: (headers: Record<string, string> | undefined) => Promise<T>,
 ): Promise<T> {
@@ -47,10 +47,11 @@ export async function withSendSpan<T>(
     "messaging.system": "spool",
     "messaging.operation.type": "send",
     "messaging.operation.name": "send",
-    "messaging.destination.name": queue,
   };
+  if (queue !== undefined) attributes["messaging.destination.name"] = queue;
   if (count !== 1) attributes["messaging.batch.message_count"] = count;
-  const span = api.trace.getTracer("spool").startSpan(`${queue} send`, { kind: api.SpanKind.PRODUCER, attributes }, active);
+  const name = queue === undefined ? "send" : `${queue} send`;
+  const span = api.trace.getTracer("spool").startSpan(name, { kind: api.SpanKind.PRODUCER, attributes }, active);
   return inSpan(api, span, active, () => {
     const headers: Record<string, string> = {};
     api.propagation.inject(api.trace.setSpan(active, span), headers);

@@ -2,7 +2,8 @@
 // malformed or huge traceparent that never breaks a job (the SDK's in-memory exporter).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { propagation, trace } from "@opentelemetry/api";
+import { context, propagation, trace } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { JobState, RetryError, Worker, type Client } from "../src/index.js";
@@ -14,6 +15,7 @@ const exporter = new InMemorySpanExporter();
 
 before(async () => {
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
   spoold = await startSpoold();
   client = spoold.client;
@@ -48,6 +50,28 @@ describe("tracing", () => {
     assert.equal(first?.attributes["messaging.message.id"], job.id);
     assert.equal(retry?.parentSpanContext, undefined);
     assert.deepEqual(retry?.links.map((l) => l.context.spanId), [producer.spanId]);
+  });
+
+  test("an enqueueBatch within a span sends one PRODUCER span, whose context every job carries", async () => {
+    const queue = queueName("batched");
+    const results = await trace.getTracer("test").startActiveSpan("outer", async (outer) => {
+      try {
+        return await client.enqueueBatch([
+          { queue, payload: { n: 1 } },
+          { queue, payload: { n: 2 } },
+        ]);
+      } finally {
+        outer.end();
+      }
+    });
+    const [send] = exporter.getFinishedSpans().filter((s) => s.name === `${queue} send`);
+    assert.ok(send, "a send span");
+    assert.equal(send.attributes["messaging.batch.message_count"], 2);
+    assert.equal(send.attributes["messaging.destination.name"], queue);
+    const { traceId, spanId } = send.spanContext();
+    for (const { job } of results) {
+      assert.equal((await client.get(job.id)).headers["traceparent"], `00-${traceId}-${spanId}-01`);
+    }
   });
 
   for (const traceparent of ["zz-not-a-traceparent", "00-" + "f".repeat(7000)]) {
