@@ -54,7 +54,7 @@ gen: $(BIN)/.installed $(NODE_STAMP) ## regenerate the API stubs from proto/
 GENERATED := clients/python/spool/v1 $(NODE)/src/gen server/spoold/store/schema.sql
 
 screenshots: $(BIN)/.installed ## retake the console's screenshots in docs/console/ (headless Chromium)
-	SPOOL_SCREENSHOTS=docs/console $(BIN)/pytest tests/console -q -p no:randomly -k "test_find_a_dead_job or read_key_sees or html_in or revoked or copied or schedules_listed or pipelines_steps"
+	SPOOL_SCREENSHOTS=docs/console $(BIN)/pytest tests/console -q -p no:randomly -k "test_find_a_dead_job or read_key_sees or html_in or revoked or copied or schedules_listed or pipelines_steps or pipelines_page_lists"
 
 snapshot: $(BIN)/.installed ## rewrite the schema snapshot from freshly applied migrations
 	$(PY) -m spoold.store.snapshot $(SPOOL_TEST_DATABASE_URL) > server/spoold/store/schema.sql.new
