@@ -16,10 +16,12 @@ import type { StepOutcome } from "./gen/spool/v1/job_pb.js";
 import { FollowUpSchema, type FollowUp } from "./gen/spool/v1/queue_service_pb.js";
 import {
   PipelineService,
+  type Pipeline_State,
   RetryStepRequest_Mode,
   StepSpecSchema,
   type Pipeline,
   type StepSpec,
+  type WatchPipelineResponse,
 } from "./gen/spool/v1/pipeline_service_pb.js";
 
 export interface StepOptions extends Omit<EnqueueOptions, "idempotencyKey"> {
@@ -140,9 +142,61 @@ export class Pipelines {
     return res.pipeline!;
   }
 
+  /**
+   * Every matching pipeline (without its steps; stepCount and succeededSteps count them), newest
+   * first, fetching pages as the iteration goes.
+   */
+  async *list(
+    options: { states?: Pipeline_State[]; namePrefix?: string; paused?: boolean; pageSize?: number } = {},
+  ): AsyncGenerator<Pipeline, void, undefined> {
+    let pageToken = "";
+    do {
+      const req = {
+        states: options.states ?? [],
+        namePrefix: options.namePrefix ?? "",
+        paused: options.paused,
+        pageSize: options.pageSize ?? 100,
+        pageToken,
+      };
+      const res = await this.call(() => this.rpc.listPipelines(req, { timeoutMs: this.timeoutMs }));
+      yield* res.pipelines;
+      pageToken = res.nextPageToken;
+    } while (pageToken);
+  }
+
+  /**
+   * The pipeline now, then again after each change of its steps (every step in each), ending once
+   * the pipeline is finished (or when `signal` aborts).
+   */
+  async *watch(pipelineId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Pipeline, void, undefined> {
+    let current: Pipeline | undefined;
+    try {
+      for await (const res of this.rpc.watchPipeline({ pipelineId }, { signal: options.signal })) {
+        current = merged(current, res);
+        yield current;
+      }
+    } catch (err) {
+      throw fromCallError(err);
+    }
+  }
+
   /** Cancels every unfinished step; running ones get cancel_requested. */
   async cancel(pipelineId: string): Promise<Pipeline> {
     const res = await this.call(() => this.rpc.cancelPipeline({ pipelineId }, { timeoutMs: this.timeoutMs }));
     return res.pipeline!;
   }
+}
+
+/** A WatchPipeline answer applied: a snapshot replaces the pipeline; a change replaces the steps it
+ * names, adds the new ones and takes the pipeline's own fields. */
+function merged(current: Pipeline | undefined, res: WatchPipelineResponse): Pipeline {
+  const next = res.pipeline!;
+  if (res.snapshot || current === undefined) return next;
+  const changed = new Map(next.steps.map((s) => [s.name, s]));
+  const steps = current.steps.map((s) => {
+    const now = changed.get(s.name);
+    changed.delete(s.name);
+    return now ?? s;
+  });
+  return { ...next, steps: [...steps, ...changed.values()] };
 }

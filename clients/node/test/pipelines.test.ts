@@ -2,7 +2,7 @@
 // their parents, a step that adds steps at run time (job.addStep) and a follow-up job.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Client, PipelineState, Worker, step, type JobContext } from "../src/index.js";
+import { Client, JobState, PipelineState, Worker, step, type JobContext, type Pipeline } from "../src/index.js";
 import { queueName, startSpoold, waitUntil, type Spoold } from "./harness.js";
 
 let spoold: Spoold;
@@ -79,5 +79,31 @@ describe("pipelines", () => {
     assert.equal(retried.state, PipelineState.RUNNING);
     const [again] = await client.lease([queue]);
     assert.deepEqual(JSON.parse(new TextDecoder().decode(again!.job!.payload)), { fixed: true });
+  });
+  test("watch follows the steps to the end; list finds the pipeline by name and state", async () => {
+    const q = queueName("watched");
+    const name = `watched-${q}`;
+    const p = await client.pipeline(name, [step("a", { queue: q }), step("b", { queue: q, after: ["a"] })]);
+    const seen: Record<string, number[]> = {};
+    let last: Pipeline | undefined;
+    const watching = (async () => {
+      for await (const now of client.pipelines.watch(p.id)) {
+        last = now;
+        for (const s of now.steps) {
+          const states = (seen[s.name] ??= []);
+          if (states.at(-1) !== s.job!.state) states.push(s.job!.state);
+        }
+      }
+    })();
+    await withWorker({ [q]: () => "done" }, async () => {
+      await watching;
+    });
+    assert.equal(last!.state, PipelineState.SUCCEEDED);
+    assert.equal(last!.succeededSteps, 2);
+    assert.equal(seen["b"]!.at(-1), JobState.SUCCEEDED);
+    assert.equal(seen["b"]![0], JobState.WAITING);
+    const listed = [];
+    for await (const found of client.pipelines.list({ namePrefix: name, states: [PipelineState.SUCCEEDED] })) listed.push(found.id);
+    assert.deepEqual(listed, [p.id]);
   });
 });
