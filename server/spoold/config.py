@@ -117,6 +117,10 @@ class Settings:
     # ...and a search that finds them all busy for this long answers RESOURCE_EXHAUSTED, SEARCHES_BUSY.
     search_wait: timedelta = timedelta(seconds=5)
     default_lease_duration: timedelta = timedelta(seconds=30)
+    # A job's checkpoints (Heartbeat with a checkpoint) at most one per this, per process: one
+    # sooner is refused RESOURCE_EXHAUSTED, CHECKPOINT_RATE_LIMITED, with a RetryInfo delay (the
+    # workers wait it and send again). 0: no limit. Heartbeats without a checkpoint are never refused.
+    checkpoint_min_interval: timedelta = timedelta(milliseconds=100)
     # Idle Lease long polls are woken by NOTIFY at once, and by a poll every lease_poll_interval
     # for what no NOTIFY announces (a scheduled job coming due). Shared (the default): one cheap
     # probe per process and interval for all waiters (loops/ready.py); off: each waiter claims

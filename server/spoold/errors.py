@@ -8,6 +8,8 @@ class SpoolError(Exception):
     """Base of the errors a caller can act on; `reason` is the machine-readable ErrorInfo reason."""
 
     reason = "ERROR"
+    # Seconds after which the same call may succeed (a google.rpc.RetryInfo); None: not said.
+    retry_delay: float | None = None
 
     def __init__(self, message: str, **metadata: str) -> None:
         super().__init__(message)
@@ -110,6 +112,21 @@ class LimitReached(SpoolError):
     def __init__(self, reason: str, message: str, **metadata: str) -> None:
         super().__init__(message, **metadata)
         self.reason = reason
+
+
+class CheckpointRateLimited(SpoolError):
+    """A job's checkpoint came sooner than SPOOL_CHECKPOINT_MIN_INTERVAL after its last one:
+    RESOURCE_EXHAUSTED with a RetryInfo; the same checkpoint may be sent again after the delay."""
+
+    reason = "CHECKPOINT_RATE_LIMITED"
+
+    def __init__(self, job_id: int, retry_delay: float, field: str = "checkpoint") -> None:
+        super().__init__(
+            f"{field}: job {job_id} checkpointed less than the minimum interval ago; retry in {retry_delay:.3f}s",
+            job_id=str(job_id),
+            field=field,
+        )
+        self.retry_delay = retry_delay
 
 
 class Unavailable(SpoolError):

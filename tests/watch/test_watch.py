@@ -179,6 +179,15 @@ async def test_watcher_on_one_server_sees_changes_made_through_another(stub: Que
         assert await call.code() == grpc.StatusCode.OK
 
 
+# 2,000 checkpoints of one job in a tight loop: without the checkpoint rate limit.
+@pytest.mark.parametrize(
+    "settings",
+    [
+        make_settings(
+            watch_poll_interval=timedelta(milliseconds=200), watch_buffer=4, checkpoint_min_interval=timedelta(0)
+        )
+    ],
+)
 async def test_slow_watcher_is_coalesced_to_its_bound(app: App, stub: QueueServiceStub, settings: Settings) -> None:
     # Big snapshots fill the HTTP/2 window after a few messages, so the server must hold the rest.
     big = {"blob": "x" * 64 * 1024}

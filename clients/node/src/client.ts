@@ -514,7 +514,7 @@ export class Client {
     const res = await call(() => this.rpc.heartbeatBatch({ heartbeats }, { timeoutMs: Math.ceil(options.timeoutMs ?? this.timeoutMs) }));
     return res.results.map((r) =>
       r.error !== undefined
-        ? { jobId: r.jobId, error: itemError(r.error.code, r.error.reason, r.error.message) }
+        ? { jobId: r.jobId, error: itemError(r.error.code, r.error.reason, r.error.message, r.error.retryDelay) }
         : { jobId: r.jobId, heartbeat: heartbeatOf(r.heartbeat ?? { cancelRequested: false }) },
     );
   }

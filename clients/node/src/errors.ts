@@ -1,11 +1,15 @@
 // Typed errors, chosen by the google.rpc.ErrorInfo reason the server attaches to a failed call
 // (the grpc-status-details-bin trailer). The names follow the Python client's spool.errors.
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { millis } from "./convert.js";
+import { ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 
 /** A call failed. `reason` is the server's ErrorInfo reason ("" when it sent none). */
 export class SpoolError extends Error {
   override name = "SpoolError";
+  /** When the same call may succeed, in ms (the server's google.rpc.RetryInfo); undefined if not said. */
+  retryDelayMs: number | undefined;
   constructor(
     readonly code: Code,
     readonly reason: string,
@@ -58,6 +62,14 @@ export class BatchTooLargeError extends ResourceExhaustedError {
   override name = "BatchTooLargeError";
 }
 
+/**
+ * A checkpoint came sooner than the server's minimum interval for the job allows; send it again
+ * after `retryDelayMs` (a Worker does so itself).
+ */
+export class CheckpointRateLimitedError extends ResourceExhaustedError {
+  override name = "CheckpointRateLimitedError";
+}
+
 /** The server or its database cannot be reached; the call may be retried. */
 export class UnavailableError extends SpoolError {
   override name = "UnavailableError";
@@ -80,6 +92,7 @@ const BY_REASON: Readonly<Record<string, ErrorClass>> = {
   WRONG_STATE: WrongStateError,
   PAYLOAD_TOO_LARGE: PayloadTooLargeError,
   BATCH_TOO_LARGE: BatchTooLargeError,
+  CHECKPOINT_RATE_LIMITED: CheckpointRateLimitedError,
   DATABASE_UNAVAILABLE: UnavailableError,
   SHUTTING_DOWN: UnavailableError,
   TRANSIENT_CONFLICT: UnavailableError,
@@ -137,11 +150,15 @@ export function fromCallError(err: unknown): unknown {
   const info = err.findDetails(ErrorInfoSchema)[0];
   const reason = info?.reason ?? "";
   const cls = classFor(err.code, reason);
-  return new cls(err.code, reason, err.rawMessage, { ...(info?.metadata ?? {}) }, { cause: err });
+  const found = new cls(err.code, reason, err.rawMessage, { ...(info?.metadata ?? {}) }, { cause: err });
+  found.retryDelayMs = millis(err.findDetails(RetryInfoSchema)[0]?.retryDelay);
+  return found;
 }
 
 /** The typed error for one refused item of a batch (AckBatch, HeartbeatBatch). */
-export function itemError(code: number, reason: string, message: string): SpoolError {
+export function itemError(code: number, reason: string, message: string, retryDelay?: Duration): SpoolError {
   const known = Code[code] !== undefined ? (code as Code) : Code.Unknown;
-  return new (classFor(known, reason))(known, reason, message);
+  const found = new (classFor(known, reason))(known, reason, message);
+  found.retryDelayMs = millis(retryDelay);
+  return found;
 }

@@ -1,7 +1,7 @@
 // Keeps the worker's leases alive: one HeartbeatBatch for every job due, each beaten about every
 // third of its lease, carrying saved checkpoints; a refused item aborts that job's handler.
 import type { Client, HeartbeatItem, HeartbeatResult } from "./client.js";
-import { isUnanswered, JobNotFoundError, LeaseLostError, SpoolError } from "./errors.js";
+import { CheckpointRateLimitedError, isUnanswered, JobNotFoundError, LeaseLostError, SpoolError } from "./errors.js";
 import type { RunningJob } from "./running.js";
 
 export interface Logger {
@@ -16,6 +16,10 @@ const COALESCE = 0.25;
 // The server's default batch limit.
 const MAX_BATCH = 1000;
 const MIN_TIMEOUT_MS = 1000;
+// The pause before a checkpoint refused as too soon goes again, when the server named none.
+const CHECKPOINT_RETRY_MS = 100;
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Heartbeater {
   private readonly jobs = new Set<RunningJob>();
@@ -47,7 +51,8 @@ export class Heartbeater {
   /**
    * Stores a checkpoint now (a durable step's result) and resolves once the server has it; throws
    * what the server answered. A beat in flight goes first: its older checkpoint must not land
-   * after this one and erase the step.
+   * after this one and erase the step. A checkpoint the server refuses as too soon after the job's
+   * last one (CHECKPOINT_RATE_LIMITED) goes again after the delay the server names.
    */
   async save(job: RunningJob, checkpoint: Uint8Array): Promise<void> {
     for (let tries = 1; ; tries++) {
@@ -62,10 +67,15 @@ export class Heartbeater {
         this.apply(job, { jobId: job.id, heartbeat });
         return;
       } catch (err) {
+        if (err instanceof CheckpointRateLimitedError) {
+          tries--; // not a failure: the server said when
+          await pause(err.retryDelayMs ?? CHECKPOINT_RETRY_MS);
+          continue;
+        }
         if (!(err instanceof SpoolError) || !isUnanswered(err) || tries >= 5) {
           throw err;
         }
-        await new Promise((resolve) => setTimeout(resolve, 200 * tries));
+        await pause(200 * tries);
       }
     }
   }
@@ -115,7 +125,14 @@ export class Heartbeater {
       // Whole milliseconds: grpc-timeout takes an integer, and a fractional one is answered INTERNAL.
       const timeoutMs = Math.max(MIN_TIMEOUT_MS, Math.floor(Math.min(...jobs.map((j) => j.beatIntervalMs))));
       const results = await this.client.heartbeatBatch(items, { timeoutMs });
-      jobs.forEach((job, i) => this.apply(job, results[i]!));
+      jobs.forEach((job, i) => {
+        const error = results[i]!.error;
+        if (error instanceof CheckpointRateLimitedError) {
+          this.again(job, items[i]!, error); // nothing stored and the lease not extended: again soon
+        } else {
+          this.apply(job, results[i]!);
+        }
+      });
     } catch (err) {
       jobs.forEach((j, i) => {
         j.restoreCheckpoint(items[i]!.checkpoint);
@@ -144,7 +161,9 @@ export class Heartbeater {
       });
       this.apply(job, { jobId: job.id, heartbeat });
     } catch (err) {
-      if (err instanceof SpoolError && !isUnanswered(err)) {
+      if (err instanceof CheckpointRateLimitedError) {
+        this.again(job, { jobId: job.id, leaseToken: job.leaseToken, checkpoint, logs }, err);
+      } else if (err instanceof SpoolError && !isUnanswered(err)) {
         if (checkpoint !== undefined && !(err instanceof LeaseLostError)) {
           this.log.error(`spool worker: job ${job.id}: checkpoint refused, dropped`, err.message);
         }
@@ -154,6 +173,13 @@ export class Heartbeater {
         job.logs.putBack(logs);
       }
     }
+  }
+
+  /** A beat whose checkpoint came too soon: kept, and beaten again after the server's delay. */
+  private again(job: RunningJob, item: HeartbeatItem, err: CheckpointRateLimitedError): void {
+    job.restoreCheckpoint(item.checkpoint);
+    job.logs.putBack(item.logs);
+    job.nextBeatAt = Date.now() + (err.retryDelayMs ?? CHECKPOINT_RETRY_MS);
   }
 
   private apply(job: RunningJob, result: HeartbeatResult): void {

@@ -8,6 +8,7 @@ from spool._convert import Backoff, EnqueueOptions, Filter, RateLimit, job_statu
 from spool._retry import RetryPolicy
 from spool.client import AsyncClient, Client, Job, Queue, is_terminal
 from spool.errors import (
+    CheckpointRateLimited,
     InvalidArgument,
     JobNotFound,
     LeaseLost,
@@ -30,6 +31,7 @@ __all__ = [
     "ActiveJob",
     "AsyncClient",
     "Backoff",
+    "CheckpointRateLimited",
     "Client",
     "EnqueueOptions",
     "Filter",

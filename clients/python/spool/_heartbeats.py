@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from spool._retry import UNANSWERED
 from spool.client import AsyncClient
-from spool.errors import LeaseLost, SpoolError, item_error
+from spool.errors import CheckpointRateLimited, LeaseLost, SpoolError, item_error
 from spool.job import ActiveJob
 from spool.v1 import queue_service_pb2 as qs
 
@@ -63,11 +63,18 @@ class Heartbeater:
 
     async def save(self, job: ActiveJob, checkpoint: bytes) -> None:
         """Stores a checkpoint now (a durable step's result) and returns once the server has it;
-        raises what the server answered (LeaseLost when the lease is gone)."""
-        async with self._sending:
-            resp = await self._client.call(
-                self._client.stub.Heartbeat, _request(job, checkpoint), retry=self._client.retry
-            )
+        raises what the server answered (LeaseLost when the lease is gone). A checkpoint the server
+        refuses as too soon after the job's last one is sent again after the delay it names."""
+        while True:
+            async with self._sending:
+                req = _request(job, checkpoint)
+                try:
+                    resp = await self._client.call(self._client.stub.Heartbeat, req, retry=self._client.retry)
+                    break
+                except CheckpointRateLimited as err:
+                    job.logs.put_back(req.logs)
+                    delay = _delay(err)
+            await asyncio.sleep(delay)  # outside the lock: the server asked for this pause
         self._beaten(job, None, resp.cancel_requested, asyncio.get_running_loop().time())
 
     async def _beat(self, jobs: Sequence[ActiveJob], now: float) -> None:
@@ -89,17 +96,32 @@ class Heartbeater:
                 job.logs.put_back(req.logs)
             await self._beat_each(jobs, sent, now)
             return
-        for job, checkpoint, result in zip(jobs, sent, resp.results, strict=True):
-            if result.HasField("error"):
-                self._refused(job, item_error(result.error.code, result.error.reason, result.error.message))
-            else:
+        limited: list[ActiveJob] = []
+        wait = 0.0
+        for job, req, checkpoint, result in zip(jobs, reqs, sent, resp.results, strict=True):
+            if not result.HasField("error"):
                 self._beaten(job, checkpoint, result.heartbeat.cancel_requested, now)
+                continue
+            e = result.error
+            refusal = item_error(e.code, e.reason, e.message, e.retry_delay.ToTimedelta().total_seconds() or None)
+            if isinstance(refusal, CheckpointRateLimited):  # nothing stored, the lease not extended: again soon
+                job.logs.put_back(req.logs)
+                limited.append(job)
+                wait = max(wait, _delay(refusal))
+            else:
+                self._refused(job, refusal)
+        if limited:
+            await asyncio.sleep(wait)  # the server's own delay for these jobs' checkpoints
+            await self._beat([j for j in limited if self._held.get(j.id) is j], now)
 
     async def _beat_each(self, jobs: Sequence[ActiveJob], sent: Sequence[bytes | None], now: float) -> None:
         for job, checkpoint in zip(jobs, sent, strict=True):
             req = _request(job, checkpoint)
             try:
                 resp = await self._client.call(self._client.stub.Heartbeat, req, rpc_timeout=self._interval)
+            except CheckpointRateLimited as err:  # kept for the next beat, as is the lease's extension
+                job.logs.put_back(req.logs)
+                log.info("job %s: checkpoint deferred to the next beat: %s", job.id, err.message)
             except SpoolError as err:
                 if err.code in UNANSWERED:
                     job.logs.put_back(req.logs)
@@ -127,6 +149,11 @@ class Heartbeater:
             self._on_lost(job)
         else:
             log.error("job %s: heartbeat refused: %s", job.id, err)
+
+
+def _delay(err: SpoolError) -> float:
+    """The pause the server asked for (RetryInfo), or a short one when it named none."""
+    return err.retry_delay if err.retry_delay is not None else 0.1
 
 
 def _request(job: ActiveJob, checkpoint: bytes | None) -> qs.HeartbeatRequest:

@@ -19,6 +19,8 @@ class SpoolError(Exception):
         self.reason = reason
         self.message = message
         self.metadata = dict(metadata)
+        # Seconds after which the same call may succeed (the server's google.rpc.RetryInfo), or None.
+        self.retry_delay: float | None = None
 
 
 class InvalidArgument(SpoolError):
@@ -57,6 +59,11 @@ class ResourceExhausted(SpoolError):
     """A payload or batch is over the server's limit."""
 
 
+class CheckpointRateLimited(ResourceExhausted):
+    """A checkpoint came sooner than the server's minimum interval for the job allows; send it again
+    after `retry_delay` seconds (a Worker does so itself)."""
+
+
 class Unavailable(SpoolError):
     """The server or its database cannot be reached; idempotent calls are retried before this is raised."""
 
@@ -70,6 +77,7 @@ _BY_REASON: dict[str, type[SpoolError]] = {
     "QUEUE_NOT_EMPTY": QueueNotEmpty,
     "PAYLOAD_TOO_LARGE": ResourceExhausted,
     "BATCH_TOO_LARGE": ResourceExhausted,
+    "CHECKPOINT_RATE_LIMITED": CheckpointRateLimited,
     "DATABASE_UNAVAILABLE": Unavailable,
     "SHUTTING_DOWN": Unavailable,
     "TRANSIENT_CONFLICT": Unavailable,
@@ -92,20 +100,23 @@ class _FailedCall(Protocol):
     def trailing_metadata(self) -> Any: ...
 
 
-def _error_info(err: _FailedCall) -> error_details_pb2.ErrorInfo | None:
+def _details(err: _FailedCall) -> tuple[error_details_pb2.ErrorInfo | None, float | None]:
+    """The ErrorInfo and the RetryInfo delay (seconds) of a failed call, each None if absent."""
     try:
         # from_call only reads code(), details() and trailing_metadata(); its stub asks for grpc.Call.
         status = rpc_status.from_call(err)  # type: ignore[arg-type]
     except ValueError:  # details that disagree with the status line: treat as absent
-        return None
-    if status is None:
-        return None
-    for detail in status.details:
+        return None, None
+    info, delay = None, None
+    for detail in status.details if status is not None else ():
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            return info
-    return None
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            delay = retry.retry_delay.ToTimedelta().total_seconds()
+    return info, delay
 
 
 def from_rpc_error(err: grpc.RpcError) -> SpoolError:
@@ -113,15 +124,19 @@ def from_rpc_error(err: grpc.RpcError) -> SpoolError:
     if not isinstance(err, (grpc.Call, grpc.aio.AioRpcError)):
         return SpoolError(grpc.StatusCode.UNKNOWN, "", str(err), {})
     code = err.code()
-    info = _error_info(err)
+    info, delay = _details(err)
     reason = info.reason if info is not None else ""
     metadata = dict(info.metadata) if info is not None else {}
     cls = _BY_REASON.get(reason) or _BY_CODE.get(code, SpoolError)
-    return cls(code, reason, err.details() or "", metadata)
+    found = cls(code, reason, err.details() or "", metadata)
+    found.retry_delay = delay
+    return found
 
 
-def item_error(code: int, reason: str, message: str) -> SpoolError:
+def item_error(code: int, reason: str, message: str, retry_delay: float | None = None) -> SpoolError:
     """The typed exception for one refused item of a batch (AckBatch, HeartbeatBatch)."""
     status = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
     cls = _BY_REASON.get(reason) or _BY_CODE.get(status, SpoolError)
-    return cls(status, reason, message, {})
+    found = cls(status, reason, message, {})
+    found.retry_delay = retry_delay
+    return found

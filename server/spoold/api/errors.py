@@ -7,11 +7,12 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -57,6 +58,7 @@ CODES: dict[type[errors.SpoolError], Code] = {
     errors.PayloadTooLarge: Code.RESOURCE_EXHAUSTED,
     errors.BatchTooLarge: Code.RESOURCE_EXHAUSTED,
     errors.LimitReached: Code.RESOURCE_EXHAUSTED,
+    errors.CheckpointRateLimited: Code.RESOURCE_EXHAUSTED,
     errors.Unavailable: Code.UNAVAILABLE,
     errors.SearchTimeout: Code.DEADLINE_EXCEEDED,
     errors.SearchesBusy: Code.RESOURCE_EXHAUSTED,
@@ -109,12 +111,23 @@ def _packed(message: Message) -> any_pb2.Any:
     return packed
 
 
+def retry_delay(err: errors.SpoolError) -> duration_pb2.Duration | None:
+    """When the same call may succeed, in whole milliseconds rounded up (never early); None if not said."""
+    if err.retry_delay is None:
+        return None
+    delay = duration_pb2.Duration()
+    delay.FromMilliseconds(max(1, math.ceil(err.retry_delay * 1000)))
+    return delay
+
+
 def status_of(err: errors.SpoolError) -> status_pb2.Status:
     """The google.rpc.Status every door answers `err` with."""
     details: list[Message] = [error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata)]
     if isinstance(err, errors.InvalidArgument):
         violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
+    if (delay := retry_delay(err)) is not None:
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     return status_pb2.Status(code=code_of(err).value[0], message=err.message, details=[_packed(d) for d in details])
 
 

@@ -16,11 +16,12 @@ from spoold.api import convert, paging, search, tail_convert
 from spoold.api import validate as v
 from spoold.api.access import Access
 from spoold.api.calls import CallContext as Context
-from spoold.api.errors import code_of, stream, unary
+from spoold.api.errors import code_of, retry_delay, stream, unary
 from spoold.api.pipeline_convert import add_parents, with_follow_ups
 from spoold.cancels import CancelHub
+from spoold.checkpoint_limit import CheckpointLimit
 from spoold.config import Settings
-from spoold.errors import InvalidArgument, JobNotFound, ShuttingDown, SpoolError
+from spoold.errors import CheckpointRateLimited, InvalidArgument, JobNotFound, ShuttingDown, SpoolError
 from spoold.leasing import Leaser
 from spoold.model import Job, JobError, JobFilter, LeaseRequest
 from spoold.queue_limit import QueueLimit
@@ -37,7 +38,9 @@ _Leased = RepeatedCompositeFieldContainer[qs.LeasedJob]
 
 
 def _item_error(err: SpoolError) -> qs.ItemError:
-    return qs.ItemError(code=code_of(err).value[0], reason=err.reason, message=err.message)
+    return qs.ItemError(
+        code=code_of(err).value[0], reason=err.reason, message=err.message, retry_delay=retry_delay(err)
+    )
 
 
 class QueueService:
@@ -63,6 +66,7 @@ class QueueService:
         self._leaser = leaser
         self._settings = settings
         self._limits = settings.limits
+        self._checkpoints = CheckpointLimit(settings.checkpoint_min_interval.total_seconds())
 
     @unary
     async def Enqueue(self, request: qs.EnqueueRequest, context: Context) -> qs.EnqueueResponse:
@@ -111,6 +115,8 @@ class QueueService:
     async def Heartbeat(self, request: qs.HeartbeatRequest, context: Context) -> qs.HeartbeatResponse:
         beat = convert.heartbeat(request, self._limits)
         await self._access.job(beat.job_id)
+        if (limited := self._checkpoint_limited(beat)) is not None:
+            raise limited
         (result,) = await self._store.heartbeat([beat])
         if isinstance(result, SpoolError):
             raise result
@@ -123,11 +129,15 @@ class QueueService:
         convert.batch_size("heartbeats", len(request.heartbeats), self._limits)
         beats = [convert.heartbeat(h, self._limits, f"heartbeats[{i}].") for i, h in enumerate(request.heartbeats)]
         hidden = await self._access.hidden([b.job_id for b in beats])
-        allowed = [b for b in beats if b.job_id not in hidden]
+        refused: dict[int, SpoolError] = {i: JobNotFound(b.job_id) for i, b in enumerate(beats) if b.job_id in hidden}
+        for i, beat in enumerate(beats):
+            if i not in refused and (limited := self._checkpoint_limited(beat, f"heartbeats[{i}].")) is not None:
+                refused[i] = limited
+        allowed = [b for i, b in enumerate(beats) if i not in refused]
         answers = iter(await self._store.heartbeat(allowed) if allowed else [])
         out = qs.HeartbeatBatchResponse()
-        for beat in beats:
-            result = JobNotFound(beat.job_id) if beat.job_id in hidden else next(answers)
+        for i, beat in enumerate(beats):
+            result = refused[i] if i in refused else next(answers)
             item = out.results.add(job_id=str(beat.job_id))
             if isinstance(result, SpoolError):
                 item.error.CopyFrom(_item_error(result))
@@ -135,6 +145,13 @@ class QueueService:
                 item.heartbeat.lease_expires_at.FromDatetime(result.lease_expires_at)
                 item.heartbeat.cancel_requested = result.cancel_requested
         return out
+
+    def _checkpoint_limited(self, beat: model.Heartbeat, prefix: str = "") -> CheckpointRateLimited | None:
+        """A beat carrying a checkpoint sooner than the job's minimum interval allows: the refusal."""
+        if not beat.set_checkpoint:
+            return None
+        wait = self._checkpoints.admit(beat.job_id)
+        return None if wait is None else CheckpointRateLimited(beat.job_id, wait, f"{prefix}checkpoint")
 
     @unary
     async def Ack(self, request: qs.AckRequest, context: Context) -> qs.AckResponse:
