@@ -231,7 +231,7 @@ class App:
         self.loops.append(BulkRunner(bulk, s.bulk_interval.total_seconds(), s.bulk_batch))
         self.hub = self._watch_hub()
         self.tail = self._tail_hub()
-        self.cancels = CancelHub(self.listener, s.watch_buffer)
+        self.cancels = CancelHub(self.listener, s.watch_buffer, self.hub.counted)
         self.cancels.start()
         keys = KeyStore(self.pool)
         self._keep_keys_checked(keys)
@@ -343,7 +343,8 @@ class App:
         """The TailJobs fan-out, with its poller among the supervised loops (as WatchJob's)."""
         assert self.pool is not None and self.listener is not None
         s = self.settings
-        hub = TailHub(TailStore(self.pool, uuid.uuid4(), _WATCH_TTL), self.listener, s.tail_buffer)
+        assert self.hub is not None  # every stream that waits is counted with WatchJob's (SPOOL_MAX_WATCHERS)
+        hub = TailHub(TailStore(self.pool, uuid.uuid4(), _WATCH_TTL), self.listener, s.tail_buffer, self.hub.counted)
         hub.start()
         poll = s.watch_poll_interval.total_seconds()
         keep_alive_every = max(1, int(_WATCH_TTL.total_seconds() / 4 / poll))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from spoold.errors import ShuttingDown
 from spoold.notify import CANCEL, Listener, Mailbox, Subscription
+from spoold.stream_slots import Streams
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,9 @@ class CancelRequested:
 
 
 class CancelHub:
-    def __init__(self, listener: Listener, buffer: int) -> None:
+    def __init__(self, listener: Listener, buffer: int, streams: Streams | None = None) -> None:
         self._listener = listener
+        self._counted = streams or Streams(0)
         self._buffer = buffer
         self._streams: dict[str, set[Mailbox[CancelRequested]]] = defaultdict(set)
         self._closing = False
@@ -52,17 +54,18 @@ class CancelHub:
         requested, until the caller leaves."""
         if self._closing:
             raise ShuttingDown("server shutting down; watch again")
-        mailbox: Mailbox[CancelRequested] = Mailbox(self._buffer)
-        self._streams[worker_id].add(mailbox)
-        try:
-            yield None
-            while True:
-                yield await mailbox.get()
-        finally:
-            mailboxes = self._streams[worker_id]
-            mailboxes.discard(mailbox)
-            if not mailboxes:
-                del self._streams[worker_id]
+        with self._counted.held():
+            mailbox: Mailbox[CancelRequested] = Mailbox(self._buffer)
+            self._streams[worker_id].add(mailbox)
+            try:
+                yield None
+                while True:
+                    yield await mailbox.get()
+            finally:
+                mailboxes = self._streams[worker_id]
+                mailboxes.discard(mailbox)
+                if not mailboxes:
+                    del self._streams[worker_id]
 
     def _on_notify(self, payload: str) -> None:
         note = json.loads(payload)

@@ -23,6 +23,7 @@ from spoold.loops.base import Loop
 from spoold.model import JobState
 from spoold.notify import TAIL, Listener, Mailbox, Subscription
 from spoold.store.tail import JobEvent, TailStore
+from spoold.stream_slots import Streams
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class _Stream:
 
 
 class TailHub:
-    def __init__(self, store: TailStore, listener: Listener, buffer: int) -> None:
+    def __init__(self, store: TailStore, listener: Listener, buffer: int, streams: Streams | None = None) -> None:
         self._store = store
+        self._counted = streams or Streams(0)
         self._listener = listener
         self._buffer = buffer
         self._streams: set[_Stream] = set()
@@ -110,21 +112,22 @@ class TailHub:
         """Each matching event the caller may see, with how many this stream missed before it."""
         if self._closing:
             raise ShuttingDown("server shutting down; tail again")
-        stream = _Stream(want, sees, Mailbox(self._buffer))
-        async with self._joining:
-            if self._after is None:
-                # Registered first, so every change committed after the end is read recorded.
-                await self._store.register()
-                self._after = await self._store.end()
-            self._streams.add(stream)
-        try:
-            while True:
-                event = await stream.mailbox.get()
-                missed = stream.mailbox.coalesced - stream.reported
-                stream.reported = stream.mailbox.coalesced
-                yield event, missed
-        finally:
-            self._streams.discard(stream)
+        with self._counted.held():
+            stream = _Stream(want, sees, Mailbox(self._buffer))
+            async with self._joining:
+                if self._after is None:
+                    # Registered first, so every change committed after the end is read recorded.
+                    await self._store.register()
+                    self._after = await self._store.end()
+                self._streams.add(stream)
+            try:
+                while True:
+                    event = await stream.mailbox.get()
+                    missed = stream.mailbox.coalesced - stream.reported
+                    stream.reported = stream.mailbox.coalesced
+                    yield event, missed
+            finally:
+                self._streams.discard(stream)
 
     def _kick(self) -> None:
         self._dirty = True

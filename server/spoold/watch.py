@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from spoold.errors import JobNotFound, LimitReached, PipelineNotFound, ShuttingDown, SpoolError, Unavailable
+from spoold.errors import JobNotFound, PipelineNotFound, ShuttingDown, SpoolError, Unavailable
 from spoold.loops.base import Loop
 from spoold.model import Job
 from spoold.notify import JOB, Listener, Mailbox, Subscription
 from spoold.store.jobs import JobStore
 from spoold.store.watches import WatchStore
+from spoold.stream_slots import Streams as Streams  # re-exported: pipeline_watch.py
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,14 +41,6 @@ class _Watched(Generic[T]):
     version: str | None = None
     dirty: bool = False
     task: asyncio.Task[None] | None = None
-
-
-@dataclass
-class Streams:
-    """The streams a process follows, WatchJob's and WatchPipeline's together (SPOOL_MAX_WATCHERS)."""
-
-    limit: int
-    count: int = 0
 
 
 class Hub(Generic[T]):
@@ -88,7 +81,7 @@ class Hub(Generic[T]):
 
     @property
     def streams(self) -> int:
-        """Streams being followed in this process (SPOOL_MAX_WATCHERS bounds them)."""
+        """Streams that wait in this process, of every kind (SPOOL_MAX_WATCHERS bounds them: stream_slots.py)."""
         return self._counted.count
 
     @property
@@ -124,21 +117,10 @@ class Hub(Generic[T]):
         """The job (pipeline) now, then each change, ending after a terminal state."""
         if self._closing:
             raise ShuttingDown("server shutting down; watch again")
-        counted = self._counted
-        if counted.limit and counted.count >= counted.limit:
-            raise LimitReached(
-                "WATCHERS_LIMIT_REACHED",
-                f"this server follows {counted.count} watch streams already, its limit (SPOOL_MAX_WATCHERS); "
-                "retry later, or on another replica",
-                limit=str(counted.limit),
-            )
-        mailbox: Mailbox[T] = Mailbox(self._buffer)
-        counted.count += 1
-        try:
+        with self._counted.held():
+            mailbox: Mailbox[T] = Mailbox(self._buffer)
             async for item in self._follow(job_id, mailbox):
                 yield item
-        finally:
-            counted.count -= 1
 
     async def _follow(self, job_id: int, mailbox: Mailbox[T]) -> AsyncIterator[T]:
         entry = await self._join(job_id, mailbox)

@@ -71,6 +71,31 @@ async def test_watchers_past_the_cap_are_refused_until_one_leaves(app: App, stub
     fourth.cancel()
 
 
+@pytest.mark.parametrize("settings", [make_settings(max_watchers=3)])
+async def test_tail_and_cancel_streams_count_against_the_same_cap(app: App, stub: QueueServiceStub) -> None:
+    job = (await stub.Enqueue(enqueue_request())).job
+    watch = stub.WatchJob(qs.WatchJobRequest(job_id=job.id))
+    await read(watch)
+    cancels = stub.WatchCancels(qs.WatchCancelsRequest(worker_id="w"))
+    await cancels.read()  # the first message: registered
+    tail = stub.TailJobs(qs.TailJobsRequest())
+    await wait_until(lambda: streams(app) == 3)  # a tail says nothing until an event
+    for refused in (
+        stub.TailJobs(qs.TailJobsRequest()),
+        stub.WatchCancels(qs.WatchCancelsRequest(worker_id="w2")),
+        stub.WatchJob(qs.WatchJobRequest(job_id=job.id)),
+    ):
+        err = await expect_error(refused.read(), grpc.StatusCode.RESOURCE_EXHAUSTED, "WATCHERS_LIMIT_REACHED")
+        assert "SPOOL_MAX_WATCHERS" in (err.details() or "")
+    tail.cancel()
+    await wait_until(lambda: streams(app) == 2)
+    again = stub.WatchCancels(qs.WatchCancelsRequest(worker_id="w3"))
+    assert (await again.read()).job_id == ""
+    for call in (watch, cancels, again):
+        call.cancel()
+    await wait_until(lambda: streams(app) == 0)
+
+
 @pytest.fixture
 async def second_channel(app: App) -> AsyncIterator[grpc.aio.Channel]:
     # A connection of its own: channels to one address otherwise share their connections.
