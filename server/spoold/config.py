@@ -153,8 +153,8 @@ class Settings:
     grpc_keepalive_timeout: timedelta = timedelta(seconds=20)
     grpc_max_connection_age: timedelta = timedelta(hours=1)
     grpc_max_connection_age_grace: timedelta = timedelta(minutes=2)
-    # WatchJob (and the REST events route) streams at once in this process; past it
-    # RESOURCE_EXHAUSTED, WATCHERS_LIMIT_REACHED.
+    # Streams that wait by design at once in this process, all kinds together: WatchJob (and the
+    # REST events route), TailJobs, WatchCancels; past it RESOURCE_EXHAUSTED, WATCHERS_LIMIT_REACHED.
     max_watchers: int = 1000
     # WatchJob: NOTIFY wakes watchers at once; this poll catches a lost notification.
     watch_poll_interval: timedelta = timedelta(seconds=1)
