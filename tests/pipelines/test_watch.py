@@ -140,6 +140,15 @@ async def test_unknown_and_malformed_ids(pipes: PStub) -> None:
     await expect_error(bad.read(), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "pipeline_id")
 
 
+# 2,000 checkpoints of one job in a tight loop: without the checkpoint rate limit.
+@pytest.mark.parametrize(
+    "settings",
+    [
+        make_settings(
+            watch_poll_interval=timedelta(milliseconds=200), watch_buffer=4, checkpoint_min_interval=timedelta(0)
+        )
+    ],
+)
 async def test_a_slow_reader_is_coalesced_to_its_bound(app: App, stub: Stub, pipes: PStub, settings: Settings) -> None:
     # Big snapshots fill the HTTP/2 window after a few messages, so the server must hold the rest.
     big = {"blob": "x" * 64 * 1024}
