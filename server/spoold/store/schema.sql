@@ -1209,10 +1209,10 @@ BEGIN
     END IF;
     -- The waiting children of the steps that succeeded, each with how many of its parents did:
     -- the waiting steps of their pipelines (by index), then each one's parents unnested once and
-    -- matched against them, so a join with 1,000 parents is read once per statement, not once per
-    -- parent the statement finished. Both sets are materialized first: the planner has no
-    -- statistics on the statement's rows, and guessing one step finished it would otherwise try
-    -- every waiting step of every pipeline against every finished step.
+    -- looked up among the finished steps, so a join with 1,000 parents is read once per statement.
+    -- Both sets are materialized first, and each waiting step's count is its own subquery: the
+    -- planner has no statistics on the statement's rows, guesses that one step finished, and
+    -- given a join would unnest every waiting step's parents again for each finished step.
     WITH succeeded AS MATERIALIZED (
         SELECT a.id, a.pipeline_id FROM after_rows a JOIN before_rows b ON b.id = a.id
         WHERE a.pipeline_id IS NOT NULL AND a.state = 'succeeded' AND b.state <> 'succeeded'
@@ -1223,12 +1223,11 @@ BEGIN
     )
     SELECT array_agg(k.id ORDER BY k.id), array_agg(k.n ORDER BY k.id) INTO children, counts
     FROM (
-        SELECT w.id, count(*)::integer AS n
+        SELECT w.id, (SELECT count(*)::integer FROM unnest(w.parent_ids) AS r(parent_id)
+                      WHERE r.parent_id IN (SELECT s.id FROM succeeded s)) AS n
         FROM waiting w
-        CROSS JOIN LATERAL unnest(w.parent_ids) AS r(parent_id)
-        JOIN succeeded s ON s.id = r.parent_id
-        GROUP BY w.id
-    ) AS k;
+    ) AS k
+    WHERE k.n > 0;
     IF children IS NOT NULL THEN
         -- Each counts those parents fewer; one with none left becomes PENDING (unless its pipeline
         -- is paused) and wakes its queue's waiters. Locked in id order first, as ack_many does.
