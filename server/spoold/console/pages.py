@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from importlib import resources
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -20,7 +20,7 @@ from spoold.console.feed import QueueFeed
 from spoold.errors import SpoolError
 from spoold.http import calls
 from spoold.http.answers import rest_body
-from spoold.http.rest import PING_SECONDS
+from spoold.http.rest import event_stream
 
 STATIC = resources.files("spoold.console") / "static"
 # Scripts, styles and connections of this origin only: a payload that slipped past escaping could
@@ -54,8 +54,7 @@ def routes(gate: Gate, feed: QueueFeed) -> list[BaseRoute]:
     async def queues(request: Request) -> Response:
         authorization = list(calls.current().authorization)
         await gate.admit(CONSOLE_QUEUES, authorization)  # refused: an ordinary error answer
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return EventSourceResponse(_snapshots(gate, feed, authorization), ping=PING_SECONDS, headers=headers)
+        return event_stream(_snapshots(gate, feed, authorization))
 
     return [
         Route("/", index, methods=["GET"]),

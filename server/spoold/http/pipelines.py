@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -19,7 +19,7 @@ from spoold.errors import InvalidArgument, SpoolError
 from spoold.http import calls
 from spoold.http.answers import rest_body
 from spoold.http.door import Door
-from spoold.http.rest import PING_SECONDS
+from spoold.http.rest import event_stream
 
 _SERVICE = "/spool.v1.PipelineService/"
 _STATES = {k.removeprefix("STATE_").lower(): v for k, v in ps.Pipeline.State.items() if v}
@@ -65,8 +65,7 @@ def routes(door: Door) -> list[BaseRoute]:
         message = ps.WatchPipelineRequest(pipeline_id=request.path_params["pipeline_id"])
         answers = door.stream(_SERVICE + "WatchPipeline", message, calls.current())
         first = await anext(answers)  # a refusal is an ordinary error answer, before the stream starts
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return EventSourceResponse(_events(first, answers), ping=PING_SECONDS, headers=headers)
+        return event_stream(_events(first, answers))
 
     return [
         Route("/v1/pipelines", list_pipelines, methods=["GET"]),

@@ -75,6 +75,13 @@ def parse(fields: dict[str, Any], message: Message) -> None:
         raise InvalidArgument(named.group(1)[:100] if named else "body", text[:300]) from exc
 
 
+def event_stream(events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
+    """A Server-Sent Events answer: never cached nor buffered by a proxy, a comment line every
+    PING_SECONDS so that a quiet stream stays open."""
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(events, ping=PING_SECONDS, headers=headers)
+
+
 def enqueue_request(queue: str, body: dict[str, Any]) -> qs.EnqueueRequest:
     fields = dict(body)
     if "queue" in fields:
@@ -126,8 +133,7 @@ def routes(door: Door) -> list[BaseRoute]:
         )
         answers = door.stream(_SERVICE + "WatchJob", message, calls.current())
         first = await anext(answers)  # a refusal is an ordinary error answer, before the stream starts
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return EventSourceResponse(_events(first, answers), ping=PING_SECONDS, headers=headers)
+        return event_stream(_events(first, answers))
 
     return [
         Route("/v1/queues/{queue}/jobs", enqueue, methods=["POST"]),
