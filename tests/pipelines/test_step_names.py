@@ -36,8 +36,18 @@ async def test_a_write_the_index_refuses_is_step_exists(app: App, pipes: PStub) 
 
 
 async def test_two_acks_adding_one_step_name_one_wins_and_the_other_is_named(stub: Stub, pipes: PStub) -> None:
-    p = (await pipes.EnqueuePipeline(request(step("a"), step("b")))).pipeline
-    first, second = (await stub.Lease(qs.LeaseRequest(queues=["q"], max_jobs=2))).jobs
+    # Raced in twelve pipelines at once: each pair of acks also locks both parents (named_steps),
+    # which deadlocked (answered UNAVAILABLE) when each ack held its own row before the pipeline.
+    runs = [_race_for_one_name(stub, pipes, f"q{i}") for i in range(12)]
+    for refused, got in await asyncio.gather(*runs):
+        await expect_error(_raise(refused), grpc.StatusCode.INVALID_ARGUMENT, "STEP_EXISTS", "follow_ups[0].step_name")
+        assert "'join'" in (refused.details() or "")
+        assert sorted(s.name for s in got.steps) == ["a", "b", "join"]
+
+
+async def _race_for_one_name(stub: Stub, pipes: PStub, queue: str) -> tuple[grpc.aio.AioRpcError, ps.Pipeline]:
+    p = (await pipes.EnqueuePipeline(request(step("a", queue), step("b", queue)))).pipeline
+    first, second = (await stub.Lease(qs.LeaseRequest(queues=[queue], max_jobs=2))).jobs
     join = qs.FollowUp(job=enqueue_request("x"), step_name="join", depends_on=["a", "b"])
 
     def acking(leased: qs.LeasedJob) -> qs.AckRequest:
@@ -46,10 +56,7 @@ async def test_two_acks_adding_one_step_name_one_wins_and_the_other_is_named(stu
     answers = await asyncio.gather(stub.Ack(acking(first)), stub.Ack(acking(second)), return_exceptions=True)
     refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
     assert len(refused) == 1, answers
-    await expect_error(_raise(refused[0]), grpc.StatusCode.INVALID_ARGUMENT, "STEP_EXISTS", "follow_ups[0].step_name")
-    assert "'join'" in (refused[0].details() or "")
-    got = (await pipes.GetPipeline(ps.GetPipelineRequest(pipeline_id=p.id))).pipeline
-    assert sorted(s.name for s in got.steps) == ["a", "b", "join"]
+    return refused[0], (await pipes.GetPipeline(ps.GetPipelineRequest(pipeline_id=p.id))).pipeline
 
 
 async def _raise(exc: BaseException) -> None:

@@ -25,6 +25,8 @@ async def ack_with_follow_ups(store: JobStore, ack: Ack) -> tuple[Job, list[JobR
     try:
         with translated():
             async with store.pool.acquire() as conn, conn.transaction():
+                if any(f.step_name is not None for f in ack.follow_ups):
+                    await conn.execute(PIPES["lock_pipeline_of_job"], ack.job_id)
                 done = await conn.fetch(
                     JOBS["ack_many"], [ack.job_id], [ack.lease_token], [ack.result], [ack.result_content_type]
                 )
@@ -62,7 +64,6 @@ async def _steps(conn: Connection, acked: asyncpg.Record, follow_ups: Sequence[F
         raise InvalidArgument(
             f"follow_ups[{named[0][0]}].step_name", f"job {acked['id']} is not a pipeline step: it can add only jobs"
         )
-    await conn.execute(PIPES["lock_pipeline"], pipeline_id)
     wanted = {d for _, f in named for d in f.depends_on} | {f.step_name for _, f in named if f.step_name}
     existing = {r["step_name"]: r for r in await conn.fetch(PIPES["named_steps"], pipeline_id, list(wanted))}
     new: dict[str, int] = {}

@@ -44,9 +44,11 @@ CROSS JOIN LATERAL unnest(c.parent_ids) AS r(parent_id)
 JOIN spool.jobs p ON p.id = r.parent_id
 WHERE c.id = ANY($1::bigint[])
 
--- name: lock_pipeline
--- Serialises the follow-up steps added to one pipeline, so their names stay unique.
-SELECT id FROM spool.pipelines WHERE id = $1 FOR UPDATE
+-- name: lock_pipeline_of_job
+-- Serialises the follow-up steps added to one pipeline, so their names stay unique. An ack that
+-- adds steps takes it before it locks its own row: two such acks in one pipeline then queue here,
+-- instead of each holding its row while waiting for the other's (named_steps locks them FOR SHARE).
+SELECT p.id FROM spool.pipelines p JOIN spool.jobs j ON j.pipeline_id = p.id WHERE j.id = $1 FOR UPDATE OF p
 
 -- name: named_steps
 -- The pipeline's steps of these names, locked against a concurrent ack until this transaction ends:
