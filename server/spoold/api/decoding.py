@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
-from spoold.api import calls, counts
+from spoold.api import calls, counts, shallow
 from spoold.api.errors import abort, failure, to_status
 from spoold.api.interceptors import MethodWrapper
 from spoold.config import Limits
@@ -46,10 +46,16 @@ def _guarded(method: str, handler: Handler, limits: Limits) -> Handler | None:
     if found is None or handler.request_streaming:
         return None
     budget = counts.byte_budget(method, limits)
+    # The message type, for counting a large request's entries before decoding it (api/shallow.py).
+    request_type = getattr(found, "__self__", None)
+    if not (isinstance(request_type, type) and issubclass(request_type, Message)):
+        request_type = None
 
     def decode(raw: bytes) -> Any:
         if budget is not None and len(raw) > budget:
             raise counts.too_large(method, len(raw), limits)
+        if request_type is not None and len(raw) > counts.SMALL_REQUEST_BYTES:
+            shallow.check(request_type, raw, limits)
         return found(raw)
 
     if handler.unary_unary is not None:
