@@ -12,7 +12,7 @@ from spool.v1 import queue_service_pb2 as qs
 from tests.api.support import Stub, lease_one
 from tests.auth.conftest import bearer, make_key
 from tests.conftest import test_settings as make_settings
-from tests.helpers import expect_error
+from tests.helpers import enqueue_request, expect_error
 from tests.pipelines.support import PStub, ack, request, step
 
 P = ps.Pipeline
@@ -106,3 +106,25 @@ async def test_a_restricted_key_lists_only_pipelines_it_may_read(pipes: PStub, d
         grpc.StatusCode.PERMISSION_DENIED,
         "SCOPE_MISSING",
     )
+
+
+@pytest.mark.parametrize("settings", [make_settings(auth="required")])
+async def test_a_watch_ends_not_found_once_a_step_leaves_the_keys_queues(
+    stub: Stub, pipes: PStub, db: asyncpg.Connection
+) -> None:
+    admin = bearer(await make_key(db, ["admin", "read", "enqueue", "work"]))
+    p = (await pipes.EnqueuePipeline(request(step("a", "mail-in"), name="mail"), metadata=admin)).pipeline
+    reader = bearer(await make_key(db, ["read"], ["mail-*"]))
+    call = pipes.WatchPipeline(ps.WatchPipelineRequest(pipeline_id=p.id), metadata=reader)
+    assert isinstance(await call.read(), ps.WatchPipelineResponse)
+    (leased,) = (await stub.Lease(qs.LeaseRequest(queues=["mail-in"]), metadata=admin)).jobs
+    secret = qs.FollowUp(job=enqueue_request("billing"), step_name="bill", depends_on=["a"])
+    ack = qs.AckRequest(job_id=leased.job.id, lease_token=leased.lease_token, follow_ups=[secret])
+    await stub.Ack(ack, metadata=admin)
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        while True:
+            msg = await call.read()
+            assert msg is not grpc.aio.EOF, "the stream ended OK, showing a step the key may not read"
+            assert isinstance(msg, ps.WatchPipelineResponse)
+            assert all(s.job.queue.startswith("mail-") for s in msg.pipeline.steps)
+    assert ended.value.code() == grpc.StatusCode.NOT_FOUND

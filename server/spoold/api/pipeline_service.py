@@ -91,7 +91,8 @@ class PipelineService:
             raise ShuttingDown("this server does not serve WatchPipeline")
         sent: dict[str, Step] | None = None
         async for p in self._hub.follow(pipeline_id):
-            yield pc.watch_response(p, sent, datetime.now(UTC))
+            # A follow-up step in a queue the key may not read hides the pipeline from then on.
+            yield pc.watch_response(self._visible(p), sent, datetime.now(UTC))
             sent = {s.name: s for s in p.steps}
 
     def _visible(self, p: Pipeline) -> Pipeline:
