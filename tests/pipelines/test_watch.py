@@ -197,3 +197,23 @@ async def _opens(pipes: PStub, pipeline_id: str) -> bool:
         return False
     finally:
         call.cancel()
+
+
+async def test_the_python_client_merges_the_changes_into_whole_pipelines(client: spool.AsyncClient, stub: Stub) -> None:
+    p = await client.pipeline("merged", [spec("a", "mq"), spec("b", "mq", after=["a"])])
+    seen: list[ps.Pipeline] = []
+
+    async def follow() -> None:
+        async for now in client.pipelines.watch(p.id):
+            seen.append(now)
+
+    watching = asyncio.create_task(follow())
+    await wait_until(lambda: len(seen) == 1)
+    for _ in range(2):
+        await ack(stub, await lease_one(stub, "mq"))
+    await asyncio.wait_for(watching, 30)
+    assert all([s.name for s in now.steps] == ["a", "b"] for now in seen)  # every step, every time
+    assert [s.job.state for s in seen[-1].steps] == [J.STATE_SUCCEEDED, J.STATE_SUCCEEDED]
+    assert seen[-1].state == P.STATE_SUCCEEDED
+    listed = [x.id async for x in client.pipelines.list(["succeeded"], name_prefix="merged")]
+    assert listed == [p.id]
