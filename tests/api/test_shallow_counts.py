@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from connectrpc.errors import ConnectError
 
 from spool.v1 import queue_service_pb2 as qs
 from spoold.api import shallow
 from spoold.config import Limits
 from spoold.errors import BatchTooLarge, InvalidArgument
+from spoold.http import connect
 from tests.helpers import expect_error
 
 LIMITS = Limits()
@@ -64,3 +66,10 @@ async def test_a_request_of_a_million_tiny_headers_is_refused_before_it_is_decod
         "/spool.v1.QueueService/EnqueueBatch", request_serializer=bytes, response_deserializer=bytes
     )
     await expect_error(call(raw), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "jobs[0].headers")
+
+
+def test_connect_protobuf_bodies_are_counted_before_they_are_decoded() -> None:
+    binary = connect.codecs(LIMITS)[0]
+    with pytest.raises(ConnectError) as refused:
+        binary.decode(many_headers(100_000), qs.EnqueueBatchRequest)
+    assert "jobs[0].headers" in str(refused.value)

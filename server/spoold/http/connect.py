@@ -23,7 +23,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from starlette.types import ASGIApp
 
-from spoold.api import counts
+from spoold.api import counts, shallow
 from spoold.config import Limits
 from spoold.errors import InvalidArgument, SpoolError
 from spoold.http import calls
@@ -35,10 +35,12 @@ M = TypeVar("M", bound=Message)
 
 class _Refusing(Codec[Message, M]):
     """A generated codec whose decoding failures answer INVALID_ARGUMENT with an ErrorInfo, as
-    every other refusal does (connectrpc's own answer has no details)."""
+    every other refusal does (connectrpc's own answer has no details). A large request's repeated
+    fields are counted before it is decoded (api/shallow.py), as at the gRPC door."""
 
-    def __init__(self, inner: Codec[Message, M]) -> None:
+    def __init__(self, inner: Codec[Message, M], limits: Limits) -> None:
         self._inner = inner
+        self._limits = limits
 
     def name(self) -> str:
         return self._inner.name()
@@ -47,6 +49,11 @@ class _Refusing(Codec[Message, M]):
         return self._inner.encode(message)
 
     def decode(self, data: bytes | bytearray, message_class: type[M]) -> M:
+        if len(data) > counts.SMALL_REQUEST_BYTES:
+            try:
+                shallow.check(message_class, bytes(data), self._limits)
+            except SpoolError as refused:
+                raise connect_error(refused) from refused
         try:
             return self._inner.decode(data, message_class)
         except Exception as exc:
@@ -85,7 +92,7 @@ class _CountedJson(Codec[Message, M]):
 
 
 def codecs(limits: Limits) -> list[Codec[Message, Any]]:
-    return [_Refusing(google_protobuf_binary_codec()), _CountedJson(limits)]
+    return [_Refusing(google_protobuf_binary_codec(), limits), _CountedJson(limits)]
 
 
 def snake(name: str) -> str:
