@@ -19,7 +19,7 @@ const RETRY_FIRST_MS = 200;
 const RETRY_MAX_MS = 10_000;
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const onAbort = () => (clearTimeout(timer), resolve());

@@ -1,6 +1,6 @@
 // The typed client: one method per RPC, plain values in (milliseconds, Date, JSON), typed errors out.
 import { withSendSpan } from "./tracing.js";
-import { create } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
 import { readFileSync } from "node:fs";
 import { createClient, type Client as RpcClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -9,10 +9,12 @@ import { fromCallError, itemError, type SpoolError } from "./errors.js";
 import { Pipelines, type PipelineOptions, type Step } from "./pipelines.js";
 import type { Pipeline } from "./gen/spool/v1/pipeline_service_pb.js";
 import { Schedules } from "./schedules.js";
+import { reopened } from "./streams.js";
 import {
   BackoffPolicySchema,
   JobErrorSchema,
   JobFilterSchema,
+  JobSchema,
   RateLimitSchema,
   Job_ConcurrencyScope,
   type BackoffPolicy_Kind,
@@ -627,15 +629,14 @@ export class Client {
     jobId: string,
     options: { signal?: AbortSignal; include?: ("payload" | "attempts")[] } = {},
   ): AsyncGenerator<Job, void, undefined> {
-    try {
-      const readMask = { paths: options.include ?? [] };
-      for await (const res of this.rpc.watchJob({ jobId, readMask }, { signal: options.signal })) {
-        if (res.job !== undefined) {
-          yield res.job;
-        }
+    const readMask = { paths: options.include ?? [] };
+    let last: Job | undefined;
+    // Reopened after UNAVAILABLE; a reopened stream starts with the snapshot already seen.
+    for await (const res of reopened(() => this.rpc.watchJob({ jobId, readMask }, { signal: options.signal }), options.signal)) {
+      if (res.job !== undefined && (last === undefined || !equals(JobSchema, last, res.job))) {
+        last = res.job;
+        yield res.job;
       }
-    } catch (err) {
-      throw fromCallError(err);
     }
   }
 }

@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import { enqueueRequest, type EnqueueOptions } from "./client.js";
 import { decodeBody, encodeBody } from "./convert.js";
 import { fromCallError } from "./errors.js";
+import { reopened } from "./streams.js";
 import type { StepOutcome } from "./gen/spool/v1/job_pb.js";
 import { FollowUpSchema, type FollowUp } from "./gen/spool/v1/queue_service_pb.js";
 import {
@@ -170,13 +171,10 @@ export class Pipelines {
    */
   async *watch(pipelineId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Pipeline, void, undefined> {
     let current: Pipeline | undefined;
-    try {
-      for await (const res of this.rpc.watchPipeline({ pipelineId }, { signal: options.signal })) {
-        current = merged(current, res);
-        yield current;
-      }
-    } catch (err) {
-      throw fromCallError(err);
+    // Reopened after UNAVAILABLE: the new stream's snapshot replaces the pipeline.
+    for await (const res of reopened(() => this.rpc.watchPipeline({ pipelineId }, { signal: options.signal }), options.signal)) {
+      current = merged(current, res);
+      yield current;
     }
   }
 

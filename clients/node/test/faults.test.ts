@@ -305,6 +305,20 @@ describe("Worker under injected faults", () => {
     });
   }
 
+  test("a watch refused UNAVAILABLE is opened again, and repeats no snapshot", async () => {
+    await withFaulty("WatchJob:before:UNAVAILABLE,WatchJob:before:UNAVAILABLE", {}, async (spoold) => {
+      const rec = counting(spoold.address);
+      const { job } = await spoold.client.enqueue(queueName("watched"), {});
+      const states: JobState[] = [];
+      for await (const seen of rec.client.watch(job.id)) {
+        states.push(seen.state);
+        if (seen.state === JobState.PENDING) await spoold.client.cancel(job.id);
+      }
+      assert.deepEqual(states, [JobState.PENDING, JobState.CANCELLED]);
+      assert.equal(rec.count("WatchJob"), 3);
+    });
+  });
+
   test("a call cut short (CANCELLED) is transient", () => {
     assert.ok(isTransient(new SpoolError(Code.Canceled, "", "cut by a stopping server")));
     assert.ok(!isTransient(new SpoolError(Code.InvalidArgument, "", "bad")));
