@@ -18,9 +18,10 @@ from spool.errors import NotFound, SpoolError
 HELP = """The command line for a Spool server (over gRPC, so it works against any replica).
 
 \b
-Global options (--address, --token, --tls, --tls-ca, --tls-cert, --tls-key, --output) go
-anywhere on the line. Environment: SPOOL_ADDRESS (default 127.0.0.1:50051), SPOOL_TOKEN,
-SPOOL_TLS=1, SPOOL_TLS_CA, SPOOL_TLS_CERT, SPOOL_TLS_KEY, NO_COLOR.
+Global options (--address, --token, --token-file, --insecure, --tls, --tls-ca, --tls-cert,
+--tls-key, --output) go anywhere on the line. Environment: SPOOL_ADDRESS (default
+127.0.0.1:50051), SPOOL_TOKEN, SPOOL_TOKEN_FILE, SPOOL_INSECURE=1, SPOOL_TLS=1, SPOOL_TLS_CA,
+SPOOL_TLS_CERT, SPOOL_TLS_KEY, NO_COLOR.
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 (watch) the job ended DEAD or CANCELLED.
 """
 
@@ -40,6 +41,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 (watch) the job ended DEAD or
         "  spool requeue --queue emails --state dead --error timeout\n"
         "  spool queues                       jobs by status, per queue\n"
         "  spool schedules                    schedules, their next and last fires\n"
+        "  spool pipeline ls -s failed        pipelines by state; pipeline watch ID to follow one\n"
+        "  spool tail -q emails               job events as they happen\n"
         "  spool COMMAND --help               each command's options and examples"
     ),
 )
