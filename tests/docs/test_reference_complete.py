@@ -4,10 +4,12 @@ spoold can answer with: a setting or an error added without its line in the docs
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import fields
 from pathlib import Path
 
 from spoold import errors
+from spoold.auth.scopes import REQUIRED, Scope
 from spoold.config import Limits, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,3 +69,22 @@ def test_every_reason_the_server_raises_is_in_the_errors_page() -> None:
     assert {"LEASE_LOST", "QUEUE_LIMIT_REACHED", "WATCHERS_LIMIT_REACHED", "INTERNAL"} <= reasons
     missing = sorted(r for r in reasons if f"`{r}`" not in page)
     assert not missing, f"docs/errors.md does not list the ErrorInfo reasons {missing}"
+
+
+def test_every_method_is_in_its_scopes_row_of_the_scope_table() -> None:
+    """docs/security.md's scope table names each method of auth/scopes.py in the row of its scope."""
+    page = (ROOT / "docs" / "security.md").read_text()
+    section = page[page.index("### Scopes") :]
+    section = section[: section.index("\n#")]
+    rows = {
+        line.split("|")[1].strip(" `"): line.split("|")[2] for line in section.splitlines() if line.startswith("| `")
+    }
+    assert set(rows) == {s.value for s in Scope}
+    wrong = []
+    for method, scope in REQUIRED.items():
+        if method.startswith("/spool.console/"):
+            continue  # the console's own calls: its sign-in, named in words
+        name = method.rsplit("/", 1)[-1] if method.startswith("/spool.v1.") else method
+        if not re.search(rf"(?<![\w/]){re.escape(name)}\b", rows[scope.value]):
+            wrong.append(f"{name} ({scope.value})")
+    assert not wrong, f"docs/security.md's scope table does not name {wrong} in their scope's row"
