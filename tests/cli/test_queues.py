@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import spool
 from spool.v1 import job_pb2
 from tests.cli.conftest import Spool, lease, make_dead
@@ -34,6 +36,10 @@ async def test_queues_lists_and_shows_counts(cli: Spool, client: spool.AsyncClie
     assert row.split()[:5] == ["emails", "no", "1", "0", "0"] and row.split()[7] == "2"
     shown = await cli("queues", "show", "emails")
     assert "1 ready" in shown.out and "2 dead" in shown.out and "max attempts" in shown.out
+    # Every value starts in the same column, a backoff the queue leaves to the server included.
+    columns = {m.start(2) - m.start() for m in re.finditer(r"^(\S.*?) {2,}(\S)", shown.out, re.M)}
+    assert len(columns) == 1 and len(shown.out.splitlines()) == 13, shown.out
+    assert re.search(r"^backoff +server default$", shown.out, re.M), shown.out
 
 
 async def test_queues_set_says_when_it_creates_a_queue(cli: Spool, client: spool.AsyncClient) -> None:

@@ -314,4 +314,4 @@ def _queue_backoff(b: job_pb2.BackoffPolicy) -> str:
         parts.append(f"x{b.multiplier:g}")
     if b.HasField("jitter"):
         parts.append("jitter" if b.jitter else "no jitter")
-    return ", ".join(parts) + ("; the rest" if parts else "") + " server default"
+    return ", ".join(parts) + "; the rest server default" if parts else "server default"
