@@ -51,7 +51,7 @@ async def test_pipeline_get_watch_pause_resume_cancel(cli: Spool, client: spool.
     cancelled = await cli("pipeline", "cancel", p.id)
     assert cancelled.code == 0 and "cancelled" in cancelled.out
     watched = await cli("pipeline", "watch", p.id)
-    assert watched.code == 0 and "pipeline cancelled" in watched.out
+    assert watched.code == 4 and "pipeline cancelled" in watched.out  # as `spool watch` of a job that ends so
     missing = await cli("pipeline", "get", "999999")
     assert missing.code != 0 and "not found" in missing.err
 

@@ -22,7 +22,8 @@ Global options (--address, --token, --token-file, --insecure, --tls, --tls-ca, -
 --tls-key, --output) go anywhere on the line. Environment: SPOOL_ADDRESS (default
 127.0.0.1:50051), SPOOL_TOKEN, SPOOL_TOKEN_FILE, SPOOL_INSECURE=1, SPOOL_TLS=1, SPOOL_TLS_CA,
 SPOOL_TLS_CERT, SPOOL_TLS_KEY, NO_COLOR.
-Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 (watch) the job ended DEAD or CANCELLED.
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 (watch, pipeline watch) the job ended DEAD or
+CANCELLED, the pipeline FAILED or CANCELLED.
 """
 
 

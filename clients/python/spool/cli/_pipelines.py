@@ -15,7 +15,7 @@ from rich.text import Text
 
 from spool._convert import job_status
 from spool.cli import _render as render
-from spool.cli._base import OK, Cli, SpoolGroup, examples, pass_cli
+from spool.cli._base import JOB_FAILED, OK, Cli, SpoolGroup, examples, pass_cli
 from spool.cli._text import clean, clock, took, when
 from spool.pipelines import KEEP_PAYLOAD, Pipeline
 
@@ -125,17 +125,23 @@ def pipeline_rows(pipelines: list[Pipeline]) -> Table:
 @pass_cli
 def watch(cli: Cli, /, pipeline_id: str) -> int:
     """The pipeline's steps, redrawn as they change (WatchPipeline), until the pipeline is finished.
-    Off a terminal (or with -o json), a line for every step that changes instead."""
+    Off a terminal (or with -o json), a line for every step that changes instead. Exit status 4 when
+    it ends FAILED or CANCELLED."""
     stream = cli.client.pipelines.watch(pipeline_id)
     if cli.out.json or not cli.out.console.is_terminal:
-        return _lines(cli, stream)
-    with Live(console=cli.out.console, auto_refresh=False) as live:
-        for p in stream:
-            live.update(pipeline_detail(p), refresh=True)
-    return OK
+        last = _lines(cli, stream)
+    else:
+        last = None
+        with Live(console=cli.out.console, auto_refresh=False) as live:
+            for last in stream:
+                live.update(pipeline_detail(last), refresh=True)
+    return JOB_FAILED if last is not None and last.state in _ENDED_BADLY else OK
 
 
-def _lines(cli: Cli, stream: Iterable[Pipeline]) -> int:
+_ENDED_BADLY = (Pipeline.STATE_FAILED, Pipeline.STATE_CANCELLED)
+
+
+def _lines(cli: Cli, stream: Iterable[Pipeline]) -> Pipeline | None:
     seen: dict[str, str] = {}
     last: Pipeline | None = None
     for p in stream:
@@ -149,7 +155,7 @@ def _lines(cli: Cli, stream: Iterable[Pipeline]) -> int:
                 cli.out.emit(line, {"step": s.name, "job_id": s.job.id, "status": status})
     if last is not None:
         cli.out.emit(Text(f"{clock()}  pipeline ").append_text(pipeline_state(last)), last)
-    return OK
+    return last
 
 
 @pipeline.command(
