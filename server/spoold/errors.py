@@ -107,11 +107,13 @@ class BatchTooLarge(SpoolError):
 
 class LimitReached(SpoolError):
     """A limit on what the server holds was reached (queues, watchers): RESOURCE_EXHAUSTED with
-    the limit's own reason."""
+    the limit's own reason, and a retry delay where waiting frees room (a stream ending does; a
+    queue limit is not mended by waiting)."""
 
-    def __init__(self, reason: str, message: str, **metadata: str) -> None:
+    def __init__(self, reason: str, message: str, retry_delay: float | None = None, **metadata: str) -> None:
         super().__init__(message, **metadata)
         self.reason = reason
+        self.retry_delay = retry_delay
 
 
 class CheckpointRateLimited(SpoolError):
@@ -133,6 +135,9 @@ class Unavailable(SpoolError):
     """The database cannot be reached; the call may be retried."""
 
     reason = "DATABASE_UNAVAILABLE"
+    # A database restarting or failing over, a pool busy, a server still starting: a second is
+    # about what each of these takes to change, and what spoold's own start-up retries begin near.
+    retry_delay: float | None = 1.0
 
 
 class Conflict(Unavailable):
@@ -140,6 +145,8 @@ class Conflict(Unavailable):
     written, and the same call may simply be sent again."""
 
     reason = "TRANSIENT_CONFLICT"
+    # Nothing is down: the same call sent again at once almost always succeeds.
+    retry_delay: float | None = 0.1
 
 
 class ShuttingDown(Unavailable):
@@ -160,6 +167,8 @@ class SearchesBusy(SpoolError):
     hot path (Enqueue, Lease, Heartbeat, Ack) has its own connections and is not affected. Retry later."""
 
     reason = "SEARCHES_BUSY"
+    # The caller has waited SPOOL_SEARCH_WAIT already; a search ends within SPOOL_SEARCH_TIMEOUT.
+    retry_delay: float | None = 1.0
 
 
 class Unauthenticated(SpoolError):

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 from spoold.errors import LimitReached
 
+# Streams are long-lived: a slot frees when one ends, so a refused watcher waits a few seconds
+# rather than asking again at once with every other refused one.
+RETRY_DELAY = 5.0
+
 
 @dataclass
 class Streams:
@@ -24,6 +28,7 @@ class Streams:
                 "WATCHERS_LIMIT_REACHED",
                 f"this server holds {self.count} streams (WatchJob, WatchPipeline, TailJobs, WatchCancels) "
                 "already, its limit (SPOOL_MAX_WATCHERS); retry later, or on another replica",
+                retry_delay=RETRY_DELAY,
                 limit=str(self.limit),
             )
         self.count += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 from connectrpc.code import Code as ConnectCode
@@ -25,6 +26,14 @@ def _connect_code(err: SpoolError) -> ConnectCode:
     return ConnectCode[name if name != "CANCELLED" else "CANCELED"]
 
 
+def retry_after(err: SpoolError) -> dict[str, str]:
+    """The standard Retry-After header (RFC 9110: whole seconds) of an error with a retry delay:
+    rounded up, at least 1, so that a plain HTTP client never comes back early; {} without one."""
+    if err.retry_delay is None:
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(err.retry_delay)))}
+
+
 def connect_error(err: SpoolError) -> ConnectError:
     """The error as connectrpc raises it to a Connect client; every Connect client decodes the details."""
     details = [ErrorDetail(WireAny(type_url=d.type_url, value=d.value)) for d in status_of(err).details]
@@ -38,7 +47,7 @@ def connect_response(err: SpoolError) -> Response:
         {"type": d.type_url.removeprefix(_TYPE_PREFIX), "value": base64.b64encode(d.value).decode().rstrip("=")}
         for d in status_of(err).details
     ]
-    return Response(json.dumps(body), http_status(err), media_type="application/json")
+    return Response(json.dumps(body), http_status(err), headers=retry_after(err), media_type="application/json")
 
 
 def rest_body(err: SpoolError) -> dict[str, Any]:
@@ -54,4 +63,4 @@ def rest_body(err: SpoolError) -> dict[str, Any]:
 
 
 def rest_response(err: SpoolError, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(rest_body(err), http_status(err), headers=headers)
+    return JSONResponse(rest_body(err), http_status(err), headers={**retry_after(err), **(headers or {})})

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 Check = Callable[[], Awaitable[bool]]
 # Headers a browser may send and read across origins (when CORS is on).
 CORS_ALLOW = ["authorization", "content-type", "x-request-id", "connect-protocol-version", "connect-timeout-ms"]
-CORS_EXPOSE = ["x-request-id", "location", "grpc-status", "grpc-message"]
+CORS_EXPOSE = ["x-request-id", "location", "retry-after", "grpc-status", "grpc-message"]
 
 
 def max_body(settings: Settings) -> int:

@@ -27,7 +27,7 @@ from spoold.api import counts, shallow
 from spoold.config import Limits
 from spoold.errors import InvalidArgument, SpoolError
 from spoold.http import calls
-from spoold.http.answers import connect_error
+from spoold.http.answers import connect_error, retry_after
 from spoold.http.door import Door
 
 M = TypeVar("M", bound=Message)
@@ -100,6 +100,14 @@ def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
+def _refused(err: SpoolError, ctx: RequestContext[Any, Any]) -> ConnectError:
+    """The error connectrpc answers; its Retry-After goes in the context's response headers, which
+    connectrpc writes on an error answer too (on a stream, only if nothing was sent yet)."""
+    for name, value in retry_after(err).items():
+        ctx.response_headers[name] = value
+    return connect_error(err)
+
+
 def _with_call(ctx: RequestContext[Any, Any]) -> calls.HttpCall:
     call = calls.current()
     remaining = ctx.timeout_ms
@@ -124,7 +132,7 @@ def _endpoint(door: Door, method: MethodDescriptor) -> Callable[..., Any]:
                 async for answer in door.stream(path, request, _with_call(ctx)):
                     yield answer
             except SpoolError as err:
-                raise connect_error(err) from err
+                raise _refused(err, ctx) from err
 
         return streaming
 
@@ -133,7 +141,7 @@ def _endpoint(door: Door, method: MethodDescriptor) -> Callable[..., Any]:
             answer: Awaitable[Message] = door.unary(path, request, _with_call(ctx))
             return await answer
         except SpoolError as err:
-            raise connect_error(err) from err
+            raise _refused(err, ctx) from err
 
     return unary
 
