@@ -121,8 +121,15 @@ async def test_every_command_has_help_with_an_example() -> None:
             return await run(*path, "--help")
 
     results = await asyncio.gather(*(helped(p) for p in paths))
+    for path in paths:  # no option name is taken twice (a command's own and a global one)
+        cmd = root
+        for name in path:
+            cmd = cmd.commands[name]  # type: ignore[attr-defined]
+        names = [opt for param in cmd.params for opt in (*param.opts, *param.secondary_opts) if opt.startswith("-")]
+        assert len(names) == len(set(names)), (path, sorted(n for n in names if names.count(n) > 1))
     for path, r in zip(paths, results, strict=True):
         assert r.code == 0 and re.search(r"Examples:\n +spool ", r.out), path
+        assert r.err == "", (path, r.err)  # e.g. click's warning for an option name used twice
         # The global options are offered by every command.
         assert "--address" in r.out and "--output" in r.out, path
     enqueue = (await run("enqueue", "--help")).out

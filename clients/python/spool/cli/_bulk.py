@@ -117,7 +117,7 @@ def requeue(cli: Cli, /, include_succeeded: bool, yes: bool, wait: bool, **filte
 @pass_cli
 def cancel(cli: Cli, /, yes: bool, wait: bool, **filters: Any) -> int:
     """Count the matching jobs, ask, then have the server cancel them in batches (RUNNING ones
-    are asked to stop at their next heartbeat)."""
+    are asked to stop: their workers hear it at once, or at their next heartbeat)."""
     return _start(cli, "cancel", pop_filter(filters), False, yes, wait)
 
 

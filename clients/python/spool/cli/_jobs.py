@@ -222,7 +222,7 @@ def dead(cli: Cli, /, limit: int, oldest: bool, **filters: Any) -> int:
 @pass_cli
 def cancel(cli: Cli, /, job_ids: tuple[str, ...]) -> int:
     """Cancel jobs: a PENDING one ends CANCELLED; a RUNNING one is asked to stop, which its worker
-    learns from its next heartbeat."""
+    hears at once (WatchCancels), or at its next heartbeat at the latest."""
     done, code = [], OK
     for job_id in job_ids:
         try:

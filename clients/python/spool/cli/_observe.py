@@ -28,7 +28,7 @@ _STYLES = {"failed": "yellow", "dead": "bold red", "succeeded": "green", "starte
     example=("spool logs 42", "spool logs 42 --attempt 2", "spool logs 42 -o json | jq -r '.[].logs'"),
 )
 @click.argument("job_id")
-@click.option("--attempt", "-a", "number", type=click.IntRange(min=1), help="Only this attempt's lines.")
+@click.option("--attempt", "number", type=click.IntRange(min=1), help="Only this attempt's lines.")
 @pass_cli
 def logs(cli: Cli, /, job_id: str, number: int | None) -> int:
     """The log lines JOB_ID's handler wrote (job.log and Python logging), attempt by attempt. A

@@ -249,7 +249,7 @@ def job_line(job: Job, verb: str) -> Text:
     line = Text(f"{job.id}  ")
     if job.state == Job.STATE_RUNNING and job.cancel_requested:
         line.append("cancel requested", style="yellow")
-        line.append(" (running: its worker stops at its next heartbeat)", style="dim")
+        line.append(" (running: its worker hears it at once, or at its next heartbeat)", style="dim")
     else:
         line.append(verb, style=STYLES.get(verb, ""))
         status = job_status(job)
