@@ -24,8 +24,12 @@ log = logging.getLogger("spoold")
 def parse_args(argv: Sequence[str] | None, settings: Settings) -> Settings:
     p = argparse.ArgumentParser(
         prog="spoold",
-        description="Spool job queue server. Environment: SPOOL_DATABASE_URL, SPOOL_HOST, SPOOL_PORT, ...",
-        epilog="`spoold keys --help`: make, list and revoke API keys straight in the database.",
+        description=(
+            "Spool job queue server. Every flag has a SPOOL_* variable (SPOOL_DATABASE_URL, SPOOL_PORT, ...);"
+            " every setting is in docs/configuration.md."
+        ),
+        epilog="`spoold keys --help`: make, list and revoke API keys straight in the database. `spoold psql`: psql"
+        " on the embedded database.",
     )
     p.add_argument("--database-url", help="PostgreSQL URL; default: an embedded server in --data-dir")
     p.add_argument("--data-dir", type=Path, help=f"embedded PostgreSQL data (default {settings.data_dir})")
