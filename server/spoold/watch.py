@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -119,10 +119,12 @@ class Hub(Generic[T]):
             raise ShuttingDown("server shutting down; watch again")
         with self._counted.held():
             mailbox: Mailbox[T] = Mailbox(self._buffer)
-            async for item in self._follow(job_id, mailbox):
-                yield item
+            # Closed with this stream, not when collected: the job is left (and unregistered) at once.
+            async with contextlib.aclosing(self._follow(job_id, mailbox)) as items:
+                async for item in items:
+                    yield item
 
-    async def _follow(self, job_id: int, mailbox: Mailbox[T]) -> AsyncIterator[T]:
+    async def _follow(self, job_id: int, mailbox: Mailbox[T]) -> AsyncGenerator[T, None]:
         entry = await self._join(job_id, mailbox)
         if self._closing:  # close() ran while we joined
             mailbox.close(ShuttingDown("server shutting down; watch again"), drain_first=False)
