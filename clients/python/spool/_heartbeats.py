@@ -31,6 +31,7 @@ class Heartbeater:
         self._interval = interval
         self._on_lost = on_lost
         self._on_cancel = on_cancel
+        # By lease token: a job leased again by this worker (its lease lost) is beaten apart.
         self._held: dict[str, ActiveJob] = {}
         self._since: dict[str, float] = {}
         # Beats and durable-step saves go one at a time: an older checkpoint in flight in a batch
@@ -38,14 +39,14 @@ class Heartbeater:
         self._sending = asyncio.Lock()
 
     def hold(self, job: ActiveJob) -> None:
-        self._held[job.id] = job
-        self._since[job.id] = asyncio.get_running_loop().time()
+        self._held[job.lease_token] = job
+        self._since[job.lease_token] = asyncio.get_running_loop().time()
 
     def release(self, job: ActiveJob) -> None:
         """Stops beating the job (its outcome is settled, or its lease is gone)."""
-        if self._held.get(job.id) is job:
-            del self._held[job.id]
-            del self._since[job.id]
+        if self._held.get(job.lease_token) is job:
+            del self._held[job.lease_token]
+            del self._since[job.lease_token]
 
     def __len__(self) -> int:
         return len(self._held)
@@ -56,7 +57,7 @@ class Heartbeater:
             await asyncio.sleep(self._interval)
             # Jobs leased or beaten within half an interval can wait for the next tick (throttling).
             now = loop.time()
-            due = [j for j in self._held.values() if now - self._since[j.id] >= self._interval / 2]
+            due = [j for j in self._held.values() if now - self._since[j.lease_token] >= self._interval / 2]
             for start in range(0, len(due), _MAX_BATCH):
                 async with self._sending:
                     await self._beat(due[start : start + _MAX_BATCH], now)
@@ -112,7 +113,7 @@ class Heartbeater:
                 self._refused(job, refusal)
         if limited:
             await asyncio.sleep(wait)  # the server's own delay for these jobs' checkpoints
-            await self._beat([j for j in limited if self._held.get(j.id) is j], now)
+            await self._beat([j for j in limited if self._held.get(j.lease_token) is j], now)
 
     async def _beat_each(self, jobs: Sequence[ActiveJob], sent: Sequence[bytes | None], now: float) -> None:
         for job, checkpoint in zip(jobs, sent, strict=True):
@@ -134,15 +135,15 @@ class Heartbeater:
                 self._beaten(job, checkpoint, resp.cancel_requested, now)
 
     def _beaten(self, job: ActiveJob, checkpoint: bytes | None, cancel_requested: bool, now: float) -> None:
-        if job.id in self._since:
-            self._since[job.id] = now
+        if job.lease_token in self._since:
+            self._since[job.lease_token] = now
         if checkpoint is not None and job.pending_checkpoint is checkpoint:
             job.pending_checkpoint = None  # stored; a newer one set meanwhile waits for the next beat
         if cancel_requested:
             self._on_cancel(job)
 
     def _refused(self, job: ActiveJob, err: SpoolError) -> None:
-        if self._held.get(job.id) is not job:
+        if self._held.get(job.lease_token) is not job:
             return  # released while the beat was in flight: its outcome went out, which ended the lease
         if isinstance(err, LeaseLost):
             log.warning("job %s: lease lost: %s", job.id, err.message)

@@ -102,7 +102,8 @@ class Worker:
         self._handlers: dict[str, Handler] = {}
         # Queues whose handler is a coroutine function (run on the loop, not in a thread).
         self._async_queues: set[str] = set()
-        # Jobs from lease until their handler's outcome is answered (or the handler was interrupted).
+        # Jobs from lease until their handler's outcome is answered (or the handler was interrupted),
+        # by lease token: a job leased again while its lost attempt still runs is a second entry.
         self._running: dict[str, tuple[ActiveJob, asyncio.Task[None]]] = {}
         # Handlers stopped by cancellation, a lost lease or shutdown: their own outcome is not reported.
         self._interrupted: set[str] = set()
@@ -314,8 +315,8 @@ class Worker:
         self._start_all(leased)
 
     def _forget(self, job: ActiveJob) -> None:
-        if self._running.get(job.id, (None,))[0] is job:  # not the same job leased again since
-            del self._running[job.id]
+        if self._running.get(job.lease_token, (None,))[0] is job:
+            del self._running[job.lease_token]
 
     def _start_all(self, leased: Sequence[qs.LeasedJob]) -> None:
         for item in leased:
@@ -329,7 +330,7 @@ class Worker:
             return
         self._heartbeats.hold(job)
         task = asyncio.create_task(self._execute(job), name=f"spool-job-{job.id}")
-        self._running[job.id] = (job, task)
+        self._running[job.lease_token] = (job, task)
 
     async def _execute(self, job: ActiveJob) -> None:
         """Runs the handler and reports its outcome; the job holds its slot until the outcome is answered."""
@@ -350,8 +351,8 @@ class Worker:
                 await self._reporter.nack(job, outcome)
         finally:
             self._forget(job)
-            self._interrupted.discard(job.id)
-            self._finished.discard(job.id)
+            self._interrupted.discard(job.lease_token)
+            self._finished.discard(job.lease_token)
             self._slot_freed.set()
 
     async def _run_handler(self, job: ActiveJob) -> qs.AckRequest | Exception | None:
@@ -360,7 +361,7 @@ class Worker:
             result = await self._invoke(job)
             outcome: qs.AckRequest | Exception = ack_request(job, result)  # unencodable: fails like a raise
         except asyncio.CancelledError:
-            if job.id not in self._interrupted:
+            if job.lease_token not in self._interrupted:
                 raise
             return None
         except Exception as exc:
@@ -373,9 +374,9 @@ class Worker:
             # left after the last beat. (An outage outlasting the lease ends the lease either way, as
             # beats fail too; the reaper then retries the job.)
             self._heartbeats.release(job)
-        if job.id in self._interrupted:
+        if job.lease_token in self._interrupted:
             return None
-        self._finished.add(job.id)
+        self._finished.add(job.lease_token)
         return outcome
 
     async def _invoke(self, job: ActiveJob) -> Any:
@@ -397,10 +398,11 @@ class Worker:
 
     def _interrupt(self, job: ActiveJob) -> bool:
         """Stops the handler and keeps its outcome from being reported; False if it already finished."""
-        entry = self._running.get(job.id)
-        if entry is None or entry[0] is not job or job.id in self._interrupted or job.id in self._finished:
+        token = job.lease_token
+        entry = self._running.get(token)
+        if entry is None or entry[0] is not job or token in self._interrupted or token in self._finished:
             return False
-        self._interrupted.add(job.id)
+        self._interrupted.add(job.lease_token)
         self._heartbeats.release(job)
         job.mark_cancelled()
         if job.queue in self._async_queues:
@@ -411,9 +413,8 @@ class Worker:
         self._interrupt(job)
 
     def _cancel_id(self, job_id: str) -> None:
-        entry = self._running.get(job_id)
-        if entry is not None:
-            self._cancel(entry[0])
+        for job, _ in [entry for entry in self._running.values() if entry[0].id == job_id]:
+            self._cancel(job)
 
     def _cancel(self, job: ActiveJob) -> None:
         if self._interrupt(job):
@@ -423,11 +424,11 @@ class Worker:
     def _report(self, job: ActiveJob, outcome: Awaitable[None]) -> None:
         """Sends an interrupted job's outcome beside its handler; the job keeps a slot until it is answered."""
         task: asyncio.Task[None] = asyncio.ensure_future(outcome)
-        self._reporting[job.id] = task
+        self._reporting[job.lease_token] = task
 
         def answered(_: asyncio.Task[None]) -> None:
-            if self._reporting.get(job.id) is task:
-                del self._reporting[job.id]
+            if self._reporting.get(job.lease_token) is task:
+                del self._reporting[job.lease_token]
             self._slot_freed.set()
 
         task.add_done_callback(answered)
@@ -458,5 +459,5 @@ class Worker:
                 return
 
     def _unanswered(self) -> list[asyncio.Task[None]]:
-        answering = [task for job, task in self._running.values() if job.id in self._finished]
+        answering = [task for job, task in self._running.values() if job.lease_token in self._finished]
         return [task for task in (*self._reporting.values(), *answering) if not task.done()]
